@@ -1,0 +1,112 @@
+# KupenStack: one non-recursive Makefile (as Redis and wrk).
+#   make               build bin/kupenstack
+#   make test          every tier: unit, lua, then the real-cluster tiers (tests/env)
+#   make test SAN=1    the same with ASan + UBSan
+#   make bench | lint | fuzz | install | clean | deps
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+CFLAGS ?= -O2 -g
+LUA_DIR ?= $(PREFIX)/share/lua/5.1
+KS_DATA ?= $(PREFIX)/share/kupenstack
+
+PKGS := libuv libcurl yaml-0.1 libcjson luajit
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+
+BUILD := build
+ifeq ($(SAN),1)
+BUILD := build/san
+CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+KS_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Ihost -MMD -MP -DKS_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+HOST_SRC := $(filter-out host/main.c,$(wildcard host/*.c host/lua/*.c))
+HOST_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o)
+LIB := $(BUILD)/libks.a
+BIN := bin/kupenstack
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+KT_SRC := $(wildcard tests/kube/kt_*.c)
+KT_BIN := $(KT_SRC:tests/kube/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+all: $(BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(KS_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(HOST_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(BUILD)/host/main.o $(LIB)
+	@mkdir -p bin
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/kt_%: $(BUILD)/tests/kube/kt_%.o $(BUILD)/tests/kube/kt.o $(LIB)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Tiers. Each prints "N passed, N failed"; tests/run sums them.
+unit: $(UNIT_BIN)
+	@tests/run unit $(UNIT_BIN)
+
+test-lua:
+	@tests/run lua
+
+test-kube: $(BIN) $(KT_BIN)
+	@tests/run kube $(KT_BIN)
+
+test: $(BIN) $(UNIT_BIN) $(KT_BIN)
+	@tests/run all $(UNIT_BIN) -- $(KT_BIN)
+
+check: test
+
+bench: $(BIN) $(BENCH_BIN)
+	@bench/run $(BENCH_BIN)
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_SRC)
+
+lint:
+	@tests/lint
+
+deps:
+	@tests/env/deps
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LUA_DIR) $(DESTDIR)$(KS_DATA)
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/kupenstack
+	cd stdlib && find ks -name '*.lua' ! -name '*_spec.lua' \
+		-exec install -D -m 0644 {} $(DESTDIR)$(LUA_DIR)/{} \;
+	cp -r plugins crds deploy $(DESTDIR)$(KS_DATA)/
+
+clean:
+	rm -rf build bin
+
+.PHONY: all unit test-lua test-kube test check bench fuzz lint deps install clean
+.SECONDARY:
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
