@@ -1,0 +1,532 @@
+/*
+ * http.c: libcurl multi driven by libuv (curl's docs/examples/multi-uv.c), with every
+ * user callback deferred until libcurl has returned to us.
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#include "log.h"
+
+/* A body we buffer larger than this is refused: nothing the host asks for is this big. */
+#define MAX_BODY (512u << 20)
+
+struct sock {
+	uv_poll_t poll;
+	curl_socket_t fd;
+	struct ks_http *h;
+	struct sock *next, *prev;
+};
+
+struct ks_http_req {
+	struct ks_http *h;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *body;
+	ks_http_done_cb on_done;
+	ks_http_data_cb on_data;
+	void *data;
+	struct ks_buf stream;
+	struct ks_http_resp resp;
+	uint64_t t0;
+	bool cancelled;
+	bool completing;
+	bool too_big;
+	struct ks_http_req *next, *prev;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct ks_http {
+	uv_loop_t *loop;
+	CURLM *multi;
+	uv_timer_t timer;
+	struct ks_http_req *reqs;
+	struct ks_http_req *reap;
+	struct sock *socks;
+	size_t pending;
+	int dispatching;
+	int open_handles;
+	bool closing;
+};
+
+static void list_add(struct ks_http_req **head, struct ks_http_req *r)
+{
+	r->prev = NULL;
+	r->next = *head;
+	if (*head)
+		(*head)->prev = r;
+	*head = r;
+}
+
+static void list_del(struct ks_http_req **head, struct ks_http_req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		*head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->next = r->prev = NULL;
+}
+
+static void req_free(struct ks_http_req *r)
+{
+	curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->hdrs);
+	free(r->body);
+	ks_buf_deinit(&r->stream);
+	ks_buf_deinit(&r->resp.body);
+	ks_buf_deinit(&r->resp.headers);
+	free(r);
+}
+
+static void maybe_free_client(struct ks_http *h)
+{
+	if (h->closing && h->open_handles == 0)
+		free(h);
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+	struct ks_http *h = handle->data;
+
+	if (handle->type == UV_POLL)
+		free(KS_CONTAINER_OF((uv_poll_t *)handle, struct sock, poll));
+	h->open_handles--;
+	maybe_free_client(h);
+}
+
+static void sock_close(struct sock *s)
+{
+	struct ks_http *h = s->h;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		h->socks = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	uv_poll_stop(&s->poll);
+	uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+}
+
+static int curl_err(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return -EHOSTUNREACH;
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+		return -ECONNRESET;
+	case CURLE_WRITE_ERROR:
+		return -ECANCELED;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_ISSUER_ERROR:
+		return -EPROTO;
+	default:
+		return -EIO;
+	}
+}
+
+static bool status_ok(struct ks_http_req *r)
+{
+	long status = 0;
+
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+	return status >= 200 && status < 300;
+}
+
+static size_t on_write(char *p, size_t size, size_t n, void *ud)
+{
+	struct ks_http_req *r = ud;
+	size_t len = size * n;
+
+	if (r->cancelled)
+		return 0;
+	if (r->on_data && status_ok(r)) {
+		ks_buf_append(&r->stream, p, len);
+		return len;
+	}
+	if (r->resp.body.len + len > MAX_BODY) {
+		r->too_big = true;
+		return 0;
+	}
+	ks_buf_append(&r->resp.body, p, len);
+	return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct ks_http_req *r = ud;
+	size_t len = size * n;
+
+	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0)
+		ks_buf_reset(&r->resp.headers);
+	ks_buf_append(&r->resp.headers, p, len);
+	return len;
+}
+
+/* Deliver what was streamed; false if the consumer asked to stop. */
+static bool deliver_stream(struct ks_http_req *r)
+{
+	int rc;
+
+	if (!r->stream.len || r->cancelled)
+		return true;
+	rc = r->on_data(r, r->stream.data, r->stream.len, r->data);
+	ks_buf_reset(&r->stream);
+	return rc == 0;
+}
+
+static void complete(struct ks_http *h, struct ks_http_req *r, CURLcode rc)
+{
+	bool stopped;
+
+	if (r->cancelled)
+		return; /* cancelled from its own data callback: already gone */
+	stopped = r->on_data && !deliver_stream(r);
+
+	curl_multi_remove_handle(h->multi, r->easy);
+	list_del(&h->reqs, r);
+	h->pending--;
+	if (!r->cancelled) {
+		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->resp.status);
+		r->resp.err = stopped ? -ECANCELED : curl_err(rc);
+		if (r->too_big) {
+			r->resp.err = -EFBIG;
+			snprintf(r->errbuf, sizeof(r->errbuf), "response body over %u bytes",
+				 MAX_BODY);
+		}
+		if (r->resp.err && !r->errbuf[0])
+			snprintf(r->errbuf, sizeof(r->errbuf), "%s", curl_easy_strerror(rc));
+		r->resp.errmsg = r->resp.err ? r->errbuf : "";
+		r->resp.elapsed = (double)(ks_now_ns() - r->t0) / 1e9;
+		r->completing = true;
+		r->on_done(r, &r->resp, r->data);
+	}
+	list_add(&h->reap, r);
+}
+
+/* Deliver streamed data, then completions: all user code runs here, after libcurl. */
+static void after_curl(struct ks_http *h)
+{
+	struct ks_http_req *r, **ready = NULL;
+	size_t n = 0, cap = 0;
+	CURLMsg *msg;
+	int left;
+
+	h->dispatching++;
+	/* Snapshot first: a consumer may cancel other requests while we deliver. */
+	for (r = h->reqs; r; r = r->next) {
+		if (!r->stream.len)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			ready = ks_xrealloc(ready, cap * sizeof(*ready));
+		}
+		ready[n++] = r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		r = ready[i];
+		if (!r->cancelled && !r->completing && !deliver_stream(r))
+			complete(h, r, CURLE_WRITE_ERROR);
+	}
+	free(ready);
+	while ((msg = curl_multi_info_read(h->multi, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		complete(h, r, msg->data.result);
+	}
+	h->dispatching--;
+	if (h->dispatching == 0) {
+		while ((r = h->reap)) {
+			list_del(&h->reap, r);
+			req_free(r);
+		}
+	}
+}
+
+static void on_poll(uv_poll_t *poll, int status, int events)
+{
+	struct sock *s = KS_CONTAINER_OF(poll, struct sock, poll);
+	struct ks_http *h = s->h;
+	int flags = 0, running;
+
+	if (status < 0)
+		flags = CURL_CSELECT_ERR;
+	if (events & UV_READABLE)
+		flags |= CURL_CSELECT_IN;
+	if (events & UV_WRITABLE)
+		flags |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(h->multi, s->fd, flags, &running);
+	after_curl(h);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct ks_http *h = t->data;
+	int running;
+
+	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	after_curl(h);
+}
+
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *ud)
+{
+	struct ks_http *h = ud;
+
+	(void)multi;
+	if (timeout_ms < 0)
+		uv_timer_stop(&h->timer);
+	else
+		uv_timer_start(&h->timer, on_timer, (uint64_t)timeout_ms, 0);
+	return 0;
+}
+
+static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *ud, void *sockp)
+{
+	struct ks_http *h = ud;
+	struct sock *s = sockp;
+	int events = 0;
+
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		if (s) {
+			sock_close(s);
+			curl_multi_assign(h->multi, fd, NULL);
+		}
+		return 0;
+	}
+	if (!s) {
+		s = ks_xcalloc(1, sizeof(*s));
+		s->fd = fd;
+		s->h = h;
+		if (uv_poll_init_socket(h->loop, &s->poll, fd) != 0) {
+			free(s);
+			return -1;
+		}
+		s->poll.data = h;
+		h->open_handles++;
+		s->next = h->socks;
+		if (h->socks)
+			h->socks->prev = s;
+		h->socks = s;
+		curl_multi_assign(h->multi, fd, s);
+	}
+	if (what & CURL_POLL_IN)
+		events |= UV_READABLE;
+	if (what & CURL_POLL_OUT)
+		events |= UV_WRITABLE;
+	uv_poll_start(&s->poll, events, on_poll);
+	return 0;
+}
+
+struct ks_http *ks_http_new(uv_loop_t *loop)
+{
+	static bool global_done;
+	struct ks_http *h;
+
+	if (!global_done) {
+		ks_require(curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK);
+		global_done = true;
+	}
+	h = ks_xcalloc(1, sizeof(*h));
+	h->loop = loop;
+	h->multi = curl_multi_init();
+	ks_require(h->multi);
+	uv_timer_init(loop, &h->timer);
+	h->timer.data = h;
+	h->open_handles = 1;
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 64L);
+	return h;
+}
+
+void ks_http_free(struct ks_http *h)
+{
+	struct ks_http_req *r;
+
+	if (!h)
+		return;
+	while ((r = h->reqs)) {
+		curl_multi_remove_handle(h->multi, r->easy);
+		list_del(&h->reqs, r);
+		req_free(r);
+	}
+	while ((r = h->reap)) {
+		list_del(&h->reap, r);
+		req_free(r);
+	}
+	h->pending = 0;
+	h->closing = true;
+	/* libcurl closes its connections without telling us; we close our polls. */
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, NULL);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, NULL);
+	curl_multi_cleanup(h->multi);
+	h->multi = NULL;
+	while (h->socks)
+		sock_close(h->socks);
+	uv_timer_stop(&h->timer);
+	uv_close((uv_handle_t *)&h->timer, on_handle_closed);
+}
+
+static void set_tls(CURL *e, const struct ks_http_tls *t)
+{
+	struct curl_blob blob;
+
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (!t)
+		return;
+	if (t->ca_data) {
+		blob = (struct curl_blob){ (void *)t->ca_data, t->ca_len, CURL_BLOB_COPY };
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
+		curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+	} else if (t->ca_file) {
+		curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
+		curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+	}
+	if (t->cert_data) {
+		blob = (struct curl_blob){ (void *)t->cert_data, t->cert_len, CURL_BLOB_COPY };
+		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &blob);
+	} else if (t->cert_file) {
+		curl_easy_setopt(e, CURLOPT_SSLCERT, t->cert_file);
+	}
+	if (t->key_data) {
+		blob = (struct curl_blob){ (void *)t->key_data, t->key_len, CURL_BLOB_COPY };
+		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &blob);
+	} else if (t->key_file) {
+		curl_easy_setopt(e, CURLOPT_SSLKEY, t->key_file);
+	}
+}
+
+static void set_method(struct ks_http_req *r, const struct ks_http_opts *o)
+{
+	const char *m = o->method ? o->method : "GET";
+
+	if (strcmp(m, "GET") != 0)
+		curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, m);
+	if (strcmp(m, "HEAD") == 0)
+		curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
+	if (o->body) {
+		r->body = ks_xmalloc(o->body_len + 1);
+		memcpy(r->body, o->body, o->body_len);
+		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
+		curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+	}
+}
+
+struct ks_http_req *ks_http_request(struct ks_http *h, const struct ks_http_opts *o)
+{
+	struct ks_http_req *r = ks_xcalloc(1, sizeof(*r));
+	CURL *e;
+
+	ks_require(o->url && o->on_done && !h->closing);
+	r->h = h;
+	r->on_done = o->on_done;
+	r->on_data = o->on_data;
+	r->data = o->data;
+	r->t0 = ks_now_ns();
+	ks_buf_init(&r->stream);
+	ks_buf_init(&r->resp.body);
+	ks_buf_init(&r->resp.headers);
+	r->easy = e = curl_easy_init();
+	ks_require(e);
+	for (const char *const *hp = o->headers; hp && *hp; hp++)
+		r->hdrs = curl_slist_append(r->hdrs, *hp);
+	/* No "Expect: 100-continue" round trip for bodies. */
+	r->hdrs = curl_slist_append(r->hdrs, "Expect:");
+	curl_easy_setopt(e, CURLOPT_URL, o->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdrs);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+			 o->connect_timeout_ms ? o->connect_timeout_ms : 10000L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	set_tls(e, o->tls);
+	set_method(r, o);
+	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+		req_free(r);
+		return NULL;
+	}
+	list_add(&h->reqs, r);
+	h->pending++;
+	return r;
+}
+
+void ks_http_cancel(struct ks_http_req *r)
+{
+	struct ks_http *h = r->h;
+
+	if (r->completing || r->cancelled)
+		return;
+	r->cancelled = true;
+	curl_multi_remove_handle(h->multi, r->easy);
+	list_del(&h->reqs, r);
+	h->pending--;
+	if (h->dispatching)
+		list_add(&h->reap, r);
+	else
+		req_free(r);
+}
+
+const char *ks_http_header(const struct ks_http_resp *resp, const char *name, char *out,
+			   size_t cap)
+{
+	size_t nlen = strlen(name);
+	const char *p = resp->headers.data;
+
+	while (p && *p) {
+		const char *eol = strstr(p, "\r\n");
+		size_t llen = eol ? (size_t)(eol - p) : strlen(p);
+
+		if (llen > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
+			const char *v = p + nlen + 1;
+			size_t vlen;
+
+			while (v < p + llen && (*v == ' ' || *v == '\t'))
+				v++;
+			vlen = KS_MIN((size_t)(p + llen - v), cap - 1);
+			memcpy(out, v, vlen);
+			out[vlen] = '\0';
+			return out;
+		}
+		p = eol ? eol + 2 : p + llen;
+	}
+	return NULL;
+}
+
+size_t ks_http_pending(const struct ks_http *h)
+{
+	return h->pending;
+}
