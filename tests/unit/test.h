@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int test_failed_, test_passed_, test_failed_now_;
+__attribute__((unused)) static int test_failed_, test_passed_, test_failed_now_;
 
 #define TEST(name) static void test_##name(void)
 #define RUN(name)                                                                                  \
