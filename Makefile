@@ -98,6 +98,9 @@ lint:
 deps:
 	@tests/env/deps
 
+demo:
+	@tests/env/demo
+
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LUA_DIR) $(DESTDIR)$(KS_DATA)
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/kupenstack
@@ -108,7 +111,7 @@ install: $(BIN)
 clean:
 	rm -rf build bin
 
-.PHONY: all unit test-lua test-kube test check bench fuzz lint deps install clean
+.PHONY: all unit test-lua test-kube test check bench fuzz lint deps demo install clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

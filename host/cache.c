@@ -327,8 +327,7 @@ void ks_cache_replace(struct ks_cache *c, cJSON *items)
 	ks_map_free(seen);
 }
 
-const struct ks_cache_obj *ks_cache_get(const struct ks_cache *c, const char *ns,
-					const char *name)
+const struct ks_cache_obj *ks_cache_get(const struct ks_cache *c, const char *ns, const char *name)
 {
 	struct obj *o;
 

@@ -58,8 +58,7 @@ int ks_cache_remove(struct ks_cache *c, const cJSON *obj);
 void ks_cache_replace(struct ks_cache *c, cJSON *items);
 
 /* The object ns/name (ns NULL or "" for cluster scope), or NULL. */
-const struct ks_cache_obj *ks_cache_get(const struct ks_cache *c, const char *ns,
-					const char *name);
+const struct ks_cache_obj *ks_cache_get(const struct ks_cache *c, const char *ns, const char *name);
 size_t ks_cache_len(const struct ks_cache *c);
 
 /*

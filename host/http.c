@@ -500,8 +500,7 @@ void ks_http_cancel(struct ks_http_req *r)
 		req_free(r);
 }
 
-const char *ks_http_header(const struct ks_http_resp *resp, const char *name, char *out,
-			   size_t cap)
+const char *ks_http_header(const struct ks_http_resp *resp, const char *name, char *out, size_t cap)
 {
 	size_t nlen = strlen(name);
 	const char *p = resp->headers.data;

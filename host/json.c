@@ -6,6 +6,18 @@
 
 #include "ks.h"
 
+/* The member of object o whose key is p[0..n), or NULL. */
+static const cJSON *member(const cJSON *o, const char *p, size_t n)
+{
+	const cJSON *child;
+
+	for (child = o->child; child; child = child->next) {
+		if (child->string && strlen(child->string) == n && memcmp(child->string, p, n) == 0)
+			return child;
+	}
+	return NULL;
+}
+
 const cJSON *ks_json_path(const cJSON *root, const char *path)
 {
 	const cJSON *cur = root;
@@ -14,16 +26,10 @@ const cJSON *ks_json_path(const cJSON *root, const char *path)
 	while (cur && *p) {
 		const char *dot = strchr(p, '.');
 		size_t n = dot ? (size_t)(dot - p) : strlen(p);
-		const cJSON *child;
 
 		if (!cJSON_IsObject(cur))
 			return NULL;
-		for (child = cur->child; child; child = child->next) {
-			if (child->string && strlen(child->string) == n &&
-			    memcmp(child->string, p, n) == 0)
-				break;
-		}
-		cur = child;
+		cur = member(cur, p, n);
 		p += n + (dot ? 1 : 0);
 	}
 	return cur;

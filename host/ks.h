@@ -24,10 +24,10 @@
 #endif
 
 /* Abort with file, line and the failed expression. Kept in release builds. */
-#define ks_require(cond)                                                                           \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			ks_panic(__FILE__, __LINE__, #cond);                                       \
+#define ks_require(cond)                                     \
+	do {                                                 \
+		if (!(cond))                                 \
+			ks_panic(__FILE__, __LINE__, #cond); \
 	} while (0)
 
 KS_NORETURN void ks_panic(const char *file, int line, const char *what);

@@ -15,7 +15,7 @@ struct ks_kube {
 	struct ks_http *http;
 	struct ks_kubeconfig cfg;
 	struct ks_http_tls tls;
-	char *auth;         /* "Authorization: Bearer ..." or NULL */
+	char *auth;	    /* "Authorization: Bearer ..." or NULL */
 	struct stat tok_st; /* what the token file looked like when read */
 	ks_kube_observe_cb observe;
 	void *observe_data;
@@ -152,8 +152,7 @@ void ks_kube_set_observer(struct ks_kube *k, ks_kube_observe_cb cb, void *data)
 	k->observe_data = data;
 }
 
-char *ks_kube_path(const struct ks_kube_res *res, const char *ns, const char *name,
-		   const char *sub)
+char *ks_kube_path(const struct ks_kube_res *res, const char *ns, const char *name, const char *sub)
 {
 	struct ks_buf b;
 
@@ -373,8 +372,8 @@ static void send_json(struct ks_kube *k, const char *method, char *path, const c
 	free(path);
 }
 
-void ks_kube_get(struct ks_kube *k, const struct ks_kube_res *res, const char *ns,
-		 const char *name, ks_kube_cb cb, void *data)
+void ks_kube_get(struct ks_kube *k, const struct ks_kube_res *res, const char *ns, const char *name,
+		 ks_kube_cb cb, void *data)
 {
 	send_json(k, "GET", ks_kube_path(res, ns, name, NULL), NULL, NULL, cb, data);
 }
@@ -382,13 +381,11 @@ void ks_kube_get(struct ks_kube *k, const struct ks_kube_res *res, const char *n
 void ks_kube_create(struct ks_kube *k, const struct ks_kube_res *res, const char *ns,
 		    const cJSON *obj, ks_kube_cb cb, void *data)
 {
-	send_json(k, "POST", ks_kube_path(res, ns, NULL, NULL), "application/json", obj, cb,
-		  data);
+	send_json(k, "POST", ks_kube_path(res, ns, NULL, NULL), "application/json", obj, cb, data);
 }
 
 void ks_kube_replace(struct ks_kube *k, const struct ks_kube_res *res, const char *ns,
-		     const char *name, const char *sub, const cJSON *obj, ks_kube_cb cb,
-		     void *data)
+		     const char *name, const char *sub, const cJSON *obj, ks_kube_cb cb, void *data)
 {
 	send_json(k, "PUT", ks_kube_path(res, ns, name, sub), "application/json", obj, cb, data);
 }
@@ -462,8 +459,8 @@ static void on_page(struct ks_kube_result *res, void *data)
 	items = cJSON_DetachItemFromObjectCaseSensitive(res->body, "items");
 	if (cJSON_IsArray(items)) {
 		while (items->child)
-			cJSON_AddItemToArray(st->items, cJSON_DetachItemViaPointer(items,
-										    items->child));
+			cJSON_AddItemToArray(st->items,
+					     cJSON_DetachItemViaPointer(items, items->child));
 	}
 	cJSON_Delete(items);
 	cont = ks_json_str(res->body, "metadata.continue");
@@ -506,9 +503,8 @@ static void add_query(struct ks_buf *b, const char *key, const char *val)
 	free(e);
 }
 
-struct ks_kube_call *ks_kube_list(struct ks_kube *k, const struct ks_kube_res *res,
-				  const char *ns, const struct ks_kube_list_opts *o, ks_kube_cb cb,
-				  void *data)
+struct ks_kube_call *ks_kube_list(struct ks_kube *k, const struct ks_kube_res *res, const char *ns,
+				  const struct ks_kube_list_opts *o, ks_kube_cb cb, void *data)
 {
 	struct list_state *st = ks_xcalloc(1, sizeof(*st));
 	struct ks_buf b;

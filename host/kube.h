@@ -30,7 +30,7 @@ struct ks_kube_res {
 };
 
 struct ks_kube_result {
-	long code;           /* HTTP status; 0 when no response came */
+	long code;	     /* HTTP status; 0 when no response came */
 	const char *reason;  /* Status.reason ("NotFound", "Conflict", ...) or transport */
 	const char *message; /* a one-line message a person can act on */
 	/* The decoded response body (the object, the list, the Status), or NULL. The
@@ -82,16 +82,15 @@ struct ks_kube_list_opts {
 	long limit; /* page size, 0 for the server's default (all at once) */
 };
 
-void ks_kube_get(struct ks_kube *k, const struct ks_kube_res *res, const char *ns,
-		 const char *name, ks_kube_cb cb, void *data);
+void ks_kube_get(struct ks_kube *k, const struct ks_kube_res *res, const char *ns, const char *name,
+		 ks_kube_cb cb, void *data);
 /*
  * LIST every page (following `continue`) into one List object whose `items` hold all
  * pages and whose metadata.resourceVersion is the list's. Returns a handle for
  * ks_kube_cancel, valid until cb has run.
  */
-struct ks_kube_call *ks_kube_list(struct ks_kube *k, const struct ks_kube_res *res,
-				  const char *ns, const struct ks_kube_list_opts *o, ks_kube_cb cb,
-				  void *data);
+struct ks_kube_call *ks_kube_list(struct ks_kube *k, const struct ks_kube_res *res, const char *ns,
+				  const struct ks_kube_list_opts *o, ks_kube_cb cb, void *data);
 void ks_kube_create(struct ks_kube *k, const struct ks_kube_res *res, const char *ns,
 		    const cJSON *obj, ks_kube_cb cb, void *data);
 /* PUT: replace (optimistic concurrency through the object's resourceVersion). */
@@ -114,7 +113,7 @@ void ks_kube_patch(struct ks_kube *k, const struct ks_kube_res *res, const char 
 		   ks_kube_cb cb, void *data);
 
 struct ks_kube_delete_opts {
-	const char *uid;              /* precondition, or NULL */
+	const char *uid;	      /* precondition, or NULL */
 	const char *resource_version; /* precondition, or NULL */
 	const char *propagation;      /* "Foreground", "Background", "Orphan" or NULL */
 };

@@ -121,7 +121,8 @@ static int take_cluster(struct ks_kubeconfig *c, const cJSON *cl, const char *di
 		return -EINVAL;
 	}
 	if (cJSON_IsTrue(insecure)) {
-		*err = ks_xstrdup("insecure-skip-tls-verify is not supported: give the cluster's CA");
+		*err = ks_xstrdup(
+			"insecure-skip-tls-verify is not supported: give the cluster's CA");
 		return -EINVAL;
 	}
 	if (strncmp(server, "https://", 8) != 0) {
@@ -169,8 +170,8 @@ static int take_user(struct ks_kubeconfig *c, const cJSON *u, const char *dir, c
 	return 0;
 }
 
-static int from_doc(struct ks_kubeconfig *c, const cJSON *doc, const char *dir,
-		    const char *context, char **err)
+static int from_doc(struct ks_kubeconfig *c, const cJSON *doc, const char *dir, const char *context,
+		    char **err)
 {
 	const cJSON *ctx, *cl, *u;
 	const char *ctx_name = context, *cl_name, *u_name, *ns;
@@ -262,8 +263,7 @@ static char *slurp(const char *path, size_t *len, int *rc)
 	return ks_buf_steal(&b);
 }
 
-int ks_kubeconfig_load(struct ks_kubeconfig *c, const char *path, const char *context,
-		       char **err)
+int ks_kubeconfig_load(struct ks_kubeconfig *c, const char *path, const char *context, char **err)
 {
 	size_t len = 0;
 	int rc;

@@ -10,8 +10,8 @@
 #include <stddef.h>
 
 struct ks_kubeconfig {
-	char *server;  /* "https://host:port", no trailing slash */
-	char *context; /* the context used, or "in-cluster" */
+	char *server;	 /* "https://host:port", no trailing slash */
+	char *context;	 /* the context used, or "in-cluster" */
 	char *namespace; /* the context's namespace, or "default" */
 	char *ca_file;
 	char *ca_data; /* PEM, decoded from base64 */
@@ -22,7 +22,7 @@ struct ks_kubeconfig {
 	char *key_file;
 	char *key_data;
 	size_t key_len;
-	char *token;      /* a static bearer token */
+	char *token;	  /* a static bearer token */
 	char *token_file; /* a token re-read when the file changes */
 };
 
@@ -32,8 +32,7 @@ struct ks_kubeconfig {
  * set to a one-line message naming the file and the field (the caller frees it);
  * on error c is left empty.
  */
-int ks_kubeconfig_load(struct ks_kubeconfig *c, const char *path, const char *context,
-		       char **err);
+int ks_kubeconfig_load(struct ks_kubeconfig *c, const char *path, const char *context, char **err);
 /* The same from text already in memory; dir resolves relative file names. */
 int ks_kubeconfig_parse(struct ks_kubeconfig *c, const char *text, size_t len, const char *dir,
 			const char *context, char **err);

@@ -29,8 +29,7 @@ void ks_watch_decoder_deinit(struct ks_watch_decoder *d)
 
 static int event_type(const char *t, enum ks_watch_type *out)
 {
-	static const char *const names[] = { "ADDED", "MODIFIED", "DELETED", "BOOKMARK",
-					     "ERROR" };
+	static const char *const names[] = { "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR" };
 
 	for (size_t i = 0; t && i < KS_ARRAY_SIZE(names); i++) {
 		if (strcmp(t, names[i]) == 0) {
@@ -120,7 +119,7 @@ struct ks_watch {
 	char *rv;
 	double backoff;
 	bool synced;
-	bool gone;       /* the stream said 410: relist */
+	bool gone;	 /* the stream said 410: relist */
 	bool bad_stream; /* the stream held garbage */
 	bool stopping;
 	int open_handles;
@@ -169,9 +168,9 @@ static void on_list(struct ks_kube_result *res, void *data)
 		w->stats.errors++;
 		ks_warn("list failed", "resource=%s code=%ld reason=%s error=%s", w->resource,
 			res->code, res->reason, ks_logq(res->message));
-		schedule(w, STEP_LIST, res->code == 0 && !strcmp(res->reason, "ConnectionRefused")
-					       ? REFUSED_MAX
-					       : BACKOFF_MAX);
+		schedule(w, STEP_LIST,
+			 res->code == 0 && !strcmp(res->reason, "ConnectionRefused") ? REFUSED_MAX
+										     : BACKOFF_MAX);
 		return;
 	}
 	items = cJSON_GetObjectItemCaseSensitive(res->body, "items");
@@ -292,7 +291,7 @@ static void on_watch_end(struct ks_kube_result *res, void *data)
 			res->code, res->reason, ks_logq(res->message));
 		schedule(w, STEP_WATCH,
 			 res->code == 0 && !strcmp(res->reason, "ConnectionRefused") ? REFUSED_MAX
-										: BACKOFF_MAX);
+										     : BACKOFF_MAX);
 	}
 }
 

@@ -51,9 +51,9 @@ struct ks_watch;
 
 struct ks_watch_opts {
 	struct ks_kube_res res;
-	const char *namespace;      /* NULL: all namespaces */
+	const char *namespace;	    /* NULL: all namespaces */
 	const char *label_selector; /* NULL: everything */
-	long page_size;             /* LIST limit; 0 means 500 */
+	long page_size;		    /* LIST limit; 0 means 500 */
 	/* The server ends each watch after a random timeout in [min, max] s; 0 means
 	 * 300..600. A watch silent for that long plus silence_grace is reopened. */
 	unsigned timeout_min, timeout_max;
@@ -76,12 +76,12 @@ bool ks_watch_synced(const struct ks_watch *w);
 const char *ks_watch_resource_version(const struct ks_watch *w);
 
 struct ks_watch_stats {
-	unsigned long lists;      /* LISTs completed */
-	unsigned long watches;    /* WATCH streams opened */
-	unsigned long events;     /* events applied */
-	unsigned long relists;    /* relists after 410 Gone */
-	unsigned long stalls;     /* watches reopened for silence */
-	unsigned long errors;     /* failed requests and bad streams */
+	unsigned long lists;   /* LISTs completed */
+	unsigned long watches; /* WATCH streams opened */
+	unsigned long events;  /* events applied */
+	unsigned long relists; /* relists after 410 Gone */
+	unsigned long stalls;  /* watches reopened for silence */
+	unsigned long errors;  /* failed requests and bad streams */
 };
 
 void ks_watch_get_stats(const struct ks_watch *w, struct ks_watch_stats *out);

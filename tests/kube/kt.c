@@ -234,8 +234,8 @@ static void on_written(uv_write_t *w, int status)
 static void on_proxy_read(uv_stream_t *from, ssize_t n, const uv_buf_t *b)
 {
 	struct pconn *c = from->data;
-	uv_stream_t *to = (uv_stream_t *)(from == (uv_stream_t *)&c->client ? &c->upstream
-									   : &c->client);
+	uv_stream_t *to =
+		(uv_stream_t *)(from == (uv_stream_t *)&c->client ? &c->upstream : &c->client);
 	uv_write_t *w;
 	uv_buf_t out;
 

@@ -56,7 +56,7 @@ cJSON *kt_widget(const char *ns, const char *name, int size);
 /* A loopback TCP proxy to target host:port on the test's loop. */
 enum kt_proxy_mode {
 	KT_PROXY_FORWARD, /* pass bytes both ways */
-	KT_PROXY_STALL,   /* keep connections open, pass nothing */
+	KT_PROXY_STALL,	  /* keep connections open, pass nothing */
 	KT_PROXY_REFUSE,  /* reset every connection, new ones too */
 };
 

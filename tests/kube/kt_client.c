@@ -40,8 +40,7 @@ TEST(create_get_patch_status)
 	/* The status subresource takes status and nothing else. */
 	patch = cJSON_Parse("{\"spec\":{\"color\":\"ignored\"},\"status\":{\"phase\":\"Ready\"}}");
 	kt_res_clear(&r);
-	ks_kube_patch(t.kube, &kt_widgets, NS, "w1", "status", KS_PATCH_MERGE, patch, kt_store,
-		      &r);
+	ks_kube_patch(t.kube, &kt_widgets, NS, "w1", "status", KS_PATCH_MERGE, patch, kt_store, &r);
 	kt_wait(&t, &r, 30);
 	cJSON_Delete(patch);
 	ASSERT_EQ(r.code, 200);

@@ -234,8 +234,7 @@ TEST(delivers_add_update_delete_in_order)
 	ASSERT_EQ(DELETE("order"), 200);
 	ASSERT(kt_until(&t, saw_order, &r, 30));
 	ASSERT(wait_converged(&r, 30));
-	ASSERT(strstr(r.m.log.data, "A kt-watch/order U kt-watch/order D kt-watch/order ") !=
-	       NULL);
+	ASSERT(strstr(r.m.log.data, "A kt-watch/order U kt-watch/order D kt-watch/order ") != NULL);
 	ASSERT(!r.m.dup_add && !r.m.bad_update && !r.m.bad_delete);
 	rig_stop(&r);
 }

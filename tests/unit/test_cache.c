@@ -69,9 +69,10 @@ TEST(strips_managed_fields_and_last_applied)
 	struct ks_cache *c = new_cache(&s);
 	const struct ks_cache_obj *o;
 
-	upsert(c, mk("ns", "a", "1",
-		     ",\"managedFields\":[{\"manager\":\"kubectl\"}],\"annotations\":{"
-		     "\"kubectl.kubernetes.io/last-applied-configuration\":\"{}\",\"keep\":\"x\"}"));
+	upsert(c,
+	       mk("ns", "a", "1",
+		  ",\"managedFields\":[{\"manager\":\"kubectl\"}],\"annotations\":{"
+		  "\"kubectl.kubernetes.io/last-applied-configuration\":\"{}\",\"keep\":\"x\"}"));
 	o = ks_cache_get(c, "ns", "a");
 	ASSERT(o);
 	ASSERT_STR(o->json, "{\"metadata\":{\"name\":\"a\",\"namespace\":\"ns\",\"uid\":\"u-a\","

@@ -123,7 +123,8 @@ TEST(large_object_accepted)
 	struct ks_buf b;
 
 	ks_buf_init(&b);
-	ks_buf_puts(&b, "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"big\"},\"data\":\"");
+	ks_buf_puts(&b,
+		    "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"big\"},\"data\":\"");
 	for (int i = 0; i < 1 << 20; i++)
 		ks_buf_append(&b, "y", 1);
 	ks_buf_puts(&b, "\"}}\n");
