@@ -18,13 +18,11 @@ BUILD := build
 ifeq ($(SAN),1)
 BUILD := build/san
 CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-# GCC 12 misreads vsnprintf(NULL, 0, ...) under the sanitizers.
-CFLAGS += -Wno-format-truncation
 LDFLAGS += -fsanitize=address,undefined
 endif
 
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
-KS_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter \
+KS_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
 	-iquote host -Itests/unit -MMD -MP -DKS_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
 
 ifeq ($(V),1)
