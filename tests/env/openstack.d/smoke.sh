@@ -12,6 +12,7 @@ if [ -z "${OS_CLIENT_CONFIG_FILE:-}" ]; then
 	eval "$("$HERE/../openstack" up)"
 fi
 export PATH=/usr/bin:$PATH # the Debian openstack client, not a pyenv one
+KS_OS_DIR=$(dirname "$OS_CLIENT_CONFIG_FILE")
 
 passed=0
 failed=0
@@ -79,6 +80,15 @@ port_active() {
 	wait_field 30 ACTIVE os port list --server "vm1-$WHO" -f value -c Status
 }
 
+# port_bound: ML2's openvswitch driver bound the server's port to the compute host.
+port_bound() {
+	local id host
+	id=$(os port list --server "vm1-$WHO" -f value -c ID)
+	host=$(sed -n 's/^KS_HOST=//p' "$KS_OS_DIR/ports.env")
+	[ "$(admin port show "$id" -f value -c binding_vif_type)" = ovs ] &&
+		[ "$(admin port show "$id" -f value -c binding_host_id)" = "$host" ]
+}
+
 server_status() { os server show "vm1-$WHO" -f value -c status; }
 
 volume_status() { os volume show "vol-$WHO" -f value -c status; }
@@ -107,6 +117,7 @@ run_as() {
 		"openstack --os-cloud $CLOUD floating ip create public -f value -c id >'$WORK/fip'"
 	check "$WHO: server create --wait goes ACTIVE" server_create
 	check "$WHO: server port goes ACTIVE" port_active
+	check "$WHO: server port bound by the openvswitch driver" port_bound
 	check "$WHO: server stop goes SHUTOFF" sh -c "openstack --os-cloud $CLOUD server stop vm1-$WHO"
 	check "$WHO: ... SHUTOFF" wait_field 60 SHUTOFF server_status
 	check "$WHO: server set --state error (admin) goes ERROR" \
