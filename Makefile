@@ -11,6 +11,17 @@ LUA_DIR ?= $(PREFIX)/share/lua/5.1
 KS_DATA ?= $(PREFIX)/share/kupenstack
 
 PKGS := libuv libcurl yaml-0.1 libcjson luajit
+# On a fresh machine, `make test` or `make demo` installs the build dependencies first,
+# before the flags below are read from pkg-config.
+ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
+ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes),yes)
+$(info make: build dependencies missing, running tests/env/deps)
+DEPS_RC := $(shell tests/env/deps >&2; echo $$?)
+ifneq ($(DEPS_RC),0)
+$(error tests/env/deps failed: see above)
+endif
+endif
+endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
