@@ -34,7 +34,7 @@ endif
 
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 KS_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
-	-iquote host -Itests/unit -MMD -MP -DKS_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
+	-iquote host -Itests/unit -MMD -MP -DKS_VERSION='"$(VERSION)"' -DKS_DATA='"$(KS_DATA)"' $(PKG_CFLAGS)
 
 ifeq ($(V),1)
 Q :=

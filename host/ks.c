@@ -1,4 +1,5 @@
 /* ks.c: allocation, invariants, buffers, clocks. */
+#include <errno.h>
 #include "ks.h"
 
 #include <stdio.h>
@@ -205,4 +206,30 @@ uint64_t ks_hash(const void *p, size_t n)
 		h *= 1099511628211ull;
 	}
 	return h;
+}
+
+char *ks_read_file(const char *path, size_t *len, int *rc)
+{
+	FILE *f = fopen(path, "rb");
+	struct ks_buf b;
+	char chunk[8192];
+	size_t n;
+
+	*rc = 0;
+	if (!f) {
+		*rc = -errno;
+		return NULL;
+	}
+	ks_buf_init(&b);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		ks_buf_append(&b, chunk, n);
+	if (ferror(f))
+		*rc = -EIO;
+	fclose(f);
+	if (*rc) {
+		ks_buf_deinit(&b);
+		return NULL;
+	}
+	*len = b.len;
+	return ks_buf_steal(&b);
 }

@@ -61,6 +61,10 @@ void ks_buf_consume(struct ks_buf *b, size_t n);
 char *ks_buf_steal(struct ks_buf *b);
 
 /* Monotonic clock in nanoseconds and wall clock in seconds since the epoch. */
+/* The whole file at path, NUL-terminated, in a fresh buffer (*len bytes); NULL with
+ * *rc = -errno when it cannot be read. */
+char *ks_read_file(const char *path, size_t *len, int *rc);
+
 uint64_t ks_now_ns(void);
 double ks_wall(void);
 /* A uniform random double in [0, 1): for jitter, not for secrets. */

@@ -237,37 +237,11 @@ out_free_doc:
 	return rc;
 }
 
-static char *slurp(const char *path, size_t *len, int *rc)
-{
-	FILE *f = fopen(path, "rb");
-	struct ks_buf b;
-	char chunk[8192];
-	size_t n;
-
-	*rc = 0;
-	if (!f) {
-		*rc = -errno;
-		return NULL;
-	}
-	ks_buf_init(&b);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		ks_buf_append(&b, chunk, n);
-	if (ferror(f))
-		*rc = -EIO;
-	fclose(f);
-	if (*rc) {
-		ks_buf_deinit(&b);
-		return NULL;
-	}
-	*len = b.len;
-	return ks_buf_steal(&b);
-}
-
 int ks_kubeconfig_load(struct ks_kubeconfig *c, const char *path, const char *context, char **err)
 {
 	size_t len = 0;
 	int rc;
-	char *text = slurp(path, &len, &rc), *pcopy, *inner = NULL;
+	char *text = ks_read_file(path, &len, &rc), *pcopy, *inner = NULL;
 
 	memset(c, 0, sizeof(*c));
 	if (!text) {
@@ -305,11 +279,11 @@ int ks_kubeconfig_in_cluster(struct ks_kubeconfig *c, const char *root, char **e
 	c->token_file = ks_xasprintf("%s/token", root);
 	c->ca_file = ks_xasprintf("%s/ca.crt", root);
 	path = ks_xasprintf("%s/namespace", root);
-	ns = slurp(path, &len, &rc);
+	ns = ks_read_file(path, &len, &rc);
 	free(path);
 	c->namespace = ns ? ns : ks_xstrdup("default");
 	c->namespace[strcspn(c->namespace, "\r\n")] = '\0';
-	path = slurp(c->token_file, &len, &rc);
+	path = ks_read_file(c->token_file, &len, &rc);
 	free(path);
 	if (rc) {
 		*err = ks_xasprintf("service account token %s: %s", c->token_file, strerror(-rc));

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -22,6 +23,7 @@
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
+#include "lua/script.h"
 #include "watch.h"
 
 struct app {
@@ -38,7 +40,9 @@ static void usage(FILE *f)
 	fputs("usage: kupenstack version\n"
 	      "       kupenstack watch [--kubeconfig F] [--context C] [--namespace N]\n"
 	      "                        [--log-level debug|info|warn|error] GROUP/VERSION/RESOURCE\n"
-	      "  GROUP is empty for the core group: /v1/configmaps\n",
+	      "  GROUP is empty for the core group: /v1/configmaps\n"
+	      "       kupenstack exec [--kubeconfig F] [--os-cloud C] [--stdlib DIR] FILE.lua [ARGS]\n"
+	      "  runs FILE.lua in the plugin sandbox with the host modules (ks.core.*)\n",
 	      f);
 }
 
@@ -180,6 +184,125 @@ static int cmd_watch(int argc, char **argv)
 	return rc;
 }
 
+/* The Lua library: $KS_STDLIB, else stdlib/ next to bin/, else the installed copy. */
+static char *default_stdlib(void)
+{
+	char exe[4096], *slash, *dir;
+	ssize_t n;
+
+	if (getenv("KS_STDLIB"))
+		return ks_xstrdup(getenv("KS_STDLIB"));
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			dir = ks_xasprintf("%s/../stdlib", exe);
+			if (access(dir, R_OK) == 0)
+				return dir;
+			free(dir);
+		}
+	}
+	return ks_xstrdup(KS_DATA "/stdlib");
+}
+
+/* Fill the OpenStack settings of host from the file and cloud named (or the OS_*
+ * environment). Returns 0, or 1 after saying why. */
+static int load_clouds(struct ks_lua_host *host, const char *file, const char *cloud)
+{
+	size_t len;
+	int rc;
+
+	file = file ? file : getenv("OS_CLIENT_CONFIG_FILE");
+	host->cloud = cloud ? cloud : getenv("OS_CLOUD");
+	if (!file)
+		return 0;
+	host->clouds_yaml = ks_read_file(file, &len, &rc);
+	if (!host->clouds_yaml) {
+		fprintf(stderr, "kupenstack: cannot read %s: %s\n", file, strerror(-rc));
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_exec(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "kubeconfig", required_argument, NULL, 'k' },
+		{ "os-config", required_argument, NULL, 'o' },
+		{ "os-cloud", required_argument, NULL, 'c' },
+		{ "stdlib", required_argument, NULL, 's' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *kc = getenv("KUBECONFIG"), *osc = NULL, *cloud = NULL;
+	struct ks_lua_host host = { .loop = uv_default_loop() };
+	struct ks_kubeconfig cfg;
+	char *stdlib = NULL, *err = NULL;
+	enum ks_log_level lvl;
+	int c, rc = 0;
+
+	while ((c = getopt_long(argc, argv, "+k:o:c:s:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			kc = optarg;
+			break;
+		case 'o':
+			osc = optarg;
+			break;
+		case 'c':
+			cloud = optarg;
+			break;
+		case 's':
+			stdlib = ks_xstrdup(optarg);
+			break;
+		case 'l':
+			if (ks_log_parse_level(optarg, &lvl) != 0) {
+				fprintf(stderr, "kupenstack: --log-level: unknown level %s\n",
+					optarg);
+				return 2;
+			}
+			ks_log_set_level(lvl);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "kupenstack: exec needs a FILE.lua\n");
+		return 2;
+	}
+	if (load_clouds(&host, osc, cloud) != 0)
+		return 1;
+	host.stdlib_dir = stdlib = stdlib ? stdlib : default_stdlib();
+	host.http = ks_http_new(host.loop);
+	if (kc) {
+		if (ks_kubeconfig_load(&cfg, kc, NULL, &err) != 0) {
+			fprintf(stderr, "kupenstack: %s\n", err);
+			free(err);
+			rc = 1;
+			goto out;
+		}
+		host.kube = ks_kube_new(host.http, &cfg);
+		ks_kubeconfig_deinit(&cfg);
+	}
+	rc = ks_lua_script_run(&host, NULL, argv[optind], argc - optind - 1, argv + optind + 1);
+	ks_kube_free(host.kube);
+out:
+	ks_http_free(host.http);
+	uv_run(host.loop, UV_RUN_DEFAULT);
+	uv_loop_close(host.loop);
+	free((char *)host.clouds_yaml);
+	free(stdlib);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -196,6 +319,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "watch") == 0)
 		return cmd_watch(argc - 1, argv + 1);
+	if (strcmp(argv[1], "exec") == 0)
+		return cmd_exec(argc - 1, argv + 1);
 	fprintf(stderr, "kupenstack: unknown command %s\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -1,0 +1,213 @@
+/*
+ * bind_http.c: ks.core.http.request{...}: one HTTP request through the host's
+ * libcurl multi on the loop; the calling task yields until the answer.
+ *
+ *   res, err = http.request{ method = "GET", url = "https://...", headers = { k = v },
+ *                            body = "...", timeout = 60, ca_file = ..., cert_file = ...,
+ *                            key_file = ... }
+ *   res = { status = 200, headers = { ["content-type"] = "..." }, body = "..." }
+ *   err = { code = 0, reason = "ConnectionRefused" | "Timeout" | ..., message = "..." }
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "http.h"
+#include "ks.h"
+#include "lua/bind.h"
+#include "lua/engine.h"
+
+#define MAX_HEADERS 64
+
+struct http_op {
+	struct ks_lua_op op;
+	struct ks_http_req *req;
+	char *method, *url;
+};
+
+static void op_free(struct http_op *h)
+{
+	free(h->method);
+	free(h->url);
+	free(h);
+}
+
+static const char *reason_of(int err)
+{
+	switch (err) {
+	case -ETIMEDOUT:
+		return "Timeout";
+	case -ECONNREFUSED:
+		return "ConnectionRefused";
+	case -ECONNRESET:
+		return "ConnectionReset";
+	case -EPROTO:
+		return "TLSError";
+	default:
+		return "TransportError";
+	}
+}
+
+/* Push the response headers as a table of lowercased names. */
+static void push_headers(lua_State *L, const struct ks_buf *raw)
+{
+	const char *p = raw->data, *end = raw->data + raw->len;
+
+	lua_newtable(L);
+	while (p && p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p)), *colon, *v, *ve;
+		char name[128];
+		size_t n, i;
+
+		if (!eol)
+			eol = end;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (colon && strncmp(p, "HTTP/", 5) != 0 && (size_t)(colon - p) < sizeof(name)) {
+			n = (size_t)(colon - p);
+			for (i = 0; i < n; i++)
+				name[i] = (char)tolower((unsigned char)p[i]);
+			name[n] = '\0';
+			for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+				;
+			for (ve = eol; ve > v && isspace((unsigned char)ve[-1]); ve--)
+				;
+			lua_pushlstring(L, v, (size_t)(ve - v));
+			lua_setfield(L, -2, name);
+		}
+		p = eol + 1;
+	}
+}
+
+static void done(struct ks_http_req *req, const struct ks_http_resp *resp, void *data)
+{
+	struct http_op *h = data;
+	lua_State *co = ks_lua_op_thread(&h->op);
+	char msg[512];
+	int n;
+
+	(void)req;
+	if (resp->status == 0) {
+		snprintf(msg, sizeof(msg), "%s %s: %s", h->method, h->url, resp->errmsg);
+		n = ks_lua_fail(co, 0, reason_of(resp->err), msg);
+	} else {
+		lua_createtable(co, 0, 3);
+		lua_pushnumber(co, (lua_Number)resp->status);
+		lua_setfield(co, -2, "status");
+		push_headers(co, &resp->headers);
+		lua_setfield(co, -2, "headers");
+		lua_pushlstring(co, resp->body.data ? resp->body.data : "", resp->body.len);
+		lua_setfield(co, -2, "body");
+		n = 1;
+	}
+	ks_lua_op_resume(&h->op, n);
+	op_free(h);
+}
+
+static void cancel(struct ks_lua_op *op)
+{
+	struct http_op *h = KS_CONTAINER_OF(op, struct http_op, op);
+
+	ks_http_cancel(h->req);
+	op_free(h);
+}
+
+static const char *opt_field(lua_State *L, const char *k)
+{
+	const char *v;
+
+	lua_getfield(L, 1, k);
+	if (!lua_isnil(L, -1) && !lua_isstring(L, -1))
+		luaL_error(L, "http.request: '%s' must be a string", k);
+	v = lua_tostring(L, -1);
+	lua_pop(L, 1); /* the table still holds the string */
+	return v;
+}
+
+/* The "Name: value" list from the headers table (at top), NULL-terminated, in hdrs.
+ * Checked in a first pass, so an error raised leaks nothing. */
+static void collect_headers(lua_State *L, char **hdrs)
+{
+	int n = 0;
+
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "http.request: headers must map names to strings");
+		if (++n > MAX_HEADERS)
+			luaL_error(L, "http.request: more than %d headers", MAX_HEADERS);
+		if (strpbrk(lua_tostring(L, -1), "\r\n") || strpbrk(lua_tostring(L, -2), "\r\n:"))
+			luaL_error(L, "http.request: header '%s' holds a line break or colon",
+				   lua_tostring(L, -2));
+		lua_pop(L, 1);
+	}
+	n = 0;
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		hdrs[n++] = ks_xasprintf("%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+	hdrs[n] = NULL;
+}
+
+static int request(lua_State *L)
+{
+	struct ks_lua *e = ks_lua_from(L);
+	char *hdrs[MAX_HEADERS + 1] = { NULL };
+	struct ks_http_tls tls = { 0 };
+	struct ks_http_opts o = { 0 };
+	struct http_op *h;
+	double timeout, left;
+	size_t blen = 0;
+	int i;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	o.method = opt_field(L, "method");
+	o.url = opt_field(L, "url");
+	if (!o.url || (strncmp(o.url, "http://", 7) && strncmp(o.url, "https://", 8)))
+		return luaL_error(L, "http.request: 'url' must be an http:// or https:// URL");
+	lua_getfield(L, 1, "body");
+	o.body = lua_tolstring(L, -1, &blen);
+	o.body_len = blen;
+	lua_getfield(L, 1, "timeout");
+	timeout = luaL_optnumber(L, -1, 60);
+	lua_pop(L, 1);
+	left = ks_lua_deadline(L) - (double)ks_now_ns() / 1e9;
+	if (left > 0 && left < timeout)
+		timeout = left;
+	o.timeout_ms = (long)(timeout * 1000) + 1;
+	tls.ca_file = opt_field(L, "ca_file");
+	tls.cert_file = opt_field(L, "cert_file");
+	tls.key_file = opt_field(L, "key_file");
+	o.tls = &tls;
+	ks_lua_check_yieldable(L);
+	lua_getfield(L, 1, "headers");
+	if (lua_istable(L, -1))
+		collect_headers(L, hdrs);
+	lua_pop(L, 1);
+	o.headers = (const char *const *)hdrs;
+	h = ks_xcalloc(1, sizeof(*h));
+	h->op.cancel = cancel;
+	h->method = ks_xstrdup(o.method ? o.method : "GET");
+	h->url = ks_xstrdup(o.url);
+	o.on_done = done;
+	o.data = h;
+	h->req = ks_http_request(ks_lua_host(e)->http, &o);
+	for (i = 0; hdrs[i]; i++)
+		free(hdrs[i]);
+	return ks_lua_op_start(L, &h->op);
+}
+
+int ks_lua_open_http(lua_State *L)
+{
+	static const luaL_Reg fns[] = {
+		{ "request", request },
+		{ NULL, NULL },
+	};
+
+	luaL_newlib(L, fns);
+	return 1;
+}

@@ -1,0 +1,403 @@
+/*
+ * bind_kube.c: ks.core.kube: reads from the host's caches (no yield) and writes
+ * through the API server (the task yields until it answers).
+ *
+ *   kube.get(res, ns, name)            -> obj | nil
+ *   kube.list(res, {namespace=, labels={k=v}, owner=uid}) -> { obj... }
+ *   kube.fetch(res, ns, name)          -> obj | nil, err        (live GET)
+ *   kube.apply(obj, {force=, subresource=, field_manager=}) -> obj | nil, err
+ *   kube.create(obj)                   -> obj | nil, err
+ *   kube.patch(res, ns, name, patch, {type="merge"|"json"|"strategic", subresource=})
+ *   kube.delete(res, ns, name, {uid=, propagation=}) -> true | nil, err
+ *
+ * res is { group=, version=, resource= } or { group=, version=, kind= } (the plural is
+ * derived) or an object's { apiVersion=, kind= }.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "cache.h"
+#include "json.h"
+#include "ks.h"
+#include "kube.h"
+#include "lua/bind.h"
+#include "lua/engine.h"
+
+#define FIELD_MANAGER "kupenstack"
+
+struct kube_op {
+	struct ks_lua_op op;
+	bool dead;     /* the task was cancelled: drop the answer */
+	bool want_ok;  /* push true rather than the body (delete) */
+};
+
+/* A res parsed from Lua; strings live in buf. */
+struct res {
+	struct ks_kube_res r;
+	char group[128], version[64], resource[128];
+};
+
+void ks_lua_kube_plural(const char *kind, char *out, size_t cap)
+{
+	size_t n = strlen(kind), i;
+
+	if (n + 3 >= cap)
+		n = cap - 4;
+	for (i = 0; i < n; i++)
+		out[i] = (char)tolower((unsigned char)kind[i]);
+	out[n] = '\0';
+	if (n == 0)
+		return;
+	if (out[n - 1] == 's' || out[n - 1] == 'x' || (n > 1 && strcmp(out + n - 2, "ch") == 0))
+		strcpy(out + n, "es");
+	else if (out[n - 1] == 'y' && n > 1 && !strchr("aeiou", out[n - 2]))
+		strcpy(out + n - 1, "ies");
+	else
+		strcpy(out + n, "s");
+}
+
+/* Parse the res table (or object) at idx into r; raises on a malformed one. */
+static void check_res(lua_State *L, int idx, struct res *r)
+{
+	const char *api, *slash;
+
+	luaL_checktype(L, idx, LUA_TTABLE);
+	memset(r, 0, sizeof(*r));
+	lua_getfield(L, idx, "apiVersion");
+	api = lua_tostring(L, -1);
+	if (api) {
+		slash = strchr(api, '/');
+		if (slash) {
+			snprintf(r->group, sizeof(r->group), "%.*s", (int)(slash - api), api);
+			snprintf(r->version, sizeof(r->version), "%s", slash + 1);
+		} else {
+			snprintf(r->version, sizeof(r->version), "%s", api);
+		}
+	} else {
+		lua_getfield(L, idx, "group");
+		lua_getfield(L, idx, "version");
+		snprintf(r->group, sizeof(r->group), "%s", luaL_optstring(L, -2, ""));
+		if (!lua_isstring(L, -1))
+			luaL_error(L, "kube: the resource needs 'version' (or 'apiVersion')");
+		snprintf(r->version, sizeof(r->version), "%s", lua_tostring(L, -1));
+		lua_pop(L, 2);
+	}
+	lua_pop(L, 1);
+	lua_getfield(L, idx, "resource");
+	lua_getfield(L, idx, "kind");
+	if (lua_isstring(L, -2))
+		snprintf(r->resource, sizeof(r->resource), "%s", lua_tostring(L, -2));
+	else if (lua_isstring(L, -1))
+		ks_lua_kube_plural(lua_tostring(L, -1), r->resource, sizeof(r->resource));
+	else
+		luaL_error(L, "kube: the resource needs 'resource' or 'kind'");
+	lua_pop(L, 2);
+	r->r.group = r->group;
+	r->r.version = r->version;
+	r->r.resource = r->resource;
+	r->r.namespaced = true;
+}
+
+static struct ks_cache *cache_of(lua_State *L, const struct res *r)
+{
+	const struct ks_lua_host *h = ks_lua_host(ks_lua_from(L));
+	struct ks_cache *c = h->cache_for ? h->cache_for(h->cache_data, &r->r) : NULL;
+
+	if (!c)
+		luaL_error(L, "kube: %s.%s/%s is not cached: declare it in the plugin's 'owns' or "
+			      "'watches', or use kube.fetch",
+			   r->resource, r->group, r->version);
+	return c;
+}
+
+static void push_cached(lua_State *L, const struct ks_cache_obj *o)
+{
+	cJSON *v = cJSON_ParseWithLength(o->json, o->len);
+
+	ks_lua_push_json(L, v);
+	cJSON_Delete(v);
+}
+
+static int get(lua_State *L)
+{
+	struct res r;
+	const struct ks_cache_obj *o;
+
+	check_res(L, 1, &r);
+	o = ks_cache_get(cache_of(L, &r), luaL_optstring(L, 2, NULL), luaL_checkstring(L, 3));
+	if (o)
+		push_cached(L, o);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+static bool labels_match(lua_State *L, int labels, const cJSON *obj)
+{
+	const cJSON *have = cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "metadata"), "labels");
+
+	if (labels == 0)
+		return true;
+	lua_pushnil(L);
+	while (lua_next(L, labels)) {
+		const char *want = lua_tostring(L, -1);
+		const char *got = cJSON_GetStringValue(cJSON_GetObjectItem(have, lua_tostring(L, -2)));
+
+		lua_pop(L, 1);
+		if (!want || !got || strcmp(want, got) != 0) {
+			lua_pop(L, 1);
+			return false;
+		}
+	}
+	return true;
+}
+
+struct all {
+	const struct ks_cache_obj **v;
+	size_t n;
+};
+
+static void collect(const struct ks_cache_obj *o, void *data)
+{
+	struct all *a = data;
+
+	a->v[a->n++] = o;
+}
+
+static int list(lua_State *L)
+{
+	const struct ks_cache_obj *const *objs = NULL;
+	const char *ns = NULL, *owner = NULL;
+	struct all all = { 0 };
+	struct ks_cache *c;
+	struct res r;
+	int labels = 0, n = 0;
+	size_t count, i;
+
+	check_res(L, 1, &r);
+	c = cache_of(L, &r);
+	if (lua_istable(L, 2)) {
+		lua_getfield(L, 2, "namespace");
+		ns = lua_tostring(L, -1);
+		lua_getfield(L, 2, "owner");
+		owner = lua_tostring(L, -1);
+		lua_getfield(L, 2, "labels");
+		if (lua_istable(L, -1))
+			labels = lua_gettop(L);
+	}
+	if (owner) {
+		count = ks_cache_by_owner(c, owner, &objs);
+	} else if (ns) {
+		count = ks_cache_by_namespace(c, ns, &objs);
+	} else {
+		all.v = ks_xcalloc(ks_cache_len(c) + 1, sizeof(*all.v));
+		ks_cache_foreach(c, collect, &all);
+		objs = all.v;
+		count = all.n;
+	}
+	lua_createtable(L, (int)count, 0);
+	for (i = 0; i < count; i++) {
+		cJSON *v = cJSON_ParseWithLength(objs[i]->json, objs[i]->len);
+		const char *ons = ks_json_str(v, "metadata.namespace");
+
+		if ((!ns || (ons && strcmp(ons, ns) == 0)) && labels_match(L, labels, v)) {
+			ks_lua_push_json(L, v);
+			lua_rawseti(L, -2, ++n);
+		}
+		cJSON_Delete(v);
+	}
+	free(all.v);
+	ks_lua_push_array_mt(L);
+	lua_setmetatable(L, -2);
+	return 1;
+}
+
+/* The API's answer, pushed on the task and resumed; dropped if the task is gone. */
+static void answered(struct ks_kube_result *res, void *data)
+{
+	struct kube_op *k = data;
+	lua_State *co;
+	int n = 1;
+
+	if (k->dead) {
+		free(k);
+		return;
+	}
+	co = ks_lua_op_thread(&k->op);
+	if (!ks_kube_ok(res))
+		n = ks_lua_fail(co, res->code, res->reason, res->message);
+	else if (k->want_ok || !res->body)
+		lua_pushboolean(co, 1);
+	else
+		ks_lua_push_json(co, res->body);
+	ks_lua_op_resume(&k->op, n);
+	free(k);
+}
+
+static void cancel(struct ks_lua_op *op)
+{
+	KS_CONTAINER_OF(op, struct kube_op, op)->dead = true;
+}
+
+static struct ks_kube *kube_of(lua_State *L)
+{
+	struct ks_kube *k = ks_lua_host(ks_lua_from(L))->kube;
+
+	if (!k)
+		luaL_error(L, "kube: this host has no Kubernetes connection");
+	ks_lua_check_yieldable(L);
+	return k;
+}
+
+static struct kube_op *new_op(void)
+{
+	struct kube_op *k = ks_xcalloc(1, sizeof(*k));
+
+	k->op.cancel = cancel;
+	return k;
+}
+
+/* The value at idx as JSON; raises with the reason when it has no JSON form. */
+static cJSON *check_json(lua_State *L, int idx, const char *what)
+{
+	const char *err = NULL;
+	cJSON *v;
+
+	luaL_checktype(L, idx, LUA_TTABLE);
+	v = ks_lua_to_json(L, idx, &err);
+	if (!v)
+		luaL_error(L, "kube: %s: %s", what, err);
+	return v;
+}
+
+static int fetch(lua_State *L)
+{
+	struct ks_kube *kube = kube_of(L);
+	struct kube_op *k;
+	struct res r;
+
+	check_res(L, 1, &r);
+	k = new_op();
+	ks_kube_get(kube, &r.r, luaL_optstring(L, 2, NULL), luaL_checkstring(L, 3), answered, k);
+	return ks_lua_op_start(L, &k->op);
+}
+
+static const char *meta(lua_State *L, int idx, const char *field)
+{
+	const char *v;
+
+	lua_getfield(L, idx, "metadata");
+	if (!lua_istable(L, -1))
+		luaL_error(L, "kube: the object has no metadata");
+	lua_getfield(L, -1, field);
+	v = lua_tostring(L, -1);
+	lua_pop(L, 2); /* the object still holds the string */
+	return v;
+}
+
+static int apply(lua_State *L)
+{
+	struct ks_kube *kube = kube_of(L);
+	const char *name, *ns, *sub = NULL, *manager = FIELD_MANAGER;
+	struct kube_op *k;
+	bool force = false;
+	struct res r;
+	cJSON *obj;
+
+	check_res(L, 1, &r);
+	name = meta(L, 1, "name");
+	ns = meta(L, 1, "namespace");
+	if (!name)
+		return luaL_error(L, "kube.apply: the object has no metadata.name");
+	if (lua_istable(L, 2)) {
+		lua_getfield(L, 2, "force");
+		force = lua_toboolean(L, -1);
+		lua_getfield(L, 2, "subresource");
+		sub = lua_tostring(L, -1);
+		lua_getfield(L, 2, "field_manager");
+		manager = luaL_optstring(L, -1, FIELD_MANAGER);
+	}
+	obj = check_json(L, 1, "apply");
+	k = new_op();
+	ks_kube_apply(kube, &r.r, ns, name, sub, obj, manager, force, answered, k);
+	cJSON_Delete(obj);
+	return ks_lua_op_start(L, &k->op);
+}
+
+static int create(lua_State *L)
+{
+	struct ks_kube *kube = kube_of(L);
+	struct kube_op *k;
+	struct res r;
+	cJSON *obj;
+
+	check_res(L, 1, &r);
+	obj = check_json(L, 1, "create");
+	k = new_op();
+	ks_kube_create(kube, &r.r, meta(L, 1, "namespace"), obj, answered, k);
+	cJSON_Delete(obj);
+	return ks_lua_op_start(L, &k->op);
+}
+
+static int patch(lua_State *L)
+{
+	static const char *const types[] = { "merge", "json", "strategic", NULL };
+	static const enum ks_kube_patch kinds[] = { KS_PATCH_MERGE, KS_PATCH_JSON,
+						    KS_PATCH_STRATEGIC };
+	struct ks_kube *kube = kube_of(L);
+	const char *ns = luaL_optstring(L, 2, NULL), *name = luaL_checkstring(L, 3), *sub = NULL;
+	int type = 0;
+	struct kube_op *k;
+	struct res r;
+	cJSON *p;
+
+	check_res(L, 1, &r);
+	if (lua_istable(L, 5)) {
+		lua_getfield(L, 5, "type");
+		type = luaL_checkoption(L, -1, "merge", types);
+		lua_getfield(L, 5, "subresource");
+		sub = lua_tostring(L, -1);
+	}
+	p = check_json(L, 4, "patch");
+	k = new_op();
+	ks_kube_patch(kube, &r.r, ns, name, sub, kinds[type], p, answered, k);
+	cJSON_Delete(p);
+	return ks_lua_op_start(L, &k->op);
+}
+
+static int delete(lua_State *L)
+{
+	struct ks_kube *kube = kube_of(L);
+	const char *ns = luaL_optstring(L, 2, NULL), *name = luaL_checkstring(L, 3);
+	struct ks_kube_delete_opts o = { 0 };
+	struct kube_op *k;
+	struct res r;
+
+	check_res(L, 1, &r);
+	if (lua_istable(L, 4)) {
+		lua_getfield(L, 4, "uid");
+		o.uid = lua_tostring(L, -1);
+		lua_getfield(L, 4, "propagation");
+		o.propagation = lua_tostring(L, -1);
+	}
+	k = new_op();
+	k->want_ok = true;
+	ks_kube_delete(kube, &r.r, ns, name, &o, answered, k);
+	return ks_lua_op_start(L, &k->op);
+}
+
+int ks_lua_open_kube(lua_State *L)
+{
+	static const luaL_Reg fns[] = {
+		{ "get", get },	      { "list", list },	    { "fetch", fetch },
+		{ "apply", apply },   { "create", create }, { "patch", patch },
+		{ "delete", delete }, { NULL, NULL },
+	};
+
+	luaL_newlib(L, fns);
+	return 1;
+}

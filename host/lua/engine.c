@@ -1,0 +1,322 @@
+/*
+ * engine.c: the sandboxed state: allocator with a cap, the allow-listed environment,
+ * require, and compiling source text. Tasks (coroutines) live in task.c.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <luajit.h>
+#include <lualib.h>
+
+#include "ks.h"
+#include "log.h"
+#include "lua/bind.h"
+#include "lua/engine.h"
+#include "lua/internal.h"
+
+#define DEFAULT_MEMORY (64u << 20)
+#define DEFAULT_INSTRUCTIONS 100000000ull
+#define DEFAULT_SECONDS 300.0
+
+static const char *const globals_allowed[] = {
+	"assert",   "error",	"ipairs",	"next",	    "pairs",   "pcall",
+	"select",   "tonumber", "tostring",	"type",	    "unpack",  "xpcall",
+	"rawequal", "rawget",	"rawset",	"_VERSION", "setmetatable", "getmetatable", "print",
+};
+static const char *const libs_allowed[] = { "string", "table", "math", "coroutine" };
+static const char *const os_allowed[] = { "time", "clock", "date", "difftime" };
+
+/* The allocator: the cap holds while Lua code runs (e->enforce); the host's own pushes
+ * of results between runs are not refused, so the C side never sees a failure it would
+ * have to turn into a panic. */
+static void *alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct ks_lua *e = ud;
+
+	if (nsize == 0) {
+		free(ptr);
+		e->used -= osize;
+		return NULL;
+	}
+	if (ptr == NULL)
+		osize = 0;
+	if (nsize > osize && e->enforce && e->used + (nsize - osize) > e->limits.memory) {
+		e->over_memory = true;
+		return NULL;
+	}
+	ptr = realloc(ptr, nsize);
+	if (ptr)
+		e->used = e->used - osize + nsize;
+	return ptr;
+}
+
+/* A read-only view of table at idx: reads pass through, writes raise. */
+static void push_frozen(lua_State *L, int idx, const char *what)
+{
+	idx = lua_absindex_compat(L, idx);
+	lua_newtable(L);
+	lua_newtable(L);
+	lua_pushvalue(L, idx);
+	lua_setfield(L, -2, "__index");
+	lua_pushstring(L, what);
+	lua_pushcclosure(L, ks_lua_readonly_newindex, 1);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");
+	lua_setmetatable(L, -2);
+}
+
+int ks_lua_readonly_newindex(lua_State *L)
+{
+	return luaL_error(L, "%s is read-only (assigning '%s')", lua_tostring(L, lua_upvalueindex(1)),
+			  luaL_optstring(L, 2, "?"));
+}
+
+static int global_newindex(lua_State *L)
+{
+	return luaL_error(L, "assignment to global '%s': plugins keep state in locals",
+			  luaL_optstring(L, 2, "?"));
+}
+
+/* load(text [, name]): text only, compiled in the sandbox. */
+static int sandbox_load(lua_State *L)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	const char *name = luaL_optstring(L, 2, "=(load)");
+
+	if (luaL_loadbufferx(L, s, len, name, "t") != 0) {
+		lua_pushnil(L);
+		lua_insert(L, -2);
+		return 2;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ks_lua_from(L)->env_ref);
+	lua_setfenv(L, -2);
+	return 1;
+}
+
+/* Build the environment every chunk of this state runs in; leave its ref in e. */
+static void make_env(struct ks_lua *e)
+{
+	lua_State *L = e->L;
+	size_t i;
+
+	lua_newtable(L); /* env */
+	for (i = 0; i < KS_ARRAY_SIZE(globals_allowed); i++) {
+		lua_getglobal(L, globals_allowed[i]);
+		lua_setfield(L, -2, globals_allowed[i]);
+	}
+	for (i = 0; i < KS_ARRAY_SIZE(libs_allowed); i++) {
+		lua_getglobal(L, libs_allowed[i]);
+		push_frozen(L, -1, libs_allowed[i]);
+		lua_setfield(L, -3, libs_allowed[i]);
+		lua_pop(L, 1);
+	}
+	lua_newtable(L);
+	lua_getglobal(L, "os");
+	for (i = 0; i < KS_ARRAY_SIZE(os_allowed); i++) {
+		lua_getfield(L, -1, os_allowed[i]);
+		lua_setfield(L, -3, os_allowed[i]);
+	}
+	lua_pop(L, 1);
+	push_frozen(L, -1, "os");
+	lua_setfield(L, -3, "os");
+	lua_pop(L, 1);
+	lua_pushcfunction(L, sandbox_load);
+	lua_setfield(L, -2, "load");
+	lua_pushcfunction(L, ks_lua_require);
+	lua_setfield(L, -2, "require");
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -2, "_G");
+	/* Freeze: no new globals. */
+	lua_newtable(L);
+	lua_pushcfunction(L, global_newindex);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable");
+	lua_setmetatable(L, -2);
+	e->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+	/* ("x"):upper() still works; getmetatable("") no longer hands out string. */
+	lua_pushliteral(L, "");
+	if (lua_getmetatable(L, -1)) {
+		lua_pushboolean(L, 0);
+		lua_setfield(L, -2, "__metatable");
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+struct ks_lua *ks_lua_new(const char *name, const struct ks_lua_host *host,
+			  const struct ks_lua_limits *limits)
+{
+	struct ks_lua *e = ks_xcalloc(1, sizeof(*e));
+
+	e->name = ks_xstrdup(name);
+	e->host = *host;
+	if (limits)
+		e->limits = *limits;
+	if (!e->limits.memory)
+		e->limits.memory = DEFAULT_MEMORY;
+	if (!e->limits.instructions)
+		e->limits.instructions = DEFAULT_INSTRUCTIONS;
+	if (e->limits.seconds <= 0)
+		e->limits.seconds = DEFAULT_SECONDS;
+	e->L = lua_newstate(alloc, e);
+	ks_require(e->L != NULL);
+	/* The JIT is off: LuaJIT's count hook does not fire inside compiled loops. */
+	luaJIT_setmode(e->L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+	luaL_openlibs(e->L);
+	lua_newtable(e->L);
+	e->loaded_ref = luaL_ref(e->L, LUA_REGISTRYINDEX);
+	ks_lua_open_all(e->L); /* fills the preload table */
+	make_env(e);
+	ks_lua_task_init(e);
+	return e;
+}
+
+void ks_lua_free(struct ks_lua *e)
+{
+	if (!e)
+		return;
+	ks_require(e->running == NULL);
+	ks_lua_task_cancel_all(e, "the plugin was unloaded");
+	lua_close(e->L);
+	free(e->name);
+	free(e);
+}
+
+lua_State *ks_lua_state(struct ks_lua *e)
+{
+	return e->L;
+}
+
+const char *ks_lua_name(const struct ks_lua *e)
+{
+	return e->name;
+}
+
+const struct ks_lua_host *ks_lua_host(const struct ks_lua *e)
+{
+	return &e->host;
+}
+
+struct ks_lua *ks_lua_from(lua_State *L)
+{
+	void *ud;
+
+	lua_getallocf(L, &ud);
+	return ud;
+}
+
+size_t ks_lua_memory(const struct ks_lua *e)
+{
+	return e->used;
+}
+
+int ks_lua_compile(struct ks_lua *e, const char *name, const char *src, size_t len, char **err)
+{
+	lua_State *L = e->L;
+
+	if (len > 0 && src[0] == LUA_SIGNATURE[0]) {
+		*err = ks_xasprintf("%s: precompiled bytecode is refused; load the source", name);
+		return -EINVAL;
+	}
+	if (luaL_loadbufferx(L, src, len, name, "t") != 0) {
+		*err = ks_xstrdup(lua_tostring(L, -1));
+		lua_pop(L, 1);
+		return -EINVAL;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, e->env_ref);
+	lua_setfenv(L, -2);
+	return 0;
+}
+
+/* Read stdlib_dir/<name with dots as slashes>{.lua,/init.lua}; NULL if neither. */
+static char *read_module(const char *dir, const char *name, size_t *len, char **path)
+{
+	char rel[256];
+	size_t i;
+	int rc;
+	char *text;
+
+	if (!dir || strlen(name) >= sizeof(rel) - 16 || strstr(name, ".."))
+		return NULL;
+	for (i = 0; name[i]; i++) {
+		char c = name[i];
+		if (!(c == '.' || c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9')))
+			return NULL;
+		rel[i] = c == '.' ? '/' : c;
+	}
+	rel[i] = '\0';
+	*path = ks_xasprintf("%s/%s.lua", dir, rel);
+	text = ks_read_file(*path, len, &rc);
+	if (!text) {
+		free(*path);
+		*path = ks_xasprintf("%s/%s/init.lua", dir, rel);
+		text = ks_read_file(*path, len, &rc);
+	}
+	if (!text) {
+		free(*path);
+		*path = NULL;
+	}
+	return text;
+}
+
+/* require(name): the loaded table, then ks.core.* preloads, then the stdlib (text). */
+int ks_lua_require(lua_State *L)
+{
+	struct ks_lua *e = ks_lua_from(L);
+	const char *name = luaL_checkstring(L, 1);
+	char *text, *path = NULL, *err = NULL;
+	size_t len;
+
+	lua_settop(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, e->loaded_ref); /* 2 */
+	lua_getfield(L, 2, name);
+	if (lua_toboolean(L, -1)) {
+		if (lua_islightuserdata(L, -1))
+			return luaL_error(L, "require '%s': loop in requires", name);
+		return 1;
+	}
+	lua_pop(L, 1);
+	if (ks_lua_push_preload(L, name)) {
+		lua_pushvalue(L, 1);
+		lua_call(L, 1, 1);
+		goto out_store;
+	}
+	text = read_module(e->host.stdlib_dir, name, &len, &path);
+	if (!text)
+		return luaL_error(L, "module '%s' not found (host modules are ks.core.*; the "
+				     "library is in %s)",
+				  name, e->host.stdlib_dir ? e->host.stdlib_dir : "(none)");
+	lua_pushlightuserdata(L, e); /* "loading" marker */
+	lua_setfield(L, 2, name);
+	lua_pushfstring(L, "@%s", path);
+	if (ks_lua_compile(e, lua_tostring(L, -1), text, len, &err) != 0) {
+		free(text);
+		free(path);
+		lua_pushstring(L, err);
+		free(err);
+		lua_pushnil(L);
+		lua_setfield(L, 2, name);
+		return lua_error(L);
+	}
+	free(text);
+	free(path);
+	lua_pushvalue(L, 1);
+	lua_call(L, 1, 1);
+out_store:
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_pushboolean(L, 1);
+	}
+	lua_pushvalue(L, -1);
+	lua_setfield(L, 2, name);
+	return 1;
+}

@@ -1,0 +1,128 @@
+#pragma once
+/*
+ * engine.h: one sandboxed LuaJIT state (one loaded plugin version, or one script
+ * run by `kupenstack exec`) and the coroutines ("tasks") that run in it.
+ *
+ * A state has a memory cap (its allocator refuses past it while Lua code runs), the
+ * JIT off (so the instruction-count hook fires everywhere), an allow-listed and
+ * frozen global environment, and a `require` that finds the host modules
+ * (package.preload["ks.core.<x>"], one bind_<x>.c each) and the Lua library
+ * (source text only, from the stdlib directory).
+ *
+ * Every call into Lua runs in a task: a coroutine with an instruction budget and a
+ * wall-time deadline. A binding that does I/O starts it on the loop, links a
+ * struct ks_lua_op to the running task and yields; the I/O's completion (always
+ * from the loop) pushes the results and resumes the task. Cancelling a task
+ * cancels its pending ops, so nothing calls back into a dead coroutine.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+#include <uv.h>
+
+struct ks_http;
+struct ks_kube;
+struct ks_events;
+struct ks_metrics;
+struct ks_cache;
+struct ks_kube_res;
+
+/* What the bindings reach through the engine; none of it is owned by the engine. */
+struct ks_lua_host {
+	uv_loop_t *loop;
+	struct ks_http *http;
+	struct ks_kube *kube;	      /* NULL: ks.core.kube writes fail with a message */
+	struct ks_events *events;     /* NULL: events are logged only */
+	struct ks_metrics *metrics;   /* NULL: plugin metrics are kept but not exported */
+	const char *stdlib_dir;	      /* where require finds "ks.x" as ks/x.lua; NULL: none */
+	/* The cache holding kind res, for kube.get/list; NULL when none is kept. */
+	struct ks_cache *(*cache_for)(void *data, const struct ks_kube_res *res);
+	void *cache_data;
+	/* Settings offered through ks.core.config: clouds_yaml, cloud, cluster. */
+	const char *clouds_yaml;
+	const char *cloud;
+	const char *cluster;
+};
+
+struct ks_lua_limits {
+	size_t memory;		/* bytes; 0: 64 MiB */
+	uint64_t instructions;	/* per task; 0: 100 million */
+	double seconds;		/* per task, wall time; 0: 300 */
+};
+
+struct ks_lua;
+struct ks_lua_task;
+
+/*
+ * A new state. name labels its log lines ("flavor.lua@3"). host is copied (its
+ * pointers are not owned); limits may be NULL. Never NULL.
+ */
+struct ks_lua *ks_lua_new(const char *name, const struct ks_lua_host *host,
+			  const struct ks_lua_limits *limits);
+/* Cancel every task (their done callbacks run with "cancelled") and close the state. */
+void ks_lua_free(struct ks_lua *e);
+lua_State *ks_lua_state(struct ks_lua *e);
+const char *ks_lua_name(const struct ks_lua *e);
+const struct ks_lua_host *ks_lua_host(const struct ks_lua *e);
+/* The engine a state (or one of its threads) belongs to. */
+struct ks_lua *ks_lua_from(lua_State *L);
+/* Bytes the state holds now. */
+size_t ks_lua_memory(const struct ks_lua *e);
+/* Tasks not finished. */
+size_t ks_lua_tasks(const struct ks_lua *e);
+
+/*
+ * Compile src (text only: bytecode is refused) as chunk name in the sandbox and push
+ * the function. Returns 0, or -EINVAL with *err (free it) set to the message.
+ */
+int ks_lua_compile(struct ks_lua *e, const char *name, const char *src, size_t len, char **err);
+
+/*
+ * Called once when a task ends: ok with its results on ks_lua_task_thread(t)
+ * (nres of them), or !ok with the error value on top of that stack and msg its text
+ * with a traceback. The task is freed after the callback returns.
+ */
+typedef void (*ks_lua_done_cb)(struct ks_lua_task *t, bool ok, int nres, const char *msg,
+			       void *data);
+
+/*
+ * Run the function below nargs arguments on the state's stack (both popped) as a new
+ * task. The done callback may run before this returns, when the function finishes
+ * without yielding. Returns the task, or NULL when it already finished.
+ */
+struct ks_lua_task *ks_lua_spawn(struct ks_lua *e, int nargs, ks_lua_done_cb done, void *data);
+/* Cancel: pending ops are cancelled and done runs with !ok and msg "cancelled: why". */
+void ks_lua_task_cancel(struct ks_lua_task *t, const char *why);
+lua_State *ks_lua_task_thread(struct ks_lua_task *t);
+/* Instructions the task has run (counted in steps of the hook's period). */
+uint64_t ks_lua_task_instructions(const struct ks_lua_task *t);
+
+/*
+ * Async operations of bindings. A binding that starts I/O embeds a struct ks_lua_op,
+ * calls ks_lua_op_start() and returns its result (a yield). On completion it pushes
+ * its results on ks_lua_op_thread(op) and calls ks_lua_op_resume(op, n). If the task
+ * is cancelled first, op->cancel runs instead (it must stop the I/O and free op), and
+ * resume must not be called.
+ */
+struct ks_lua_op {
+	void (*cancel)(struct ks_lua_op *op);
+	struct ks_lua_task *task;
+	struct ks_lua_op *next;
+};
+
+/* Raise a Lua error unless L is a task's own thread, running (not a plugin's own
+ * coroutine, not a module being loaded): call before starting any I/O. */
+void ks_lua_check_yieldable(lua_State *L);
+/* Yield the running task (L, checked above) on op. Use as `return ks_lua_op_start(L, op);`. */
+int ks_lua_op_start(lua_State *L, struct ks_lua_op *op);
+/* The task's thread, to push results on. */
+lua_State *ks_lua_op_thread(struct ks_lua_op *op);
+/* Resume the task with the n values pushed; the op is unlinked (the caller frees it). */
+void ks_lua_op_resume(struct ks_lua_op *op, int n);
+
+/* The task running now on e, or NULL. */
+struct ks_lua_task *ks_lua_running(struct ks_lua *e);
+/* Monotonic deadline (seconds, ks_now_ns() based) of the running task; 0 if none. */
+double ks_lua_deadline(lua_State *L);

@@ -1,0 +1,255 @@
+/*
+ * task.c: coroutines that run plugin code, each with an instruction budget and a
+ * wall-time deadline, and the ops through which bindings yield them on I/O.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "ks.h"
+#include "log.h"
+#include "lua/engine.h"
+#include "lua/internal.h"
+
+#define HOOK_PERIOD 1000
+
+struct ks_lua_task {
+	struct ks_lua *e;
+	lua_State *co;
+	int ref; /* registry ref keeping co alive */
+	ks_lua_done_cb done;
+	void *data;
+	struct ks_lua_op *op; /* pending, or NULL */
+	uint64_t instructions;
+	uint64_t deadline_ns;
+	uv_timer_t timer;
+	bool finished;
+	struct ks_lua_task *prev, *next;
+};
+
+static double secs(uint64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+/* Runs every HOOK_PERIOD instructions of any coroutine of the state. */
+static void hook(lua_State *L, lua_Debug *ar)
+{
+	struct ks_lua *e = ks_lua_from(L);
+	struct ks_lua_task *t = e->running;
+
+	(void)ar;
+	if (!t)
+		return;
+	t->instructions += HOOK_PERIOD;
+	if (t->instructions > e->limits.instructions) {
+		lua_pushfstring(L, "instruction budget exceeded: more than %d million instructions",
+				(int)(e->limits.instructions / 1000000));
+		lua_error(L);
+	}
+	if (ks_now_ns() > t->deadline_ns) {
+		lua_pushfstring(L, "wall time limit exceeded: %d s", (int)e->limits.seconds);
+		lua_error(L);
+	}
+}
+
+void ks_lua_task_init(struct ks_lua *e)
+{
+	lua_sethook(e->L, hook, LUA_MASKCOUNT, HOOK_PERIOD);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void unlink_task(struct ks_lua_task *t)
+{
+	struct ks_lua *e = t->e;
+
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		e->tasks = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	e->ntasks--;
+}
+
+/* The error at the top of co as text, with co's traceback, pushed on e->L. */
+static const char *error_text(struct ks_lua_task *t)
+{
+	lua_State *co = t->co, *L = t->e->L;
+	const char *msg = NULL;
+
+	if (lua_type(co, -1) == LUA_TTABLE) {
+		lua_getfield(co, -1, "message");
+		msg = lua_tostring(co, -1);
+		lua_pop(co, 1);
+	} else {
+		msg = lua_tostring(co, -1);
+	}
+	if (t->e->over_memory && (!msg || strstr(msg, "not enough memory")))
+		msg = "memory limit exceeded";
+	luaL_traceback(L, co, msg ? msg : "(error object is not a string)", 0);
+	return lua_tostring(L, -1);
+}
+
+static void finish(struct ks_lua_task *t, bool ok, int nres, const char *msg)
+{
+	struct ks_lua *e = t->e;
+
+	t->finished = true;
+	unlink_task(t);
+	uv_timer_stop(&t->timer);
+	t->done(t, ok, nres, msg, t->data);
+	luaL_unref(e->L, LUA_REGISTRYINDEX, t->ref);
+	uv_close((uv_handle_t *)&t->timer, timer_closed);
+}
+
+static void run(struct ks_lua_task *t, int nargs)
+{
+	struct ks_lua *e = t->e;
+	int rc, top;
+
+	e->running = t;
+	e->enforce = true;
+	rc = lua_resume(t->co, nargs);
+	e->enforce = false;
+	e->running = NULL;
+	if (rc == LUA_YIELD && t->op)
+		return;
+	if (rc == LUA_YIELD) {
+		lua_pushliteral(t->co, "coroutine.yield outside a host call: plugins yield only "
+				       "through ks.core modules");
+		rc = LUA_ERRRUN;
+	}
+	if (rc == 0) {
+		finish(t, true, lua_gettop(t->co), NULL);
+		return;
+	}
+	top = lua_gettop(e->L);
+	finish(t, false, 0, error_text(t));
+	lua_settop(e->L, top);
+}
+
+static void on_deadline(uv_timer_t *h)
+{
+	struct ks_lua_task *t = h->data;
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "wall time limit exceeded: %d s while waiting",
+		 (int)t->e->limits.seconds);
+	ks_lua_task_cancel(t, msg);
+}
+
+struct ks_lua_task *ks_lua_spawn(struct ks_lua *e, int nargs, ks_lua_done_cb done, void *data)
+{
+	lua_State *L = e->L;
+	struct ks_lua_task *t = ks_xcalloc(1, sizeof(*t));
+
+	ks_require(e->running == NULL);
+	t->e = e;
+	t->done = done;
+	t->data = data;
+	t->co = lua_newthread(L);
+	t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_xmove(L, t->co, nargs + 1);
+	t->deadline_ns = ks_now_ns() + (uint64_t)(e->limits.seconds * 1e9);
+	uv_timer_init(e->host.loop, &t->timer);
+	t->timer.data = t;
+	uv_timer_start(&t->timer, on_deadline, (uint64_t)(e->limits.seconds * 1000) + 1, 0);
+	e->over_memory = false;
+	t->next = e->tasks;
+	if (e->tasks)
+		e->tasks->prev = t;
+	e->tasks = t;
+	e->ntasks++;
+	run(t, nargs);
+	return t->finished ? NULL : t;
+}
+
+void ks_lua_task_cancel(struct ks_lua_task *t, const char *why)
+{
+	struct ks_lua_op *op = t->op;
+	char msg[256];
+
+	if (t->finished)
+		return;
+	ks_require(t->e->running != t);
+	t->op = NULL;
+	if (op)
+		op->cancel(op);
+	snprintf(msg, sizeof(msg), "cancelled: %s", why);
+	lua_settop(t->co, 0);
+	lua_pushstring(t->co, msg);
+	finish(t, false, 0, msg);
+}
+
+void ks_lua_task_cancel_all(struct ks_lua *e, const char *why)
+{
+	while (e->tasks)
+		ks_lua_task_cancel(e->tasks, why);
+}
+
+size_t ks_lua_tasks(const struct ks_lua *e)
+{
+	return e->ntasks;
+}
+
+lua_State *ks_lua_task_thread(struct ks_lua_task *t)
+{
+	return t->co;
+}
+
+uint64_t ks_lua_task_instructions(const struct ks_lua_task *t)
+{
+	return t->instructions;
+}
+
+struct ks_lua_task *ks_lua_running(struct ks_lua *e)
+{
+	return e->running;
+}
+
+double ks_lua_deadline(lua_State *L)
+{
+	struct ks_lua_task *t = ks_lua_from(L)->running;
+
+	return t ? secs(t->deadline_ns) : 0;
+}
+
+void ks_lua_check_yieldable(lua_State *L)
+{
+	struct ks_lua_task *t = ks_lua_from(L)->running;
+
+	if (!t || t->co != L)
+		luaL_error(L, "this host call waits for I/O: call it from the reconcile itself, "
+			      "not from inside a coroutine of your own or while loading");
+}
+
+int ks_lua_op_start(lua_State *L, struct ks_lua_op *op)
+{
+	struct ks_lua_task *t = ks_lua_from(L)->running;
+
+	ks_require(t && t->co == L && t->op == NULL);
+	op->task = t;
+	t->op = op;
+	return lua_yield(L, 0);
+}
+
+lua_State *ks_lua_op_thread(struct ks_lua_op *op)
+{
+	return op->task->co;
+}
+
+void ks_lua_op_resume(struct ks_lua_op *op, int n)
+{
+	struct ks_lua_task *t = op->task;
+
+	ks_require(t->op == op);
+	t->op = NULL;
+	run(t, n);
+}
