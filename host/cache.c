@@ -80,6 +80,22 @@ int ks_cache_add_handler(struct ks_cache *c, const struct ks_cache_handler *h)
 	return 0;
 }
 
+int ks_cache_remove_handler(struct ks_cache *c, const struct ks_cache_handler *h)
+{
+	for (size_t i = 0; i < c->nhandlers; i++) {
+		const struct ks_cache_handler *x = &c->handlers[i];
+
+		if (x->on_add == h->on_add && x->on_update == h->on_update &&
+		    x->on_delete == h->on_delete && x->data == h->data) {
+			memmove(&c->handlers[i], &c->handlers[i + 1],
+				(c->nhandlers - i - 1) * sizeof(*x));
+			c->nhandlers--;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 static void set_add(struct ks_cache *c, const char *ixkey, struct obj *o)
 {
 	struct set *s = ks_map_get(c->ix, ixkey);

@@ -41,6 +41,9 @@ struct ks_cache *ks_cache_new(void);
 void ks_cache_free(struct ks_cache *c);
 /* Register a handler (copied). Returns 0, or -ENOSPC past 16 handlers. */
 int ks_cache_add_handler(struct ks_cache *c, const struct ks_cache_handler *h);
+/* Remove the handler equal to h (same callbacks and data). Returns 0 or -ENOENT. Not
+ * from inside a handler of the same cache. */
+int ks_cache_remove_handler(struct ks_cache *c, const struct ks_cache_handler *h);
 
 /*
  * Insert or replace obj, a Kubernetes object; strips it in place. An update whose

@@ -23,6 +23,7 @@
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
+#include "app.h"
 #include "lua/script.h"
 #include "watch.h"
 
@@ -38,6 +39,10 @@ struct app {
 static void usage(FILE *f)
 {
 	fputs("usage: kupenstack version\n"
+	      "       kupenstack run --plugins DIR [--kubeconfig F] [--context C] [--namespace N]\n"
+	      "                      [--metrics-addr HOST:PORT] [--leader-elect] [--concurrency K]\n"
+	      "                      [--os-config FILE] [--os-cloud NAME] [--cluster NAME]\n"
+	      "                      [--stdlib DIR] [--log-level debug|info|warn|error]\n"
 	      "       kupenstack watch [--kubeconfig F] [--context C] [--namespace N]\n"
 	      "                        [--log-level debug|info|warn|error] GROUP/VERSION/RESOURCE\n"
 	      "  GROUP is empty for the core group: /v1/configmaps\n"
@@ -303,6 +308,122 @@ out:
 	return rc;
 }
 
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "kubeconfig", required_argument, NULL, 'k' },
+		{ "context", required_argument, NULL, 'c' },
+		{ "namespace", required_argument, NULL, 'n' },
+		{ "plugins", required_argument, NULL, 'p' },
+		{ "metrics-addr", required_argument, NULL, 'm' },
+		{ "leader-elect", no_argument, NULL, 'L' },
+		{ "lease-duration", required_argument, NULL, 'D' },
+		{ "concurrency", required_argument, NULL, 'j' },
+		{ "os-config", required_argument, NULL, 'o' },
+		{ "os-cloud", required_argument, NULL, 'C' },
+		{ "cluster", required_argument, NULL, 'K' },
+		{ "stdlib", required_argument, NULL, 's' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ks_app_opts o = { .kubeconfig = getenv("KUBECONFIG"), .cluster = "kupenstack" };
+	struct ks_lua_host clouds = { 0 };
+	const char *osc = NULL, *cloud = NULL;
+	char *stdlib = NULL, *end;
+	enum ks_log_level lvl;
+	int c, rc;
+	long n;
+
+	while ((c = getopt_long(argc, argv, "k:c:n:p:m:LD:j:o:C:K:s:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			o.kubeconfig = optarg;
+			break;
+		case 'c':
+			o.context = optarg;
+			break;
+		case 'n':
+			o.namespace = optarg;
+			break;
+		case 'p':
+			o.plugins_dir = optarg;
+			break;
+		case 'm':
+			o.metrics_addr = optarg;
+			break;
+		case 'L':
+			o.leader_elect = true;
+			break;
+		case 'D':
+			o.lease_duration = strtod(optarg, &end);
+			if (*end || o.lease_duration < 3) {
+				fprintf(stderr, "kupenstack: --lease-duration: seconds, at least 3\n");
+				return 2;
+			}
+			o.renew_deadline = o.lease_duration * 2 / 3;
+			o.retry_period = o.lease_duration / 7.5;
+			break;
+		case 'j':
+			n = strtol(optarg, &end, 10);
+			if (*end || n < 1 || n > 64) {
+				fprintf(stderr, "kupenstack: --concurrency: a number from 1 to 64\n");
+				return 2;
+			}
+			o.concurrency = (unsigned)n;
+			break;
+		case 'o':
+			osc = optarg;
+			break;
+		case 'C':
+			cloud = optarg;
+			break;
+		case 'K':
+			o.cluster = optarg;
+			break;
+		case 's':
+			free(stdlib);
+			stdlib = ks_xstrdup(optarg);
+			break;
+		case 'l':
+			if (ks_log_parse_level(optarg, &lvl) != 0) {
+				fprintf(stderr, "kupenstack: --log-level: unknown level %s\n",
+					optarg);
+				return 2;
+			}
+			ks_log_set_level(lvl);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || !o.plugins_dir) {
+		fprintf(stderr, "kupenstack: run needs --plugins DIR and no other arguments\n");
+		free(stdlib);
+		return 2;
+	}
+	if (access(o.plugins_dir, R_OK | X_OK) != 0) {
+		fprintf(stderr, "kupenstack: --plugins %s: %s\n", o.plugins_dir, strerror(errno));
+		free(stdlib);
+		return 1;
+	}
+	if (load_clouds(&clouds, osc, cloud) != 0) {
+		free(stdlib);
+		return 1;
+	}
+	o.clouds_yaml = clouds.clouds_yaml;
+	o.cloud = clouds.cloud;
+	o.stdlib_dir = stdlib = stdlib ? stdlib : default_stdlib();
+	rc = ks_app_run(&o);
+	free((char *)clouds.clouds_yaml);
+	free(stdlib);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -319,6 +440,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "watch") == 0)
 		return cmd_watch(argc - 1, argv + 1);
+	if (strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(argv[1], "exec") == 0)
 		return cmd_exec(argc - 1, argv + 1);
 	fprintf(stderr, "kupenstack: unknown command %s\n", argv[1]);

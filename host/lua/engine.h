@@ -93,6 +93,8 @@ typedef void (*ks_lua_done_cb)(struct ks_lua_task *t, bool ok, int nres, const c
  * without yielding. Returns the task, or NULL when it already finished.
  */
 struct ks_lua_task *ks_lua_spawn(struct ks_lua *e, int nargs, ks_lua_done_cb done, void *data);
+/* Cancel every task of e, as ks_lua_task_cancel() does. */
+void ks_lua_cancel_all(struct ks_lua *e, const char *why);
 /* Cancel: pending ops are cancelled and done runs with !ok and msg "cancelled: why". */
 void ks_lua_task_cancel(struct ks_lua_task *t, const char *why);
 lua_State *ks_lua_task_thread(struct ks_lua_task *t);

@@ -194,6 +194,11 @@ void ks_lua_task_cancel_all(struct ks_lua *e, const char *why)
 		ks_lua_task_cancel(e->tasks, why);
 }
 
+void ks_lua_cancel_all(struct ks_lua *e, const char *why)
+{
+	ks_lua_task_cancel_all(e, why);
+}
+
 size_t ks_lua_tasks(const struct ks_lua *e)
 {
 	return e->ntasks;

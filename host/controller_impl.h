@@ -1,0 +1,33 @@
+#pragma once
+/*
+ * controller_impl.h: the controller's state, shared by controller.c (wiring) and
+ * reconcile.c (the flow of one key). Nothing else includes it.
+ */
+#include "controller.h"
+
+struct source;
+
+struct ks_controller {
+	uv_loop_t *loop;
+	struct ks_kube *kube;
+	struct ks_manager *manager;
+	char *name, *group, *version, *resource, *api_version, *kind, *finalizer;
+	struct ks_kube_res res;
+	double resync;
+	ks_reconcile_cb reconcile;
+	void *data;
+	struct ks_events *events;
+	struct ks_metrics *metrics;
+	struct ks_queue *queue;
+	struct ks_cache *cache;
+	struct ks_cache_handler h;
+	struct source *sources;
+	uv_timer_t resync_timer;
+	bool started;
+	bool drained_done;
+	void (*drained)(void *data);
+	void *drained_data;
+};
+
+/* The queue's worker: one key's reconcile (reconcile.c). */
+void ks_controller_work(struct ks_queue *q, const char *key, void *data);

@@ -1,0 +1,350 @@
+/*
+ * loader.c: a directory of plugins, polled for changes, each plugin version bound to
+ * a controller.
+ */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ks.h"
+#include "log.h"
+#include "lua/loader.h"
+#include "lua/plugin.h"
+
+/* One plugin version's controller; retired bindings live until drained. */
+struct binding {
+	struct ks_plugin *plugin; /* the slot the controller's callbacks read */
+	struct ks_controller *ctrl;
+	struct ks_plugin_watch watches[KS_PLUGIN_MAX_KINDS];
+	struct ks_loader *l;
+};
+
+struct slot {
+	char *path;
+	struct timespec mtime;
+	off_t size;
+	bool seen;
+	struct binding *b; /* NULL while the file has never loaded */
+	struct slot *next;
+};
+
+struct ks_loader {
+	uv_loop_t *loop;
+	struct ks_loader_opts o;
+	char *dir;
+	uv_timer_t timer;
+	struct slot *slots;
+	bool started, stopping;
+	size_t draining;
+	unsigned long failures;
+	void (*done)(void *data);
+	void *done_data;
+};
+
+static struct ks_cache *cache_for(void *data, const struct ks_kube_res *res)
+{
+	return ks_manager_find(data, res);
+}
+
+static struct binding *bind_plugin(struct ks_loader *l, struct ks_plugin *p, const char *name)
+{
+	struct binding *b = ks_xcalloc(1, sizeof(*b));
+	size_t i;
+
+	b->l = l;
+	b->plugin = p;
+	b->ctrl = ks_controller_new(l->loop, l->o.kube, l->o.manager,
+				    &(struct ks_controller_opts){
+					    .name = name,
+					    .res = p->self.res,
+					    .api_version = p->api_version,
+					    .kind = p->self.kind,
+					    .finalizer = p->finalizer,
+					    .concurrency = l->o.concurrency ? l->o.concurrency
+									    : p->concurrency,
+					    .resync = p->resync,
+					    .reconcile = ks_plugin_reconcile,
+					    .data = &b->plugin,
+					    .events = l->o.events,
+					    .metrics = l->o.metrics,
+				    });
+	for (i = 0; i < p->nowns; i++)
+		ks_controller_own(b->ctrl, &p->owns[i].res);
+	for (i = 0; i < p->nwatches; i++) {
+		b->watches[i] = (struct ks_plugin_watch){ &b->plugin, i };
+		ks_controller_watch(b->ctrl, &p->watches[i].res, ks_plugin_map, &b->watches[i]);
+	}
+	if (l->started)
+		ks_controller_start(b->ctrl);
+	return b;
+}
+
+static void maybe_done(struct ks_loader *l)
+{
+	if (l->stopping && l->draining == 0 && l->done) {
+		void (*done)(void *) = l->done;
+		l->done = NULL;
+		done(l->done_data);
+	}
+}
+
+static void retired(void *data)
+{
+	struct binding *b = data;
+	struct ks_loader *l = b->l;
+
+	ks_controller_free(b->ctrl);
+	ks_plugin_free(b->plugin, "retired");
+	free(b);
+	l->draining--;
+	maybe_done(l);
+}
+
+/* Stop b's controller: its plugin's tasks are cancelled first so the drain is quick. */
+static void retire(struct ks_loader *l, struct binding *b, const char *why)
+{
+	ks_lua_cancel_all(b->plugin->lua, why);
+	l->draining++;
+	ks_controller_stop(b->ctrl, retired, b);
+}
+
+static const char *base(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
+/* Is kind reconciled by a slot other than self? */
+static const char *kind_taken(struct ks_loader *l, const struct slot *self,
+			      const struct ks_plugin *p)
+{
+	struct slot *s;
+
+	for (s = l->slots; s; s = s->next) {
+		const struct ks_plugin *q = s->b ? s->b->plugin : NULL;
+		if (s != self && q && strcmp(q->self.kind, p->self.kind) == 0 &&
+		    strcmp(q->self.group, p->self.group) == 0)
+			return base(s->path);
+	}
+	return NULL;
+}
+
+static void load(struct ks_loader *l, struct slot *s)
+{
+	struct ks_plugin *p, *old;
+	char *src, *err = NULL, name[128];
+	const char *other;
+	size_t len;
+	int rc;
+
+	src = ks_read_file(s->path, &len, &rc);
+	if (!src) {
+		ks_err("cannot read plugin", "file=%s error=%s", s->path, ks_logq(strerror(-rc)));
+		l->failures++;
+		return;
+	}
+	p = ks_plugin_load(&l->o.host, base(s->path), src, len, &err);
+	free(src);
+	if (p && (other = kind_taken(l, s, p)) != NULL) {
+		err = ks_xasprintf("plugin %s: kind %s.%s is already reconciled by %s",
+				   base(s->path), p->self.kind, p->self.group, other);
+		ks_plugin_free(p, "refused");
+		p = NULL;
+	}
+	if (!p) {
+		ks_err("plugin refused", "file=%s error=%s kept=%s", s->path, ks_logq(err),
+		       s->b ? "previous version" : "none");
+		free(err);
+		l->failures++;
+		return;
+	}
+	snprintf(name, sizeof(name), "%.*s", (int)(strlen(base(s->path)) - 4), base(s->path));
+	if (s->b && ks_plugin_same_shape(s->b->plugin, p)) {
+		old = s->b->plugin;
+		s->b->plugin = p;
+		ks_plugin_free(old, "the plugin was replaced by a new version");
+		ks_controller_enqueue_all(s->b->ctrl, KS_QUEUE_LOW);
+		ks_info("plugin reloaded", "file=%s kind=%s", s->path, p->self.kind);
+		return;
+	}
+	if (s->b)
+		retire(l, s->b, "the plugin changed what it reconciles");
+	s->b = bind_plugin(l, p, name);
+	ks_info("plugin loaded", "file=%s kind=%s group=%s version=%s finalizer=%s", s->path,
+		p->self.kind, p->self.group, p->self.version, p->finalizer ? p->finalizer : "none");
+}
+
+static bool is_plugin_file(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 4 && name[0] != '.' && strcmp(name + n - 4, ".lua") == 0 &&
+	       strcmp(name, "README.lua") != 0;
+}
+
+static struct slot *find_slot(struct ks_loader *l, const char *path)
+{
+	struct slot *s;
+
+	for (s = l->slots; s; s = s->next)
+		if (strcmp(s->path, path) == 0)
+			return s;
+	return NULL;
+}
+
+static void drop_gone(struct ks_loader *l)
+{
+	struct slot **pp = &l->slots, *s;
+
+	while ((s = *pp) != NULL) {
+		if (s->seen) {
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		if (s->b) {
+			ks_info("plugin removed", "file=%s kind=%s", s->path, s->b->plugin->self.kind);
+			retire(l, s->b, "the plugin file was removed");
+		}
+		free(s->path);
+		free(s);
+	}
+}
+
+static void scan(struct ks_loader *l)
+{
+	struct dirent *d;
+	struct slot *s;
+	struct stat st;
+	DIR *dir = opendir(l->dir);
+	char *path;
+
+	for (s = l->slots; s; s = s->next)
+		s->seen = false;
+	if (!dir) {
+		ks_warn("cannot read the plugins directory", "dir=%s", l->dir);
+		for (s = l->slots; s; s = s->next)
+			s->seen = true; /* keep what runs */
+		return;
+	}
+	while ((d = readdir(dir)) != NULL) {
+		if (!is_plugin_file(d->d_name))
+			continue;
+		path = ks_xasprintf("%s/%s", l->dir, d->d_name);
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+			free(path);
+			continue;
+		}
+		s = find_slot(l, path);
+		if (!s) {
+			s = ks_xcalloc(1, sizeof(*s));
+			s->path = path;
+			s->next = l->slots;
+			l->slots = s;
+		} else {
+			free(path);
+		}
+		s->seen = true;
+		if (s->mtime.tv_sec == st.st_mtim.tv_sec && s->mtime.tv_nsec == st.st_mtim.tv_nsec &&
+		    s->size == st.st_size)
+			continue;
+		s->mtime = st.st_mtim;
+		s->size = st.st_size;
+		load(l, s);
+	}
+	closedir(dir);
+	drop_gone(l);
+}
+
+static void tick(uv_timer_t *t)
+{
+	scan(t->data);
+}
+
+struct ks_loader *ks_loader_new(uv_loop_t *loop, const struct ks_loader_opts *o)
+{
+	struct ks_loader *l = ks_xcalloc(1, sizeof(*l));
+
+	l->loop = loop;
+	l->o = *o;
+	l->dir = ks_xstrdup(o->dir);
+	l->o.dir = l->dir;
+	if (l->o.poll_seconds <= 0)
+		l->o.poll_seconds = 1;
+	l->o.host.cache_for = cache_for;
+	l->o.host.cache_data = o->manager;
+	uv_timer_init(loop, &l->timer);
+	l->timer.data = l;
+	scan(l);
+	return l;
+}
+
+void ks_loader_start(struct ks_loader *l)
+{
+	struct slot *s;
+	uint64_t ms = (uint64_t)(l->o.poll_seconds * 1000);
+
+	l->started = true;
+	for (s = l->slots; s; s = s->next)
+		if (s->b)
+			ks_controller_start(s->b->ctrl);
+	uv_timer_start(&l->timer, tick, ms, ms);
+}
+
+void ks_loader_stop(struct ks_loader *l, void (*done)(void *data), void *data)
+{
+	struct slot *s;
+
+	uv_timer_stop(&l->timer);
+	l->stopping = true;
+	l->done = done;
+	l->done_data = data;
+	for (s = l->slots; s; s = s->next) {
+		if (s->b) {
+			l->draining++;
+			ks_controller_stop(s->b->ctrl, retired, s->b);
+			s->b = NULL;
+		}
+	}
+	maybe_done(l);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+void ks_loader_free(struct ks_loader *l)
+{
+	struct slot *s, *next;
+
+	for (s = l->slots; s; s = next) {
+		next = s->next;
+		if (s->b) {
+			ks_plugin_free(s->b->plugin, "the host is stopping");
+			ks_controller_free(s->b->ctrl);
+			free(s->b);
+		}
+		free(s->path);
+		free(s);
+	}
+	free(l->dir);
+	uv_close((uv_handle_t *)&l->timer, timer_closed);
+}
+
+size_t ks_loader_plugins(const struct ks_loader *l)
+{
+	const struct slot *s;
+	size_t n = 0;
+
+	for (s = l->slots; s; s = s->next)
+		n += s->b != NULL;
+	return n;
+}
+
+unsigned long ks_loader_failures(const struct ks_loader *l)
+{
+	return l->failures;
+}

@@ -1,0 +1,61 @@
+#pragma once
+/*
+ * plugin.h: one loaded version of a Lua plugin: its sandboxed state, its validated
+ * table (the contract of plugins/README.md), and the glue that runs its reconcile
+ * and finalize for a controller.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "controller.h"
+#include "lua/engine.h"
+
+#define KS_PLUGIN_API 1
+#define KS_PLUGIN_MAX_KINDS 8
+
+struct ks_plugin_kind {
+	char *group, *version, *kind, *resource;
+	struct ks_kube_res res;
+	int map_ref; /* watches: registry ref of map(obj), or LUA_NOREF */
+};
+
+struct ks_plugin {
+	char *name; /* file or ConfigMap name, for logs */
+	struct ks_lua *lua;
+	struct ks_plugin_kind self;
+	char *api_version; /* "group/version" */
+	char *finalizer;   /* or NULL */
+	unsigned concurrency;
+	double resync;
+	struct ks_lua_limits limits;
+	struct ks_plugin_kind owns[KS_PLUGIN_MAX_KINDS];
+	size_t nowns;
+	struct ks_plugin_kind watches[KS_PLUGIN_MAX_KINDS];
+	size_t nwatches;
+	int table_ref; /* the plugin table */
+	int config_ref;
+	int ctx_ref; /* the ctx builder */
+};
+
+/*
+ * Load src as plugin name in a new state: run the chunk, check the table it returns.
+ * Returns the plugin, or NULL with *err (free it) naming the file and the field.
+ */
+struct ks_plugin *ks_plugin_load(const struct ks_lua_host *host, const char *name,
+				 const char *src, size_t len, char **err);
+/* Cancel its tasks (their reconciles fail with "cancelled: why") and free it. */
+void ks_plugin_free(struct ks_plugin *p, const char *why);
+/* Do a and b reconcile the same way apart from their code (kind, finalizer, owns,
+ * watches, concurrency, resync)? Then a swap needs no new controller. */
+bool ks_plugin_same_shape(const struct ks_plugin *a, const struct ks_plugin *b);
+
+/* The controller callback: data is a struct ks_plugin **, the slot holding the
+ * current version (so a reload takes effect at the next reconcile). */
+void ks_plugin_reconcile(struct ks_controller *c, struct ks_reconcile *r, void *data);
+/* The watches' map callback: data is a struct ks_plugin_watch naming the slot and
+ * which entry of 'watches' the changed object's kind is. */
+struct ks_plugin_watch {
+	struct ks_plugin **slot;
+	size_t index;
+};
+void ks_plugin_map(struct ks_controller *c, const struct ks_cache_obj *obj, void *data);

@@ -1,0 +1,226 @@
+/*
+ * run.c: running a plugin's reconcile/finalize for the controller, and its watch maps.
+ *
+ * Outcomes: a returned table {status=, conditions=, requeue_after=} succeeds; `nil,
+ * err` or an error raised fails and is retried (err.backoff, when the library sets one,
+ * holds the retry off that long: quota); ctx.terminal(msg, reason) fails for good.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "event.h"
+#include "json.h"
+#include "ks.h"
+#include "log.h"
+#include "lua/bind.h"
+#include "lua/plugin.h"
+
+struct run {
+	struct ks_controller *c;
+	struct ks_reconcile *r;
+};
+
+/* ctx.event(type, reason, message); upvalues: the controller, the object's JSON. */
+static int event(lua_State *L)
+{
+	struct ks_controller *c = lua_touserdata(L, lua_upvalueindex(1));
+	const char *type = luaL_checkstring(L, 1), *reason = luaL_checkstring(L, 2);
+	const char *msg = luaL_checkstring(L, 3);
+	struct ks_events *ev = ks_controller_events(c);
+	cJSON *obj;
+
+	if (strcmp(type, "Normal") != 0 && strcmp(type, "Warning") != 0)
+		return luaL_argerror(L, 1, "\"Normal\" or \"Warning\"");
+	if (!ev) {
+		ks_info("event", "controller=%s type=%s reason=%s message=%s",
+			ks_controller_name(c), type, reason, ks_logq(msg));
+		return 0;
+	}
+	obj = ks_json_parse(lua_tostring(L, lua_upvalueindex(2)),
+			    lua_objlen(L, lua_upvalueindex(2)));
+	ks_event(ev, obj, type, reason, "%s", msg);
+	cJSON_Delete(obj);
+	return 0;
+}
+
+/* The message of an error without its traceback, into a fresh string. */
+static char *first_part(const char *msg)
+{
+	const char *tb = msg ? strstr(msg, "\nstack traceback:") : NULL;
+
+	if (!msg)
+		return ks_xstrdup("error");
+	return tb ? ks_xstrndup(msg, (size_t)(tb - msg)) : ks_xstrdup(msg);
+}
+
+/* Fill o from an error value (a table from ctx.terminal or the library, or text). */
+static void error_outcome(lua_State *co, int idx, const char *text, struct ks_outcome *o,
+			  char **buf, char **reason)
+{
+	if (lua_istable(co, idx)) {
+		lua_getfield(co, idx, "ks_terminal");
+		o->terminal = lua_toboolean(co, -1);
+		lua_getfield(co, idx, "reason");
+		if (o->terminal && lua_isstring(co, -1))
+			*reason = ks_xstrdup(lua_tostring(co, -1));
+		lua_getfield(co, idx, "backoff");
+		o->backoff = lua_isnumber(co, -1) ? lua_tonumber(co, -1) : 0;
+		lua_pop(co, 3);
+		if (!text) {
+			lua_getglobal(co, "tostring");
+			lua_pushvalue(co, idx);
+			lua_pcall(co, 1, 1, 0);
+			*buf = ks_xstrdup(lua_isstring(co, -1) ? lua_tostring(co, -1) : "error");
+			lua_pop(co, 1);
+		}
+		if (o->terminal) {
+			lua_getfield(co, idx, "message");
+			free(*buf);
+			*buf = ks_xstrdup(luaL_optstring(co, -1, "terminal error"));
+			lua_pop(co, 1);
+		}
+	}
+	if (!*buf)
+		*buf = first_part(text ? text : lua_tostring(co, idx));
+	o->error = *buf;
+	o->reason = *reason;
+}
+
+static cJSON *field_json(lua_State *co, int idx, const char *field, char **err)
+{
+	const char *why = NULL;
+	cJSON *v = NULL;
+
+	lua_getfield(co, idx, field);
+	if (!lua_isnil(co, -1)) {
+		v = ks_lua_to_json(co, -1, &why);
+		if (!v)
+			*err = ks_xasprintf("the result's '%s' has no JSON form: %s", field, why);
+	}
+	lua_pop(co, 1);
+	return v;
+}
+
+static void reconciled(struct ks_lua_task *t, bool ok, int nres, const char *msg, void *data)
+{
+	struct run *run = data;
+	lua_State *co = ks_lua_task_thread(t);
+	struct ks_outcome o = { 0 };
+	char *buf = NULL, *reason = NULL;
+	cJSON *status = NULL, *conds = NULL;
+
+	if (!ok) {
+		ks_debug("reconcile raised", "controller=%s key=%s error=%s",
+			 ks_controller_name(run->c), ks_reconcile_key(run->r), ks_logq(msg));
+		error_outcome(co, lua_gettop(co), msg, &o, &buf, &reason);
+	} else if (nres >= 1 && lua_isnil(co, 1)) {
+		if (nres >= 2)
+			error_outcome(co, 2, NULL, &o, &buf, &reason);
+		else
+			o.error = buf = ks_xstrdup("reconcile returned nil without an error");
+	} else if (nres >= 1 && lua_istable(co, 1)) {
+		status = field_json(co, 1, "status", &buf);
+		conds = buf ? NULL : field_json(co, 1, "conditions", &buf);
+		lua_getfield(co, 1, "requeue_after");
+		o.requeue_after = lua_isnumber(co, -1) ? lua_tonumber(co, -1) : 0;
+		lua_pop(co, 1);
+		o.status = status;
+		o.conditions = conds;
+		o.error = buf;
+		o.terminal = buf != NULL; /* a malformed result will not mend by retrying */
+	} else if (nres >= 1 && !lua_isnil(co, 1) && !lua_istable(co, 1)) {
+		o.error = buf = ks_xstrdup("reconcile must return a table, or nil and an error");
+		o.terminal = true;
+	}
+	ks_reconcile_done(run->r, &o);
+	cJSON_Delete(status);
+	cJSON_Delete(conds);
+	free(buf);
+	free(reason);
+	free(run);
+}
+
+void ks_plugin_reconcile(struct ks_controller *c, struct ks_reconcile *r, void *data)
+{
+	struct ks_plugin *p = *(struct ks_plugin **)data;
+	lua_State *L = ks_lua_state(p->lua);
+	const cJSON *obj = ks_reconcile_object(r);
+	struct run *run = ks_xcalloc(1, sizeof(*run));
+	char *text;
+
+	run->c = c;
+	run->r = r;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, p->table_ref);
+	lua_getfield(L, -1, ks_reconcile_deleting(r) ? "finalize" : "reconcile");
+	lua_remove(L, -2);
+	ks_lua_push_json(L, obj);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, p->ctx_ref);
+	lua_getfield(L, -1, "new");
+	lua_remove(L, -2);
+	lua_pushstring(L, ks_reconcile_key(r));
+	lua_pushnumber(L, (double)ks_now_ns() / 1e9 + p->limits.seconds);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, p->config_ref);
+	lua_pushlightuserdata(L, c);
+	text = ks_json_print(obj);
+	lua_pushstring(L, text);
+	free(text);
+	lua_pushcclosure(L, event, 2);
+	if (lua_pcall(L, 4, 1, 0) != 0) {
+		struct ks_outcome o = { .error = lua_tostring(L, -1) };
+		ks_reconcile_done(r, &o);
+		lua_settop(L, 0);
+		free(run);
+		return;
+	}
+	ks_lua_spawn(p->lua, 2, reconciled, run);
+}
+
+struct map_run {
+	struct ks_controller *c;
+};
+
+static void mapped(struct ks_lua_task *t, bool ok, int nres, const char *msg, void *data)
+{
+	struct map_run *m = data;
+	lua_State *co = ks_lua_task_thread(t);
+	int i, n;
+
+	if (!ok) {
+		ks_warn("watch map failed", "controller=%s error=%s", ks_controller_name(m->c),
+			ks_logq(msg));
+	} else if (nres >= 1 && lua_istable(co, 1)) {
+		n = (int)lua_objlen(co, 1);
+		for (i = 1; i <= n; i++) {
+			lua_rawgeti(co, 1, i);
+			if (lua_isstring(co, -1))
+				ks_controller_enqueue(m->c, lua_tostring(co, -1), KS_QUEUE_HIGH);
+			lua_pop(co, 1);
+		}
+	}
+	free(m);
+}
+
+void ks_plugin_map(struct ks_controller *c, const struct ks_cache_obj *obj, void *data)
+{
+	struct ks_plugin_watch *w = data;
+	struct ks_plugin *p = *w->slot;
+	lua_State *L = ks_lua_state(p->lua);
+	struct ks_lua_task *t;
+	struct map_run *m;
+	cJSON *v;
+
+	if (w->index >= p->nwatches || ks_lua_running(p->lua))
+		return;
+	m = ks_xcalloc(1, sizeof(*m));
+	m->c = c;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, p->watches[w->index].map_ref);
+	v = ks_json_parse(obj->json, obj->len);
+	ks_lua_push_json(L, v);
+	cJSON_Delete(v);
+	t = ks_lua_spawn(p->lua, 1, mapped, m);
+	if (t)
+		ks_lua_task_cancel(t, "a watch map must not wait for I/O");
+}
