@@ -21,6 +21,17 @@ struct source {
 	struct source *next;
 };
 
+bool ks_controller_selects(const struct ks_controller *c, const cJSON *obj)
+{
+	const cJSON *labels = ks_json_path(obj, "metadata.labels");
+	const char *v;
+
+	if (!c->selector_key)
+		return true;
+	v = cJSON_GetStringValue(cJSON_GetObjectItem(labels, c->selector_key));
+	return v && (!c->selector_value || strcmp(v, c->selector_value) == 0);
+}
+
 const char *ks_controller_name(const struct ks_controller *c)
 {
 	return c->name;
@@ -207,6 +218,8 @@ struct ks_controller *ks_controller_new(uv_loop_t *loop, struct ks_kube *kube,
 	c->api_version = ks_xstrdup(o->api_version);
 	c->kind = ks_xstrdup(o->kind);
 	c->finalizer = o->finalizer ? ks_xstrdup(o->finalizer) : NULL;
+	c->selector_key = o->selector_key ? ks_xstrdup(o->selector_key) : NULL;
+	c->selector_value = o->selector_value ? ks_xstrdup(o->selector_value) : NULL;
 	c->resync = o->resync;
 	c->reconcile = o->reconcile;
 	c->data = o->data;
@@ -280,6 +293,8 @@ static void timer_closed(uv_handle_t *h)
 	free(c->api_version);
 	free(c->kind);
 	free(c->finalizer);
+	free(c->selector_key);
+	free(c->selector_value);
 	free(c);
 }
 

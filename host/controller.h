@@ -45,6 +45,8 @@ struct ks_controller_opts {
 	struct ks_events *events;   /* may be NULL */
 	struct ks_metrics *metrics; /* may be NULL */
 	double qps;		    /* the queue's overall retry limit; 0: 10/s burst 100 */
+	/* Only objects with this label (and value) are reconciled; NULL: all. Copied. */
+	const char *selector_key, *selector_value;
 };
 
 /* A stopped controller. Never NULL. kube and manager are not owned. */

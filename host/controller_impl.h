@@ -11,6 +11,7 @@ struct ks_controller {
 	uv_loop_t *loop;
 	struct ks_kube *kube;
 	struct ks_manager *manager;
+	char *selector_key, *selector_value;
 	char *name, *group, *version, *resource, *api_version, *kind, *finalizer;
 	struct ks_kube_res res;
 	double resync;
@@ -28,6 +29,9 @@ struct ks_controller {
 	void (*drained)(void *data);
 	void *drained_data;
 };
+
+/* Does obj (JSON) carry the controller's selector label? */
+bool ks_controller_selects(const struct ks_controller *c, const cJSON *obj);
 
 /* The queue's worker: one key's reconcile (reconcile.c). */
 void ks_controller_work(struct ks_queue *q, const char *key, void *data);

@@ -189,7 +189,8 @@ void ks_reconcile_done(struct ks_reconcile *r, const struct ks_outcome *res)
 					     : (r->deleting ? "FinalizeFailed" : "ReconcileFailed"),
 				 "%s", res->error);
 	}
-	if (r->deleting && !res->error) {
+	/* A finalize that asks to be called again (requeue_after) is not finished yet. */
+	if (r->deleting && !res->error && res->requeue_after <= 0) {
 		remove_finalizer(r);
 		return;
 	}
@@ -260,6 +261,10 @@ void ks_controller_work(struct ks_queue *q, const char *key, void *data)
 	r->start_ns = ks_now_ns();
 	r->obj = ks_json_parse(o->json, o->len);
 	has = c->finalizer && finalizer_index(r) >= 0;
+	if (!has && !ks_controller_selects(c, r->obj)) {
+		finish(r); /* not ours (any more): leave it alone */
+		return;
+	}
 	if (ks_json_str(r->obj, "metadata.deletionTimestamp")) {
 		if (!has) {
 			finish(r);

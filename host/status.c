@@ -109,7 +109,7 @@ cJSON *ks_status_next(const cJSON *obj, const struct ks_outcome *res, const char
 	long long gen = ks_json_int(obj, "metadata.generation", 0);
 	cJSON *next = old ? cJSON_Duplicate(old, 1) : cJSON_CreateObject(), *conds;
 
-	if (res->status && !res->error) {
+	if (res->status) {
 		cJSON_ArrayForEach(f, res->status)
 		{
 			if (strcmp(f->string, "conditions") == 0 ||

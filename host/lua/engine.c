@@ -218,10 +218,10 @@ size_t ks_lua_memory(const struct ks_lua *e)
 	return e->used;
 }
 
-int ks_lua_compile(struct ks_lua *e, const char *name, const char *src, size_t len, char **err)
+/* Compile onto L's stack (the main state, or the thread calling require). */
+static int compile_on(lua_State *L, struct ks_lua *e, const char *name, const char *src,
+		      size_t len, char **err)
 {
-	lua_State *L = e->L;
-
 	if (len > 0 && src[0] == LUA_SIGNATURE[0]) {
 		*err = ks_xasprintf("%s: precompiled bytecode is refused; load the source", name);
 		return -EINVAL;
@@ -234,6 +234,11 @@ int ks_lua_compile(struct ks_lua *e, const char *name, const char *src, size_t l
 	lua_rawgeti(L, LUA_REGISTRYINDEX, e->env_ref);
 	lua_setfenv(L, -2);
 	return 0;
+}
+
+int ks_lua_compile(struct ks_lua *e, const char *name, const char *src, size_t len, char **err)
+{
+	return compile_on(e->L, e, name, src, len, err);
 }
 
 /* Read stdlib_dir/<name with dots as slashes>{.lua,/init.lua}; NULL if neither. */
@@ -298,7 +303,7 @@ int ks_lua_require(lua_State *L)
 	lua_pushlightuserdata(L, e); /* "loading" marker */
 	lua_setfield(L, 2, name);
 	lua_pushfstring(L, "@%s", path);
-	if (ks_lua_compile(e, lua_tostring(L, -1), text, len, &err) != 0) {
+	if (compile_on(L, e, lua_tostring(L, -1), text, len, &err) != 0) {
 		free(text);
 		free(path);
 		lua_pushstring(L, err);

@@ -61,6 +61,8 @@ static struct binding *bind_plugin(struct ks_loader *l, struct ks_plugin *p, con
 					    .api_version = p->api_version,
 					    .kind = p->self.kind,
 					    .finalizer = p->finalizer,
+					    .selector_key = p->selector_key,
+					    .selector_value = p->selector_value,
 					    .concurrency = l->o.concurrency ? l->o.concurrency
 									    : p->concurrency,
 					    .resync = p->resync,

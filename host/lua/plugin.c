@@ -68,6 +68,8 @@ void ks_plugin_free(struct ks_plugin *p, const char *why)
 	free(p->name);
 	free(p->api_version);
 	free(p->finalizer);
+	free(p->selector_key);
+	free(p->selector_value);
 	free(p);
 }
 
@@ -220,6 +222,21 @@ static bool check_table(struct ks_plugin *p, lua_State *L, char **err)
 	    !check_fn(L, t, "reconcile", true, err) ||
 	    !check_fn(L, t, "finalize", p->finalizer != NULL, err))
 		return false;
+	lua_getfield(L, t, "selector");
+	if (!lua_isnil(L, -1)) {
+		lua_pushnil(L);
+		if (!lua_istable(L, -2) || !lua_next(L, -2) || lua_type(L, -2) != LUA_TSTRING ||
+		    lua_type(L, -1) != LUA_TSTRING) {
+			*err = ks_xstrdup("field 'selector' must be a table of one label = value");
+			lua_settop(L, t);
+			return false;
+		}
+		p->selector_key = ks_xstrdup(lua_tostring(L, -2));
+		p->selector_value = ks_xstrdup(lua_tostring(L, -1));
+		lua_settop(L, t);
+	} else {
+		lua_pop(L, 1);
+	}
 	lua_getfield(L, t, "limits");
 	if (!lua_isnil(L, -1)) {
 		if (!lua_istable(L, -1) ||
@@ -325,7 +342,10 @@ bool ks_plugin_same_shape(const struct ks_plugin *a, const struct ks_plugin *b)
 	if (!same_kind(&a->self, &b->self) || a->nowns != b->nowns ||
 	    a->nwatches != b->nwatches || a->concurrency != b->concurrency ||
 	    a->resync != b->resync || !a->finalizer != !b->finalizer ||
-	    (a->finalizer && strcmp(a->finalizer, b->finalizer) != 0))
+	    (a->finalizer && strcmp(a->finalizer, b->finalizer) != 0) ||
+	    !a->selector_key != !b->selector_key ||
+	    (a->selector_key && (strcmp(a->selector_key, b->selector_key) != 0 ||
+				 strcmp(a->selector_value, b->selector_value) != 0)))
 		return false;
 	for (i = 0; i < a->nowns; i++)
 		if (!same_kind(&a->owns[i], &b->owns[i]))

@@ -25,6 +25,7 @@ struct ks_plugin {
 	struct ks_plugin_kind self;
 	char *api_version; /* "group/version" */
 	char *finalizer;   /* or NULL */
+	char *selector_key, *selector_value; /* selector = { key = value }, or NULL */
 	unsigned concurrency;
 	double resync;
 	struct ks_lua_limits limits;

@@ -75,6 +75,14 @@ static void error_outcome(lua_State *co, int idx, const char *text, struct ks_ou
 			lua_pcall(co, 1, 1, 0);
 			*buf = ks_xstrdup(lua_isstring(co, -1) ? lua_tostring(co, -1) : "error");
 			lua_pop(co, 1);
+			if (strncmp(*buf, "table: ", 7) == 0) { /* no __tostring: use its message */
+				lua_getfield(co, idx, "message");
+				if (lua_isstring(co, -1)) {
+					free(*buf);
+					*buf = ks_xstrdup(lua_tostring(co, -1));
+				}
+				lua_pop(co, 1);
+			}
 		}
 		if (o->terminal) {
 			lua_getfield(co, idx, "message");
@@ -104,6 +112,26 @@ static cJSON *field_json(lua_State *co, int idx, const char *field, char **err)
 	return v;
 }
 
+/* A result may carry a failure along with the status to keep: {status=, error=,
+ * terminal=, reason=, backoff=}. */
+static void result_error(lua_State *co, struct ks_outcome *o, char **buf, char **reason)
+{
+	lua_getfield(co, 1, "error");
+	if (lua_isstring(co, -1)) {
+		*buf = ks_xstrdup(lua_tostring(co, -1));
+		o->error = *buf;
+		lua_getfield(co, 1, "terminal");
+		o->terminal = lua_toboolean(co, -1);
+		lua_getfield(co, 1, "reason");
+		if (lua_isstring(co, -1))
+			o->reason = *reason = ks_xstrdup(lua_tostring(co, -1));
+		lua_getfield(co, 1, "backoff");
+		o->backoff = lua_isnumber(co, -1) ? lua_tonumber(co, -1) : 0;
+		lua_pop(co, 3);
+	}
+	lua_pop(co, 1);
+}
+
 static void reconciled(struct ks_lua_task *t, bool ok, int nres, const char *msg, void *data)
 {
 	struct run *run = data;
@@ -131,6 +159,8 @@ static void reconciled(struct ks_lua_task *t, bool ok, int nres, const char *msg
 		o.conditions = conds;
 		o.error = buf;
 		o.terminal = buf != NULL; /* a malformed result will not mend by retrying */
+		if (!buf)
+			result_error(co, &o, &buf, &reason);
 	} else if (nres >= 1 && !lua_isnil(co, 1) && !lua_istable(co, 1)) {
 		o.error = buf = ks_xstrdup("reconcile must return a table, or nil and an error");
 		o.terminal = true;

@@ -1,0 +1,47 @@
+-- plugins/network.lua: kupenstack.io/v1alpha1 Network -> a Neutron network.
+local resource = require "ks.resource"
+local neutron = require "ks.neutron"
+
+
+local MUTABLE = { "name", "description", "admin_state_up", "shared", "mtu",
+                  "port_security_enabled" }
+
+
+local function desired(obj)
+  local r = (obj.spec and obj.spec.resource) or {}
+  local body = resource.pick(r, MUTABLE)
+  body.name = resource.name(obj)
+  local p = r.provider
+  if p then
+    body["provider:network_type"] = p.network_type
+    body["provider:physical_network"] = p.physical_network
+    body["provider:segmentation_id"] = p.segmentation_id
+  end
+  return body
+end
+
+
+return resource.plugin(neutron.kind {
+  kind = "Network", path = "/networks", key = "network", plural = "networks",
+  desired = desired, mutable = MUTABLE,
+  immutable = function(obj, cur)
+    local p = ((obj.spec and obj.spec.resource) or {}).provider
+    if p and p.network_type and cur["provider:network_type"]
+        and p.network_type ~= cur["provider:network_type"] then
+      return "spec.resource.provider.network_type is immutable: the network has "
+        .. cur["provider:network_type"] .. "; delete and recreate the Network to change it"
+    end
+  end,
+  observe = function(cur)
+    local fields = resource.pick(cur, { "name", "description", "status", "admin_state_up",
+      "shared", "mtu", "port_security_enabled", "router:external", "subnets",
+      "provider:network_type", "provider:physical_network", "tags" })
+    if cur.status == "ACTIVE" then
+      return fields, "available", "network " .. cur.id .. " is ACTIVE"
+    end
+    if cur.status == "ERROR" then
+      return fields, "error", "network " .. cur.id .. " is in ERROR"
+    end
+    return fields, "progressing", "network " .. cur.id .. " is " .. tostring(cur.status)
+  end,
+})

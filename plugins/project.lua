@@ -1,0 +1,162 @@
+-- plugins/project.lua: Namespace = Project. A Namespace labelled kupenstack.io/project=true
+-- gets a Keystone project "<cluster>-<namespace>", tagged with the Namespace's UID, in
+-- which the operator's user is a member; its ID is recorded on the Namespace. Deleting
+-- the Namespace waits until its resources are gone from OpenStack (their own finalizers
+-- delete them), then deletes the project, and only then lets the Namespace go.
+local kube = require "ks.core.kube"
+local config = require "ks.core.config"
+local resource = require "ks.resource"
+local openstack = require "ks.openstack"
+
+local ipairs = ipairs
+local tostring = tostring
+
+
+local LABEL = "kupenstack.io/project"
+local MEMBER_ROLE = "member"
+
+local Project = {
+  api = 1, group = "", version = "v1", kind = "Namespace",
+  finalizer = "kupenstack.io/project",
+  selector = { [LABEL] = "true" },
+  concurrency = 2, resync = 600,
+}
+
+
+local function project_name(ns)
+  return (config.get("cluster") or "kupenstack") .. "-" .. ns.metadata.name
+end
+
+
+local function find_project(cloud, ns)
+  local body, err = cloud:request("identity", "GET", "/projects",
+    { query = { name = project_name(ns) } })
+  if not body then
+    return nil, err
+  end
+  return body.projects[1]
+end
+
+
+-- Make the operator's user a member of project id (idempotent).
+local function join(cloud, id)
+  local auth, err = cloud:auth()
+  if not auth then
+    return nil, err
+  end
+  local roles
+  roles, err = cloud:request("identity", "GET", "/roles", { query = { name = MEMBER_ROLE } })
+  if not roles then
+    return nil, err
+  end
+  if not roles.roles[1] then
+    return nil, "Keystone has no role named " .. MEMBER_ROLE
+  end
+  return cloud:request("identity", "PUT", "/projects/" .. id .. "/users/" .. auth.user_id
+    .. "/roles/" .. roles.roles[1].id, { expect = { 204 } })
+end
+
+
+function Project.reconcile(ns, ctx)
+  local cloud, err = resource.operator()
+  if not cloud then
+    return resource.failed(err)
+  end
+  local tag = resource.uid_tag(ns)
+  local p
+  p, err = find_project(cloud, ns)
+  if err then
+    return resource.failed(err)
+  end
+  if p and not resource.has(p.tags, tag) then
+    return resource.terminal("a Keystone project named " .. project_name(ns)
+      .. " exists and was not made for this namespace (no tag " .. tag .. ")")
+  end
+  if not p then
+    local auth = cloud:auth()
+    local body
+    body, err = cloud:request("identity", "POST", "/projects", { body = { project = {
+      name = project_name(ns), domain_id = auth and auth.project_domain_id or "default",
+      description = "Kubernetes namespace " .. ns.metadata.name .. " (kupenstack)",
+      tags = { tag },
+    } } })
+    if not body then
+      return resource.failed(err)
+    end
+    p = body.project
+    ctx.event("Normal", "ProjectCreated", "created Keystone project " .. p.name .. " (" .. p.id .. ")")
+  end
+  local ok, jerr = join(cloud, p.id)
+  if not ok then
+    return resource.failed(jerr)
+  end
+  local a = ns.metadata.annotations or {}
+  if a[resource.PROJECT_ANNOTATION] ~= p.id then
+    local _, perr = kube.patch(resource.NAMESPACES, nil, ns.metadata.name,
+      { metadata = { annotations = { [resource.PROJECT_ANNOTATION] = p.id } } })
+    if perr then
+      return nil, "could not record the project on the namespace: " .. tostring(perr)
+    end
+  end
+  return {}
+end
+
+
+-- What is still in project id, as "3 servers, 1 network"; nil when nothing is.
+local function leftovers(cloud, id)
+  local checks = {
+    { "compute", "/servers", "servers", { all_tenants = "1", project_id = id } },
+    { "network", "/ports", "ports", { project_id = id } },
+    { "network", "/routers", "routers", { project_id = id } },
+    { "network", "/floatingips", "floatingips", { project_id = id } },
+    { "network", "/networks", "networks", { project_id = id } },
+    { "image", "/images", "images", { owner = id } },
+  }
+  local found = {}
+  for _, c in ipairs(checks) do
+    local items, err = cloud:list(c[1], c[2], c[3], { query = c[4] })
+    if not items then
+      return nil, err
+    end
+    if #items > 0 then
+      found[#found + 1] = #items .. " " .. c[3]
+    end
+  end
+  return #found > 0 and table.concat(found, ", ") or nil
+end
+
+
+function Project.finalize(ns, ctx)
+  local id = (ns.metadata.annotations or {})[resource.PROJECT_ANNOTATION]
+  if not id then
+    return {}
+  end
+  local cloud, err = resource.operator()
+  if not cloud then
+    return resource.failed(err)
+  end
+  local left
+  left, err = leftovers(cloud, id)
+  if err then
+    return resource.failed(err)
+  end
+  if left then
+    return resource.waiting("waiting for the namespace's OpenStack resources to be deleted: "
+      .. left, 5)
+  end
+  -- Neutron makes a default security group in every project that used the network.
+  local sgs = cloud:list("network", "/security-groups", "security_groups",
+    { query = { project_id = id } }) or {}
+  for _, sg in ipairs(sgs) do
+    cloud:request("network", "DELETE", "/security-groups/" .. sg.id, { expect = { 204, 404 } })
+  end
+  local _, derr = cloud:request("identity", "DELETE", "/projects/" .. id, { expect = { 204, 404 } })
+  if derr and not openstack.is_not_found(derr) then
+    return resource.failed(derr)
+  end
+  ctx.event("Normal", "ProjectDeleted", "deleted Keystone project " .. id)
+  return {}
+end
+
+
+return Project
