@@ -52,9 +52,18 @@ struct ks_events *ks_controller_events(struct ks_controller *c)
 	return c->events;
 }
 
+/* With --namespace N, the Namespace kind is limited to N too. */
+static bool in_scope(const struct ks_controller *c, const char *key)
+{
+	const char *ns = ks_manager_namespace(c->manager);
+
+	return !ns || c->res.namespaced || strcmp(c->resource, "namespaces") != 0 ||
+	       strcmp(key, ns) == 0;
+}
+
 void ks_controller_enqueue(struct ks_controller *c, const char *key, enum ks_queue_prio prio)
 {
-	if (c->started)
+	if (c->started && in_scope(c, key))
 		ks_queue_add(c->queue, key, prio);
 }
 

@@ -124,3 +124,8 @@ size_t ks_manager_len(const struct ks_manager *m)
 {
 	return m->n;
 }
+
+const char *ks_manager_namespace(const struct ks_manager *m)
+{
+	return m->namespace;
+}

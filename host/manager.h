@@ -30,5 +30,7 @@ struct ks_cache *ks_manager_find(struct ks_manager *m, const struct ks_kube_res 
 bool ks_manager_synced(struct ks_manager *m, const struct ks_kube_res *res);
 /* Have all reflectors synced? (for /readyz) */
 bool ks_manager_all_synced(struct ks_manager *m, char *why, size_t cap);
+/* The namespace the manager is limited to, or NULL. */
+const char *ks_manager_namespace(const struct ks_manager *m);
 /* Number of informers (kinds watched). */
 size_t ks_manager_len(const struct ks_manager *m);
