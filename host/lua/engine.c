@@ -168,9 +168,10 @@ struct ks_lua *ks_lua_new(const char *name, const struct ks_lua_host *host,
 		e->limits.seconds = DEFAULT_SECONDS;
 	e->L = lua_newstate(alloc, e);
 	ks_require(e->L != NULL);
-	/* The JIT is off: LuaJIT's count hook does not fire inside compiled loops. */
-	luaJIT_setmode(e->L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
 	luaL_openlibs(e->L);
+	/* The JIT is off (after openlibs: opening the jit library turns it on): LuaJIT's
+	 * count hook does not fire inside compiled loops. */
+	luaJIT_setmode(e->L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
 	lua_newtable(e->L);
 	e->loaded_ref = luaL_ref(e->L, LUA_REGISTRYINDEX);
 	ks_lua_open_all(e->L); /* fills the preload table */
