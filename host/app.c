@@ -206,6 +206,7 @@ static int setup(struct app *a, struct ks_kubeconfig *cfg)
 	a->manager = ks_manager_new(a->loop, a->kube, o->namespace);
 	a->loader = ks_loader_new(a->loop, &(struct ks_loader_opts){
 						   .dir = o->plugins_dir,
+						   .configmap_namespace = o->plugins_configmaps,
 						   .concurrency = o->concurrency,
 						   .host = {
 							   .loop = a->loop,

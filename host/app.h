@@ -11,7 +11,8 @@ struct ks_app_opts {
 	const char *kubeconfig; /* NULL: in-cluster */
 	const char *context;
 	const char *namespace;	  /* watch scope; NULL: all namespaces */
-	const char *plugins_dir;  /* required */
+	const char *plugins_dir;  /* a directory of plugins, or NULL */
+	const char *plugins_configmaps; /* a namespace of plugin ConfigMaps, or NULL */
 	const char *stdlib_dir;	  /* the Lua library */
 	const char *metrics_addr; /* "127.0.0.1:8080"; NULL: no server */
 	bool leader_elect;

@@ -39,7 +39,8 @@ struct app {
 static void usage(FILE *f)
 {
 	fputs("usage: kupenstack version\n"
-	      "       kupenstack run --plugins DIR [--kubeconfig F] [--context C] [--namespace N]\n"
+	      "       kupenstack run --plugins DIR|--plugins-configmaps NS [--kubeconfig F]\n"
+	      "                      [--context C] [--namespace N]\n"
 	      "                      [--metrics-addr HOST:PORT] [--leader-elect] [--concurrency K]\n"
 	      "                      [--os-config FILE] [--os-cloud NAME] [--cluster NAME]\n"
 	      "                      [--stdlib DIR] [--log-level debug|info|warn|error]\n"
@@ -315,6 +316,7 @@ static int cmd_run(int argc, char **argv)
 		{ "context", required_argument, NULL, 'c' },
 		{ "namespace", required_argument, NULL, 'n' },
 		{ "plugins", required_argument, NULL, 'p' },
+		{ "plugins-configmaps", required_argument, NULL, 'P' },
 		{ "metrics-addr", required_argument, NULL, 'm' },
 		{ "leader-elect", no_argument, NULL, 'L' },
 		{ "lease-duration", required_argument, NULL, 'D' },
@@ -335,7 +337,7 @@ static int cmd_run(int argc, char **argv)
 	int c, rc;
 	long n;
 
-	while ((c = getopt_long(argc, argv, "k:c:n:p:m:LD:j:o:C:K:s:l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:j:o:C:K:s:l:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			o.kubeconfig = optarg;
@@ -348,6 +350,9 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'p':
 			o.plugins_dir = optarg;
+			break;
+		case 'P':
+			o.plugins_configmaps = optarg;
 			break;
 		case 'm':
 			o.metrics_addr = optarg;
@@ -401,12 +406,13 @@ static int cmd_run(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc || !o.plugins_dir) {
-		fprintf(stderr, "kupenstack: run needs --plugins DIR and no other arguments\n");
+	if (optind != argc || (!o.plugins_dir && !o.plugins_configmaps)) {
+		fprintf(stderr, "kupenstack: run needs --plugins DIR or --plugins-configmaps "
+				"NAMESPACE, and no other arguments\n");
 		free(stdlib);
 		return 2;
 	}
-	if (access(o.plugins_dir, R_OK | X_OK) != 0) {
+	if (o.plugins_dir && access(o.plugins_dir, R_OK | X_OK) != 0) {
 		fprintf(stderr, "kupenstack: --plugins %s: %s\n", o.plugins_dir, strerror(errno));
 		free(stdlib);
 		return 1;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "json.h"
 #include "ks.h"
 #include "log.h"
 #include "lua/loader.h"
@@ -21,7 +22,9 @@ struct binding {
 };
 
 struct slot {
-	char *path;
+	char *path; /* a file, or "configmap:ns/name/key" */
+	uint64_t text_hash; /* ConfigMap sources: what was loaded */
+	bool configmap;
 	struct timespec mtime;
 	off_t size;
 	bool seen;
@@ -35,6 +38,9 @@ struct ks_loader {
 	char *dir;
 	uv_timer_t timer;
 	struct slot *slots;
+	struct ks_manager *cm_manager; /* ConfigMaps of configmap_namespace, or NULL */
+	struct ks_cache *cm_cache;
+	struct ks_cache_handler cm_h;
 	bool started, stopping;
 	size_t draining;
 	unsigned long failures;
@@ -133,22 +139,13 @@ static const char *kind_taken(struct ks_loader *l, const struct slot *self,
 	return NULL;
 }
 
-static void load(struct ks_loader *l, struct slot *s)
+static void load_text(struct ks_loader *l, struct slot *s, const char *src, size_t len)
 {
 	struct ks_plugin *p, *old;
-	char *src, *err = NULL, name[128];
+	char *err = NULL, name[128];
 	const char *other;
-	size_t len;
-	int rc;
 
-	src = ks_read_file(s->path, &len, &rc);
-	if (!src) {
-		ks_err("cannot read plugin", "file=%s error=%s", s->path, ks_logq(strerror(-rc)));
-		l->failures++;
-		return;
-	}
 	p = ks_plugin_load(&l->o.host, base(s->path), src, len, &err);
-	free(src);
 	if (p && (other = kind_taken(l, s, p)) != NULL) {
 		err = ks_xasprintf("plugin %s: kind %s.%s is already reconciled by %s",
 				   base(s->path), p->self.kind, p->self.group, other);
@@ -178,6 +175,22 @@ static void load(struct ks_loader *l, struct slot *s)
 		p->self.kind, p->self.group, p->self.version, p->finalizer ? p->finalizer : "none");
 }
 
+static void load(struct ks_loader *l, struct slot *s)
+{
+	size_t len;
+	char *src;
+	int rc;
+
+	src = ks_read_file(s->path, &len, &rc);
+	if (!src) {
+		ks_err("cannot read plugin", "file=%s error=%s", s->path, ks_logq(strerror(-rc)));
+		l->failures++;
+		return;
+	}
+	load_text(l, s, src, len);
+	free(src);
+}
+
 static bool is_plugin_file(const char *name)
 {
 	size_t n = strlen(name);
@@ -201,7 +214,7 @@ static void drop_gone(struct ks_loader *l)
 	struct slot **pp = &l->slots, *s;
 
 	while ((s = *pp) != NULL) {
-		if (s->seen) {
+		if (s->seen || s->configmap) {
 			pp = &s->next;
 			continue;
 		}
@@ -220,9 +233,11 @@ static void scan(struct ks_loader *l)
 	struct dirent *d;
 	struct slot *s;
 	struct stat st;
-	DIR *dir = opendir(l->dir);
+	DIR *dir = l->dir ? opendir(l->dir) : NULL;
 	char *path;
 
+	if (!l->dir)
+		return;
 	for (s = l->slots; s; s = s->next)
 		s->seen = false;
 	if (!dir) {
@@ -265,13 +280,98 @@ static void tick(uv_timer_t *t)
 	scan(t->data);
 }
 
+/* Load, reload or retire the slots of one ConfigMap's *.lua keys (obj NULL: gone). */
+static void configmap_changed(struct ks_loader *l, const char *key, const cJSON *obj)
+{
+	const cJSON *data = obj ? cJSON_GetObjectItem(obj, "data") : NULL, *d;
+	const char *label =
+		obj ? cJSON_GetStringValue(cJSON_GetObjectItem(ks_json_path(obj, "metadata.labels"),
+							       "kupenstack.io/plugin"))
+		    : NULL;
+	bool wanted = label && strcmp(label, "true") == 0;
+	char *prefix = ks_xasprintf("configmap:%s/", key);
+	struct slot *s;
+
+	for (s = l->slots; s; s = s->next)
+		if (s->configmap && strncmp(s->path, prefix, strlen(prefix)) == 0)
+			s->seen = false;
+	if (!wanted)
+		data = NULL;
+	cJSON_ArrayForEach(d, data)
+	{
+		char *path;
+		uint64_t h;
+
+		if (!cJSON_IsString(d) || !is_plugin_file(d->string))
+			continue;
+		path = ks_xasprintf("%s%s", prefix, d->string);
+		s = find_slot(l, path);
+		if (!s) {
+			s = ks_xcalloc(1, sizeof(*s));
+			s->path = path;
+			s->configmap = true;
+			s->next = l->slots;
+			l->slots = s;
+		} else {
+			free(path);
+		}
+		s->seen = true;
+		h = ks_hash(d->valuestring, strlen(d->valuestring));
+		if (s->b && h == s->text_hash)
+			continue;
+		s->text_hash = h;
+		load_text(l, s, d->valuestring, strlen(d->valuestring));
+	}
+	/* Keys (or the whole ConfigMap, or its label) gone: retire their plugins. */
+	for (struct slot **pp = &l->slots; (s = *pp) != NULL;) {
+		if (s->configmap && !s->seen && strncmp(s->path, prefix, strlen(prefix)) == 0) {
+			*pp = s->next;
+			if (s->b) {
+				ks_info("plugin removed", "source=%s", s->path);
+				retire(l, s->b, "the plugin's ConfigMap key was removed");
+			}
+			free(s->path);
+			free(s);
+			continue;
+		}
+		pp = &s->next;
+	}
+	free(prefix);
+}
+
+static void cm_event(const struct ks_cache_obj *o, void *data, bool gone)
+{
+	struct ks_loader *l = data;
+	cJSON *v = gone ? NULL : ks_json_parse(o->json, o->len);
+
+	if (!l->stopping)
+		configmap_changed(l, o->key, v);
+	cJSON_Delete(v);
+}
+
+static void cm_add(const struct ks_cache_obj *o, void *data)
+{
+	cm_event(o, data, false);
+}
+
+static void cm_update(const struct ks_cache_obj *old, const struct ks_cache_obj *o, void *data)
+{
+	(void)old;
+	cm_event(o, data, false);
+}
+
+static void cm_delete(const struct ks_cache_obj *o, void *data)
+{
+	cm_event(o, data, true);
+}
+
 struct ks_loader *ks_loader_new(uv_loop_t *loop, const struct ks_loader_opts *o)
 {
 	struct ks_loader *l = ks_xcalloc(1, sizeof(*l));
 
 	l->loop = loop;
 	l->o = *o;
-	l->dir = ks_xstrdup(o->dir);
+	l->dir = o->dir ? ks_xstrdup(o->dir) : NULL;
 	l->o.dir = l->dir;
 	if (l->o.poll_seconds <= 0)
 		l->o.poll_seconds = 1;
@@ -280,6 +380,14 @@ struct ks_loader *ks_loader_new(uv_loop_t *loop, const struct ks_loader_opts *o)
 	uv_timer_init(loop, &l->timer);
 	l->timer.data = l;
 	scan(l);
+	if (o->configmap_namespace) {
+		static const struct ks_kube_res cms = { "", "v1", "configmaps", true };
+
+		l->cm_manager = ks_manager_new(loop, o->kube, o->configmap_namespace);
+		l->cm_cache = ks_manager_cache(l->cm_manager, &cms);
+		l->cm_h = (struct ks_cache_handler){ cm_add, cm_update, cm_delete, l };
+		ks_cache_add_handler(l->cm_cache, &l->cm_h);
+	}
 	return l;
 }
 
@@ -332,6 +440,9 @@ void ks_loader_free(struct ks_loader *l)
 		free(s->path);
 		free(s);
 	}
+	if (l->cm_cache)
+		ks_cache_remove_handler(l->cm_cache, &l->cm_h);
+	ks_manager_free(l->cm_manager);
 	free(l->dir);
 	uv_close((uv_handle_t *)&l->timer, timer_closed);
 }

@@ -1,7 +1,8 @@
 #pragma once
 /*
- * loader.h: the plugins of a directory (every *.lua in it), each behind a controller,
- * reloaded when its file changes. A version that fails to load is refused with a log
+ * loader.h: the plugins of a directory (every *.lua in it) and of ConfigMaps labelled
+ * kupenstack.io/plugin=true (every *.lua key), each behind a controller, reloaded when
+ * its file or ConfigMap key changes. A version that fails to load is refused with a log
  * line naming the file and the problem, and the running one keeps going. A reload
  * with the same shape swaps the code under the running controller (in-flight
  * reconciles of the old version are cancelled and retried, every object is
@@ -19,7 +20,10 @@
 struct ks_loader;
 
 struct ks_loader_opts {
-	const char *dir;	    /* plugins directory */
+	const char *dir;	    /* plugins directory; NULL: none */
+	/* Also load the *.lua keys of ConfigMaps labelled kupenstack.io/plugin=true in this
+	 * namespace (watched, so an edit reloads); NULL: none. */
+	const char *configmap_namespace;
 	double poll_seconds;	    /* how often files are checked; 0: 1 s */
 	unsigned concurrency;	    /* overrides the plugins' own when non-zero */
 	struct ks_lua_host host;    /* for the plugins' states (copied) */
