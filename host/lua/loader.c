@@ -38,6 +38,13 @@ struct ks_loader {
 	char *dir;
 	uv_timer_t timer;
 	struct slot *slots;
+	struct ks_plugin *zombies[16]; /* replaced versions finishing their reconciles */
+	size_t nzombies;
+	uv_fs_event_t fs_event; /* the directory changed: scan now */
+	bool fs_watching;
+	bool stopping_free;
+	bool fs_open; /* initialised and its close callback not run yet */
+	int closing; /* handles whose close callback is due; l is freed after the last */
 	struct ks_manager *cm_manager; /* ConfigMaps of configmap_namespace, or NULL */
 	struct ks_cache *cm_cache;
 	struct ks_cache_handler cm_h;
@@ -117,6 +124,36 @@ static void retire(struct ks_loader *l, struct binding *b, const char *why)
 	ks_controller_stop(b->ctrl, retired, b);
 }
 
+/* In-flight reconciles finish on the version they started with; it is freed once they
+ * have (checked at each tick), or at once when none runs. */
+static void retire_version(struct ks_loader *l, struct ks_plugin *old)
+{
+	if (ks_lua_tasks(old->lua) == 0) {
+		ks_plugin_free(old, "replaced");
+		return;
+	}
+	if (l->nzombies == KS_ARRAY_SIZE(l->zombies)) {
+		ks_plugin_free(old, "the plugin was replaced by a new version (too many versions "
+				    "still finishing)");
+		return;
+	}
+	l->zombies[l->nzombies++] = old;
+}
+
+static void reap_versions(struct ks_loader *l, bool all)
+{
+	size_t i = 0;
+
+	while (i < l->nzombies) {
+		if (all || ks_lua_tasks(l->zombies[i]->lua) == 0) {
+			ks_plugin_free(l->zombies[i], "the plugin was replaced by a new version");
+			l->zombies[i] = l->zombies[--l->nzombies];
+		} else {
+			i++;
+		}
+	}
+}
+
 static const char *base(const char *path)
 {
 	const char *s = strrchr(path, '/');
@@ -163,7 +200,7 @@ static void load_text(struct ks_loader *l, struct slot *s, const char *src, size
 	if (s->b && ks_plugin_same_shape(s->b->plugin, p)) {
 		old = s->b->plugin;
 		s->b->plugin = p;
-		ks_plugin_free(old, "the plugin was replaced by a new version");
+		retire_version(l, old);
 		ks_controller_enqueue_all(s->b->ctrl, KS_QUEUE_LOW);
 		ks_info("plugin reloaded", "file=%s kind=%s", s->path, p->self.kind);
 		return;
@@ -275,9 +312,27 @@ static void scan(struct ks_loader *l)
 	drop_gone(l);
 }
 
+static void fs_closed(uv_handle_t *h)
+{
+	struct ks_loader *l = h->data;
+
+	l->fs_open = false;
+	if (l->stopping_free && --l->closing == 0)
+		free(l);
+}
+
 static void tick(uv_timer_t *t)
 {
+	reap_versions(t->data, false);
 	scan(t->data);
+}
+
+static void dir_changed(uv_fs_event_t *h, const char *file, int events, int status)
+{
+	(void)file;
+	(void)events;
+	(void)status;
+	scan(h->data);
 }
 
 /* Load, reload or retire the slots of one ConfigMap's *.lua keys (obj NULL: gone). */
@@ -401,6 +456,15 @@ void ks_loader_start(struct ks_loader *l)
 		if (s->b)
 			ks_controller_start(s->b->ctrl);
 	uv_timer_start(&l->timer, tick, ms, ms);
+	/* libuv fs events make a change take effect at once; the timer catches what they
+	 * miss (editors that replace the file, network filesystems). */
+	if (l->dir && uv_fs_event_init(l->loop, &l->fs_event) == 0) {
+		l->fs_event.data = l;
+		l->fs_open = true;
+		l->fs_watching = uv_fs_event_start(&l->fs_event, dir_changed, l->dir, 0) == 0;
+		if (!l->fs_watching)
+			uv_close((uv_handle_t *)&l->fs_event, fs_closed);
+	}
 }
 
 void ks_loader_stop(struct ks_loader *l, void (*done)(void *data), void *data)
@@ -408,6 +472,11 @@ void ks_loader_stop(struct ks_loader *l, void (*done)(void *data), void *data)
 	struct slot *s;
 
 	uv_timer_stop(&l->timer);
+	if (l->fs_watching) {
+		uv_fs_event_stop(&l->fs_event);
+		uv_close((uv_handle_t *)&l->fs_event, fs_closed);
+		l->fs_watching = false;
+	}
 	l->stopping = true;
 	l->done = done;
 	l->done_data = data;
@@ -421,10 +490,14 @@ void ks_loader_stop(struct ks_loader *l, void (*done)(void *data), void *data)
 	maybe_done(l);
 }
 
-static void timer_closed(uv_handle_t *h)
+static void handle_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct ks_loader *l = h->data;
+
+	if (--l->closing == 0)
+		free(l);
 }
+
 
 void ks_loader_free(struct ks_loader *l)
 {
@@ -440,11 +513,18 @@ void ks_loader_free(struct ks_loader *l)
 		free(s->path);
 		free(s);
 	}
+	reap_versions(l, true);
+	l->stopping_free = true;
+	l->closing = 1 + l->fs_open;
+	if (l->fs_watching) {
+		uv_fs_event_stop(&l->fs_event);
+		uv_close((uv_handle_t *)&l->fs_event, fs_closed);
+	}
 	if (l->cm_cache)
 		ks_cache_remove_handler(l->cm_cache, &l->cm_h);
 	ks_manager_free(l->cm_manager);
 	free(l->dir);
-	uv_close((uv_handle_t *)&l->timer, timer_closed);
+	uv_close((uv_handle_t *)&l->timer, handle_closed);
 }
 
 size_t ks_loader_plugins(const struct ks_loader *l)
