@@ -28,15 +28,16 @@ struct ks_events;
 struct ks_metrics;
 struct ks_cache;
 struct ks_kube_res;
+struct ks_lua_fake;
 
 /* What the bindings reach through the engine; none of it is owned by the engine. */
 struct ks_lua_host {
 	uv_loop_t *loop;
 	struct ks_http *http;
-	struct ks_kube *kube;	      /* NULL: ks.core.kube writes fail with a message */
-	struct ks_events *events;     /* NULL: events are logged only */
-	struct ks_metrics *metrics;   /* NULL: plugin metrics are kept but not exported */
-	const char *stdlib_dir;	      /* where require finds "ks.x" as ks/x.lua; NULL: none */
+	struct ks_kube *kube;	    /* NULL: ks.core.kube writes fail with a message */
+	struct ks_events *events;   /* NULL: events are logged only */
+	struct ks_metrics *metrics; /* NULL: plugin metrics are kept but not exported */
+	const char *stdlib_dir;	    /* where require finds "ks.x" as ks/x.lua; NULL: none */
 	/* The cache holding kind res, for kube.get/list; NULL when none is kept. */
 	struct ks_cache *(*cache_for)(void *data, const struct ks_kube_res *res);
 	void *cache_data;
@@ -44,12 +45,17 @@ struct ks_lua_host {
 	const char *clouds_yaml;
 	const char *cloud;
 	const char *cluster;
+	/* The helm binary for ks.core.helm; NULL: $KS_HELM, else "helm" on PATH. */
+	const char *helm;
+	/* Non-NULL: ks.core.http, kube.fetch/apply/create/patch/delete and ctx.event are
+	 * handed to it first (lua/fake.h): plugin tests and dry runs. Not owned. */
+	struct ks_lua_fake *fake;
 };
 
 struct ks_lua_limits {
-	size_t memory;		/* bytes; 0: 64 MiB */
-	uint64_t instructions;	/* per task; 0: 100 million */
-	double seconds;		/* per task, wall time; 0: 300 */
+	size_t memory;	       /* bytes; 0: 64 MiB */
+	uint64_t instructions; /* per task; 0: 100 million */
+	double seconds;	       /* per task, wall time; 0: 300 */
 };
 
 struct ks_lua;
