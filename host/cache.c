@@ -1,54 +1,58 @@
 /*
- * cache.c: objects as stripped compact JSON, a primary index by key and secondary
- * indexes (namespace, label, owner) mapping an index value to a set of objects.
- * A set is an array: removal is a linear scan of pointers, cheap next to the JSON
- * work every change already does.
+ * cache.c: objects as stripped compact JSON, a primary index by key, and the
+ * secondary indexes of cache_index.c.
+ *
+ * Memory is what this unit is about (bench/bench_cache.c prints it):
+ *  - an object is one allocation: its public struct, then its key, resourceVersion
+ *    and JSON text, each NUL-terminated; its uid is an offset into the JSON text (a
+ *    copy follows the text only if the text holds it escaped);
+ *  - the primary index is an intrusive hash table (map.h) of object pointers that
+ *    borrows each object's own key, so keys are never copied;
+ *  - the secondary indexes keep no per-object record (cache_index.h), and the label
+ *    index, the largest (an object has several labels) and one the host itself never
+ *    reads, is built by the first ks_cache_by_label() and kept from then on.
  */
 #include "cache.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache_index.h"
 #include "json.h"
 #include "ks.h"
 #include "map.h"
 
 #define MAX_HANDLERS 16
+/* Keys shorter than this are built on the stack. */
+#define KEY_BUF 320
 
-/* One allocation per object: the struct, then key, uid, rv, index values and JSON. */
 struct obj {
 	struct ks_cache_obj pub;
-	/* The index values this object is filed under: "n:<ns>\0l:<k>=<v>\0o:<uid>\0\0". */
-	const char *ix;
-	char data[];
-};
-
-struct set {
-	size_t n, cap;
-	struct obj **v;
+	char data[]; /* key, resourceVersion, JSON, [uid]: each NUL-terminated */
 };
 
 struct ks_cache {
-	struct ks_map *objs; /* key -> struct obj */
-	struct ks_map *ix;   /* "n:ns", "l:k=v", "o:uid" -> struct set */
+	struct ks_imap *objs; /* key -> struct obj */
+	struct ks_cache_index ix;
 	struct ks_cache_handler handlers[MAX_HANDLERS];
 	size_t nhandlers;
 	size_t json_bytes;
 };
 
+static const char *obj_key_of(const void *v)
+{
+	return ((const struct obj *)v)->pub.key;
+}
+
 struct ks_cache *ks_cache_new(void)
 {
 	struct ks_cache *c = ks_xcalloc(1, sizeof(*c));
 
-	c->objs = ks_map_new(0);
-	c->ix = ks_map_new(0);
+	c->objs = ks_imap_new(obj_key_of, 0);
+	ks_cache_index_init(&c->ix);
 	return c;
-}
-
-static void obj_free(struct obj *o)
-{
-	free(o);
 }
 
 void ks_cache_free(struct ks_cache *c)
@@ -58,17 +62,10 @@ void ks_cache_free(struct ks_cache *c)
 
 	if (!c)
 		return;
-	while (ks_map_next(c->objs, &it, NULL, &v))
-		obj_free(v);
-	it = 0;
-	while (ks_map_next(c->ix, &it, NULL, &v)) {
-		struct set *s = v;
-
-		free(s->v);
-		free(s);
-	}
-	ks_map_free(c->objs);
-	ks_map_free(c->ix);
+	while (ks_imap_next(c->objs, &it, &v))
+		free(v);
+	ks_imap_free(c->objs);
+	ks_cache_index_deinit(&c->ix);
 	free(c);
 }
 
@@ -96,90 +93,35 @@ int ks_cache_remove_handler(struct ks_cache *c, const struct ks_cache_handler *h
 	return -ENOENT;
 }
 
-static void set_add(struct ks_cache *c, const char *ixkey, struct obj *o)
-{
-	struct set *s = ks_map_get(c->ix, ixkey);
+/* --- objects ------------------------------------------------------------------------- */
 
-	if (!s) {
-		s = ks_xcalloc(1, sizeof(*s));
-		ks_map_put(c->ix, ixkey, s);
-	}
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 4;
-		s->v = ks_xrealloc(s->v, s->cap * sizeof(*s->v));
-	}
-	s->v[s->n++] = o;
+/* "ns/name" (or "name") in buf when it fits, else in a fresh string; see key_done(). */
+static char *make_key(char *buf, const char *ns, const char *name)
+{
+	bool scoped = ns && *ns;
+	int n = scoped ? snprintf(buf, KEY_BUF, "%s/%s", ns, name)
+		       : snprintf(buf, KEY_BUF, "%s", name);
+
+	if (n >= 0 && n < KEY_BUF)
+		return buf;
+	return scoped ? ks_xasprintf("%s/%s", ns, name) : ks_xstrdup(name);
 }
 
-static void set_del(struct ks_cache *c, const char *ixkey, struct obj *o)
+static void key_done(char *key, const char *buf)
 {
-	struct set *s = ks_map_get(c->ix, ixkey);
-
-	if (!s)
-		return;
-	for (size_t i = 0; i < s->n; i++) {
-		if (s->v[i] == o) {
-			s->v[i] = s->v[--s->n];
-			break;
-		}
-	}
-	if (s->n == 0) {
-		ks_map_del(c->ix, ixkey);
-		free(s->v);
-		free(s);
-	}
+	if (key != buf)
+		free(key);
 }
 
-static void index_obj(struct ks_cache *c, struct obj *o, bool add)
+/* The key of a Kubernetes object, or NULL when it has no name. */
+static char *json_key(char *buf, const cJSON *obj)
 {
-	for (const char *k = o->ix; *k; k += strlen(k) + 1) {
-		if (add)
-			set_add(c, k, o);
-		else
-			set_del(c, k, o);
-	}
-}
-
-/* The index values of obj, packed. */
-static char *index_values(const cJSON *obj, const char *ns)
-{
-	const cJSON *labels = ks_json_path(obj, "metadata.labels"), *it;
-	const cJSON *owners = ks_json_path(obj, "metadata.ownerReferences");
-	struct ks_buf b;
-
-	ks_buf_init(&b);
-	if (ns) {
-		ks_buf_printf(&b, "n:%s", ns);
-		ks_buf_append(&b, "", 1);
-	}
-	cJSON_ArrayForEach(it, labels)
-	{
-		if (!cJSON_IsString(it))
-			continue;
-		ks_buf_printf(&b, "l:%s=%s", it->string, it->valuestring);
-		ks_buf_append(&b, "", 1);
-	}
-	cJSON_ArrayForEach(it, owners)
-	{
-		const char *uid = ks_json_str(it, "uid");
-
-		if (!uid)
-			continue;
-		ks_buf_printf(&b, "o:%s", uid);
-		ks_buf_append(&b, "", 1);
-	}
-	ks_buf_append(&b, "", 1);
-	return ks_buf_steal(&b);
-}
-
-static char *obj_key(const cJSON *obj)
-{
-	const char *name = ks_json_str(obj, "metadata.name");
-	const char *ns = ks_json_str(obj, "metadata.namespace");
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+	const char *name = ks_json_str(meta, "name");
 
 	if (!name || !*name)
 		return NULL;
-	return ns && *ns ? ks_xasprintf("%s/%s", ns, name) : ks_xstrdup(name);
+	return make_key(buf, ks_json_str(meta, "namespace"), name);
 }
 
 static char *put(char **p, const char *s, size_t n)
@@ -191,41 +133,38 @@ static char *put(char **p, const char *s, size_t n)
 	return at;
 }
 
-/* A new object for json (stripped in place), filed under key (taken). */
-static struct obj *obj_new(cJSON *json, char *key)
+/* Where the JSON text holds uid verbatim, or -1. Any occurrence has the same bytes. */
+static long find_uid(const char *text, size_t tlen, const char *uid, size_t ulen)
 {
-	const char *uid, *rv, *ns;
-	char *text, *ix, *p;
-	size_t klen, ulen, rlen, ixlen, tlen;
+	const char *at = ulen ? memmem(text, tlen, uid, ulen) : NULL;
+
+	return at ? at - text : -1;
+}
+
+/* A new object for json (already stripped), filed under key. */
+static struct obj *obj_new(const cJSON *json, const char *key)
+{
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(json, "metadata");
+	const char *uid = ks_json_str(meta, "uid"), *rv = ks_json_str(meta, "resourceVersion");
+	char *text = ks_json_print(json), *p;
+	size_t klen = strlen(key) + 1, rlen, tlen = strlen(text), ulen = uid ? strlen(uid) : 0;
+	long at = find_uid(text, tlen, uid, ulen);
+	size_t extra = ulen && at < 0 ? ulen + 1 : 0; /* a copy, for an escaped uid */
 	struct obj *o;
 
-	ks_json_strip_object(json);
-	text = ks_json_print(json);
-	uid = ks_json_str(json, "metadata.uid");
-	rv = ks_json_str(json, "metadata.resourceVersion");
-	ns = ks_json_str(json, "metadata.namespace");
-	ix = index_values(json, ns && *ns ? ns : NULL);
-	uid = uid ? uid : "";
 	rv = rv ? rv : "";
-	klen = strlen(key) + 1;
-	ulen = strlen(uid) + 1;
 	rlen = strlen(rv) + 1;
-	for (ixlen = 0; ix[ixlen]; ixlen += strlen(ix + ixlen) + 1)
-		;
-	ixlen++;
-	tlen = strlen(text);
-	o = ks_xmalloc(sizeof(*o) + klen + ulen + rlen + ixlen + tlen + 1);
+	o = ks_xmalloc(sizeof(*o) + klen + rlen + tlen + 1 + extra);
 	p = o->data;
 	o->pub.key = put(&p, key, klen);
-	o->pub.uid = put(&p, uid, ulen);
 	o->pub.resource_version = put(&p, rv, rlen);
-	o->ix = put(&p, ix, ixlen);
 	o->pub.json = put(&p, text, tlen + 1);
 	o->pub.len = tlen;
-	o->pub.generation = ks_json_int(json, "metadata.generation", 0);
+	o->pub.uid_len = (unsigned)ulen;
+	o->pub.uid_off =
+		extra ? (unsigned)(put(&p, uid, extra) - o->pub.json) : (unsigned)KS_MAX(at, 0);
+	o->pub.generation = ks_json_int(meta, "generation", 0);
 	free(text);
-	free(ix);
-	free(key);
 	return o;
 }
 
@@ -253,91 +192,87 @@ static void notify_delete(struct ks_cache *c, const struct obj *old)
 	}
 }
 
-/* File o under its key, replacing (and returning) what was there. */
-static struct obj *store(struct ks_cache *c, struct obj *o)
+/* Take old (already out of the primary index) out of the secondary ones, tell, free. */
+static void drop(struct ks_cache *c, struct obj *old)
 {
-	struct obj *old = ks_map_put(c->objs, o->pub.key, o);
-
-	if (old) {
-		index_obj(c, old, false);
-		c->json_bytes -= old->pub.len;
-	}
-	index_obj(c, o, true);
-	c->json_bytes += o->pub.len;
-	return old;
+	ks_cache_index_del(&c->ix, &old->pub);
+	c->json_bytes -= old->pub.len;
+	notify_delete(c, old);
+	free(old);
 }
 
 int ks_cache_upsert(struct ks_cache *c, cJSON *json)
 {
-	char *key = obj_key(json);
+	char buf[KEY_BUF], *key = json_key(buf, json);
 	const char *rv = ks_json_str(json, "metadata.resourceVersion");
 	struct obj *o, *old;
 
 	if (!key)
 		return -EINVAL;
-	old = ks_map_get(c->objs, key);
-	if (old && rv && *rv && strcmp(old->pub.resource_version, rv) == 0) {
-		free(key);
-		return 0;
-	}
+	old = ks_imap_get(c->objs, key);
+	if (old && rv && *rv && strcmp(old->pub.resource_version, rv) == 0)
+		goto out_key;
+	ks_json_strip_object(json);
 	o = obj_new(json, key);
-	old = store(c, o);
 	if (old)
-		notify_update(c, old, o);
+		ks_cache_index_replace(&c->ix, &old->pub, json, &o->pub);
 	else
+		ks_cache_index_add(&c->ix, json, &o->pub);
+	ks_imap_put(c->objs, o); /* replaces old, whose key is still readable */
+	c->json_bytes += o->pub.len;
+	if (old) {
+		c->json_bytes -= old->pub.len;
+		notify_update(c, old, o);
+		free(old);
+	} else {
 		notify_add(c, o);
-	obj_free(old);
+	}
+out_key:
+	key_done(key, buf);
 	return 0;
 }
 
 int ks_cache_remove(struct ks_cache *c, const cJSON *json)
 {
-	char *key = obj_key(json);
+	char buf[KEY_BUF], *key = json_key(buf, json);
 	struct obj *old;
 
 	if (!key)
 		return -EINVAL;
-	old = ks_map_del(c->objs, key);
-	free(key);
+	old = ks_imap_del(c->objs, key);
+	key_done(key, buf);
 	if (!old)
 		return -ENOENT;
-	index_obj(c, old, false);
-	c->json_bytes -= old->pub.len;
-	notify_delete(c, old);
-	obj_free(old);
+	drop(c, old);
 	return 0;
 }
 
 void ks_cache_replace(struct ks_cache *c, cJSON *items)
 {
 	struct ks_map *seen = ks_map_new((size_t)cJSON_GetArraySize(items));
-	const char **gone = NULL;
+	struct obj **gone;
 	size_t ngone = 0, it = 0;
-	const char *key;
 	cJSON *item;
+	void *v;
 
 	cJSON_ArrayForEach(item, items)
 	{
-		char *k = obj_key(item);
+		char buf[KEY_BUF], *k = json_key(buf, item);
 
 		if (!k)
 			continue;
 		ks_map_put(seen, k, NULL);
-		free(k);
+		key_done(k, buf);
 		ks_cache_upsert(c, item);
 	}
-	gone = ks_xmalloc((ks_map_len(c->objs) + 1) * sizeof(*gone));
-	while (ks_map_next(c->objs, &it, &key, NULL)) {
-		if (!ks_map_has(seen, key))
-			gone[ngone++] = key;
+	gone = ks_xmalloc((ks_imap_len(c->objs) + 1) * sizeof(*gone));
+	while (ks_imap_next(c->objs, &it, &v)) {
+		if (!ks_map_has(seen, obj_key_of(v)))
+			gone[ngone++] = v;
 	}
 	for (size_t i = 0; i < ngone; i++) {
-		struct obj *old = ks_map_del(c->objs, gone[i]);
-
-		index_obj(c, old, false);
-		c->json_bytes -= old->pub.len;
-		notify_delete(c, old);
-		obj_free(old);
+		ks_imap_del(c->objs, gone[i]->pub.key);
+		drop(c, gone[i]);
 	}
 	free(gone);
 	ks_map_free(seen);
@@ -345,62 +280,47 @@ void ks_cache_replace(struct ks_cache *c, cJSON *items)
 
 const struct ks_cache_obj *ks_cache_get(const struct ks_cache *c, const char *ns, const char *name)
 {
-	struct obj *o;
+	char buf[KEY_BUF], *key = make_key(buf, ns, name);
+	struct obj *o = ks_imap_get(c->objs, key);
 
-	if (ns && *ns) {
-		char *k = ks_xasprintf("%s/%s", ns, name);
-
-		o = ks_map_get(c->objs, k);
-		free(k);
-	} else {
-		o = ks_map_get(c->objs, name);
-	}
+	key_done(key, buf);
 	return o ? &o->pub : NULL;
 }
 
 size_t ks_cache_len(const struct ks_cache *c)
 {
-	return ks_map_len(c->objs);
-}
-
-static size_t lookup(const struct ks_cache *c, const char *ixkey,
-		     const struct ks_cache_obj *const **out)
-{
-	struct set *s = ks_map_get(c->ix, ixkey);
-
-	/* struct obj starts with its ks_cache_obj, so the set reads as one of those. */
-	*out = s ? (const struct ks_cache_obj *const *)s->v : NULL;
-	return s ? s->n : 0;
+	return ks_imap_len(c->objs);
 }
 
 size_t ks_cache_by_namespace(const struct ks_cache *c, const char *ns,
 			     const struct ks_cache_obj *const **out)
 {
-	char *k = ks_xasprintf("n:%s", ns);
-	size_t n = lookup(c, k, out);
+	return ks_cache_index_get(&c->ix, 'n', ns, NULL, out);
+}
 
-	free(k);
-	return n;
+static void file_labels(const struct ks_cache_obj *o, void *data)
+{
+	ks_cache_index_file_labels(data, o);
 }
 
 size_t ks_cache_by_label(const struct ks_cache *c, const char *key, const char *value,
 			 const struct ks_cache_obj *const **out)
 {
-	char *k = ks_xasprintf("l:%s=%s", key, value);
-	size_t n = lookup(c, k, out);
+	/* Building the index changes no object and moves no set already handed out;
+	 * every cache is ks_cache_new()'s, so it is not really const. */
+	struct ks_cache_index *ix = (struct ks_cache_index *)&c->ix;
 
-	free(k);
-	return n;
+	if (!ix->labels) {
+		ks_cache_index_start_labels(ix);
+		ks_cache_foreach(c, file_labels, ix);
+	}
+	return ks_cache_index_get(ix, 'l', key, value, out);
 }
 
 size_t ks_cache_by_owner(const struct ks_cache *c, const char *uid,
 			 const struct ks_cache_obj *const **out)
 {
-	char *k = ks_xasprintf("o:%s", uid);
-	size_t n = lookup(c, k, out);
-
-	free(k);
-	return n;
+	return ks_cache_index_get(&c->ix, 'o', uid, NULL, out);
 }
 
 void ks_cache_foreach(const struct ks_cache *c,
@@ -409,8 +329,14 @@ void ks_cache_foreach(const struct ks_cache *c,
 	size_t it = 0;
 	void *v;
 
-	while (ks_map_next(c->objs, &it, NULL, &v))
+	while (ks_imap_next(c->objs, &it, &v))
 		cb(&((struct obj *)v)->pub, data);
+}
+
+const char *ks_cache_uid(const struct ks_cache_obj *o, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%.*s", (int)o->uid_len, o->json + o->uid_off);
+	return buf;
 }
 
 size_t ks_cache_json_bytes(const struct ks_cache *c)

@@ -17,9 +17,14 @@ struct ks_cache;
 
 struct ks_cache_obj {
 	const char *key;  /* "namespace/name", or "name" for cluster-scoped objects */
-	const char *json; /* compact, stripped */
+	const char *json; /* compact, stripped, len bytes (NUL-terminated too) */
 	size_t len;
-	const char *uid;
+	/*
+	 * metadata.uid is not copied out of the JSON (a copy would add a twelfth to what
+	 * an object costs): it is the uid_len bytes at json + uid_off, not NUL-terminated,
+	 * and uid_len is 0 when the object has none. ks_cache_uid() gives it as a string.
+	 */
+	unsigned uid_off, uid_len;
 	const char *resource_version;
 	long long generation;
 };
@@ -67,7 +72,9 @@ size_t ks_cache_len(const struct ks_cache *c);
 /*
  * Index lookups: the objects in namespace ns, with label key=value, or owned by the
  * object with UID uid. *out points into the cache and is valid until the next
- * change. Return the number of objects.
+ * change. Return the number of objects. The label index is built by the first
+ * ks_cache_by_label() (one pass over the objects; it costs 8 bytes per object per
+ * label) and kept up to date from then on.
  */
 size_t ks_cache_by_namespace(const struct ks_cache *c, const char *ns,
 			     const struct ks_cache_obj *const **out);
@@ -79,6 +86,9 @@ size_t ks_cache_by_owner(const struct ks_cache *c, const char *uid,
 /* Call cb for every object, in no particular order; cb must not change the cache. */
 void ks_cache_foreach(const struct ks_cache *c,
 		      void (*cb)(const struct ks_cache_obj *obj, void *data), void *data);
+
+/* o's uid, NUL-terminated, in buf (cap bytes; truncated to fit). Returns buf. */
+const char *ks_cache_uid(const struct ks_cache_obj *o, char *buf, size_t cap);
 
 /* Bytes of JSON text held, for the benchmarks' overhead figure. */
 size_t ks_cache_json_bytes(const struct ks_cache *c);

@@ -182,3 +182,136 @@ bool ks_map_next(const struct ks_map *m, size_t *iter, const char **key, void **
 	*iter = m->cap;
 	return false;
 }
+
+/*
+ * The intrusive map: the same probing, but a slot is just the value pointer. The key
+ * is read through key_of and hashes are recomputed on rehash (keys are short: a
+ * rehash of 10,000 objects costs well under a millisecond).
+ */
+struct ks_imap {
+	void **slots; /* NULL: empty; ITOMB: deleted */
+	size_t cap;   /* a power of two */
+	size_t len;
+	size_t tombs;
+	ks_imap_key_cb key_of;
+};
+
+static char itomb;
+#define ITOMB ((void *)&itomb)
+
+struct ks_imap *ks_imap_new(ks_imap_key_cb key_of, size_t hint)
+{
+	struct ks_imap *m = ks_xcalloc(1, sizeof(*m));
+
+	m->key_of = key_of;
+	m->cap = cap_for(hint);
+	m->slots = ks_xcalloc(m->cap, sizeof(*m->slots));
+	return m;
+}
+
+void ks_imap_free(struct ks_imap *m)
+{
+	if (!m)
+		return;
+	free(m->slots);
+	free(m);
+}
+
+/* The slot holding key, or NULL. */
+static void **ifind(const struct ks_imap *m, const char *key, uint64_t h)
+{
+	size_t mask = m->cap - 1;
+
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		void *v = m->slots[i];
+
+		if (!v)
+			return NULL;
+		if (v != ITOMB && strcmp(m->key_of(v), key) == 0)
+			return &m->slots[i];
+	}
+}
+
+static void irehash(struct ks_imap *m, size_t cap)
+{
+	void **old = m->slots;
+	size_t old_cap = m->cap;
+
+	m->slots = ks_xcalloc(cap, sizeof(*m->slots));
+	m->cap = cap;
+	m->tombs = 0;
+	for (size_t i = 0; i < old_cap; i++) {
+		size_t j;
+
+		if (!old[i] || old[i] == ITOMB)
+			continue;
+		j = hash_key(m->key_of(old[i])) & (cap - 1);
+		while (m->slots[j])
+			j = (j + 1) & (cap - 1);
+		m->slots[j] = old[i];
+	}
+	free(old);
+}
+
+void *ks_imap_get(const struct ks_imap *m, const char *key)
+{
+	void **s = ifind(m, key, hash_key(key));
+
+	return s ? *s : NULL;
+}
+
+void *ks_imap_put(struct ks_imap *m, void *value)
+{
+	const char *key = m->key_of(value);
+	uint64_t h = hash_key(key);
+	void **s = ifind(m, key, h), *prev;
+	size_t mask, i;
+
+	ks_require(value && value != ITOMB);
+	if (s) {
+		prev = *s;
+		*s = value;
+		return prev;
+	}
+	if ((m->len + m->tombs + 1) * 4 > m->cap * 3)
+		irehash(m, cap_for(m->len + 1));
+	mask = m->cap - 1;
+	for (i = h & mask; m->slots[i] && m->slots[i] != ITOMB; i = (i + 1) & mask)
+		;
+	if (m->slots[i] == ITOMB)
+		m->tombs--;
+	m->slots[i] = value;
+	m->len++;
+	return NULL;
+}
+
+void *ks_imap_del(struct ks_imap *m, const char *key)
+{
+	void **s = ifind(m, key, hash_key(key)), *prev;
+
+	if (!s)
+		return NULL;
+	prev = *s;
+	*s = ITOMB;
+	m->len--;
+	m->tombs++;
+	return prev;
+}
+
+size_t ks_imap_len(const struct ks_imap *m)
+{
+	return m->len;
+}
+
+bool ks_imap_next(const struct ks_imap *m, size_t *iter, void **value)
+{
+	for (size_t i = *iter; i < m->cap; i++) {
+		if (!m->slots[i] || m->slots[i] == ITOMB)
+			continue;
+		*value = m->slots[i];
+		*iter = i + 1;
+		return true;
+	}
+	*iter = m->cap;
+	return false;
+}

@@ -68,6 +68,7 @@ TEST(strips_managed_fields_and_last_applied)
 	struct seen s;
 	struct ks_cache *c = new_cache(&s);
 	const struct ks_cache_obj *o;
+	char uid[64];
 
 	upsert(c,
 	       mk("ns", "a", "1",
@@ -78,7 +79,8 @@ TEST(strips_managed_fields_and_last_applied)
 	ASSERT_STR(o->json, "{\"metadata\":{\"name\":\"a\",\"namespace\":\"ns\",\"uid\":\"u-a\","
 			    "\"resourceVersion\":\"1\",\"annotations\":{\"keep\":\"x\"}}}");
 	ASSERT_EQ(o->len, strlen(o->json));
-	ASSERT_STR(o->uid, "u-a");
+	ASSERT_STR(ks_cache_uid(o, uid, sizeof(uid)), "u-a");
+	ASSERT_EQ(o->uid_len, 3);
 	ASSERT_EQ(ks_cache_json_bytes(c), o->len);
 	ks_cache_free(c);
 }
@@ -179,6 +181,142 @@ TEST(cluster_scoped_keys)
 	ks_cache_free(c);
 }
 
+TEST(uid_is_read_from_the_json_or_copied_when_escaped)
+{
+	struct seen s;
+	struct ks_cache *c = new_cache(&s);
+	const struct ks_cache_obj *o;
+	char uid[64];
+
+	upsert(c, cJSON_Parse("{\"metadata\":{\"name\":\"q\",\"uid\":\"a\\\"b\"}}"));
+	upsert(c, cJSON_Parse("{\"metadata\":{\"name\":\"none\"}}"));
+	upsert(c, mk("ns", "plain", "1", NULL));
+	o = ks_cache_get(c, NULL, "q");
+	ASSERT(o);
+	ASSERT(o->uid_off > o->len); /* the text holds a\"b: the uid is a copy after it */
+	ASSERT_STR(ks_cache_uid(o, uid, sizeof(uid)), "a\"b");
+	o = ks_cache_get(c, NULL, "none");
+	ASSERT_EQ(o->uid_len, 0);
+	ASSERT_STR(ks_cache_uid(o, uid, sizeof(uid)), "");
+	o = ks_cache_get(c, "ns", "plain");
+	ASSERT(o->uid_off < o->len); /* no copy */
+	ASSERT_STR(ks_cache_uid(o, uid, 3), "u-");
+	ks_cache_free(c);
+}
+
+TEST(label_index_is_built_on_first_use_then_kept)
+{
+	struct seen s;
+	struct ks_cache *c = new_cache(&s);
+	const struct ks_cache_obj *const *v;
+	cJSON *j;
+
+	upsert(c, mk("ns", "a", "1", ",\"labels\":{\"app\":\"x\"}"));
+	upsert(c, mk("ns", "b", "1", ",\"labels\":{\"app\":\"x\"}"));
+	upsert(c, mk("ns", "c", "1", ",\"labels\":{\"app\":\"x\"}"));
+	/* Before the index exists: a changes label, c goes. */
+	upsert(c, mk("ns", "a", "2", ",\"labels\":{\"app\":\"y\"}"));
+	j = mk("ns", "c", "2", NULL);
+	ASSERT_EQ(ks_cache_remove(c, j), 0);
+	cJSON_Delete(j);
+	ASSERT_EQ(ks_cache_by_label(c, "app", "x", &v), 1);
+	ASSERT_STR(v[0]->key, "ns/b");
+	ASSERT_EQ(ks_cache_by_label(c, "app", "y", &v), 1);
+	/* After: it follows adds, label changes, plain updates and deletes. */
+	upsert(c, mk("ns", "d", "1", ",\"labels\":{\"app\":\"x\"}"));
+	upsert(c, mk("ns", "a", "3", ",\"labels\":{\"app\":\"x\"}"));
+	upsert(c, mk("ns", "b", "4", ",\"labels\":{\"app\":\"x\"}"));
+	ASSERT_EQ(ks_cache_by_label(c, "app", "x", &v), 3);
+	for (size_t i = 0; i < 3; i++) {
+		if (!strcmp(v[i]->key, "ns/b"))
+			ASSERT_STR(v[i]->resource_version, "4");
+	}
+	ASSERT_EQ(ks_cache_by_label(c, "app", "y", &v), 0);
+	j = mk("ns", "d", "2", NULL);
+	ASSERT_EQ(ks_cache_remove(c, j), 0);
+	cJSON_Delete(j);
+	ASSERT_EQ(ks_cache_by_label(c, "app", "x", &v), 2);
+	ks_cache_free(c);
+}
+
+/*
+ * Index values are read back from the stored text when an object leaves: decoys in
+ * .spec (a "metadata" with labels and owners, strings full of brackets and quotes)
+ * must not be taken for the real ones.
+ */
+TEST(index_values_read_back_past_decoys)
+{
+	static const char *const tmpl =
+		"{\"spec\":{\"s\":\"}{][\\\"\\\\\",\"metadata\":{\"namespace\":\"decoy\","
+		"\"labels\":{\"app\":\"decoy\"},\"ownerReferences\":[{\"uid\":\"decoy\"}]},"
+		"\"n\":[1,{\"a\":[]},true]},\"metadata\":{\"name\":\"t\",\"uid\":\"ut\","
+		"\"resourceVersion\":\"%d\",\"annotations\":{\"labels\":\"no\"},\"namespace\":"
+		"\"ns\",\"labels\":{\"app\":\"a\\\"b\",\"x\":\"{\"},\"ownerReferences\":"
+		"[{\"uid\":\"o1\"},{\"uid\":\"o%d\"}]}}";
+	struct seen s;
+	struct ks_cache *c = new_cache(&s);
+	const struct ks_cache_obj *const *v;
+	char *t;
+	cJSON *j;
+
+	ASSERT_EQ(ks_cache_by_label(c, "app", "a\"b", &v), 0); /* start the label index */
+	for (int rv = 1; rv <= 3; rv++) {
+		t = ks_xasprintf(tmpl, rv, rv < 3 ? 2 : 3); /* rv 2: same values; rv 3: not */
+		upsert(c, cJSON_Parse(t));
+		free(t);
+		ASSERT_EQ(ks_cache_by_label(c, "app", "a\"b", &v), 1);
+		ASSERT_EQ(atoi(v[0]->resource_version), rv);
+		ASSERT_EQ(ks_cache_by_label(c, "x", "{", &v), 1);
+		ASSERT_EQ(ks_cache_by_namespace(c, "ns", &v), 1);
+		ASSERT_EQ(ks_cache_by_owner(c, "o1", &v), 1);
+		ASSERT_EQ(ks_cache_by_owner(c, "o2", &v), rv < 3);
+		ASSERT_EQ(ks_cache_by_owner(c, "o3", &v), rv == 3);
+		ASSERT_EQ(ks_cache_by_namespace(c, "decoy", &v), 0);
+		ASSERT_EQ(ks_cache_by_label(c, "app", "decoy", &v), 0);
+		ASSERT_EQ(ks_cache_by_owner(c, "decoy", &v), 0);
+	}
+	ASSERT_EQ(s.adds, 1);
+	ASSERT_EQ(s.updates, 2);
+	j = mk("ns", "t", "9", NULL);
+	ASSERT_EQ(ks_cache_remove(c, j), 0);
+	cJSON_Delete(j);
+	ASSERT_EQ(ks_cache_by_label(c, "app", "a\"b", &v), 0);
+	ASSERT_EQ(ks_cache_by_label(c, "x", "{", &v), 0);
+	ASSERT_EQ(ks_cache_by_namespace(c, "ns", &v), 0);
+	ASSERT_EQ(ks_cache_by_owner(c, "o1", &v), 0);
+	ASSERT_EQ(ks_cache_by_owner(c, "o3", &v), 0);
+	ks_cache_free(c);
+}
+
+TEST(large_sets_grow_and_shrink)
+{
+	enum { N = 3000 };
+	struct seen s;
+	struct ks_cache *c = new_cache(&s);
+	const struct ks_cache_obj *const *v;
+	char name[32];
+
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "o%d", i);
+		upsert(c, mk("big", name, "1", ",\"ownerReferences\":[{\"uid\":\"p\"}]"));
+	}
+	ASSERT_EQ(ks_cache_by_namespace(c, "big", &v), N);
+	ASSERT_EQ(ks_cache_by_owner(c, "p", &v), N);
+	for (int i = 0; i < N - 5; i++) {
+		cJSON *j;
+
+		snprintf(name, sizeof(name), "o%d", i);
+		j = mk("big", name, "2", NULL);
+		ASSERT_EQ(ks_cache_remove(c, j), 0);
+		cJSON_Delete(j);
+	}
+	ASSERT_EQ(ks_cache_by_owner(c, "p", &v), 5);
+	for (int i = 0; i < 5; i++)
+		ASSERT(!strncmp(v[i]->key, "big/o299", 8));
+	ASSERT_EQ(ks_cache_len(c), 5);
+	ks_cache_free(c);
+}
+
 int main(void)
 {
 	RUN(strips_managed_fields_and_last_applied);
@@ -187,5 +325,9 @@ int main(void)
 	RUN(indexes_follow_changes);
 	RUN(replace_delivers_the_difference);
 	RUN(cluster_scoped_keys);
+	RUN(uid_is_read_from_the_json_or_copied_when_escaped);
+	RUN(label_index_is_built_on_first_use_then_kept);
+	RUN(index_values_read_back_past_decoys);
+	RUN(large_sets_grow_and_shrink);
 	TEST_MAIN();
 }
