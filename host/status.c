@@ -102,6 +102,29 @@ static void failure_conds(cJSON *conds, const cJSON *old, const struct ks_outcom
 	}
 }
 
+/* The host's own failure conditions (reasons it set) are cleared by the next success
+ * when the plugin does not report that condition itself: no stale "will retry". */
+static void clear_failure(cJSON *conds, const cJSON *old, const cJSON *given, long long gen,
+			  const char *now)
+{
+	static const char *const types[] = { "Progressing", "Available" };
+	static const char *const to[] = { "False", "True" };
+	size_t i;
+
+	for (i = 0; i < KS_ARRAY_SIZE(types); i++) {
+		const cJSON *prev = find_cond(old, types[i]);
+		const char *reason = prev ? str_of(prev, "reason", "") : "";
+		cJSON *c;
+
+		if (!prev || find_cond(given, types[i]) ||
+		    (strcmp(reason, "Transient") != 0 && strcmp(reason, "Terminal") != 0))
+			continue;
+		c = cond(types[i], to[i], "Success", "reconciled");
+		set_cond(conds, old, c, gen, now);
+		cJSON_Delete(c);
+	}
+}
+
 cJSON *ks_status_next(const cJSON *obj, const struct ks_outcome *res, const char *now)
 {
 	const cJSON *old = cJSON_GetObjectItem(obj, "status"), *f, *w;
@@ -124,10 +147,12 @@ cJSON *ks_status_next(const cJSON *obj, const struct ks_outcome *res, const char
 		cJSON_DeleteItemFromObject(next, "conditions");
 		conds = cJSON_AddArrayToObject(next, "conditions");
 	}
-	if (res->error)
+	if (res->error) {
 		failure_conds(conds, old_conds, res, gen, now);
-	else
+	} else {
 		cJSON_ArrayForEach(w, res->conditions) set_cond(conds, old_conds, w, gen, now);
+		clear_failure(conds, old_conds, res->conditions, gen, now);
+	}
 	if (cJSON_GetArraySize(conds) == 0)
 		cJSON_DeleteItemFromObject(next, "conditions");
 	if (gen > 0) {

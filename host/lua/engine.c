@@ -25,7 +25,7 @@
 static const char *const globals_allowed[] = {
 	"assert",   "error",	"ipairs",	"next",	    "pairs",   "pcall",
 	"select",   "tonumber", "tostring",	"type",	    "unpack",  "xpcall",
-	"rawequal", "rawget",	"rawset",	"_VERSION", "setmetatable", "getmetatable", "print",
+	"rawequal", "rawget",	"rawset",	"_VERSION", "setmetatable", "getmetatable",
 };
 static const char *const libs_allowed[] = { "string", "table", "math", "coroutine" };
 static const char *const os_allowed[] = { "time", "clock", "date", "difftime" };
@@ -99,6 +99,32 @@ static int sandbox_load(lua_State *L)
 	return 1;
 }
 
+/* print(...): to stdout for scripts, to the log for plugins. */
+static int sandbox_print(lua_State *L)
+{
+	struct ks_lua *e = ks_lua_from(L);
+	int i, n = lua_gettop(L);
+	struct ks_buf b;
+
+	ks_buf_init(&b);
+	for (i = 1; i <= n; i++) {
+		lua_getglobal(L, "tostring");
+		lua_pushvalue(L, i);
+		lua_call(L, 1, 1);
+		ks_buf_printf(&b, "%s%s", i > 1 ? "\t" : "", luaL_optstring(L, -1, ""));
+		lua_pop(L, 1);
+	}
+	if (e->print_stdout) {
+		fwrite(b.data ? b.data : "", 1, b.len, stdout);
+		fputc('\n', stdout);
+		fflush(stdout);
+	} else {
+		ks_info("print", "plugin=%s text=%s", ks_logq(e->name), ks_logq(b.data ? b.data : ""));
+	}
+	ks_buf_deinit(&b);
+	return 0;
+}
+
 /* Build the environment every chunk of this state runs in; leave its ref in e. */
 static void make_env(struct ks_lua *e)
 {
@@ -128,6 +154,8 @@ static void make_env(struct ks_lua *e)
 	lua_pop(L, 1);
 	lua_pushcfunction(L, sandbox_load);
 	lua_setfield(L, -2, "load");
+	lua_pushcfunction(L, sandbox_print);
+	lua_setfield(L, -2, "print");
 	lua_pushcfunction(L, ks_lua_require);
 	lua_setfield(L, -2, "require");
 	lua_pushvalue(L, -1);
@@ -151,6 +179,22 @@ static void make_env(struct ks_lua *e)
 	lua_pop(L, 1);
 }
 
+void ks_lua_set_limits(struct ks_lua *e, const struct ks_lua_limits *limits)
+{
+	e->limits = limits ? *limits : (struct ks_lua_limits){ 0 };
+	if (!e->limits.memory)
+		e->limits.memory = DEFAULT_MEMORY;
+	if (!e->limits.instructions)
+		e->limits.instructions = DEFAULT_INSTRUCTIONS;
+	if (e->limits.seconds <= 0)
+		e->limits.seconds = DEFAULT_SECONDS;
+}
+
+void ks_lua_set_print_stdout(struct ks_lua *e, bool yes)
+{
+	e->print_stdout = yes;
+}
+
 struct ks_lua *ks_lua_new(const char *name, const struct ks_lua_host *host,
 			  const struct ks_lua_limits *limits)
 {
@@ -158,14 +202,7 @@ struct ks_lua *ks_lua_new(const char *name, const struct ks_lua_host *host,
 
 	e->name = ks_xstrdup(name);
 	e->host = *host;
-	if (limits)
-		e->limits = *limits;
-	if (!e->limits.memory)
-		e->limits.memory = DEFAULT_MEMORY;
-	if (!e->limits.instructions)
-		e->limits.instructions = DEFAULT_INSTRUCTIONS;
-	if (e->limits.seconds <= 0)
-		e->limits.seconds = DEFAULT_SECONDS;
+	ks_lua_set_limits(e, limits);
 	e->L = lua_newstate(alloc, e);
 	ks_require(e->L != NULL);
 	luaL_openlibs(e->L);

@@ -99,6 +99,10 @@ typedef void (*ks_lua_done_cb)(struct ks_lua_task *t, bool ok, int nres, const c
  * without yielding. Returns the task, or NULL when it already finished.
  */
 struct ks_lua_task *ks_lua_spawn(struct ks_lua *e, int nargs, ks_lua_done_cb done, void *data);
+/* Change the limits (0 fields keep the defaults); they apply to tasks spawned after. */
+void ks_lua_set_limits(struct ks_lua *e, const struct ks_lua_limits *limits);
+/* Where print() goes: stdout (scripts) or the log at info (plugins, the default). */
+void ks_lua_set_print_stdout(struct ks_lua *e, bool yes);
 /* Cancel every task of e, as ks_lua_task_cancel() does. */
 void ks_lua_cancel_all(struct ks_lua *e, const char *why);
 /* Cancel: pending ops are cancelled and done runs with !ok and msg "cancelled: why". */

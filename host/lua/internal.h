@@ -18,6 +18,7 @@ struct ks_lua {
 	size_t used;	   /* bytes allocated by the state */
 	bool enforce;	   /* the memory cap holds (Lua code is running) */
 	bool over_memory;  /* the allocator refused since the task started */
+	bool print_stdout; /* print() writes to stdout (scripts) rather than the log */
 	int env_ref;	   /* registry ref of the sandbox environment */
 	int loaded_ref;	   /* registry ref of the modules required so far */
 	struct ks_lua_task *running; /* the task inside lua_resume now */

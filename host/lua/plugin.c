@@ -319,6 +319,7 @@ struct ks_plugin *ks_plugin_load(const struct ks_lua_host *host, const char *nam
 	}
 	if (!check_table(p, L, &why))
 		goto out_fail;
+	ks_lua_set_limits(p->lua, &p->limits);
 	lua_settop(L, 0);
 	return p;
 out_fail:

@@ -49,6 +49,7 @@ int ks_lua_script_run(const struct ks_lua_host *host, const struct ks_lua_limits
 		return 2;
 	}
 	e = ks_lua_new(path, host, limits);
+	ks_lua_set_print_stdout(e, true);
 	chunk = ks_xasprintf("@%s", path);
 	rc = ks_lua_compile(e, chunk, src, len, &err);
 	free(chunk);

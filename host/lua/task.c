@@ -133,6 +133,12 @@ static void run(struct ks_lua_task *t, int nargs)
 	top = lua_gettop(e->L);
 	finish(t, false, 0, error_text(t));
 	lua_settop(e->L, top);
+	/* LuaJIT has no emergency collection: after a task hit the cap, collect now (the
+	 * cap is off here), or its garbage would fail the next reconciles too. */
+	if (e->over_memory) {
+		lua_gc(e->L, LUA_GCCOLLECT, 0);
+		e->over_memory = false;
+	}
 }
 
 static void on_deadline(uv_timer_t *h)

@@ -17,7 +17,11 @@ fi
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 E2E=$TOP/tests/e2e
-KS=$TOP/bin/kupenstack
+KS=${KS_BIN:-$TOP/bin/kupenstack} # KS_BIN: another build to test
+if [ ! -x "$KS" ]; then
+	echo "${0##*/}: $KS is missing: run make" >&2
+	exit 2
+fi
 WORK=$(mktemp -d /tmp/kupenstack-e2e.XXXXXX)
 OUT=$WORK/out
 : >"$OUT"
@@ -25,11 +29,6 @@ passed=0
 failed=0
 NAMESPACES=()
 declare -A HPID=() HLOG=() HPORT=() HRC=()
-
-if [ ! -x "$KS" ]; then
-	echo "${0##*/}: $KS is missing: run make" >&2
-	exit 2
-fi
 
 # kubectl with a discovery cache of our own (a cache made before a CRD would hide it).
 k() { kubectl --cache-dir="$WORK/kcache" --request-timeout=30s "$@"; }
@@ -62,7 +61,7 @@ check() {
 
 # eventually SECS NAME [HOST] -- CMD...: CMD succeeds within SECS seconds.
 eventually() {
-	local secs=$1 name=$2 host= end
+	local secs=$1 name=$2 host="" end
 	shift 2
 	[ "$1" != -- ] && { host=$1; shift; }
 	shift
@@ -131,14 +130,16 @@ start_host() {
 }
 
 host_answers() {
-	alive "${HPID[$1]}" && curl -sf -o /dev/null "http://127.0.0.1:${HPORT[$1]}/healthz"
+	alive "${HPID[$1]}" && curl -sf --max-time 5 -o /dev/null "http://127.0.0.1:${HPORT[$1]}/healthz"
 }
 
 # stop_host NAME [SIGNAL]: signal the host (TERM) and wait up to 40 s for it to exit
-# (then KILL it); its exit status in HRC[NAME], 124 when it had to be killed.
+# (then KILL it); its exit status in HRC[NAME], 124 when it had to be killed. A stopped
+# (SIGSTOP) host is continued, so that it gets the signal.
 stop_host() {
-	local name=$1 sig=${2:-TERM} pid=${HPID[$1]} end
+	local name=$1 sig=${2:-TERM} pid=${HPID[$1]}
 	kill -s "$sig" "$pid" 2>/dev/null
+	kill -CONT "$pid" 2>/dev/null
 	wait_exit "$name" 40
 }
 
@@ -154,6 +155,7 @@ wait_exit() {
 		HRC[$name]=124
 	else
 		wait "$pid" 2>/dev/null
+		# shellcheck disable=SC2034 # read by the scripts
 		HRC[$name]=$?
 	fi
 	HPID[$name]=
@@ -162,7 +164,7 @@ wait_exit() {
 # metric HOST SERIES: the value of one exact series (`name{labels}` as exported), or
 # nothing.
 metric() {
-	curl -sf "http://127.0.0.1:${HPORT[$1]}/metrics" | awk -v s="$2" '$1 == s { print $2 }'
+	curl -sf --max-time 5 "http://127.0.0.1:${HPORT[$1]}/metrics" | awk -v s="$2" '$1 == s { print $2 }'
 }
 
 # logged HOST PATTERN: how many lines of HOST's log match PATTERN (extended regex).
