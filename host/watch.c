@@ -48,7 +48,7 @@ static int decode_line(const char *p, size_t n, ks_watch_event_cb cb, void *data
 	int rc = -EBADMSG;
 
 	if (!cJSON_IsObject(ev)) {
-		*err = ks_xasprintf("watch event is not a JSON object: %.60s", p);
+		*err = ks_xasprintf("watch event is not a JSON object: %.*s", (int)KS_MIN(n, 60), p);
 		goto out_free;
 	}
 	if (event_type(ks_json_str(ev, "type"), &type) != 0) {
@@ -87,8 +87,12 @@ int ks_watch_decode(struct ks_watch_decoder *d, const char *p, size_t n, ks_watc
 		}
 		len = (size_t)(nl - (d->buf.data + start));
 		d->scanned = (size_t)(nl - d->buf.data) + 1;
-		if (len > 0 && !(len == 1 && d->buf.data[start] == '\r'))
+		if (len > d->max_event) {
+			*err = ks_xasprintf("watch event over %zu bytes", d->max_event);
+			rc = -EMSGSIZE;
+		} else if (len > 0 && !(len == 1 && d->buf.data[start] == '\r')) {
 			rc = decode_line(d->buf.data + start, len, cb, data, err);
+		}
 		start = d->scanned;
 	}
 	if (rc == 0 && d->buf.len - start > d->max_event) {
