@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "ks.h"
@@ -287,6 +288,13 @@ int ks_kubeconfig_in_cluster(struct ks_kubeconfig *c, const char *root, char **e
 	free(path);
 	if (rc) {
 		*err = ks_xasprintf("service account token %s: %s", c->token_file, strerror(-rc));
+		ks_kubeconfig_deinit(c);
+		return rc;
+	}
+	/* Without the CA every request would fail later as a TLS error: say so now. */
+	if (access(c->ca_file, R_OK) != 0) {
+		rc = -errno;
+		*err = ks_xasprintf("service account CA %s: %s", c->ca_file, strerror(errno));
 		ks_kubeconfig_deinit(c);
 	}
 	return rc;

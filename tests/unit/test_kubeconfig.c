@@ -139,6 +139,23 @@ TEST(in_cluster_missing_token_is_a_clear_error)
 	unmount_sa();
 }
 
+TEST(in_cluster_missing_ca_is_a_clear_error)
+{
+	struct ks_kubeconfig c;
+	char *err = NULL, *want;
+
+	mount_sa();
+	remove_file("ca.crt");
+	service_env("10.96.0.1", "443");
+	ASSERT_EQ(ks_kubeconfig_in_cluster(&c, root, &err), -ENOENT);
+	want = ks_xasprintf("service account CA %s/ca.crt: No such file or directory", root);
+	ASSERT_STR(err, want);
+	ASSERT(is_empty(&c));
+	free(want);
+	free(err);
+	unmount_sa();
+}
+
 TEST(in_cluster_missing_env_is_a_clear_error)
 {
 	static const char *const cases[][2] = {
@@ -222,6 +239,7 @@ int main(void)
 	RUN(in_cluster_ipv6_host_is_bracketed);
 	RUN(in_cluster_without_namespace_file_is_default);
 	RUN(in_cluster_missing_token_is_a_clear_error);
+	RUN(in_cluster_missing_ca_is_a_clear_error);
 	RUN(in_cluster_missing_env_is_a_clear_error);
 	RUN(kubeconfig_token_and_ca_data);
 	RUN(kubeconfig_refusals_name_the_field);
