@@ -234,6 +234,7 @@ struct ks_controller *ks_controller_new(uv_loop_t *loop, struct ks_kube *kube,
 	c->data = o->data;
 	c->events = o->events;
 	c->metrics = o->metrics;
+	c->dry_run = o->dry_run;
 	c->queue = ks_queue_new(loop, &(struct ks_queue_opts){
 					      .name = c->name,
 					      .concurrency = o->concurrency,

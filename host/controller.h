@@ -47,6 +47,9 @@ struct ks_controller_opts {
 	double qps;		    /* the queue's overall retry limit; 0: 10/s burst 100 */
 	/* Only objects with this label (and value) are reconciled; NULL: all. Copied. */
 	const char *selector_key, *selector_value;
+	/* Dry run: the status and finalizer patches are printed (dryrun.h), not sent; the
+	 * reconcile goes on as if they had been made. */
+	bool dry_run;
 };
 
 /* A stopped controller. Never NULL. kube and manager are not owned. */

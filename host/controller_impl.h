@@ -25,6 +25,7 @@ struct ks_controller {
 	struct source *sources;
 	uv_timer_t resync_timer;
 	bool started;
+	bool dry_run;
 	bool drained_done;
 	void (*drained)(void *data);
 	void *drained_data;

@@ -24,6 +24,7 @@
 #include "kubeconfig.h"
 #include "log.h"
 #include "app.h"
+#include "lua/cli.h"
 #include "lua/script.h"
 #include "watch.h"
 
@@ -41,14 +42,16 @@ static void usage(FILE *f)
 	fputs("usage: kupenstack version\n"
 	      "       kupenstack run --plugins DIR|--plugins-configmaps NS [--kubeconfig F]\n"
 	      "                      [--context C] [--namespace N]\n"
-	      "                      [--metrics-addr HOST:PORT] [--leader-elect] [--concurrency K]\n"
+	      "                      [--metrics-addr HOST:PORT] [--leader-elect] [--lease-duration S]\n"
+	      "                      [--concurrency K]\n"
 	      "                      [--os-config FILE] [--os-cloud NAME] [--cluster NAME]\n"
 	      "                      [--stdlib DIR] [--log-level debug|info|warn|error]\n"
 	      "       kupenstack watch [--kubeconfig F] [--context C] [--namespace N]\n"
 	      "                        [--log-level debug|info|warn|error] GROUP/VERSION/RESOURCE\n"
 	      "  GROUP is empty for the core group: /v1/configmaps\n"
 	      "       kupenstack exec [--kubeconfig F] [--os-cloud C] [--stdlib DIR] FILE.lua [ARGS]\n"
-	      "  runs FILE.lua in the plugin sandbox with the host modules (ks.core.*)\n",
+	      "  runs FILE.lua in the plugin sandbox with the host modules (ks.core.*)\n"
+	      "       kupenstack plugin test|run|status ...   (kupenstack plugin help)\n",
 	      f);
 }
 
@@ -430,6 +433,15 @@ static int cmd_run(int argc, char **argv)
 	return rc;
 }
 
+static int cmd_plugin(int argc, char **argv)
+{
+	char *stdlib = default_stdlib();
+	int rc = ks_cli_plugin(argc, argv, stdlib);
+
+	free(stdlib);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -450,6 +462,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(argv[1], "exec") == 0)
 		return cmd_exec(argc - 1, argv + 1);
+	if (strcmp(argv[1], "plugin") == 0)
+		return cmd_plugin(argc - 1, argv + 1);
 	fprintf(stderr, "kupenstack: unknown command %s\n", argv[1]);
 	usage(stderr);
 	return 2;

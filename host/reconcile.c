@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "controller_impl.h"
+#include "dryrun.h"
 #include "event.h"
 #include "json.h"
 #include "ks.h"
@@ -109,6 +110,13 @@ static void write_status(struct ks_reconcile *r, const struct ks_outcome *res)
 		return;
 	}
 	patch = ks_status_patch(r->obj, next);
+	if (c->dry_run) {
+		ks_dryrun_write("PATCH", &c->res, ks_json_str(r->obj, "metadata.namespace"),
+				ks_json_str(r->obj, "metadata.name"), "status", "merge", patch);
+		cJSON_Delete(patch);
+		finish(r);
+		return;
+	}
 	ks_kube_patch(c->kube, &c->res, ks_json_str(r->obj, "metadata.namespace"),
 		      ks_json_str(r->obj, "metadata.name"), "status", KS_PATCH_MERGE, patch,
 		      status_written, r);
@@ -165,6 +173,13 @@ static void remove_finalizer(struct ks_reconcile *r)
 	cJSON_AddStringToObject(op, "op", "remove");
 	cJSON_AddStringToObject(op, "path", path);
 	cJSON_AddItemToArray(ops, op);
+	if (c->dry_run) {
+		ks_dryrun_write("PATCH", &c->res, ks_json_str(r->obj, "metadata.namespace"),
+				ks_json_str(r->obj, "metadata.name"), NULL, "json", ops);
+		cJSON_Delete(ops);
+		finish(r);
+		return;
+	}
 	ks_kube_patch(c->kube, &c->res, ks_json_str(r->obj, "metadata.namespace"),
 		      ks_json_str(r->obj, "metadata.name"), NULL, KS_PATCH_JSON, ops,
 		      finalizer_removed, r);
@@ -217,6 +232,21 @@ static void finalizer_added(struct ks_kube_result *res, void *data)
 	call(r);
 }
 
+/* Dry run: print the patch ops (taken), put the finalizer on our copy, and go on. */
+static void dry_add_finalizer(struct ks_reconcile *r, cJSON *ops)
+{
+	cJSON *meta = cJSON_GetObjectItem(r->obj, "metadata");
+	cJSON *list = cJSON_GetObjectItem(meta, "finalizers");
+
+	ks_dryrun_write("PATCH", &r->c->res, ks_json_str(r->obj, "metadata.namespace"),
+			ks_json_str(r->obj, "metadata.name"), NULL, "json", ops);
+	cJSON_Delete(ops);
+	if (!list)
+		list = cJSON_AddArrayToObject(meta, "finalizers");
+	cJSON_AddItemToArray(list, cJSON_CreateString(r->c->finalizer));
+	call(r);
+}
+
 static void add_finalizer(struct ks_reconcile *r)
 {
 	struct ks_controller *c = r->c;
@@ -233,6 +263,10 @@ static void add_finalizer(struct ks_reconcile *r)
 		cJSON_AddItemToObject(op, "value", list);
 	}
 	cJSON_AddItemToArray(ops, op);
+	if (c->dry_run) {
+		dry_add_finalizer(r, ops);
+		return;
+	}
 	ks_kube_patch(c->kube, &c->res, ks_json_str(r->obj, "metadata.namespace"),
 		      ks_json_str(r->obj, "metadata.name"), NULL, KS_PATCH_JSON, ops,
 		      finalizer_added, r);

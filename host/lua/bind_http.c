@@ -20,6 +20,7 @@
 #include "ks.h"
 #include "lua/bind.h"
 #include "lua/engine.h"
+#include "lua/fake.h"
 
 #define MAX_HEADERS 64
 
@@ -82,6 +83,19 @@ static void push_headers(lua_State *L, const struct ks_buf *raw)
 	}
 }
 
+/* Push the response {status=, headers=, body=}. */
+static void push_response(lua_State *co, long status, const struct ks_buf *headers,
+			  const char *body, size_t len)
+{
+	lua_createtable(co, 0, 3);
+	lua_pushnumber(co, (lua_Number)status);
+	lua_setfield(co, -2, "status");
+	push_headers(co, headers);
+	lua_setfield(co, -2, "headers");
+	lua_pushlstring(co, body ? body : "", len);
+	lua_setfield(co, -2, "body");
+}
+
 static void done(struct ks_http_req *req, const struct ks_http_resp *resp, void *data)
 {
 	struct http_op *h = data;
@@ -94,17 +108,50 @@ static void done(struct ks_http_req *req, const struct ks_http_resp *resp, void 
 		snprintf(msg, sizeof(msg), "%s %s: %s", h->method, h->url, resp->errmsg);
 		n = ks_lua_fail(co, 0, reason_of(resp->err), msg);
 	} else {
-		lua_createtable(co, 0, 3);
-		lua_pushnumber(co, (lua_Number)resp->status);
-		lua_setfield(co, -2, "status");
-		push_headers(co, &resp->headers);
-		lua_setfield(co, -2, "headers");
-		lua_pushlstring(co, resp->body.data ? resp->body.data : "", resp->body.len);
-		lua_setfield(co, -2, "body");
+		push_response(co, resp->status, &resp->headers, resp->body.data, resp->body.len);
 		n = 1;
 	}
 	ks_lua_op_resume(&h->op, n);
 	op_free(h);
+}
+
+/* A fake's answer (lua/fake.h), pushed from the loop. */
+static int push_fake(lua_State *co, void *data)
+{
+	struct ks_lua_fake_reply *r = data;
+	struct ks_buf hdrs = { r->headers, r->headers ? strlen(r->headers) : 0, 0 };
+
+	if (r->status == 0)
+		return ks_lua_fail(co, 0, r->reason ? r->reason : "TransportError",
+				   r->message ? r->message : "no response");
+	push_response(co, r->status, &hdrs, r->body, r->body_len);
+	return 1;
+}
+
+static void drop_fake(void *data)
+{
+	ks_lua_fake_reply_deinit(data);
+	free(data);
+}
+
+/* Hand the request to the host's fake: true (and the task yields on its answer) if it
+ * answers, false to send it for real. */
+static bool faked(lua_State *L, struct ks_lua_fake *f, const struct ks_http_opts *o, int *ret)
+{
+	struct ks_lua_fake_reply *r;
+
+	if (!f || !f->http)
+		return false;
+	r = ks_xcalloc(1, sizeof(*r));
+	if (!f->http(f,
+		     &(struct ks_lua_fake_http){ o->method ? o->method : "GET", o->url, o->headers,
+						 o->body, o->body_len },
+		     r)) {
+		drop_fake(r);
+		return false;
+	}
+	*ret = ks_lua_defer(L, push_fake, drop_fake, r);
+	return true;
 }
 
 static void cancel(struct ks_lua_op *op)
@@ -153,16 +200,29 @@ static void collect_headers(lua_State *L, char **hdrs)
 	hdrs[n] = NULL;
 }
 
+/* Start the request through the host's client; the task yields until it answers. */
+static int start(lua_State *L, struct ks_http_opts *o)
+{
+	struct http_op *h = ks_xcalloc(1, sizeof(*h));
+
+	h->op.cancel = cancel;
+	h->method = ks_xstrdup(o->method ? o->method : "GET");
+	h->url = ks_xstrdup(o->url);
+	o->on_done = done;
+	o->data = h;
+	h->req = ks_http_request(ks_lua_host(ks_lua_from(L))->http, o);
+	return ks_lua_op_start(L, &h->op);
+}
+
 static int request(lua_State *L)
 {
 	struct ks_lua *e = ks_lua_from(L);
 	char *hdrs[MAX_HEADERS + 1] = { NULL };
 	struct ks_http_tls tls = { 0 };
 	struct ks_http_opts o = { 0 };
-	struct http_op *h;
 	double timeout, left;
 	size_t blen = 0;
-	int i;
+	int i, rc;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	o.method = opt_field(L, "method");
@@ -189,16 +249,11 @@ static int request(lua_State *L)
 		collect_headers(L, hdrs);
 	lua_pop(L, 1);
 	o.headers = (const char *const *)hdrs;
-	h = ks_xcalloc(1, sizeof(*h));
-	h->op.cancel = cancel;
-	h->method = ks_xstrdup(o.method ? o.method : "GET");
-	h->url = ks_xstrdup(o.url);
-	o.on_done = done;
-	o.data = h;
-	h->req = ks_http_request(ks_lua_host(e)->http, &o);
+	if (!faked(L, ks_lua_host(e)->fake, &o, &rc))
+		rc = start(L, &o);
 	for (i = 0; hdrs[i]; i++)
 		free(hdrs[i]);
-	return ks_lua_op_start(L, &h->op);
+	return rc;
 }
 
 int ks_lua_open_http(lua_State *L)

@@ -26,6 +26,7 @@
 #include "kube.h"
 #include "lua/bind.h"
 #include "lua/engine.h"
+#include "lua/fake.h"
 
 #define FIELD_MANAGER "kupenstack"
 
@@ -253,6 +254,52 @@ static struct ks_kube *kube_of(lua_State *L)
 	return k;
 }
 
+/* A fake's answer (lua/fake.h), pushed from the loop as answered() would. */
+struct fake_answer {
+	struct ks_lua_fake_reply r;
+	bool want_ok;
+};
+
+static int push_fake(lua_State *co, void *data)
+{
+	struct fake_answer *a = data;
+
+	if (a->r.status < 200 || a->r.status >= 300)
+		return ks_lua_fail(co, a->r.status, a->r.reason ? a->r.reason : "Error",
+				   a->r.message ? a->r.message : "");
+	if (a->want_ok || !a->r.json)
+		lua_pushboolean(co, 1);
+	else
+		ks_lua_push_json(co, a->r.json);
+	return 1;
+}
+
+static void drop_fake(void *data)
+{
+	ks_lua_fake_reply_deinit(&((struct fake_answer *)data)->r);
+	free(data);
+}
+
+/* Hand call to the host's fake: true (and *ret is the yield) if it answers, false to
+ * send it to the API server. Checks that L may yield either way. */
+static bool faked(lua_State *L, const struct ks_lua_fake_kube *call, bool want_ok, int *ret)
+{
+	struct ks_lua_fake *f = ks_lua_host(ks_lua_from(L))->fake;
+	struct fake_answer *a;
+
+	ks_lua_check_yieldable(L);
+	if (!f || !f->kube)
+		return false;
+	a = ks_xcalloc(1, sizeof(*a));
+	a->want_ok = want_ok;
+	if (!f->kube(f, call, &a->r)) {
+		drop_fake(a);
+		return false;
+	}
+	*ret = ks_lua_defer(L, push_fake, drop_fake, a);
+	return true;
+}
+
 static struct kube_op *new_op(void)
 {
 	struct kube_op *k = ks_xcalloc(1, sizeof(*k));
@@ -276,13 +323,18 @@ static cJSON *check_json(lua_State *L, int idx, const char *what)
 
 static int fetch(lua_State *L)
 {
-	struct ks_kube *kube = kube_of(L);
+	const char *ns = luaL_optstring(L, 2, NULL), *name = luaL_checkstring(L, 3);
 	struct kube_op *k;
 	struct res r;
+	int ret;
 
 	check_res(L, 1, &r);
+	if (faked(L,
+		  &(struct ks_lua_fake_kube){ .verb = "get", .res = &r.r, .ns = ns, .name = name },
+		  false, &ret))
+		return ret;
 	k = new_op();
-	ks_kube_get(kube, &r.r, luaL_optstring(L, 2, NULL), luaL_checkstring(L, 3), answered, k);
+	ks_kube_get(kube_of(L), &r.r, ns, name, answered, k);
 	return ks_lua_op_start(L, &k->op);
 }
 
@@ -301,12 +353,12 @@ static const char *meta(lua_State *L, int idx, const char *field)
 
 static int apply(lua_State *L)
 {
-	struct ks_kube *kube = kube_of(L);
 	const char *name, *ns, *sub = NULL, *manager = FIELD_MANAGER;
 	struct kube_op *k;
 	bool force = false;
 	struct res r;
 	cJSON *obj;
+	int ret;
 
 	check_res(L, 1, &r);
 	name = meta(L, 1, "name");
@@ -322,23 +374,45 @@ static int apply(lua_State *L)
 		manager = luaL_optstring(L, -1, FIELD_MANAGER);
 	}
 	obj = check_json(L, 1, "apply");
+	if (faked(L,
+		  &(struct ks_lua_fake_kube){ .verb = "apply",
+					      .res = &r.r,
+					      .ns = ns,
+					      .name = name,
+					      .sub = sub,
+					      .body = obj,
+					      .force = force },
+		  false, &ret)) {
+		cJSON_Delete(obj);
+		return ret;
+	}
 	k = new_op();
-	ks_kube_apply(kube, &r.r, ns, name, sub, obj, manager, force, answered, k);
+	ks_kube_apply(kube_of(L), &r.r, ns, name, sub, obj, manager, force, answered, k);
 	cJSON_Delete(obj);
 	return ks_lua_op_start(L, &k->op);
 }
 
 static int create(lua_State *L)
 {
-	struct ks_kube *kube = kube_of(L);
 	struct kube_op *k;
 	struct res r;
 	cJSON *obj;
+	int ret;
 
 	check_res(L, 1, &r);
 	obj = check_json(L, 1, "create");
+	if (faked(L,
+		  &(struct ks_lua_fake_kube){ .verb = "create",
+					      .res = &r.r,
+					      .ns = meta(L, 1, "namespace"),
+					      .name = meta(L, 1, "name"),
+					      .body = obj },
+		  false, &ret)) {
+		cJSON_Delete(obj);
+		return ret;
+	}
 	k = new_op();
-	ks_kube_create(kube, &r.r, meta(L, 1, "namespace"), obj, answered, k);
+	ks_kube_create(kube_of(L), &r.r, meta(L, 1, "namespace"), obj, answered, k);
 	cJSON_Delete(obj);
 	return ks_lua_op_start(L, &k->op);
 }
@@ -348,9 +422,8 @@ static int patch(lua_State *L)
 	static const char *const types[] = { "merge", "json", "strategic", NULL };
 	static const enum ks_kube_patch kinds[] = { KS_PATCH_MERGE, KS_PATCH_JSON,
 						    KS_PATCH_STRATEGIC };
-	struct ks_kube *kube = kube_of(L);
 	const char *ns = luaL_optstring(L, 2, NULL), *name = luaL_checkstring(L, 3), *sub = NULL;
-	int type = 0;
+	int type = 0, ret;
 	struct kube_op *k;
 	struct res r;
 	cJSON *p;
@@ -363,19 +436,31 @@ static int patch(lua_State *L)
 		sub = lua_tostring(L, -1);
 	}
 	p = check_json(L, 4, "patch");
+	if (faked(L,
+		  &(struct ks_lua_fake_kube){ .verb = "patch",
+					      .res = &r.r,
+					      .ns = ns,
+					      .name = name,
+					      .sub = sub,
+					      .patch_type = types[type],
+					      .body = p },
+		  false, &ret)) {
+		cJSON_Delete(p);
+		return ret;
+	}
 	k = new_op();
-	ks_kube_patch(kube, &r.r, ns, name, sub, kinds[type], p, answered, k);
+	ks_kube_patch(kube_of(L), &r.r, ns, name, sub, kinds[type], p, answered, k);
 	cJSON_Delete(p);
 	return ks_lua_op_start(L, &k->op);
 }
 
 static int delete(lua_State *L)
 {
-	struct ks_kube *kube = kube_of(L);
 	const char *ns = luaL_optstring(L, 2, NULL), *name = luaL_checkstring(L, 3);
 	struct ks_kube_delete_opts o = { 0 };
 	struct kube_op *k;
 	struct res r;
+	int ret;
 
 	check_res(L, 1, &r);
 	if (lua_istable(L, 4)) {
@@ -384,9 +469,18 @@ static int delete(lua_State *L)
 		lua_getfield(L, 4, "propagation");
 		o.propagation = lua_tostring(L, -1);
 	}
+	if (faked(L,
+		  &(struct ks_lua_fake_kube){ .verb = "delete",
+					      .res = &r.r,
+					      .ns = ns,
+					      .name = name,
+					      .uid = o.uid,
+					      .propagation = o.propagation },
+		  true, &ret))
+		return ret;
 	k = new_op();
 	k->want_ok = true;
-	ks_kube_delete(kube, &r.r, ns, name, &o, answered, k);
+	ks_kube_delete(kube_of(L), &r.r, ns, name, &o, answered, k);
 	return ks_lua_op_start(L, &k->op);
 }
 

@@ -12,6 +12,8 @@
 #include "log.h"
 #include "lua/loader.h"
 #include "lua/plugin.h"
+#include "lua/plugin_metrics.h"
+#include "metrics.h"
 
 /* One plugin version's controller; retired bindings live until drained. */
 struct binding {
@@ -51,6 +53,7 @@ struct ks_loader {
 	bool started, stopping;
 	size_t draining;
 	unsigned long failures;
+	struct ks_plugin_metrics *pm; /* kupenstack_plugin_* series */
 	void (*done)(void *data);
 	void *done_data;
 };
@@ -192,6 +195,7 @@ static void load_text(struct ks_loader *l, struct slot *s, const char *src, size
 	if (!p) {
 		ks_err("plugin refused", "file=%s error=%s kept=%s", s->path, ks_logq(err),
 		       s->b ? "previous version" : "none");
+		ks_plugin_metrics_refused(l->pm, s->path, s->b ? s->b->plugin : NULL, err);
 		free(err);
 		l->failures++;
 		return;
@@ -202,9 +206,11 @@ static void load_text(struct ks_loader *l, struct slot *s, const char *src, size
 		s->b->plugin = p;
 		retire_version(l, old);
 		ks_controller_enqueue_all(s->b->ctrl, KS_QUEUE_LOW);
+		ks_plugin_metrics_loaded(l->pm, s->path, p, true);
 		ks_info("plugin reloaded", "file=%s kind=%s", s->path, p->self.kind);
 		return;
 	}
+	ks_plugin_metrics_loaded(l->pm, s->path, p, s->b != NULL);
 	if (s->b)
 		retire(l, s->b, "the plugin changed what it reconciles");
 	s->b = bind_plugin(l, p, name);
@@ -221,6 +227,8 @@ static void load(struct ks_loader *l, struct slot *s)
 	src = ks_read_file(s->path, &len, &rc);
 	if (!src) {
 		ks_err("cannot read plugin", "file=%s error=%s", s->path, ks_logq(strerror(-rc)));
+		ks_plugin_metrics_refused(l->pm, s->path, s->b ? s->b->plugin : NULL,
+					  strerror(-rc));
 		l->failures++;
 		return;
 	}
@@ -256,6 +264,7 @@ static void drop_gone(struct ks_loader *l)
 			continue;
 		}
 		*pp = s->next;
+		ks_plugin_metrics_removed(l->pm, s->path);
 		if (s->b) {
 			ks_info("plugin removed", "file=%s kind=%s", s->path, s->b->plugin->self.kind);
 			retire(l, s->b, "the plugin file was removed");
@@ -381,6 +390,7 @@ static void configmap_changed(struct ks_loader *l, const char *key, const cJSON 
 	for (struct slot **pp = &l->slots; (s = *pp) != NULL;) {
 		if (s->configmap && !s->seen && strncmp(s->path, prefix, strlen(prefix)) == 0) {
 			*pp = s->next;
+			ks_plugin_metrics_removed(l->pm, s->path);
 			if (s->b) {
 				ks_info("plugin removed", "source=%s", s->path);
 				retire(l, s->b, "the plugin's ConfigMap key was removed");
@@ -420,9 +430,25 @@ static void cm_delete(const struct ks_cache_obj *o, void *data)
 	cm_event(o, data, true);
 }
 
+/* The memory gauge of each running plugin, refreshed before every scrape. */
+static void collect_memory(struct ks_metrics *m, void *data)
+{
+	struct ks_loader *l = data;
+	struct slot *s;
+
+	(void)m;
+	for (s = l->slots; s; s = s->next)
+		if (s->b)
+			ks_plugin_metrics_memory(l->pm, s->path, ks_lua_memory(s->b->plugin->lua));
+}
+
 struct ks_loader *ks_loader_new(uv_loop_t *loop, const struct ks_loader_opts *o)
 {
 	struct ks_loader *l = ks_xcalloc(1, sizeof(*l));
+
+	l->pm = ks_plugin_metrics_new(o->metrics);
+	if (o->metrics)
+		ks_metrics_add_collector(o->metrics, collect_memory, l);
 
 	l->loop = loop;
 	l->o = *o;
@@ -503,6 +529,8 @@ void ks_loader_free(struct ks_loader *l)
 {
 	struct slot *s, *next;
 
+	if (!l)
+		return;
 	for (s = l->slots; s; s = next) {
 		next = s->next;
 		if (s->b) {
@@ -523,6 +551,9 @@ void ks_loader_free(struct ks_loader *l)
 	if (l->cm_cache)
 		ks_cache_remove_handler(l->cm_cache, &l->cm_h);
 	ks_manager_free(l->cm_manager);
+	if (l->o.metrics)
+		ks_metrics_remove_collector(l->o.metrics, collect_memory, l);
+	ks_plugin_metrics_free(l->pm);
 	free(l->dir);
 	uv_close((uv_handle_t *)&l->timer, handle_closed);
 }

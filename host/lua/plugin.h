@@ -50,6 +50,17 @@ void ks_plugin_free(struct ks_plugin *p, const char *why);
  * watches, concurrency, resync)? Then a swap needs no new controller. */
 bool ks_plugin_same_shape(const struct ks_plugin *a, const struct ks_plugin *b);
 
+/*
+ * Run p's reconcile (finalize when finalize is true) on obj, key "ns/name", outside the
+ * controller's flow (plugin tests, dry runs; ks_plugin_reconcile is built on it). done
+ * gets the outcome once, valid during the call only, from the loop or before this
+ * returns. obj is read during the call only. c (may be NULL) is named in log lines and
+ * receives ctx.event (unless the host has a fake); without both, events are logged.
+ */
+typedef void (*ks_plugin_done_cb)(const struct ks_outcome *o, void *data);
+void ks_plugin_run(struct ks_plugin *p, struct ks_controller *c, const cJSON *obj, const char *key,
+		   bool finalize, ks_plugin_done_cb done, void *data);
+
 /* The controller callback: data is a struct ks_plugin **, the slot holding the
  * current version (so a reload takes effect at the next reconcile). */
 void ks_plugin_reconcile(struct ks_controller *c, struct ks_reconcile *r, void *data);

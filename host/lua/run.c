@@ -16,32 +16,41 @@
 #include "ks.h"
 #include "log.h"
 #include "lua/bind.h"
+#include "lua/fake.h"
 #include "lua/plugin.h"
 
 struct run {
-	struct ks_controller *c;
-	struct ks_reconcile *r;
+	struct ks_controller *c; /* or NULL */
+	char *key;
+	ks_plugin_done_cb done;
+	void *data;
 };
 
-/* ctx.event(type, reason, message); upvalues: the controller, the object's JSON. */
+/* ctx.event(type, reason, message); upvalues: the controller (or NULL), the object's
+ * JSON. The host's fake, when it has one, takes the event instead. */
 static int event(lua_State *L)
 {
 	struct ks_controller *c = lua_touserdata(L, lua_upvalueindex(1));
 	const char *type = luaL_checkstring(L, 1), *reason = luaL_checkstring(L, 2);
 	const char *msg = luaL_checkstring(L, 3);
-	struct ks_events *ev = ks_controller_events(c);
+	struct ks_lua_fake *f = ks_lua_host(ks_lua_from(L))->fake;
+	struct ks_events *ev = c ? ks_controller_events(c) : NULL;
 	cJSON *obj;
 
 	if (strcmp(type, "Normal") != 0 && strcmp(type, "Warning") != 0)
 		return luaL_argerror(L, 1, "\"Normal\" or \"Warning\"");
-	if (!ev) {
+	if (!ev && !(f && f->event)) {
 		ks_info("event", "controller=%s type=%s reason=%s message=%s",
-			ks_controller_name(c), type, reason, ks_logq(msg));
+			c ? ks_controller_name(c) : ks_lua_name(ks_lua_from(L)), type, reason,
+			ks_logq(msg));
 		return 0;
 	}
 	obj = ks_json_parse(lua_tostring(L, lua_upvalueindex(2)),
 			    lua_objlen(L, lua_upvalueindex(2)));
-	ks_event(ev, obj, type, reason, "%s", msg);
+	if (f && f->event)
+		f->event(f, obj, type, reason, msg);
+	else
+		ks_event(ev, obj, type, reason, "%s", msg);
 	cJSON_Delete(obj);
 	return 0;
 }
@@ -142,7 +151,7 @@ static void reconciled(struct ks_lua_task *t, bool ok, int nres, const char *msg
 
 	if (!ok) {
 		ks_debug("reconcile raised", "controller=%s key=%s error=%s",
-			 ks_controller_name(run->c), ks_reconcile_key(run->r), ks_logq(msg));
+			 run->c ? ks_controller_name(run->c) : "-", run->key, ks_logq(msg));
 		error_outcome(co, lua_gettop(co), msg, &o, &buf, &reason);
 	} else if (nres >= 1 && lua_isnil(co, 1)) {
 		if (nres >= 2)
@@ -165,32 +174,34 @@ static void reconciled(struct ks_lua_task *t, bool ok, int nres, const char *msg
 		o.error = buf = ks_xstrdup("reconcile must return a table, or nil and an error");
 		o.terminal = true;
 	}
-	ks_reconcile_done(run->r, &o);
+	run->done(&o, run->data);
 	cJSON_Delete(status);
 	cJSON_Delete(conds);
 	free(buf);
 	free(reason);
+	free(run->key);
 	free(run);
 }
 
-void ks_plugin_reconcile(struct ks_controller *c, struct ks_reconcile *r, void *data)
+void ks_plugin_run(struct ks_plugin *p, struct ks_controller *c, const cJSON *obj, const char *key,
+		   bool finalize, ks_plugin_done_cb done, void *data)
 {
-	struct ks_plugin *p = *(struct ks_plugin **)data;
 	lua_State *L = ks_lua_state(p->lua);
-	const cJSON *obj = ks_reconcile_object(r);
 	struct run *run = ks_xcalloc(1, sizeof(*run));
 	char *text;
 
 	run->c = c;
-	run->r = r;
+	run->key = ks_xstrdup(key);
+	run->done = done;
+	run->data = data;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->table_ref);
-	lua_getfield(L, -1, ks_reconcile_deleting(r) ? "finalize" : "reconcile");
+	lua_getfield(L, -1, finalize ? "finalize" : "reconcile");
 	lua_remove(L, -2);
 	ks_lua_push_json(L, obj);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->ctx_ref);
 	lua_getfield(L, -1, "new");
 	lua_remove(L, -2);
-	lua_pushstring(L, ks_reconcile_key(r));
+	lua_pushstring(L, key);
 	lua_pushnumber(L, (double)ks_now_ns() / 1e9 + p->limits.seconds);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->config_ref);
 	lua_pushlightuserdata(L, c);
@@ -200,12 +211,24 @@ void ks_plugin_reconcile(struct ks_controller *c, struct ks_reconcile *r, void *
 	lua_pushcclosure(L, event, 2);
 	if (lua_pcall(L, 4, 1, 0) != 0) {
 		struct ks_outcome o = { .error = lua_tostring(L, -1) };
-		ks_reconcile_done(r, &o);
+		done(&o, data);
 		lua_settop(L, 0);
+		free(run->key);
 		free(run);
 		return;
 	}
 	ks_lua_spawn(p->lua, 2, reconciled, run);
+}
+
+static void reconcile_done(const struct ks_outcome *o, void *data)
+{
+	ks_reconcile_done(data, o);
+}
+
+void ks_plugin_reconcile(struct ks_controller *c, struct ks_reconcile *r, void *data)
+{
+	ks_plugin_run(*(struct ks_plugin **)data, c, ks_reconcile_object(r), ks_reconcile_key(r),
+		      ks_reconcile_deleting(r), reconcile_done, r);
 }
 
 struct map_run {
