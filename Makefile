@@ -79,8 +79,17 @@ $(BUILD)/tests/kt_%: $(BUILD)/tests/kube/kt_%.o $(BUILD)/tests/kube/kt.o $(LIB)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# Benchmarks against the live API server (a " * needs: kube" line in their header) link
+# the real-cluster test helpers and bench/live.c.
+BENCH_LIVE_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(shell grep -l '^ \* needs: kube' $(BENCH_SRC)))
+$(BUILD)/bench/%.o: KS_CFLAGS += -iquote tests/kube
+ifneq ($(BENCH_LIVE_BIN),)
+$(BENCH_LIVE_BIN): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/bench/live.o $(BUILD)/tests/kube/kt.o $(LIB)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+endif
+
 # Tiers. Each prints "N passed, N failed"; tests/run sums them.
-unit: $(UNIT_BIN)
+unit: $(BIN) $(UNIT_BIN)
 	@tests/run unit $(UNIT_BIN)
 
 test-lua:
@@ -110,12 +119,20 @@ deps:
 demo:
 	@tests/env/demo
 
-install: $(BIN)
+# The binary finds its library at KS_DATA/stdlib, compiled in from PREFIX: main.c is
+# compiled again here with this PREFIX (bin/kupenstack may have been built with another).
+# The library also goes to LUA_DIR, the Lua module path (LuaRocks' tree for the rock).
+install: $(LIB)
+	@mkdir -p $(BUILD)/install
+	$(Q)$(CC) $(KS_CFLAGS) $(CFLAGS) -c host/main.c -o $(BUILD)/install/main.o
+	$(Q)$(CC) $(LDFLAGS) -o $(BUILD)/install/kupenstack $(BUILD)/install/main.o $(LIB) $(PKG_LIBS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LUA_DIR) $(DESTDIR)$(KS_DATA)
-	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/kupenstack
+	install -m 0755 $(BUILD)/install/kupenstack $(DESTDIR)$(PREFIX)/bin/kupenstack
 	cd stdlib && find ks -name '*.lua' ! -name '*_spec.lua' \
+		-exec install -D -m 0644 {} $(DESTDIR)$(KS_DATA)/stdlib/{} \; \
 		-exec install -D -m 0644 {} $(DESTDIR)$(LUA_DIR)/{} \;
-	cp -r plugins crds deploy $(DESTDIR)$(KS_DATA)/
+	find plugins crds deploy -type f ! -name '*_spec.lua' \
+		-exec install -D -m 0644 {} $(DESTDIR)$(KS_DATA)/{} \;
 
 clean:
 	rm -rf build bin

@@ -282,6 +282,13 @@ void ks_controller_work(struct ks_queue *q, const char *key, void *data)
 	char ns[256];
 	bool has;
 
+	/* Until every kind it reads is synced (owned, watched, the Namespaces), a plugin
+	 * would see a half-filled cache: hold the key back a little. */
+	if (!ks_manager_all_synced(c->manager, ns, sizeof(ns))) {
+		ks_queue_add_after(q, key, 0.2);
+		ks_queue_done(q, key);
+		return;
+	}
 	snprintf(ns, sizeof(ns), "%.*s", slash ? (int)(slash - key) : 0, key);
 	o = ks_cache_get(c->cache, slash ? ns : NULL, slash ? slash + 1 : key);
 	if (!o) {

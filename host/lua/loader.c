@@ -42,7 +42,8 @@ struct ks_loader {
 	struct slot *slots;
 	struct ks_plugin *zombies[16]; /* replaced versions finishing their reconciles */
 	size_t nzombies;
-	uv_fs_event_t fs_event; /* the directory changed: scan now */
+	uv_fs_event_t fs_event; /* the directory changed: scan soon */
+	uv_timer_t debounce;
 	bool fs_watching;
 	bool stopping_free;
 	bool fs_open; /* initialised and its close callback not run yet */
@@ -336,12 +337,21 @@ static void tick(uv_timer_t *t)
 	scan(t->data);
 }
 
+static void settled(uv_timer_t *t)
+{
+	scan(t->data);
+}
+
+/* An editor's save is several events (truncate, write, close, rename): scan once they
+ * have settled, so one edit loads once. */
 static void dir_changed(uv_fs_event_t *h, const char *file, int events, int status)
 {
+	struct ks_loader *l = h->data;
+
 	(void)file;
 	(void)events;
 	(void)status;
-	scan(h->data);
+	uv_timer_start(&l->debounce, settled, 100, 0);
 }
 
 /* Load, reload or retire the slots of one ConfigMap's *.lua keys (obj NULL: gone). */
@@ -460,6 +470,8 @@ struct ks_loader *ks_loader_new(uv_loop_t *loop, const struct ks_loader_opts *o)
 	l->o.host.cache_data = o->manager;
 	uv_timer_init(loop, &l->timer);
 	l->timer.data = l;
+	uv_timer_init(loop, &l->debounce);
+	l->debounce.data = l;
 	scan(l);
 	if (o->configmap_namespace) {
 		static const struct ks_kube_res cms = { "", "v1", "configmaps", true };
@@ -498,6 +510,7 @@ void ks_loader_stop(struct ks_loader *l, void (*done)(void *data), void *data)
 	struct slot *s;
 
 	uv_timer_stop(&l->timer);
+	uv_timer_stop(&l->debounce);
 	if (l->fs_watching) {
 		uv_fs_event_stop(&l->fs_event);
 		uv_close((uv_handle_t *)&l->fs_event, fs_closed);
@@ -543,7 +556,8 @@ void ks_loader_free(struct ks_loader *l)
 	}
 	reap_versions(l, true);
 	l->stopping_free = true;
-	l->closing = 1 + l->fs_open;
+	l->closing = 2 + l->fs_open;
+	uv_close((uv_handle_t *)&l->debounce, handle_closed);
 	if (l->fs_watching) {
 		uv_fs_event_stop(&l->fs_event);
 		uv_close((uv_handle_t *)&l->fs_event, fs_closed);

@@ -321,6 +321,8 @@ struct ks_plugin *ks_plugin_load(const struct ks_lua_host *host, const char *nam
 		goto out_fail;
 	ks_lua_set_limits(p->lua, &p->limits);
 	lua_settop(L, 0);
+	lua_gc(L, LUA_GCCOLLECT, 0); /* the compiler's garbage: a loaded state is lean */
+	lua_settop(L, 0);
 	return p;
 out_fail:
 	*err = ks_xasprintf("plugin %s: %s", name, why ? why : "could not load");

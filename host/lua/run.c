@@ -55,6 +55,28 @@ static int event(lua_State *L)
 	return 0;
 }
 
+/* What an Event needs of obj (apiVersion, kind, namespace, name, uid, resourceVersion) as
+ * JSON text: a few fields, not the whole object, on every reconcile. */
+static char *involved(const cJSON *obj)
+{
+	static const char *const meta[] = { "namespace", "name", "uid", "resourceVersion" };
+	const cJSON *m = cJSON_GetObjectItem(obj, "metadata");
+	cJSON *o = cJSON_CreateObject(), *om = cJSON_AddObjectToObject(o, "metadata");
+	char *text;
+	size_t i;
+
+	cJSON_AddStringToObject(o, "apiVersion", ks_json_str(obj, "apiVersion") ?: "");
+	cJSON_AddStringToObject(o, "kind", ks_json_str(obj, "kind") ?: "");
+	for (i = 0; i < KS_ARRAY_SIZE(meta); i++) {
+		const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(m, meta[i]));
+		if (v)
+			cJSON_AddStringToObject(om, meta[i], v);
+	}
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return text;
+}
+
 /* The message of an error without its traceback, into a fresh string. */
 static char *first_part(const char *msg)
 {
@@ -205,7 +227,7 @@ void ks_plugin_run(struct ks_plugin *p, struct ks_controller *c, const cJSON *ob
 	lua_pushnumber(L, (double)ks_now_ns() / 1e9 + p->limits.seconds);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->config_ref);
 	lua_pushlightuserdata(L, c);
-	text = ks_json_print(obj);
+	text = involved(obj);
 	lua_pushstring(L, text);
 	free(text);
 	lua_pushcclosure(L, event, 2);
