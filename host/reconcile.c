@@ -10,6 +10,7 @@
 #include "controller_impl.h"
 #include "dryrun.h"
 #include "event.h"
+#include "fault.h"
 #include "json.h"
 #include "ks.h"
 #include "log.h"
@@ -110,6 +111,7 @@ static void write_status(struct ks_reconcile *r, const struct ks_outcome *res)
 		return;
 	}
 	patch = ks_status_patch(r->obj, next);
+	ks_fault_point(c->kind, "status");
 	if (c->dry_run) {
 		ks_dryrun_write("PATCH", &c->res, ks_json_str(r->obj, "metadata.namespace"),
 				ks_json_str(r->obj, "metadata.name"), "status", "merge", patch);

@@ -10,7 +10,7 @@ local MUTABLE = { "name", "description", "admin_state_up", "shared", "mtu",
 local function desired(obj)
   local r = (obj.spec and obj.spec.resource) or {}
   local body = resource.pick(r, MUTABLE)
-  body.name = resource.name(obj)
+  body.name = neutron.name(obj)
   local p = r.provider
   if p then
     body["provider:network_type"] = p.network_type
@@ -21,9 +21,23 @@ local function desired(obj)
 end
 
 
+-- The Subnets of the namespace on this network: Neutron would delete them with it.
+local USERS = {
+  { kind = "Subnet", refs = function(o) return { o.spec and o.spec.networkRef and o.spec.networkRef.name } end },
+}
+
+
 return resource.plugin(neutron.kind {
   kind = "Network", path = "/networks", key = "network", plural = "networks",
+  depends = { "Subnet" },
   desired = desired, mutable = MUTABLE,
+  before_delete = function(_, _, obj)
+    local used = neutron.still_used(obj, USERS)
+    if used then
+      return nil, used
+    end
+    return true
+  end,
   immutable = function(obj, cur)
     local p = ((obj.spec and obj.spec.resource) or {}).provider
     if p and p.network_type and cur["provider:network_type"]

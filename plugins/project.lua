@@ -150,8 +150,8 @@ function Project.finalize(ns, ctx)
   for _, sg in ipairs(sgs) do
     cloud:request("network", "DELETE", "/security-groups/" .. sg.id, { expect = { 204, 404 } })
   end
-  local _, derr = cloud:request("identity", "DELETE", "/projects/" .. id, { expect = { 204, 404 } })
-  if derr and not openstack.is_not_found(derr) then
+  local done, derr = cloud:request("identity", "DELETE", "/projects/" .. id, { expect = { 204, 404 } })
+  if not done and not openstack.is_not_found(derr) then
     return resource.failed(derr)
   end
   ctx.event("Normal", "ProjectDeleted", "deleted Keystone project " .. id)

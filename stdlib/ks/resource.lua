@@ -22,6 +22,7 @@
 -- detach), waits while something still uses it, and until it is gone.
 local kube = require "ks.core.kube"
 local config = require "ks.core.config"
+local fault = require "ks.core.fault"
 local openstack = require "ks.openstack"
 local base64 = require "ks.base64"
 
@@ -335,6 +336,7 @@ local function obtain(def, cloud, obj, ctx, deps)
   if not cur then
     return nil, _M.failed(err)
   end
+  fault.point(def.kind, "created")
   ctx.event("Normal", "Created", "created " .. def.kind .. " " .. cur.id)
   return cur
 end

@@ -113,7 +113,8 @@ alive() {
 	[ -n "$st" ] && [ "$st" != Z ]
 }
 
-# start_host NAME PLUGINS_DIR NAMESPACE [ARG...]: `kupenstack run` in the background,
+# start_host NAME PLUGINS_DIR NAMESPACE [ARG...]: `kupenstack run` in the background
+# (NAMESPACE - : every namespace),
 # serving /metrics on a free port (HPORT[NAME]), logging to HLOG[NAME]. Returns once
 # /healthz answers (false if the host died or 30 s passed). Not in a subshell: the
 # host must be this shell's child, so that `wait` gives its exit status.
@@ -123,7 +124,8 @@ start_host() {
 	port=$(free_port)
 	HLOG[$name]=$WORK/$name.log
 	HPORT[$name]=$port
-	"$KS" run --plugins "$dir" --namespace "$ns" --metrics-addr "127.0.0.1:$port" "$@" \
+	[ "$ns" = - ] || set -- --namespace "$ns" "$@"
+	"$KS" run --plugins "$dir" --metrics-addr "127.0.0.1:$port" "$@" \
 		>"${HLOG[$name]}" 2>&1 </dev/null &
 	HPID[$name]=$!
 	until_ok 30 host_answers "$name"

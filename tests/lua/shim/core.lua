@@ -117,6 +117,7 @@ package.preload["ks.core.json"] = function() return json end
 package.preload["ks.core.yaml"] = function() return yaml end
 package.preload["ks.core.time"] = function() return time end
 package.preload["ks.core.log"] = function() return log end
+package.preload["ks.core.fault"] = function() return { point = function() end } end
 shim.json, shim.yaml, shim.time, shim.log = json, yaml, time, log
 
 return shim

@@ -1,0 +1,19 @@
+#pragma once
+/*
+ * fault.h: crash points, for tests that prove a crash at the worst moment loses or
+ * duplicates nothing. KUPENSTACK_CRASH_AT (read once) names points as a comma-separated
+ * list of "point" or "Kind:point"; reaching a named point kills the process with
+ * SIGKILL, as `kill -9` would: no drain, no lease release, no atexit. Unset (always, in
+ * production) every point is one branch on a cached flag.
+ *
+ * Points: "status" (the host, a reconcile's outcome in hand, before its status write),
+ * and whatever plugins pass to ks.core.fault.point: the stdlib's "created" (OpenStack
+ * answered a create; nothing recorded yet) and "posted" (a Neutron resource made, not yet
+ * tagged with the object's UID).
+ */
+#include <stdbool.h>
+
+/* True if KUPENSTACK_CRASH_AT names point for kind (NULL: any kind). */
+bool ks_fault_armed(const char *kind, const char *point);
+/* Kill the process with SIGKILL (after one log line) if point is armed for kind. */
+void ks_fault_point(const char *kind, const char *point);
