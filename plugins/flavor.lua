@@ -1,0 +1,260 @@
+-- plugins/flavor.lua: kupenstack.io/v1alpha1 Flavor -> a Nova flavor.
+--
+-- Flavors belong to the cloud, not to a project, so they are made with the operator's own
+-- credentials (admin). Nova flavors have no tags: ours gets the CR's UID as its flavor ID
+-- (so a create whose answer was lost is found again by ID, with nothing in between) and
+-- the extra spec kupenstack:uid = UID. A private flavor (is_public: false) is shared with
+-- the namespace's project. Only description and extra_specs can change; the rest is
+-- refused with InvalidConfiguration.
+local resource = require "ks.resource"
+local openstack = require "ks.openstack"
+local nova = require "ks.nova"
+local fields_of = require "ks.fields"
+
+local pairs = pairs
+local ipairs = ipairs
+local tostring = tostring
+local value = fields_of.value
+local reread = fields_of.reread
+
+
+local function spec_resource(obj)
+  local _, r = fields_of.spec_of(obj)
+  return r
+end
+
+
+local UID_SPEC = "kupenstack:uid"
+
+-- spec.resource's immutable fields and what Nova calls them.
+local IMMUTABLE = {
+  { "ram", "ram" }, { "vcpus", "vcpus" }, { "disk", "disk" },
+  { "ephemeral", "OS-FLV-EXT-DATA:ephemeral" }, { "swap", "swap" },
+  { "rxtx_factor", "rxtx_factor" }, { "is_public", "os-flavor-access:is_public" },
+}
+
+
+
+
+local function is_ours(cur, obj)
+  return cur.extra_specs and cur.extra_specs[UID_SPEC] == obj.metadata.uid
+end
+
+
+local function get(cloud, id)
+  return nova.flavor_get(cloud, id)
+end
+
+
+-- Ours: the flavor whose ID is the UID, or (made some other way) carrying our extra spec.
+local function find_own(cloud, obj)
+  local uid = obj.metadata.uid
+  local cur, err = nova.flavor_get(cloud, uid)
+  if cur then
+    if not is_ours(cur, obj) then
+      local _, serr = nova.extra_specs_set(cloud, cur.id, { [UID_SPEC] = uid })
+      if serr then
+        return nil, serr
+      end
+      return nova.flavor_get(cloud, cur.id)
+    end
+    return cur
+  end
+  if not openstack.is_not_found(err) then
+    return nil, err
+  end
+  local all
+  all, err = nova.flavors(cloud)
+  if not all then
+    return nil, err
+  end
+  for _, f in ipairs(all) do
+    if is_ours(f, obj) then
+      return f
+    end
+  end
+  return nil
+end
+
+
+local function find(cloud, filter)
+  local all, err = nova.flavors(cloud)
+  if not all then
+    return nil, err
+  end
+  local out = {}
+  for _, f in ipairs(all) do
+    if (filter.name == nil or f.name == filter.name)
+        and (filter.vcpus == nil or f.vcpus == filter.vcpus)
+        and (filter.ram == nil or f.ram == filter.ram)
+        and (filter.disk == nil or f.disk == filter.disk) then
+      out[#out + 1] = f
+    end
+  end
+  return out
+end
+
+
+-- A private flavor needs the namespace's project, to share the flavor with it.
+local function resolve(obj)
+  local r = spec_resource(obj)
+  if r.is_public == false and not (obj.spec and obj.spec.import) then
+    local pid, wait = resource.project_of(obj.metadata.namespace)
+    if not pid then
+      return nil, wait
+    end
+    return { project = pid }
+  end
+  return {}
+end
+
+
+local function share(cloud, cur, obj, deps)
+  if spec_resource(obj).is_public ~= false or not deps.project then
+    return false
+  end
+  local ids, err = nova.flavor_access(cloud, cur.id)
+  if not ids then
+    return nil, err
+  end
+  if resource.has(ids, deps.project) then
+    return false
+  end
+  local _, aerr = nova.flavor_add_access(cloud, cur.id, deps.project)
+  if aerr then
+    return nil, aerr
+  end
+  return true
+end
+
+
+local function create(cloud, obj, deps)
+  local r = spec_resource(obj)
+  local name = resource.name(obj)
+  local cur, err = nova.flavor_create(cloud, {
+    id = obj.metadata.uid, name = name, ram = r.ram, vcpus = r.vcpus, disk = r.disk,
+    ["OS-FLV-EXT-DATA:ephemeral"] = r.ephemeral, swap = r.swap, rxtx_factor = r.rxtx_factor,
+    ["os-flavor-access:is_public"] = r.is_public, description = r.description,
+  })
+  if not cur then
+    if type(err) == "table" and err.kind == "conflict" then
+      return nil, { kind = "invalid", message = "cannot create flavor " .. name .. ": "
+        .. tostring(err.message) .. " (flavor names are unique in the whole cloud: choose "
+        .. "another spec.resource.name, or adopt that flavor with spec.import)" }
+    end
+    return nil, err
+  end
+  local specs = { [UID_SPEC] = obj.metadata.uid }
+  for k, v in pairs(r.extra_specs or {}) do
+    specs[k] = v
+  end
+  local _, serr = nova.extra_specs_set(cloud, cur.id, specs)
+  if serr then
+    return nil, serr
+  end
+  local _, aerr = share(cloud, cur, obj, deps)
+  if aerr then
+    return nil, aerr
+  end
+  return nova.flavor_get(cloud, cur.id)
+end
+
+
+-- Set and unset extra specs to match spec.resource.extra_specs (our mark is kept).
+local function sync_extra_specs(cloud, cur, obj)
+  local want = spec_resource(obj).extra_specs
+  if not want then
+    return false
+  end
+  local have = cur.extra_specs or {}
+  local set, n = {}, 0
+  for k, v in pairs(want) do
+    if have[k] ~= v then
+      set[k] = v
+      n = n + 1
+    end
+  end
+  if n > 0 then
+    local _, err = nova.extra_specs_set(cloud, cur.id, set)
+    if err then
+      return nil, err
+    end
+  end
+  local changed = n > 0
+  for k in pairs(have) do
+    if want[k] == nil and k ~= UID_SPEC then
+      local _, err = nova.extra_spec_unset(cloud, cur.id, k)
+      if err and not openstack.is_not_found(err) then
+        return nil, err
+      end
+      changed = true
+    end
+  end
+  return changed
+end
+
+
+local function update(cloud, cur, obj, deps)
+  local r = spec_resource(obj)
+  local changed = false
+  if r.description ~= nil and r.description ~= value(cur.description) then
+    local _, err = nova.flavor_set_description(cloud, cur.id, r.description)
+    if err then
+      return nil, err
+    end
+    changed = true
+  end
+  local more, err = sync_extra_specs(cloud, cur, obj)
+  if more == nil then
+    return nil, err
+  end
+  changed = changed or more
+  more, err = share(cloud, cur, obj, deps)
+  if more == nil then
+    return nil, err
+  end
+  changed = changed or more
+  if changed then
+    return reread(nova.flavor_get, cloud, cur.id)
+  end
+  return cur, false
+end
+
+
+local function immutable(obj, cur)
+  local spec = obj.spec or {}
+  if not spec.resource then
+    return nil
+  end
+  local r = spec.resource
+  local name = spec.import and r.name or resource.name(obj)
+  if name and name ~= cur.name then
+    return "spec.resource.name is immutable: the flavor is named " .. tostring(cur.name)
+      .. "; delete and recreate the Flavor to change it"
+  end
+  for _, f in ipairs(IMMUTABLE) do
+    local want, have = r[f[1]], value(cur[f[2]])
+    if want ~= nil and want ~= have then
+      return "spec.resource." .. f[1] .. " is immutable: the flavor has " .. tostring(have)
+        .. ", spec says " .. tostring(want) .. "; delete and recreate the Flavor to change it"
+    end
+  end
+  return nil
+end
+
+
+local function observe(cur)
+  local fields = resource.pick(cur, { "name", "ram", "vcpus", "disk", "swap", "rxtx_factor",
+    "OS-FLV-EXT-DATA:ephemeral", "os-flavor-access:is_public", "OS-FLV-DISABLED:disabled",
+    "extra_specs" })
+  fields.description = value(cur.description)
+  return fields, "available", "flavor " .. tostring(cur.name) .. " (" .. cur.id .. ") exists"
+end
+
+
+return resource.plugin {
+  kind = "Flavor", admin = true,
+  get = get, find_own = find_own, find = find, resolve = resolve, create = create,
+  update = update, immutable = immutable, observe = fields_of.observer(observe),
+  delete = function(cloud, cur) return nova.flavor_delete(cloud, cur.id) end,
+}

@@ -1,0 +1,354 @@
+-- plugins/instance.lua: kupenstack.io/v1alpha1 Instance -> a Nova server.
+--
+-- The server is booted from the Image (or the Volume) and the Flavor the spec names, with
+-- the KeyPair, on the Networks (Nova makes the ports) or Ports, in the SecurityGroups; all
+-- of them are objects of the namespace and are waited for until they are Available. It
+-- carries our UID tag from its create on (microversion 2.52+), so a create whose answer
+-- was lost is found again. Name, description, metadata and tags change in place;
+-- powerState is kept with os-start / os-stop. BUILD is polled; the status carries
+-- powerState, and the addresses in status.resource.
+--
+-- TODO(recoveryPolicy, a following issue): nothing here rebuilds or recreates a server in
+-- ERROR, and status.recovery is never written. What happens today without it: ERROR is
+-- reported (Available False, reason ResourceError, Nova's fault as the message); a server
+-- found SHUTOFF while powerState is Running is started, because that is what powerState
+-- says; a server deleted behind our back is created again (ks.resource does that for
+-- every kind), whatever recoveryPolicy.onDeleted says.
+local json = require "ks.core.json"
+local resource = require "ks.resource"
+local base64 = require "ks.base64"
+local nova = require "ks.nova"
+local tags = require "ks.tags"
+local fields_of = require "ks.fields"
+
+local ipairs = ipairs
+local tostring = tostring
+local concat = table.concat
+local spec_of = fields_of.spec_of
+local os_name = fields_of.os_name
+local reread = fields_of.reread
+
+
+local function value(v)
+  return fields_of.value(v, true)
+end
+
+
+local DEPENDS = { "Flavor", "Image", "KeyPair", "Network", "Port", "SecurityGroup", "Volume" }
+
+-- Server states on the way somewhere: look again soon.
+local TRANSITIONAL = {
+  BUILD = true, REBUILD = true, REBOOT = true, HARD_REBOOT = true, MIGRATING = true,
+  RESIZE = true, REVERT_RESIZE = true, PASSWORD = true,
+}
+
+
+
+
+
+local function is_available(o)
+  for _, c in ipairs((o.status and o.status.conditions) or {}) do
+    if c.type == "Available" then
+      return c.status == "True"
+    end
+  end
+  return false
+end
+
+
+-- The references: {flavor, flavor_name, image, volume, keypair, security_groups,
+-- networks}, or nil and what is awaited. Before the server exists each must be Available;
+-- after, a missing one no longer holds the server up (deps.missing says which).
+local function resolve(obj)
+  local spec = obj.spec or {}
+  local ns = obj.metadata.namespace
+  local created = obj.status and obj.status.id
+  local deps = { security_groups = {}, networks = {} }
+  local missing
+
+  local function ref(kind, name)
+    local id, wait, o = resource.ref_id(ns, kind, name)
+    if id and not created and not is_available(o) then
+      id, wait = nil, kind .. " " .. name .. " is not Available yet"
+    end
+    if not id then
+      missing = missing or wait
+      return nil
+    end
+    return id, o
+  end
+
+  if spec.flavorRef then
+    local id, o = ref("Flavor", spec.flavorRef.name)
+    deps.flavor = id
+    deps.flavor_name = o and o.status.resource and o.status.resource.name
+  end
+  if spec.imageRef then
+    deps.image = ref("Image", spec.imageRef.name)
+  end
+  if spec.bootVolumeRef then
+    deps.volume = ref("Volume", spec.bootVolumeRef.name)
+  end
+  if spec.keypairRef then
+    deps.keypair = ref("KeyPair", spec.keypairRef.name)
+  end
+  for _, sg in ipairs(spec.securityGroupRefs or {}) do
+    local id = ref("SecurityGroup", sg.name)
+    deps.security_groups[#deps.security_groups + 1] = { name = id }
+  end
+  for _, n in ipairs(spec.networks or {}) do
+    if n.portRef then
+      deps.networks[#deps.networks + 1] = { port = ref("Port", n.portRef.name) }
+    elseif n.networkRef then
+      deps.networks[#deps.networks + 1] = { uuid = ref("Network", n.networkRef.name),
+                                            fixed_ip = n.fixed_ip }
+    end
+  end
+  if missing and not created then
+    return nil, missing
+  end
+  deps.missing = missing
+  return deps
+end
+
+
+local function find_own(cloud, obj)
+  local items, err = nova.servers(cloud, { tags = resource.uid_tag(obj) })
+  if not items then
+    return nil, err
+  end
+  return items[1]
+end
+
+
+local function find(cloud, filter)
+  local q = {}
+  if filter.name then
+    q.name = "^" .. filter.name:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?%{%}|\\]", "\\%0") .. "$"
+  end
+  if filter.tags then
+    q.tags = concat(filter.tags, ",")
+  end
+  local items, err = nova.servers(cloud, q)
+  if not items then
+    return nil, err
+  end
+  local out = {}
+  for _, s in ipairs(items) do
+    if (filter.name == nil or s.name == filter.name) and tags.has_all(s.tags, filter.tags) then
+      out[#out + 1] = s
+    end
+  end
+  return out
+end
+
+
+local function create(cloud, obj, deps)
+  if deps.missing then
+    return nil, { kind = "transient", backoff = 10, message = "cannot create the server "
+      .. "again: " .. deps.missing }
+  end
+  local spec, r = spec_of(obj)
+  local server = {
+    name = os_name(obj), flavorRef = deps.flavor, imageRef = deps.image,
+    key_name = deps.keypair, networks = json.array(deps.networks),
+    metadata = r.metadata, availability_zone = r.availability_zone,
+    description = r.description, tags = json.array(tags.initial(obj)),
+  }
+  if #deps.security_groups > 0 then
+    server.security_groups = deps.security_groups
+  end
+  if r.user_data then
+    server.user_data = base64.encode(r.user_data)
+  end
+  if deps.volume then
+    server.block_device_mapping_v2 = { { boot_index = 0, uuid = deps.volume,
+      source_type = "volume", destination_type = "volume", delete_on_termination = false } }
+  end
+  if not spec.flavorRef or not (deps.image or deps.volume) or #deps.networks == 0 then
+    return nil, { kind = "invalid", message = "an Instance needs flavorRef, networks and "
+      .. "imageRef or bootVolumeRef (or spec.import)" }
+  end
+  local id, err = nova.server_create(cloud, server)
+  if not id then
+    return nil, err
+  end
+  return nova.server_get(cloud, id)
+end
+
+
+-- os-start / os-stop to match spec.powerState; whether an action was asked for.
+local function power(cloud, cur, obj)
+  local want = (obj.spec and obj.spec.powerState) or "Running"
+  if value(cur["OS-EXT-STS:task_state"]) then
+    return false
+  end
+  local action
+  if want == "Running" and cur.status == "SHUTOFF" then
+    action = "os-start"
+  elseif want == "Shutoff" and cur.status == "ACTIVE" then
+    action = "os-stop"
+  end
+  if not action then
+    return false
+  end
+  local _, err = nova.server_action(cloud, cur.id, action)
+  if err then
+    return nil, err
+  end
+  return true
+end
+
+
+local function update(cloud, cur, obj)
+  local _, r = spec_of(obj)
+  local changed = false
+  local fields, n = {}, 0
+  local name = os_name(obj)
+  if name and name ~= cur.name then
+    fields.name, n = name, n + 1
+  end
+  if r.description and r.description ~= value(cur.description) then
+    fields.description, n = r.description, n + 1
+  end
+  if n > 0 then
+    local _, err = nova.server_update(cloud, cur.id, fields)
+    if err then
+      return nil, err
+    end
+    changed = true
+  end
+  if r.metadata and not resource.equal(r.metadata, cur.metadata or {}) then
+    local _, err = nova.server_set_metadata(cloud, cur.id, r.metadata)
+    if err then
+      return nil, err
+    end
+    changed = true
+  end
+  local want = tags.wanted(obj, cur.tags)
+  if want then
+    local _, err = nova.server_set_tags(cloud, cur.id, want)
+    if err then
+      return nil, err
+    end
+    changed = true
+  end
+  local acted, err = power(cloud, cur, obj)
+  if acted == nil then
+    return nil, err
+  end
+  if changed or acted then
+    return reread(nova.server_get, cloud, cur.id)
+  end
+  return cur, false
+end
+
+
+local function attached_volumes(cur)
+  local ids = {}
+  for _, v in ipairs(cur["os-extended-volumes:volumes_attached"] or {}) do
+    ids[#ids + 1] = v.id
+  end
+  return ids
+end
+
+
+local function immutable(obj, cur, deps)
+  local _, r = spec_of(obj)
+  local what = "; delete and recreate the Instance to change it"
+  local image = type(cur.image) == "table" and cur.image.id
+  if deps.image and image and deps.image ~= image then
+    return "spec.imageRef is immutable: the server was booted from image " .. image .. what
+  end
+  local flavor = type(cur.flavor) == "table" and cur.flavor.original_name
+  if deps.flavor_name and flavor and deps.flavor_name ~= flavor then
+    return "spec.flavorRef is immutable (resizing is not supported yet): the server has "
+      .. "flavor " .. flavor .. what
+  end
+  local key = value(cur.key_name)
+  if deps.keypair and deps.keypair ~= key then
+    return "spec.keypairRef is immutable: the server has key pair " .. tostring(key) .. what
+  end
+  if deps.volume and cur.status ~= "BUILD"
+      and not resource.has(attached_volumes(cur), deps.volume) then
+    return "spec.bootVolumeRef is immutable: the server does not boot from volume "
+      .. deps.volume .. what
+  end
+  local az = value(cur["OS-EXT-AZ:availability_zone"])
+  if r.availability_zone and az and r.availability_zone ~= az then
+    return "spec.resource.availability_zone is immutable: the server is in " .. az .. what
+  end
+  return nil
+end
+
+
+local function observe(cur, obj)
+  local fields = resource.pick(cur, { "name", "status", "addresses", "key_name", "metadata",
+    "tags", "security_groups", "created", "updated", "OS-EXT-STS:vm_state",
+    "OS-EXT-STS:task_state", "OS-EXT-STS:power_state", "OS-EXT-AZ:availability_zone" })
+  for k, v in pairs(fields) do
+    if v == json.null or v == "" then
+      fields[k] = nil
+    end
+  end
+  fields.description = value(cur.description)
+  if type(cur.image) == "table" then
+    fields.image = { id = cur.image.id }
+  end
+  if type(cur.flavor) == "table" then
+    fields.flavor = { original_name = cur.flavor.original_name }
+  end
+  if type(cur.fault) == "table" then
+    fields.fault = { code = cur.fault.code, message = cur.fault.message }
+  end
+  local want = (obj.spec and obj.spec.powerState) or "Running"
+  local task = value(cur["OS-EXT-STS:task_state"])
+  local msg = "server " .. cur.id .. " is " .. tostring(cur.status)
+    .. (task and (" (" .. task .. ")") or "")
+  if task == "deleting" then
+    return fields, "progressing", msg
+  end
+  if cur.status == "ERROR" then
+    local fault = type(cur.fault) == "table" and cur.fault.message
+    return fields, "error", msg .. (fault and (": " .. tostring(fault)) or "")
+  end
+  if TRANSITIONAL[cur.status] or task then
+    return fields, "progressing", msg
+  end
+  if (cur.status == "ACTIVE" and want == "Running") or (cur.status == "SHUTOFF" and want == "Shutoff") then
+    return fields, "available", msg
+  end
+  if cur.status == "ACTIVE" or cur.status == "SHUTOFF" then
+    return fields, "progressing", msg .. ", to be " .. want
+  end
+  return fields, "error", msg .. ": KupenStack keeps a server ACTIVE or SHUTOFF "
+    .. "(spec.powerState) and does not act on this state"
+end
+
+
+local plugin = resource.plugin {
+  kind = "Instance", depends = DEPENDS, poll = 2, concurrency = 8, async_delete = true,
+  get = nova.server_get, find_own = find_own, find = find, resolve = resolve,
+  create = create, update = update, immutable = immutable, observe = fields_of.observer(observe),
+  delete = function(cloud, cur) return nova.server_delete(cloud, cur.id) end,
+  deleting = function(cur)
+    return cur["OS-EXT-STS:task_state"] == "deleting" or cur.status == "DELETED"
+      or cur.status == "SOFT_DELETED"
+  end,
+}
+
+
+-- ks.resource puts what observe returns in status.resource; the Instance's status also
+-- has powerState, named from Nova's number.
+local reconcile = plugin.reconcile
+plugin.reconcile = function(obj, ctx)
+  local res, err = reconcile(obj, ctx)
+  local fields = res and res.status and res.status.resource
+  if fields then
+    local ps = fields["OS-EXT-STS:power_state"]
+    res.status.powerState = nova.POWER_STATES[ps] or "Unknown"
+  end
+  return res, err
+end
+
+return plugin

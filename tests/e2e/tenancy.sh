@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# tests/e2e/tenancy.sh: Namespace = Project, against the real apiserver and the real
+# OpenStack. One `kupenstack run` serves every namespace (as the operator does in a
+# cluster): two labelled namespaces get two Keystone projects, named after the cluster
+# and the namespace and tagged with the namespace's UID; a Network of the same name in
+# each lands in its own project; a namespace not labelled gets no project and its objects
+# wait, saying why; Kubernetes RBAC (the built-in `edit` role, which deploy/'s ClusterRoles
+# aggregate into) lets a user create the kinds in a namespace they are bound in and not in
+# another; deleting one namespace deletes its resources and its project and leaves the
+# other alone. Needs KUBECONFIG (admin, the CRDs applied) and OS_CLIENT_CONFIG_FILE (and
+# OS_CLOUD, default kupenstack-admin, an admin). Runs the host cluster-wide: not to be run
+# beside another test that runs a host. Prints TAP lines and `N passed, N failed`; exits 1
+# on any failure, 2 without KUBECONFIG or OS_CLIENT_CONFIG_FILE.
+# needs: openstack
+if [ -z "${OS_CLIENT_CONFIG_FILE:-}" ]; then
+	echo "${0##*/}: OS_CLIENT_CONFIG_FILE is not set (. /tmp/os.env)" >&2
+	exit 2
+fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+export OS_CLOUD=${OS_CLOUD:-kupenstack-admin}
+
+A=ks-e2e-ten-a-$$ B=ks-e2e-ten-b-$$ C=ks-e2e-ten-c-$$
+CLUSTER=kst$$
+PLUGINS=$(mktemp -d "$WORK/plugins.XXXXXX")
+for p in project network; do
+	cp "$TOP/plugins/$p.lua" "$PLUGINS/"
+done
+
+avail() {
+	has network "$1" "$2" '.status.id != null and
+		any(.status.conditions[]?; .type == "Available" and .status == "True")'
+}
+pid_of() { k get namespace "$1" -o json | jq -r '.metadata.annotations["kupenstack.io/project-id"] // empty'; }
+net() {
+	k apply -n "$1" -f - >/dev/null <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: Network
+metadata: {name: net}
+spec: {}
+EOF
+}
+
+# tidy: delete the namespaces while the host still runs (their finalizers need it).
+tidy() {
+	local ns
+	for ns in "$A" "$B" "$C"; do
+		k delete namespace "$ns" --wait=false >/dev/null 2>&1
+	done
+	for ns in "$A" "$B" "$C"; do
+		if ! until_ok 120 eval "! k get namespace $ns"; then
+			echo "# namespace $ns did not go; its finalizers are taken off"
+			k patch network net -n "$ns" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+			k patch namespace "$ns" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+		fi
+	done
+	k delete rolebinding alice-edit -n "$A" --ignore-not-found >/dev/null 2>&1
+	cleanup
+}
+trap tidy EXIT
+
+k apply -f "$TOP/deploy/rbac-aggregate.yaml" >/dev/null
+for ns in "$A" "$B" "$C"; do new_ns "$ns"; done
+k label namespace "$A" kupenstack.io/project=true >/dev/null
+k label namespace "$B" kupenstack.io/project=true >/dev/null
+if ! start_host op "$PLUGINS" - --cluster "$CLUSTER" --os-config "$OS_CLIENT_CONFIG_FILE" \
+	--os-cloud "$OS_CLOUD" >"$OUT" 2>&1; then
+	fail "the operator starts"
+	finish
+fi
+
+eventually 60 "namespace A gets a project" op -- eval "[ -n \"\$(pid_of $A)\" ]"
+eventually 60 "namespace B gets a project" op -- eval "[ -n \"\$(pid_of $B)\" ]"
+PA=$(pid_of "$A") PB=$(pid_of "$B")
+check "two namespaces, two projects" -- eval "[ -n '$PA' ] && [ -n '$PB' ] && [ '$PA' != '$PB' ]"
+project_is() { # project_is ID NAMESPACE
+	local j uid
+	j=$(openstack project show "$1" -f json) || return 1
+	uid=$(k get namespace "$2" -o jsonpath='{.metadata.uid}')
+	jq -e --arg n "$CLUSTER-$2" --arg t "$uid" '.name == $n and (.tags | tostring | contains($t))' \
+		<<<"$j" >/dev/null || { jq -c . <<<"$j"; echo "not named $CLUSTER-$2 with tag $uid"; return 1; }
+}
+check "A's project is named <cluster>-<namespace> and tagged with the namespace's UID" -- project_is "$PA" "$A"
+check "B's project likewise" -- project_is "$PB" "$B"
+check "the namespaces carry the finalizer kupenstack.io/project" -- eval \
+	"k get namespace $A -o json | jq -e '.spec.finalizers + (.metadata.finalizers // []) |
+		index(\"kupenstack.io/project\") != null'"
+
+net "$A" && net "$B" && net "$C"
+eventually 60 "A's Network is Available" op -- avail "$A" net
+eventually 60 "B's Network is Available" op -- avail "$B" net
+NA=$(field network "$A" net .status.id) NB=$(field network "$B" net .status.id)
+in_project() { # in_project NETWORK-ID PROJECT-ID
+	local p
+	p=$(openstack network show "$1" -f value -c project_id) || return 1
+	[ "$p" = "$2" ] || { echo "network $1 is in project $p, not $2"; return 1; }
+}
+check "A's network is in A's project" -- in_project "$NA" "$PA"
+check "B's network is in B's project, another network" -- eval "[ '$NA' != '$NB' ] && in_project $NB $PB"
+check "status.projectID says so" -- has network "$A" net ".status.projectID == \"$PA\""
+eventually 30 "a namespace without the label: no project, its Network waits saying why" op -- \
+	has network "$C" net 'any(.status.conditions[]?; .type == "Available" and .reason == "Waiting"
+		and (.message | test("no OpenStack project.*kupenstack.io/project=true")))'
+check "... and nothing of it is made in OpenStack" -- \
+	eval "[ -z \"\$(pid_of $C)\" ] && [ -z \"\$(field network $C net '.status.id // empty')\" ]"
+
+# RBAC: alice may edit A (the built-in edit role, into which kupenstack-edit aggregates).
+k create rolebinding alice-edit -n "$A" --clusterrole edit --user alice >/dev/null
+eventually 30 "RBAC: edit in A lets alice create Instances in A" -- \
+	k auth can-i create instances.kupenstack.io -n "$A" --as alice
+check "RBAC: ... and Networks in A" -- k auth can-i create networks.kupenstack.io -n "$A" --as alice
+check "RBAC: but not in B" -- eval "! k auth can-i create networks.kupenstack.io -n $B --as alice"
+check "RBAC: nor may she write the status the operator writes" -- \
+	eval "! k auth can-i update networks.kupenstack.io --subresource status -n $A --as alice"
+check "RBAC: alice's apply in A works as a user's would" -- eval "k apply -n $A --as alice -f - >/dev/null <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: Network
+metadata: {name: alice}
+spec: {}
+EOF"
+check "RBAC: ... and in B is forbidden" -- eval "! k apply -n $B --as alice -f - 2>&1 <<EOF | grep -q forbidden
+apiVersion: kupenstack.io/v1alpha1
+kind: Network
+metadata: {name: alice}
+spec: {}
+EOF
+! k get network alice -n $B 2>/dev/null"
+eventually 60 "alice's Network in A is Available, in A's project" op -- eval \
+	"avail $A alice && in_project \$(field network $A alice .status.id) $PA"
+
+# Deleting A removes its resources, then its project, then the namespace; B stays.
+NALICE=$(field network "$A" alice .status.id)
+k delete namespace "$A" --wait=false >/dev/null
+eventually 180 "deleting namespace A: the namespace goes" op -- eval "! k get namespace $A"
+check "A's networks are gone from Neutron" -- eval \
+	"! openstack network show $NA >/dev/null 2>&1 && ! openstack network show $NALICE >/dev/null 2>&1"
+check "A's project is gone from Keystone" -- eval "! openstack project show $PA >/dev/null 2>&1"
+check "B's project and network are untouched" -- eval "openstack project show $PB >/dev/null && in_project $NB $PB"
+check "B's Network is still Available" -- avail "$B" net
+finish
