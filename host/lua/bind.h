@@ -11,6 +11,9 @@
 
 /* Register every ks.core.<x> opener in the state's preload table. */
 void ks_lua_open_all(lua_State *L);
+/* Add (or replace) the opener of a host module offered by one kind of state only
+ * (`kupenstack exec`'s ks.core.script). */
+void ks_lua_add_preload(lua_State *L, const char *name, lua_CFunction open);
 /* Push the opener of host module name; false (nothing pushed) if there is none. */
 bool ks_lua_push_preload(lua_State *L, const char *name);
 

@@ -65,6 +65,15 @@ void ks_lua_open_all(lua_State *L)
 	lua_rawset(L, LUA_REGISTRYINDEX);
 }
 
+void ks_lua_add_preload(lua_State *L, const char *name, lua_CFunction open)
+{
+	lua_pushlightuserdata(L, &preload_key);
+	lua_rawget(L, LUA_REGISTRYINDEX);
+	lua_pushcfunction(L, open);
+	lua_setfield(L, -2, name);
+	lua_pop(L, 1);
+}
+
 bool ks_lua_push_preload(lua_State *L, const char *name)
 {
 	lua_pushlightuserdata(L, &preload_key);

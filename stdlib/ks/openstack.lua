@@ -92,8 +92,10 @@ end
 
 
 -- A handle on the cloud opts.cloud of the clouds.yaml text opts.clouds_yaml. opts:
--- project_id (scope override), region_name, interface, transport (function like
--- ks.core.http.request), microversions ({compute = "2.79"}: default per service),
+-- project_id (scope override), region_name, interface, endpoint_override ({compute =
+-- "http://proxy:8080/v2.1"}: the URL of a service type instead of the catalog's, as the
+-- clouds.yaml key compute_endpoint_override does; for proxies and tests), transport
+-- (function like ks.core.http.request), microversions ({compute = "2.79"}: default per service),
 -- timeout, retries, backoff_base, backoff_cap, max_retry_after, rate, burst, jitter.
 -- Returns the handle, or nil and an error (kind "invalid") for a bad clouds.yaml.
 function _M.connect(opts)

@@ -141,6 +141,16 @@ describe("ks.openstack.clouds", function()
       { cfg.interface, cfg.region, cfg.endpoint_override })
   end)
 
+  it("lets the caller's endpoint_override win over the clouds.yaml's", function()
+    local text = REAL:gsub("    identity_api_version: 3\n  kupenstack%-demo",
+      "    identity_api_version: 3\n    compute_endpoint_override: http://yaml/v2.1\n"
+      .. "    image_endpoint_override: http://yaml-image\n  kupenstack-demo")
+    local cfg = assert(parse(text, "kupenstack-admin",
+      { endpoint_override = { compute = "http://proxy:8080/v2.1", block_storage = "http://c/v3" } }))
+    assert.same({ compute = "http://proxy:8080/v2.1", image = "http://yaml-image",
+      ["block-storage"] = "http://c/v3" }, cfg.endpoint_override)
+  end)
+
   it("gives equal keys to equal credentials only", function()
     local a = assert(parse(REAL, "kupenstack-demo"))
     local b = assert(parse(REAL, "kupenstack-demo", { project_id = "other" }))

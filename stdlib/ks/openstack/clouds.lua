@@ -124,7 +124,9 @@ local AUTH_TYPES = {
 }
 
 
--- A cloud's settings: c is its table in clouds.yaml, opts the caller's overrides.
+-- A cloud's settings: c is its table in clouds.yaml, opts the caller's overrides
+-- (interface, region_name, project_id, endpoint_override: {compute = url} taking
+-- precedence over the clouds.yaml's <service>_endpoint_override keys).
 local function build(name, c, opts)
   local auth = c.auth
   if type(auth) ~= "table" then
@@ -159,6 +161,13 @@ local function build(name, c, opts)
     local service = type(k) == "string" and k:match("^(.+)_endpoint_override$")
     if service and str(v) then
       cfg.endpoint_override[service:gsub("_", "-")] = str(v)
+    end
+  end
+  if type(opts.endpoint_override) == "table" then
+    for service, url in pairs(opts.endpoint_override) do
+      if type(service) == "string" and str(url) then
+        cfg.endpoint_override[service:gsub("_", "-")] = str(url)
+      end
     end
   end
   local auth_type = str(c.auth_type)
