@@ -1,6 +1,6 @@
 /*
- * fixture.c: `kupenstack plugin test`: finding the plugin folders and their fixtures,
- * running each fixture's reconcile against the fake world, and TAP.
+ * fixture.c: one fixture of `kupenstack plugin test`: its files read, its reconcile run
+ * against the fake world. fixture_dir.c finds the fixtures and prints TAP.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,37 +17,7 @@
 #include "status.h"
 #include "yaml.h"
 
-struct tally {
-	unsigned n, failed;
-};
-
-/* A plugin folder: its source and its optional clouds.yaml. */
-struct plugin_src {
-	const char *dir;
-	char *name; /* the plugin folder's base name, for fixture names */
-	char *file; /* the plugin file's base name, for the sandbox's chunk name */
-	char *src;
-	size_t len;
-	char *clouds_yaml;
-};
-
-static bool is_dir(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static const char *base(const char *path)
-{
-	const char *s = strrchr(path, '/');
-
-	return s && s[1] ? s + 1 : path;
-}
-
-/* The file dir/name parsed as YAML: every document (all) or exactly one. NULL and
- * *err when it is unreadable or not YAML; NULL and no *err when it does not exist. */
-static cJSON *read_yaml(const char *dir, const char *name, bool all, char **err)
+cJSON *ks_fixture_read_yaml(const char *dir, const char *name, bool all, char **err)
 {
 	char *path = ks_xasprintf("%s/%s", dir, name), *text, *why = NULL;
 	size_t len;
@@ -159,14 +129,14 @@ static bool load_objects(struct ks_fixture *x, const char *fdir, char **err)
 	int n, i;
 
 	x->objects = cJSON_CreateArray();
-	x->obj = read_yaml(fdir, "object.yaml", false, err);
+	x->obj = ks_fixture_read_yaml(fdir, "object.yaml", false, err);
 	if (!x->obj && !*err)
 		*err = ks_xasprintf("%s has no object.yaml", fdir);
 	n = x->obj ? scandir(cdir, &names, NULL, by_name) : 0;
 	for (i = 0; i < n; i++) {
 		size_t len = strlen(names[i]->d_name);
 		if (!*err && len > 5 && strcmp(names[i]->d_name + len - 5, ".yaml") == 0) {
-			docs = read_yaml(cdir, names[i]->d_name, true, err);
+			docs = ks_fixture_read_yaml(cdir, names[i]->d_name, true, err);
 			while (docs && (d = cJSON_DetachItemFromArray(docs, 0)) != NULL)
 				cJSON_AddItemToArray(x->objects, d);
 			cJSON_Delete(docs);
@@ -263,7 +233,7 @@ static char *key_of(const cJSON *obj)
 }
 
 /* Load the plugin for x, run the reconcile to its end on loop. */
-static void run(struct ks_fixture *x, const struct plugin_src *ps, uv_loop_t *loop,
+static void run(struct ks_fixture *x, const struct ks_fixture_src *ps, uv_loop_t *loop,
 		const char *stdlib)
 {
 	struct ks_lua_host host = {
@@ -283,6 +253,14 @@ static void run(struct ks_fixture *x, const struct plugin_src *ps, uv_loop_t *lo
 		free(err);
 		return;
 	}
+	if (ks_plugin_configure(x->plugin, ps->config, &err) != 0) {
+		ks_fixture_diag(x, "config.yaml: %s", err);
+		free(err);
+		ks_plugin_free(x->plugin, "the fixture is done");
+		x->plugin = NULL;
+		uv_run(loop, UV_RUN_DEFAULT);
+		return;
+	}
 	fill_caches(x);
 	if (host_would_call(x)) {
 		key = key_of(x->obj);
@@ -298,7 +276,7 @@ static void run(struct ks_fixture *x, const struct plugin_src *ps, uv_loop_t *lo
 	uv_run(loop, UV_RUN_DEFAULT); /* the closed handles' callbacks */
 }
 
-static void fixture_free(struct ks_fixture *x)
+void ks_fixture_free(struct ks_fixture *x)
 {
 	size_t i;
 
@@ -315,168 +293,29 @@ static void fixture_free(struct ks_fixture *x)
 	ks_buf_deinit(&x->diag);
 }
 
-/* Run the fixture in fdir; print its TAP line and diagnosis. */
-static void fixture(const struct plugin_src *ps, const char *fdir, uv_loop_t *loop,
-		    const char *stdlib, struct tally *t)
+void ks_fixture_eval(struct ks_fixture *x, const struct ks_fixture_src *ps, const char *fdir,
+		     uv_loop_t *loop, const char *stdlib)
 {
-	struct ks_fixture x = { 0 };
 	cJSON *http = NULL, *expected = NULL;
 	char *err = NULL;
-	const char *p, *nl;
 
-	ks_buf_init(&x.diag);
-	ks_fixture_fake_init(&x);
-	if (load_objects(&x, fdir, &err))
-		http = read_yaml(fdir, "http.yaml", false, &err);
+	ks_buf_init(&x->diag);
+	ks_fixture_fake_init(x);
+	if (load_objects(x, fdir, &err))
+		http = ks_fixture_read_yaml(fdir, "http.yaml", false, &err);
 	if (!err)
-		expected = read_yaml(fdir, "expected.yaml", false, &err);
+		expected = ks_fixture_read_yaml(fdir, "expected.yaml", false, &err);
 	if (!err && !cJSON_IsObject(expected))
 		err = ks_xasprintf("%s/expected.yaml: missing, or not a mapping", fdir);
-	if (!err && ks_fixture_load_http(&x, http, &err) == 0) {
-		run(&x, ps, loop, stdlib);
-		ks_fixture_http_leftover(&x);
-		if (x.done)
-			ks_fixture_check(&x, expected);
+	if (!err && ks_fixture_load_http(x, http, &err) == 0) {
+		run(x, ps, loop, stdlib);
+		ks_fixture_http_leftover(x);
+		if (x->done)
+			ks_fixture_check(x, expected);
 	}
 	if (err)
-		ks_fixture_diag(&x, "%s", err);
-	t->n++;
-	t->failed += x.diag.len > 0;
-	printf("%s %u - %s/%s\n", x.diag.len ? "not ok" : "ok", t->n, ps->name, base(fdir));
-	for (p = x.diag.data; p && *p; p = nl + 1) {
-		nl = strchr(p, '\n');
-		printf("#   %.*s\n", (int)(nl - p), p);
-	}
-	fflush(stdout);
+		ks_fixture_diag(x, "%s", err);
 	free(err);
 	cJSON_Delete(http);
 	cJSON_Delete(expected);
-	fixture_free(&x);
-}
-
-/* The plugin file of dir: file, or its only *.lua. NULL after saying why. */
-static char *plugin_file(const char *dir, const char *file)
-{
-	struct dirent **names = NULL;
-	char *found = NULL;
-	int n, i, count = 0;
-
-	if (file)
-		return ks_xstrdup(file);
-	n = scandir(dir, &names, NULL, by_name);
-	for (i = 0; i < n; i++) {
-		size_t len = strlen(names[i]->d_name);
-		if (len > 4 && strcmp(names[i]->d_name + len - 4, ".lua") == 0 &&
-		    !strstr(names[i]->d_name, "_spec.lua") && count++ == 0)
-			found = ks_xasprintf("%s/%s", dir, names[i]->d_name);
-		free(names[i]);
-	}
-	free(names);
-	if (count != 1) {
-		fprintf(stderr,
-			"kupenstack plugin test: %s holds %d plugin files (*.lua); it "
-			"needs exactly one, or --plugin FILE\n",
-			dir, count);
-		free(found);
-		return NULL;
-	}
-	return found;
-}
-
-static char *read_clouds(const char *dir)
-{
-	static const char *const where[] = { "%s/clouds.yaml", "%s/fixtures/clouds.yaml" };
-	char *path, *text = NULL;
-	size_t i, len;
-	int rc;
-
-	for (i = 0; i < KS_ARRAY_SIZE(where) && !text; i++) {
-		path = ks_xasprintf(where[i], dir);
-		text = ks_read_file(path, &len, &rc);
-		free(path);
-	}
-	return text;
-}
-
-/* Every fixture of the plugin folder dir. Returns false when it could not start. */
-static bool plugin_dir(const char *dir, const struct ks_fixture_opts *o, uv_loop_t *loop,
-		       struct tally *t)
-{
-	struct plugin_src ps = { .dir = dir };
-	char *file = plugin_file(dir, o->plugin), *fdir = ks_xasprintf("%s/fixtures", dir), *f;
-	struct dirent **names = NULL;
-	int n, i, rc;
-
-	if (!file)
-		goto out;
-	ps.src = ks_read_file(file, &ps.len, &rc);
-	if (!ps.src) {
-		fprintf(stderr, "kupenstack plugin test: %s: %s\n", file, strerror(-rc));
-		goto out;
-	}
-	ps.name = ks_xstrdup(base(dir));
-	ps.file = ks_xstrdup(base(file));
-	ps.clouds_yaml = read_clouds(dir);
-	n = scandir(fdir, &names, NULL, by_name);
-	for (i = 0; i < n; i++) {
-		f = ks_xasprintf("%s/%s", fdir, names[i]->d_name);
-		if (names[i]->d_name[0] != '.' && is_dir(f))
-			fixture(&ps, f, loop, o->stdlib_dir, t);
-		free(f);
-		free(names[i]);
-	}
-	free(names);
-out:
-	free(ps.src);
-	free(ps.name);
-	free(ps.file);
-	free(ps.clouds_yaml);
-	free(file);
-	free(fdir);
-	return ps.src != NULL;
-}
-
-static bool has_fixtures(const char *dir)
-{
-	char *f = ks_xasprintf("%s/fixtures", dir);
-	bool yes = is_dir(f);
-
-	free(f);
-	return yes;
-}
-
-int ks_fixture_run(const char *dir, const struct ks_fixture_opts *o)
-{
-	struct tally t = { 0 };
-	struct dirent **names = NULL;
-	bool ok = true;
-	uv_loop_t loop;
-	int n = 0, i;
-	char *sub;
-
-	uv_loop_init(&loop);
-	if (has_fixtures(dir)) {
-		ok = plugin_dir(dir, o, &loop, &t);
-	} else {
-		n = scandir(dir, &names, NULL, by_name);
-		for (i = 0; i < n; i++) {
-			sub = ks_xasprintf("%s/%s", dir, names[i]->d_name);
-			if (names[i]->d_name[0] != '.' && has_fixtures(sub))
-				ok &= plugin_dir(sub, o, &loop, &t);
-			free(sub);
-			free(names[i]);
-		}
-		free(names);
-	}
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_loop_close(&loop);
-	if (t.n == 0) {
-		fprintf(stderr,
-			"kupenstack plugin test: no fixtures under %s (DIR/fixtures/NAME/, "
-			"or DIR/PLUGIN/fixtures/NAME/)\n",
-			dir);
-		return 2;
-	}
-	printf("1..%u\n%u passed, %u failed\n", t.n, t.n - t.failed, t.failed);
-	return t.failed || !ok ? 1 : 0;
 }

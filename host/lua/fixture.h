@@ -10,13 +10,16 @@
  *
  *   DIR/widget.lua                     the plugin (one *.lua; a symlink is fine)
  *   DIR/clouds.yaml                    optional: ks.core.config's clouds_yaml
+ *   DIR/config.yaml                    optional: the plugin's settings (ctx.config)
  *   DIR/fixtures/NAME/object.yaml      the object reconciled (finalized when deleting)
  *   DIR/fixtures/NAME/cache/NAME.yaml  optional: what kube.get/list/fetch see
  *   DIR/fixtures/NAME/http.yaml        optional: the HTTP calls and their answers
  *   DIR/fixtures/NAME/expected.yaml    the expected result
  *
- * or DIR holding several such plugin folders.
+ * or DIR holding several such plugin folders. A folder without a *.lua tests the file
+ * beside it of its name: PLUGINS/widget/fixtures/ tests PLUGINS/widget.lua.
  */
+#include <stddef.h>
 
 struct ks_fixture_opts {
 	const char *stdlib_dir; /* the Lua library; NULL: none */
@@ -29,3 +32,13 @@ struct ks_fixture_opts {
  * 1 when one failed, 2 when dir holds no fixtures (said on stderr).
  */
 int ks_fixture_run(const char *dir, const struct ks_fixture_opts *o);
+
+/*
+ * Run every fixture of dir/fixtures (dir's clouds.yaml and config.yaml apply) against
+ * src, the text of plugin file (named so in errors), on a loop of its own, printing
+ * nothing: a new version checked before it replaces the running one (lua/loader.h).
+ * Returns 0 when every fixture passed or there is none, or -EINVAL with *err (free it)
+ * naming the first fixture that failed and its first difference.
+ */
+int ks_fixture_vet(const char *dir, const char *file, const char *src, size_t len,
+		   const char *stdlib_dir, char **err);

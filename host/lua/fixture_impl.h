@@ -1,8 +1,9 @@
 #pragma once
 /*
- * fixture_impl.h: one fixture's run, shared by fixture.c (folders, the run, TAP),
- * fixture_fake.c (the fake world: http.yaml, the cache, the writes) and fixture_check.c
- * (expected.yaml against what happened). Nothing else includes it.
+ * fixture_impl.h: one fixture's run, shared by fixture_dir.c (folders, TAP, the vetting
+ * of a new version), fixture.c (one fixture's files and run), fixture_fake.c (the fake
+ * world: http.yaml, the cache, the writes) and fixture_check.c (expected.yaml against
+ * what happened). Nothing else includes it.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -59,6 +60,26 @@ struct ks_fixture {
 	cJSON *status; /* the .status afterwards */
 	bool status_written, finalizer_removed;
 };
+
+/* A plugin folder: its source and its optional clouds.yaml and config.yaml. */
+struct ks_fixture_src {
+	const char *dir;
+	char *name; /* the plugin folder's base name, for fixture names */
+	char *file; /* the plugin file's base name, for the sandbox's chunk name */
+	const char *src;
+	size_t len;
+	char *clouds_yaml;
+	cJSON *config; /* the plugin's settings (ctx.config), or NULL */
+};
+
+/* fixture.c. Run the fixture in fdir against ps on loop: x (zeroed by the caller) holds
+ * what happened, and x->diag why it fails (empty: it passed). Free with ks_fixture_free. */
+void ks_fixture_eval(struct ks_fixture *x, const struct ks_fixture_src *ps, const char *fdir,
+		     uv_loop_t *loop, const char *stdlib);
+void ks_fixture_free(struct ks_fixture *x);
+/* The file dir/name parsed as YAML: every document (all) or exactly one. NULL and
+ * *err when it is unreadable or not YAML; NULL and no *err when it does not exist. */
+cJSON *ks_fixture_read_yaml(const char *dir, const char *name, bool all, char **err);
 
 /* Add one line of diagnosis (no newline needed). */
 void ks_fixture_diag(struct ks_fixture *x, const char *fmt, ...) KS_PRINTF(2, 3);

@@ -7,9 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "event.h"
 #include "json.h"
 #include "ks.h"
 #include "log.h"
+#include "lua/candidate.h"
 #include "lua/loader.h"
 #include "lua/plugin.h"
 #include "lua/plugin_metrics.h"
@@ -27,8 +29,7 @@ struct slot {
 	char *path; /* a file, or "configmap:ns/name/key" */
 	uint64_t text_hash; /* ConfigMap sources: what was loaded */
 	bool configmap;
-	struct timespec mtime;
-	off_t size;
+	uint64_t stamp; /* files: the mtime and size of the file and its settings */
 	bool seen;
 	struct binding *b; /* NULL while the file has never loaded */
 	struct slot *next;
@@ -180,13 +181,35 @@ static const char *kind_taken(struct ks_loader *l, const struct slot *self,
 	return NULL;
 }
 
-static void load_text(struct ks_loader *l, struct slot *s, const char *src, size_t len)
+/* c refused: say so in the log, the metrics and, for a ConfigMap (cm), an Event on it. */
+static void refused(struct ks_loader *l, struct slot *s, const cJSON *cm, const char *err)
+{
+	const char *kept = s->b ? "previous version" : "none";
+
+	ks_err("plugin refused", "file=%s error=%s kept=%s", s->path, ks_logq(err), kept);
+	ks_plugin_metrics_refused(l->pm, s->path, s->b ? s->b->plugin : NULL, err);
+	if (cm && l->o.events) {
+		/* A listed object may lack apiVersion and kind: the Event needs them. */
+		cJSON *io = cJSON_CreateObject();
+		cJSON_AddStringToObject(io, "apiVersion", "v1");
+		cJSON_AddStringToObject(io, "kind", "ConfigMap");
+		cJSON_AddItemToObject(io, "metadata",
+				      cJSON_Duplicate(cJSON_GetObjectItem(cm, "metadata"), true));
+		ks_event(l->o.events, io, "Warning", "PluginRejected", "%s refused (kept: %s): %s",
+			 base(s->path), kept, err);
+		cJSON_Delete(io);
+	}
+	l->failures++;
+}
+
+static void load_text(struct ks_loader *l, struct slot *s, const struct ks_candidate *c,
+		      const cJSON *cm)
 {
 	struct ks_plugin *p, *old;
 	char *err = NULL, name[128];
 	const char *other;
 
-	p = ks_plugin_load(&l->o.host, base(s->path), src, len, &err);
+	p = ks_candidate_load(&l->o.host, c, &err);
 	if (p && (other = kind_taken(l, s, p)) != NULL) {
 		err = ks_xasprintf("plugin %s: kind %s.%s is already reconciled by %s",
 				   base(s->path), p->self.kind, p->self.group, other);
@@ -194,11 +217,8 @@ static void load_text(struct ks_loader *l, struct slot *s, const char *src, size
 		p = NULL;
 	}
 	if (!p) {
-		ks_err("plugin refused", "file=%s error=%s kept=%s", s->path, ks_logq(err),
-		       s->b ? "previous version" : "none");
-		ks_plugin_metrics_refused(l->pm, s->path, s->b ? s->b->plugin : NULL, err);
+		refused(l, s, cm, err);
 		free(err);
-		l->failures++;
 		return;
 	}
 	snprintf(name, sizeof(name), "%.*s", (int)(strlen(base(s->path)) - 4), base(s->path));
@@ -221,20 +241,18 @@ static void load_text(struct ks_loader *l, struct slot *s, const char *src, size
 
 static void load(struct ks_loader *l, struct slot *s)
 {
-	size_t len;
-	char *src;
-	int rc;
+	struct ks_candidate c;
+	char *err = NULL;
 
-	src = ks_read_file(s->path, &len, &rc);
-	if (!src) {
-		ks_err("cannot read plugin", "file=%s error=%s", s->path, ks_logq(strerror(-rc)));
-		ks_plugin_metrics_refused(l->pm, s->path, s->b ? s->b->plugin : NULL,
-					  strerror(-rc));
+	if (ks_candidate_read(&c, s->path, &err) != 0) {
+		ks_err("cannot read plugin", "file=%s error=%s", s->path, ks_logq(err));
+		ks_plugin_metrics_refused(l->pm, s->path, s->b ? s->b->plugin : NULL, err);
 		l->failures++;
+		free(err);
 		return;
 	}
-	load_text(l, s, src, len);
-	free(src);
+	load_text(l, s, &c, NULL);
+	ks_candidate_deinit(&c);
 }
 
 static bool is_plugin_file(const char *name)
@@ -311,11 +329,9 @@ static void scan(struct ks_loader *l)
 			free(path);
 		}
 		s->seen = true;
-		if (s->mtime.tv_sec == st.st_mtim.tv_sec && s->mtime.tv_nsec == st.st_mtim.tv_nsec &&
-		    s->size == st.st_size)
+		if (s->stamp == ks_candidate_stamp(s->path, &st))
 			continue;
-		s->mtime = st.st_mtim;
-		s->size = st.st_size;
+		s->stamp = ks_candidate_stamp(s->path, &st);
 		load(l, s);
 	}
 	closedir(dir);
@@ -373,7 +389,8 @@ static void configmap_changed(struct ks_loader *l, const char *key, const cJSON 
 		data = NULL;
 	cJSON_ArrayForEach(d, data)
 	{
-		char *path;
+		char *path, *cfg;
+		const char *settings;
 		uint64_t h;
 
 		if (!cJSON_IsString(d) || !is_plugin_file(d->string))
@@ -390,11 +407,21 @@ static void configmap_changed(struct ks_loader *l, const char *key, const cJSON 
 			free(path);
 		}
 		s->seen = true;
-		h = ks_hash(d->valuestring, strlen(d->valuestring));
+		cfg = ks_candidate_settings_name(d->string);
+		settings = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, cfg));
+		free(cfg);
+		h = ks_hash(d->valuestring, strlen(d->valuestring)) * 31 +
+		    (settings ? ks_hash(settings, strlen(settings)) : 0);
 		if (s->b && h == s->text_hash)
 			continue;
 		s->text_hash = h;
-		load_text(l, s, d->valuestring, strlen(d->valuestring));
+		load_text(l, s,
+			  &(struct ks_candidate){ .name = d->string,
+						  .src = d->valuestring,
+						  .len = strlen(d->valuestring),
+						  .settings = settings,
+						  .settings_len = settings ? strlen(settings) : 0 },
+			  obj);
 	}
 	/* Keys (or the whole ConfigMap, or its label) gone: retire their plugins. */
 	for (struct slot **pp = &l->slots; (s = *pp) != NULL;) {

@@ -2,8 +2,12 @@
 /*
  * loader.h: the plugins of a directory (every *.lua in it) and of ConfigMaps labelled
  * kupenstack.io/plugin=true (every *.lua key), each behind a controller, reloaded when
- * its file or ConfigMap key changes. A version that fails to load is refused with a log
- * line naming the file and the problem, and the running one keeps going. A reload
+ * its file or ConfigMap key (or its settings, NAME.config.yaml beside it) changes. Each
+ * version is vetted first (lua/candidate.h: the table, its config_schema and settings,
+ * and for a file DIR/NAME.lua the fixtures of DIR/NAME/fixtures/). A version that fails
+ * is refused with a log line naming the file and the problem, a load error in the
+ * metrics, and for a ConfigMap a Warning Event PluginRejected on it; the running one
+ * keeps going. A reload
  * with the same shape swaps the code under the running controller (in-flight
  * reconciles of the old version are cancelled and retried, every object is
  * enqueued at low priority); one that changes the kind, finalizer, owns or watches

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "lua/bind.h"
 #include "lua/plugin.h"
+#include "lua/schema.h"
 
 /* ctx.terminal raises this table; the host recognises it by its marker field. */
 static const char ctx_source[] =
@@ -253,8 +254,13 @@ static bool check_table(struct ks_plugin *p, lua_State *L, char **err)
 	p->concurrency = (unsigned)conc;
 	p->limits = (struct ks_lua_limits){ (size_t)mem << 20, (uint64_t)instr, secs };
 	p->api_version = ks_xasprintf("%s/%s", p->self.group, p->self.version);
-	lua_getfield(L, t, "config");
+	lua_getfield(L, t, "config_schema");
+	if (!ks_lua_schema_check(L, -1, err) || ks_lua_schema_apply(L, -1, NULL, false, err) != 0) {
+		lua_settop(L, t);
+		return false;
+	}
 	p->config_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	p->schema_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pushvalue(L, t);
 	p->table_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	return true;
@@ -330,6 +336,21 @@ out_fail:
 	lua_settop(L, 0);
 	ks_plugin_free(p, "load failed");
 	return NULL;
+}
+
+int ks_plugin_configure(struct ks_plugin *p, const cJSON *settings, char **err)
+{
+	lua_State *L = ks_lua_state(p->lua);
+	int rc;
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, p->schema_ref);
+	rc = ks_lua_schema_apply(L, -1, settings, true, err);
+	if (rc == 0) {
+		luaL_unref(L, LUA_REGISTRYINDEX, p->config_ref);
+		p->config_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	lua_pop(L, 1);
+	return rc;
 }
 
 static bool same_kind(const struct ks_plugin_kind *a, const struct ks_plugin_kind *b)

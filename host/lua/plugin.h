@@ -33,9 +33,10 @@ struct ks_plugin {
 	size_t nowns;
 	struct ks_plugin_kind watches[KS_PLUGIN_MAX_KINDS];
 	size_t nwatches;
-	int table_ref; /* the plugin table */
-	int config_ref;
-	int ctx_ref; /* the ctx builder */
+	int table_ref;	/* the plugin table */
+	int schema_ref; /* its config_schema, or nil */
+	int config_ref; /* ctx.config: the settings, or config_schema's defaults */
+	int ctx_ref;	/* the ctx builder */
 };
 
 /*
@@ -44,6 +45,12 @@ struct ks_plugin {
  */
 struct ks_plugin *ks_plugin_load(const struct ks_lua_host *host, const char *name,
 				 const char *src, size_t len, char **err);
+/*
+ * Set ctx.config from the operator's settings (a JSON object; NULL: none) checked
+ * against p's config_schema, before p runs. Returns 0, or -EINVAL with *err (free it)
+ * naming the setting, ctx.config unchanged. Without it, ctx.config holds the defaults.
+ */
+int ks_plugin_configure(struct ks_plugin *p, const cJSON *settings, char **err);
 /* Cancel its tasks (their reconciles fail with "cancelled: why") and free it. */
 void ks_plugin_free(struct ks_plugin *p, const char *why);
 /* Do a and b reconcile the same way apart from their code (kind, finalizer, owns,

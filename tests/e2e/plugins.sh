@@ -7,9 +7,10 @@
 #     ffi, debug, bytecode, globals and the string library, and that breaks its
 #     instruction, memory and wall-time limits: each attempt fails its reconcile with a
 #     condition naming the problem, and the host and the other plugin carry on;
-#   reload (tests/e2e/plugins/reload/): a Widget plugin edited, broken, reshaped,
-#     removed and put back while the host runs; a Gadget plugin whose `watches` map
-#     ConfigMaps to Gadgets and which `owns` a ConfigMap it applies.
+#   reload (tests/e2e/plugins/reload/): a Widget plugin edited, broken, failing the
+#     fixtures shipped beside it (reload/widget/), reshaped, removed and put back while
+#     the host runs; a Gadget plugin whose `watches` map ConfigMaps to Gadgets and which
+#     `owns` a ConfigMap it applies.
 # Needs KUBECONFIG (admin); installs tests/e2e/gadget-crd.yaml (and leaves it). Prints
 # TAP lines and `N passed, N failed`; exits 1 on any failure, 2 without KUBECONFIG.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -240,6 +241,23 @@ eventually 30 "a broken version is refused, the previous one kept (log)" r -- \
 set_spec widget "$NR" r1 '{"size": 5}'
 eventually 30 "with the broken file in place, the previous version still reconciles" r -- \
 	has widget "$NR" r1 '.status.observedGeneration == 2 and .status.size == 5 and .status.version == "two"'
+
+# Fixtures beside the plugin (RELOAD/widget/fixtures/): version three fails them.
+cp -r "$FIX/reload/widget" "$RELOAD/widget"
+put widget_three widget
+eventually 30 "a version failing the fixtures shipped beside it is refused, naming the fixture (log)" r -- \
+	in_log r "msg=\"plugin refused\" file=$RELOAD/widget.lua error=\"plugin widget.lua: fixture widget/version failed: status.version: expected .*two.*, got .*three.* kept=previous version"
+set_spec widget "$NR" r1 '{"size": 7}'
+eventually 30 "... and the previous version keeps reconciling" r -- \
+	has widget "$NR" r1 '.status.observedGeneration == 3 and .status.size == 7 and .status.version == "two"'
+fixture_refusal_shown() {
+	"$KS" plugin status --metrics-addr "127.0.0.1:${HPORT[r]}" || return 1
+	"$KS" plugin status --metrics-addr "127.0.0.1:${HPORT[r]}" | grep -F widget.lua |
+		grep -F refused | grep -F 'fixture widget/version failed' &&
+		metric r 'kupenstack_plugin_load_errors_total{plugin="widget.lua"}' | grep -qx 2
+}
+check "... shown by plugin status, and counted in kupenstack_plugin_load_errors_total" r -- fixture_refusal_shown
+rm -r "$RELOAD/widget"
 
 put widget_three widget
 eventually 30 "a version with a new shape (concurrency) takes over every Widget" r -- versions three
