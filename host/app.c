@@ -218,6 +218,8 @@ static int setup(struct app *a, struct ks_kubeconfig *cfg)
 							   .clouds_yaml = o->clouds_yaml,
 							   .cloud = o->cloud,
 							   .cluster = o->cluster,
+							   .project_namespaces =
+								   o->project_namespaces,
 						   },
 						   .manager = a->manager,
 						   .kube = a->kube,

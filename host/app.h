@@ -21,6 +21,9 @@ struct ks_app_opts {
 	double lease_duration, renew_deadline, retry_period; /* 0: 15, 10, 2 */
 	unsigned concurrency; /* 0: each plugin's own */
 	const char *clouds_yaml, *cloud, *cluster;
+	/* Which namespaces get a project: "labelled" (kupenstack.io/project=true) or "all"
+	 * (but kube-* and those labelled false); ks.core.config's project_namespaces. */
+	const char *project_namespaces;
 	double drain_seconds; /* SIGTERM waits this long for in-flight work; 0: 30 */
 };
 

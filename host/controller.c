@@ -21,14 +21,35 @@ struct source {
 	struct source *next;
 };
 
+/* Is name one of the comma-separated names of list ("p*": any name starting with p)? */
+static bool name_listed(const char *list, const char *name)
+{
+	size_t n, len = strlen(name);
+
+	for (; *list; list += n + (list[n] == ',')) {
+		n = strcspn(list, ",");
+		if (n && list[n - 1] == '*' ? len >= n - 1 && !memcmp(name, list, n - 1)
+					    : n == len && !memcmp(name, list, n))
+			return true;
+	}
+	return false;
+}
+
 bool ks_controller_selects(const struct ks_controller *c, const cJSON *obj)
 {
 	const cJSON *labels = ks_json_path(obj, "metadata.labels");
-	const char *v;
+	const char *v, *name;
 
+	if (c->skip_names) {
+		name = ks_json_str(obj, "metadata.name");
+		if (name && name_listed(c->skip_names, name))
+			return false;
+	}
 	if (!c->selector_key)
 		return true;
 	v = cJSON_GetStringValue(cJSON_GetObjectItem(labels, c->selector_key));
+	if (c->selector_value && c->selector_value[0] == '!')
+		return !v || strcmp(v, c->selector_value + 1) != 0;
 	return v && (!c->selector_value || strcmp(v, c->selector_value) == 0);
 }
 
@@ -229,6 +250,7 @@ struct ks_controller *ks_controller_new(uv_loop_t *loop, struct ks_kube *kube,
 	c->finalizer = o->finalizer ? ks_xstrdup(o->finalizer) : NULL;
 	c->selector_key = o->selector_key ? ks_xstrdup(o->selector_key) : NULL;
 	c->selector_value = o->selector_value ? ks_xstrdup(o->selector_value) : NULL;
+	c->skip_names = o->skip_names ? ks_xstrdup(o->skip_names) : NULL;
 	c->resync = o->resync;
 	c->reconcile = o->reconcile;
 	c->data = o->data;
@@ -305,6 +327,7 @@ static void timer_closed(uv_handle_t *h)
 	free(c->finalizer);
 	free(c->selector_key);
 	free(c->selector_value);
+	free(c->skip_names);
 	free(c);
 }
 

@@ -45,8 +45,12 @@ struct ks_controller_opts {
 	struct ks_events *events;   /* may be NULL */
 	struct ks_metrics *metrics; /* may be NULL */
 	double qps;		    /* the queue's overall retry limit; 0: 10/s burst 100 */
-	/* Only objects with this label (and value) are reconciled; NULL: all. Copied. */
+	/* Only objects with this label (and value) are reconciled; NULL: all. A value
+	 * "!v" selects objects without the label or with another value. Copied. */
 	const char *selector_key, *selector_value;
+	/* Objects whose name matches one of these comma-separated names ("p*": a prefix)
+	 * are not reconciled (no finalizer either); NULL: none. Copied. */
+	const char *skip_names;
 	/* Dry run: the status and finalizer patches are printed (dryrun.h), not sent; the
 	 * reconcile goes on as if they had been made. */
 	bool dry_run;

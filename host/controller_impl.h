@@ -11,7 +11,7 @@ struct ks_controller {
 	uv_loop_t *loop;
 	struct ks_kube *kube;
 	struct ks_manager *manager;
-	char *selector_key, *selector_value;
+	char *selector_key, *selector_value, *skip_names;
 	char *name, *group, *version, *resource, *api_version, *kind, *finalizer;
 	struct ks_kube_res res;
 	double resync;

@@ -45,6 +45,7 @@ static void usage(FILE *f)
 	      "                      [--metrics-addr HOST:PORT] [--leader-elect] [--lease-duration S]\n"
 	      "                      [--concurrency K]\n"
 	      "                      [--os-config FILE] [--os-cloud NAME] [--cluster NAME]\n"
+	      "                      [--project-namespaces labelled|all]\n"
 	      "                      [--stdlib DIR] [--log-level debug|info|warn|error]\n"
 	      "       kupenstack watch [--kubeconfig F] [--context C] [--namespace N]\n"
 	      "                        [--log-level debug|info|warn|error] GROUP/VERSION/RESOURCE\n"
@@ -327,12 +328,15 @@ static int cmd_run(int argc, char **argv)
 		{ "os-config", required_argument, NULL, 'o' },
 		{ "os-cloud", required_argument, NULL, 'C' },
 		{ "cluster", required_argument, NULL, 'K' },
+		{ "project-namespaces", required_argument, NULL, 'N' },
 		{ "stdlib", required_argument, NULL, 's' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct ks_app_opts o = { .kubeconfig = getenv("KUBECONFIG"), .cluster = "kupenstack" };
+	struct ks_app_opts o = { .kubeconfig = getenv("KUBECONFIG"),
+				 .cluster = "kupenstack",
+				 .project_namespaces = "labelled" };
 	struct ks_lua_host clouds = { 0 };
 	const char *osc = NULL, *cloud = NULL;
 	char *stdlib = NULL, *end;
@@ -340,7 +344,7 @@ static int cmd_run(int argc, char **argv)
 	int c, rc;
 	long n;
 
-	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:j:o:C:K:s:l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:j:o:C:K:N:s:l:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			o.kubeconfig = optarg;
@@ -388,6 +392,13 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'K':
 			o.cluster = optarg;
+			break;
+		case 'N':
+			if (strcmp(optarg, "labelled") != 0 && strcmp(optarg, "all") != 0) {
+				fprintf(stderr, "kupenstack: --project-namespaces: labelled or all\n");
+				return 2;
+			}
+			o.project_namespaces = optarg;
 			break;
 		case 's':
 			free(stdlib);

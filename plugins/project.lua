@@ -1,8 +1,9 @@
 -- plugins/project.lua: Namespace = Project. A Namespace labelled kupenstack.io/project=true
--- gets a Keystone project "<cluster>-<namespace>", tagged with the Namespace's UID, in
--- which the operator's user is a member; its ID is recorded on the Namespace. Deleting
--- the Namespace waits until its resources are gone from OpenStack (their own finalizers
--- delete them), then deletes the project, and only then lets the Namespace go.
+-- (with --project-namespaces all: any namespace but kube-* and those labelled false) gets
+-- a Keystone project "<cluster>-<namespace>", tagged with the Namespace's UID, in which the
+-- operator's user is a member; its ID is recorded on the Namespace. Deleting the Namespace
+-- waits until its resources are gone from OpenStack (their own finalizers delete them),
+-- then deletes the project, and only then lets the Namespace go.
 local kube = require "ks.core.kube"
 local config = require "ks.core.config"
 local resource = require "ks.resource"
@@ -15,10 +16,16 @@ local tostring = tostring
 local LABEL = "kupenstack.io/project"
 local MEMBER_ROLE = "member"
 
+-- Which namespaces get a project (`kupenstack run --project-namespaces`): "labelled", those
+-- labelled kupenstack.io/project=true; "all", every namespace but Kubernetes' own (kube-*)
+-- and those labelled kupenstack.io/project=false.
+local ALL = config.get("project_namespaces") == "all"
+
 local Project = {
   api = 1, group = "", version = "v1", kind = "Namespace",
   finalizer = "kupenstack.io/project",
-  selector = { [LABEL] = "true" },
+  selector = { [LABEL] = ALL and "!false" or "true" },
+  skip_names = ALL and { "kube-*" } or nil,
   concurrency = 2, resync = 600,
 }
 

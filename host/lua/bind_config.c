@@ -20,8 +20,12 @@ static int get(lua_State *L)
 		v = h->cloud;
 	else if (strcmp(name, "cluster") == 0)
 		v = h->cluster;
+	else if (strcmp(name, "project_namespaces") == 0)
+		v = h->project_namespaces;
 	else
-		return luaL_error(L, "config.get: no setting '%s' (clouds_yaml, cloud, cluster)",
+		return luaL_error(L,
+				  "config.get: no setting '%s' (clouds_yaml, cloud, cluster, "
+				  "project_namespaces)",
 				  name);
 	if (v)
 		lua_pushstring(L, v);

@@ -41,10 +41,12 @@ struct ks_lua_host {
 	/* The cache holding kind res, for kube.get/list; NULL when none is kept. */
 	struct ks_cache *(*cache_for)(void *data, const struct ks_kube_res *res);
 	void *cache_data;
-	/* Settings offered through ks.core.config: clouds_yaml, cloud, cluster. */
+	/* Settings offered through ks.core.config: clouds_yaml, cloud, cluster,
+	 * project_namespaces. */
 	const char *clouds_yaml;
 	const char *cloud;
 	const char *cluster;
+	const char *project_namespaces;
 	/* The helm binary for ks.core.helm; NULL: $KS_HELM, else "helm" on PATH. */
 	const char *helm;
 	/* Non-NULL: ks.core.http, kube.fetch/apply/create/patch/delete and ctx.event are

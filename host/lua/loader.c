@@ -81,6 +81,7 @@ static struct binding *bind_plugin(struct ks_loader *l, struct ks_plugin *p, con
 					    .finalizer = p->finalizer,
 					    .selector_key = p->selector_key,
 					    .selector_value = p->selector_value,
+					    .skip_names = p->skip_names,
 					    .concurrency = l->o.concurrency ? l->o.concurrency
 									    : p->concurrency,
 					    .resync = p->resync,

@@ -71,6 +71,7 @@ void ks_plugin_free(struct ks_plugin *p, const char *why)
 	free(p->finalizer);
 	free(p->selector_key);
 	free(p->selector_value);
+	free(p->skip_names);
 	free(p);
 }
 
@@ -185,6 +186,45 @@ static bool get_kinds(lua_State *L, int t, const char *field, bool want_map,
 	return true;
 }
 
+/* Field skip_names: a list of object names ("p*": a prefix), kept joined with ",". */
+static bool get_skip_names(lua_State *L, int t, char **out, char **err)
+{
+	struct ks_buf b;
+	size_t i, n;
+
+	lua_getfield(L, t, "skip_names");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return true;
+	}
+	n = lua_istable(L, -1) ? lua_objlen(L, -1) : 0;
+	ks_buf_init(&b);
+	for (i = 1; i <= n; i++) {
+		const char *s;
+
+		lua_rawgeti(L, -1, (int)i);
+		s = lua_tostring(L, -1);
+		if (lua_type(L, -1) != LUA_TSTRING || !*s || strchr(s, ',')) {
+			ks_buf_deinit(&b);
+			lua_settop(L, t);
+			*err = ks_xasprintf("field 'skip_names' entry %zu must be a name or a "
+					    "prefix ending in '*' (no commas)",
+					    i);
+			return false;
+		}
+		ks_buf_printf(&b, "%s%s", i > 1 ? "," : "", s);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	if (!n) {
+		ks_buf_deinit(&b);
+		*err = ks_xstrdup("field 'skip_names' must be a non-empty list of names");
+		return false;
+	}
+	*out = ks_buf_steal(&b);
+	return true;
+}
+
 static bool check_fn(lua_State *L, int t, const char *field, bool required, char **err)
 {
 	bool ok;
@@ -238,6 +278,8 @@ static bool check_table(struct ks_plugin *p, lua_State *L, char **err)
 	} else {
 		lua_pop(L, 1);
 	}
+	if (!get_skip_names(L, t, &p->skip_names, err))
+		return false;
 	lua_getfield(L, t, "limits");
 	if (!lua_isnil(L, -1)) {
 		if (!lua_istable(L, -1) ||
@@ -367,6 +409,8 @@ bool ks_plugin_same_shape(const struct ks_plugin *a, const struct ks_plugin *b)
 	    a->nwatches != b->nwatches || a->concurrency != b->concurrency ||
 	    a->resync != b->resync || !a->finalizer != !b->finalizer ||
 	    (a->finalizer && strcmp(a->finalizer, b->finalizer) != 0) ||
+	    !a->skip_names != !b->skip_names ||
+	    (a->skip_names && strcmp(a->skip_names, b->skip_names) != 0) ||
 	    !a->selector_key != !b->selector_key ||
 	    (a->selector_key && (strcmp(a->selector_key, b->selector_key) != 0 ||
 				 strcmp(a->selector_value, b->selector_value) != 0)))

@@ -26,6 +26,7 @@ struct ks_plugin {
 	char *api_version; /* "group/version" */
 	char *finalizer;   /* or NULL */
 	char *selector_key, *selector_value; /* selector = { key = value }, or NULL */
+	char *skip_names; /* skip_names = { "kube-*", ... } joined with ",", or NULL */
 	unsigned concurrency;
 	double resync;
 	struct ks_lua_limits limits;

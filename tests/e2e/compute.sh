@@ -567,12 +567,6 @@ kind: Image
 metadata: {name: img-later}
 spec:
   import: {filter: {name: kst-$RUN-later}}
----
-apiVersion: kupenstack.io/v1alpha1
-kind: Image
-metadata: {name: img-two}
-spec:
-  import: {filter: {tags: [kst-$RUN-two]}}
 EOF
 eventually 60 "Image: import by id (unmanaged): Available" op -- id_is image img-imp "$EXT"
 eventually 60 "Image: import by a filter that matches none: Waiting" op -- \
@@ -583,7 +577,13 @@ eventually 60 "Image: ... once one exists, the filter matches one and it is adop
 	id_is image img-later "$LATER"
 T1=$(osp image create "kst-$RUN-two-a" --tag "kst-$RUN-two" -f value -c id 2>"$OUT")
 T2=$(osp image create "kst-$RUN-two-b" --tag "kst-$RUN-two" -f value -c id 2>"$OUT")
-touch_cr image img-two
+apply <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: Image
+metadata: {name: img-two}
+spec:
+  import: {filter: {tags: [kst-$RUN-two]}}
+EOF
 eventually 60 "Image: import by a filter that matches two: InvalidConfiguration naming both" op -- \
 	cond image img-two InvalidConfiguration "matches 2 .*($T1.*$T2|$T2.*$T1)"
 del_cr image img-two
@@ -720,12 +720,6 @@ kind: Volume
 metadata: {name: vol-later}
 spec:
   import: {filter: {metadata: {kst-later: "$RUN"}}}
----
-apiVersion: kupenstack.io/v1alpha1
-kind: Volume
-metadata: {name: vol-two}
-spec:
-  import: {filter: {metadata: {kst-two: "$RUN"}}}
 EOF
 eventually 60 "Volume: import by id (unmanaged): Available" op -- id_is volume vol-imp "$EXT"
 eventually 60 "Volume: import by a filter (metadata) that matches none: Waiting" op -- \
@@ -735,7 +729,13 @@ eventually 60 "Volume: ... once one exists, the filter matches one and it is ado
 	id_is volume vol-later "$LATER"
 T1=$(osp volume create --size 1 --property "kst-two=$RUN" "kst-$RUN-two-a" -f value -c id 2>"$OUT")
 T2=$(osp volume create --size 1 --property "kst-two=$RUN" "kst-$RUN-two-b" -f value -c id 2>"$OUT")
-touch_cr volume vol-two
+apply <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: Volume
+metadata: {name: vol-two}
+spec:
+  import: {filter: {metadata: {kst-two: "$RUN"}}}
+EOF
 eventually 60 "Volume: import by a filter that matches two: InvalidConfiguration naming both" op -- \
 	cond volume vol-two InvalidConfiguration "matches 2 .*($T1.*$T2|$T2.*$T1)"
 del_cr volume vol-two
@@ -932,12 +932,6 @@ kind: Instance
 metadata: {name: vm-later}
 spec:
   import: {filter: {name: kst-$RUN-later}}
----
-apiVersion: kupenstack.io/v1alpha1
-kind: Instance
-metadata: {name: vm-two}
-spec:
-  import: {filter: {tags: [kst-$RUN-two]}}
 EOF
 eventually 60 "Instance: import by id (unmanaged): Available, powerState Running" op -- \
 	eval "id_is instance vm-imp $EXT && has instance $NS vm-imp '.status.powerState == \"Running\"'"
@@ -949,7 +943,13 @@ T2=$(mk_server --tag "kst-$RUN-two" "kst-$RUN-two-b" 2>"$OUT")
 touch_cr instance vm-later
 eventually 90 "Instance: ... once one exists, the filter (an exact name) matches one and it is adopted" op -- \
 	id_is instance vm-later "$LATER"
-touch_cr instance vm-two
+apply <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: Instance
+metadata: {name: vm-two}
+spec:
+  import: {filter: {tags: [kst-$RUN-two]}}
+EOF
 eventually 60 "Instance: import by a filter (tags) that matches two: InvalidConfiguration naming both" op -- \
 	cond instance vm-two InvalidConfiguration "matches 2 .*($T1.*$T2|$T2.*$T1)"
 del_cr instance vm-two

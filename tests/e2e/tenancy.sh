@@ -19,7 +19,7 @@ fi
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 export OS_CLOUD=${OS_CLOUD:-kupenstack-admin}
 
-A=ks-e2e-ten-a-$$ B=ks-e2e-ten-b-$$ C=ks-e2e-ten-c-$$
+A=ks-e2e-ten-a-$$ B=ks-e2e-ten-b-$$ C=ks-e2e-ten-c-$$ D=ks-e2e-ten-d-$$ E=ks-e2e-ten-e-$$
 CLUSTER=kst$$
 PLUGINS=$(mktemp -d "$WORK/plugins.XXXXXX")
 for p in project network; do
@@ -43,10 +43,10 @@ EOF
 # tidy: delete the namespaces while the host still runs (their finalizers need it).
 tidy() {
 	local ns
-	for ns in "$A" "$B" "$C"; do
+	for ns in "$A" "$B" "$C" "$D" "$E"; do
 		k delete namespace "$ns" --wait=false >/dev/null 2>&1
 	done
-	for ns in "$A" "$B" "$C"; do
+	for ns in "$A" "$B" "$C" "$D" "$E"; do
 		if ! until_ok 120 eval "! k get namespace $ns"; then
 			echo "# namespace $ns did not go; its finalizers are taken off"
 			k patch network net -n "$ns" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
@@ -54,6 +54,7 @@ tidy() {
 		fi
 	done
 	k delete rolebinding alice-edit -n "$A" --ignore-not-found >/dev/null 2>&1
+	k label namespace default kupenstack-system kupenstack.io/project- >/dev/null 2>&1
 	cleanup
 }
 trap tidy EXIT
@@ -136,4 +137,31 @@ check "A's networks are gone from Neutron" -- eval \
 check "A's project is gone from Keystone" -- eval "! openstack project show $PA >/dev/null 2>&1"
 check "B's project and network are untouched" -- eval "openstack project show $PB >/dev/null && in_project $NB $PB"
 check "B's Network is still Available" -- avail "$B" net
+
+# --project-namespaces all: every namespace but kube-* and those labelled false. The
+# cluster's own default and kupenstack-system are labelled false for the test.
+stop_host op
+k label namespace default kupenstack-system kupenstack.io/project=false --overwrite >/dev/null
+new_ns "$D"
+new_ns "$E"
+k label namespace "$E" kupenstack.io/project=false >/dev/null
+if ! start_host op "$PLUGINS" - --cluster "$CLUSTER" --project-namespaces all \
+	--os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" >"$OUT" 2>&1; then
+	fail "--project-namespaces all: the operator starts"
+	finish
+fi
+eventually 60 "--project-namespaces all: an unlabelled namespace gets a project" op -- \
+	eval "[ -n \"\$(pid_of $D)\" ]"
+check "... named <cluster>-<namespace>" -- project_is "$(pid_of "$D")" "$D"
+untouched() { # untouched NS: no project annotation, no finalizer of ours
+	k get namespace "$1" -o json | jq -e '(.metadata.annotations["kupenstack.io/project-id"] == null)
+		and ((.metadata.finalizers // []) | index("kupenstack.io/project") == null)' >/dev/null ||
+		{ echo "namespace $1 was touched"; k get namespace "$1" -o json | jq -c .metadata; return 1; }
+}
+eventually 30 "... and B (labelled) keeps its project" op -- eval "[ \"\$(pid_of $B)\" = '$PB' ]"
+check "a namespace labelled kupenstack.io/project=false is left alone" -- untouched "$E"
+check "kube-system is left alone (no finalizer, no project)" -- untouched kube-system
+check "kube-public likewise" -- untouched kube-public
+check "no project for kube-system in Keystone" -- \
+	eval "! openstack project show $CLUSTER-kube-system >/dev/null 2>&1"
 finish
