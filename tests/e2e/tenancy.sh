@@ -54,8 +54,8 @@ tidy() {
 		fi
 	done
 	k delete rolebinding alice-edit -n "$A" --ignore-not-found >/dev/null 2>&1
+	cleanup # stops the host first: unlabelled, default would be taken as a project's
 	k label namespace default kupenstack-system kupenstack.io/project- >/dev/null 2>&1
-	cleanup
 }
 trap tidy EXIT
 
