@@ -155,12 +155,23 @@ api_setup() {
 # api_count N URL JQ: GET URL (as admin) answers a document whose JQ has length N.
 api_count() {
 	local j n
-	j=$(curl -sf -H "X-Auth-Token: $ATOKEN" -H 'OpenStack-API-Version: compute 2.79' "$2") ||
+	j=$(curl -sf -H "X-Auth-Token: $ATOKEN" -H 'X-OpenStack-Nova-API-Version: 2.79' "$2") ||
 		{ echo "GET $2 failed"; return 1; }
 	n=$(jq "$3 | length" <<<"$j")
 	[ "$n" = "$1" ] && return 0
 	echo "GET $2: $3 has $n, not $1"
 	return 1
+}
+
+# queued_image NAME TAG: a Glance image without data, made in the namespace's project
+# through the API (`openstack image create` without --file uploads its standard input).
+queued_image() {
+	local tok url
+	tok=$(osp token issue -f value -c id) || return 1
+	url=$(openstack endpoint list --service image --interface public -f value -c URL | head -n 1)/v2/images
+	curl -sf -X POST -H "X-Auth-Token: $tok" -H 'Content-Type: application/json' \
+		-d "{\"name\": \"$1\", \"disk_format\": \"raw\", \"container_format\": \"bare\",
+			\"tags\": [\"$2\"]}" "$url" | jq -r .id
 }
 
 # ---- setup ------------------------------------------------------------------------------
@@ -1039,8 +1050,8 @@ spec:
   networks: [{networkRef: {name: net}}]
 EOF
 eventually 120 "Instance: booted from a Volume (bootVolumeRef): Available, the volume attached" op -- \
-	eval "avail instance vm-bfv && os_is '.volumes_attached | tostring | contains(\"$(sid volume vol-boot)\")' \
-		server show $(sid instance vm-bfv)"
+	eval "avail instance vm-bfv && os_is \".volumes_attached | tostring | contains(\\\"\$(sid volume vol-boot)\\\")\" \
+		server show \$(sid instance vm-bfv)"
 VBOOT=$(sid volume vol-boot)
 del_cr volume vol-boot
 eventually 60 "Volume: deletion waits while an Instance boots from it (Waiting, naming the Instance)" op -- \
@@ -1102,8 +1113,7 @@ EOF
 C_FLAVOR=$(openstack flavor create --id "$(uid_of flavor "kst-$RUN-crash")" --ram 64 --vcpus 1 --disk 1 \
 	"kst-$RUN-crash" -f value -c id 2>"$OUT")
 openstack keypair create --public-key "$WORK/key4.pub" "$NS-kp-crash" >"$OUT" 2>&1
-C_IMAGE=$(osp image create img-crash --disk-format raw --container-format bare \
-	--tag "kupenstack-uid-$(uid_of image img-crash)" -f value -c id 2>"$OUT")
+C_IMAGE=$(queued_image img-crash "kupenstack-uid-$(uid_of image img-crash)" 2>"$OUT")
 C_VOLUME=$(osp volume create --size 1 --property "kupenstack-uid=$(uid_of volume vol-crash)" vol-crash \
 	-f value -c id 2>"$OUT")
 C_SERVER=$(mk_server --tag "kupenstack-uid-$(uid_of instance vm-crash)" vm-crash 2>"$OUT")
