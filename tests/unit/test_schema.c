@@ -107,7 +107,9 @@ TEST(defaults_fill_ctx_config_and_settings_override_them)
 
 	ASSERT(p != NULL);
 	text = config_of(p);
-	ASSERT_STR(text, "{\"timeout\":30,\"debug\":false}");
+	/* Key order follows the Lua table's hash order: check the keys, not the text. */
+	ASSERT(strstr(text, "\"timeout\":30") && strstr(text, "\"debug\":false") &&
+	       !strstr(text, "\"mode\""));
 	free(text);
 	settings = cJSON_Parse("{\"timeout\": 5, \"mode\": \"safe\"}");
 	ASSERT_EQ(ks_plugin_configure(p, settings, &err), 0);
