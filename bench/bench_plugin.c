@@ -184,8 +184,8 @@ static void overhead(uv_loop_t *loop, const struct ks_lua_host *host)
 	       "object,\n"
 	       "   this thread's CPU time)\n",
 	       N, sizeof(widget_json) - 1);
-	printf("%-46s %8.2f us mean  %8.2f p50  %8.2f p99\n", "Lua plugin (ks_plugin_run, as run.c)",
-	       lua.mean_us, lua.p50_us, lua.p99_us);
+	printf("%-46s %8.2f us mean  %8.2f p50  %8.2f p99\n",
+	       "Lua plugin (ks_plugin_run, as run.c)", lua.mean_us, lua.p50_us, lua.p99_us);
 	printf("%-46s %8.3f us mean  %8.3f p50  %8.3f p99\n", "C callback, called directly",
 	       c.mean_us, c.p50_us, c.p99_us);
 	printf("%-46s %8.2f us       (aim <= %.0f us: %s)\n", "host overhead per reconcile", over,

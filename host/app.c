@@ -158,20 +158,19 @@ static void probed(struct ks_kube_result *res, void *data)
 		return;
 	}
 	if (a->o->leader_elect) {
-		a->lease = ks_lease_new(a->loop, a->kube,
-					&(struct ks_lease_opts){
-						.namespace = a->o->lease_namespace
-								     ? a->o->lease_namespace
-								     : "kupenstack-system",
-						.name = a->o->lease_name ? a->o->lease_name
-									 : "kupenstack",
-						.lease_duration = a->o->lease_duration,
-						.renew_deadline = a->o->renew_deadline,
-						.retry_period = a->o->retry_period,
-						.on_started = started_leading,
-						.on_stopped = stopped_leading,
-						.data = a,
-					});
+		a->lease = ks_lease_new(
+			a->loop, a->kube,
+			&(struct ks_lease_opts){
+				.namespace = a->o->lease_namespace ? a->o->lease_namespace
+								   : "kupenstack-system",
+				.name = a->o->lease_name ? a->o->lease_name : "kupenstack",
+				.lease_duration = a->o->lease_duration,
+				.renew_deadline = a->o->renew_deadline,
+				.retry_period = a->o->retry_period,
+				.on_started = started_leading,
+				.on_stopped = stopped_leading,
+				.data = a,
+			});
 		ks_lease_start(a->lease);
 	} else {
 		ks_loader_start(a->loader);

@@ -10,16 +10,16 @@
 struct ks_app_opts {
 	const char *kubeconfig; /* NULL: in-cluster */
 	const char *context;
-	const char *namespace;	  /* watch scope; NULL: all namespaces */
-	const char *plugins_dir;  /* a directory of plugins, or NULL */
+	const char *namespace;		/* watch scope; NULL: all namespaces */
+	const char *plugins_dir;	/* a directory of plugins, or NULL */
 	const char *plugins_configmaps; /* a namespace of plugin ConfigMaps, or NULL */
-	const char *stdlib_dir;	  /* the Lua library */
-	const char *metrics_addr; /* "127.0.0.1:8080"; NULL: no server */
+	const char *stdlib_dir;		/* the Lua library */
+	const char *metrics_addr;	/* "127.0.0.1:8080"; NULL: no server */
 	bool leader_elect;
-	const char *lease_namespace; /* NULL: "kupenstack-system" */
-	const char *lease_name;	     /* NULL: "kupenstack" */
+	const char *lease_namespace;			     /* NULL: "kupenstack-system" */
+	const char *lease_name;				     /* NULL: "kupenstack" */
 	double lease_duration, renew_deadline, retry_period; /* 0: 15, 10, 2 */
-	unsigned concurrency; /* 0: each plugin's own */
+	unsigned concurrency;				     /* 0: each plugin's own */
 	const char *clouds_yaml, *cloud, *cluster;
 	/* Which namespaces get a project: "labelled" (kupenstack.io/project=true) or "all"
 	 * (but kube-* and those labelled false); ks.core.config's project_namespaces. */

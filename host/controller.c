@@ -104,8 +104,8 @@ static void on_add(const struct ks_cache_obj *o, void *data)
 {
 	struct ks_controller *c = data;
 
-	ks_controller_enqueue(c, o->key,
-			      ks_manager_synced(c->manager, &c->res) ? KS_QUEUE_HIGH : KS_QUEUE_LOW);
+	ks_controller_enqueue(
+		c, o->key, ks_manager_synced(c->manager, &c->res) ? KS_QUEUE_HIGH : KS_QUEUE_LOW);
 }
 
 /* Does the update change more than .status and metadata.resourceVersion? */
@@ -231,8 +231,8 @@ static void resync_fired(uv_timer_t *t)
 		       (uint64_t)(c->resync * (0.9 + 0.2 * ks_rand01()) * 1000), 0);
 }
 
-struct ks_controller *ks_controller_new(uv_loop_t *loop, struct ks_kube *kube,
-					struct ks_manager *m, const struct ks_controller_opts *o)
+struct ks_controller *ks_controller_new(uv_loop_t *loop, struct ks_kube *kube, struct ks_manager *m,
+					const struct ks_controller_opts *o)
 {
 	struct ks_controller *c = ks_xcalloc(1, sizeof(*c));
 

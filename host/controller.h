@@ -33,8 +33,8 @@ struct ks_metrics;
 typedef void (*ks_reconcile_cb)(struct ks_controller *c, struct ks_reconcile *r, void *data);
 
 struct ks_controller_opts {
-	const char *name;	/* the controller label in metrics and logs; copied */
-	struct ks_kube_res res; /* the kind reconciled; strings copied */
+	const char *name;	 /* the controller label in metrics and logs; copied */
+	struct ks_kube_res res;	 /* the kind reconciled; strings copied */
 	const char *api_version; /* "group/version", for Events; copied */
 	const char *kind;	 /* for Events; copied */
 	const char *finalizer;	 /* NULL: none; copied */
@@ -57,8 +57,8 @@ struct ks_controller_opts {
 };
 
 /* A stopped controller. Never NULL. kube and manager are not owned. */
-struct ks_controller *ks_controller_new(uv_loop_t *loop, struct ks_kube *kube,
-					struct ks_manager *m, const struct ks_controller_opts *o);
+struct ks_controller *ks_controller_new(uv_loop_t *loop, struct ks_kube *kube, struct ks_manager *m,
+					const struct ks_controller_opts *o);
 /* Start handing out keys (the caches are shared and may already be syncing). */
 void ks_controller_start(struct ks_controller *c);
 /*

@@ -54,7 +54,7 @@ void ks_fault_point(const char *kind, const char *point)
 {
 	if (!spec() || !ks_fault_armed(kind, point))
 		return;
-	ks_warn("crash point reached: killing the process", "kind=%s point=%s",
-		kind ? kind : "", point);
+	ks_warn("crash point reached: killing the process", "kind=%s point=%s", kind ? kind : "",
+		point);
 	raise(SIGKILL);
 }

@@ -42,7 +42,8 @@ static void usage(FILE *f)
 	fputs("usage: kupenstack version\n"
 	      "       kupenstack run --plugins DIR|--plugins-configmaps NS [--kubeconfig F]\n"
 	      "                      [--context C] [--namespace N]\n"
-	      "                      [--metrics-addr HOST:PORT] [--leader-elect] [--lease-duration S]\n"
+	      "                      [--metrics-addr HOST:PORT] [--leader-elect] [--lease-duration "
+	      "S]\n"
 	      "                      [--concurrency K]\n"
 	      "                      [--os-config FILE] [--os-cloud NAME] [--cluster NAME]\n"
 	      "                      [--project-namespaces labelled|all]\n"
@@ -50,7 +51,8 @@ static void usage(FILE *f)
 	      "       kupenstack watch [--kubeconfig F] [--context C] [--namespace N]\n"
 	      "                        [--log-level debug|info|warn|error] GROUP/VERSION/RESOURCE\n"
 	      "  GROUP is empty for the core group: /v1/configmaps\n"
-	      "       kupenstack exec [--kubeconfig F] [--os-cloud C] [--stdlib DIR] FILE.lua [ARGS]\n"
+	      "       kupenstack exec [--kubeconfig F] [--os-cloud C] [--stdlib DIR] FILE.lua "
+	      "[ARGS]\n"
 	      "  runs FILE.lua in the plugin sandbox with the host modules (ks.core.*)\n"
 	      "       kupenstack plugin test|run|status ...   (kupenstack plugin help)\n",
 	      f);
@@ -370,7 +372,8 @@ static int cmd_run(int argc, char **argv)
 		case 'D':
 			o.lease_duration = strtod(optarg, &end);
 			if (*end || o.lease_duration < 3) {
-				fprintf(stderr, "kupenstack: --lease-duration: seconds, at least 3\n");
+				fprintf(stderr,
+					"kupenstack: --lease-duration: seconds, at least 3\n");
 				return 2;
 			}
 			o.renew_deadline = o.lease_duration * 2 / 3;
@@ -379,7 +382,8 @@ static int cmd_run(int argc, char **argv)
 		case 'j':
 			n = strtol(optarg, &end, 10);
 			if (*end || n < 1 || n > 64) {
-				fprintf(stderr, "kupenstack: --concurrency: a number from 1 to 64\n");
+				fprintf(stderr,
+					"kupenstack: --concurrency: a number from 1 to 64\n");
 				return 2;
 			}
 			o.concurrency = (unsigned)n;
@@ -395,7 +399,8 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'N':
 			if (strcmp(optarg, "labelled") != 0 && strcmp(optarg, "all") != 0) {
-				fprintf(stderr, "kupenstack: --project-namespaces: labelled or all\n");
+				fprintf(stderr,
+					"kupenstack: --project-namespaces: labelled or all\n");
 				return 2;
 			}
 			o.project_namespaces = optarg;

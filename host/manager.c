@@ -93,7 +93,8 @@ struct ks_cache *ks_manager_cache(struct ks_manager *m, const struct ks_kube_res
 	m->n++;
 	ks_watch_start(i->watch);
 	ks_info("watching", "resource=%s group=%s namespace=%s", i->resource,
-		*i->group ? i->group : "core", m->namespace && res->namespaced ? m->namespace : "*");
+		*i->group ? i->group : "core",
+		m->namespace && res->namespaced ? m->namespace : "*");
 	return i->cache;
 }
 

@@ -60,9 +60,9 @@ static void finish(struct ks_reconcile *r)
 	} else {
 		ks_queue_forget(c->queue, r->key);
 		if (r->error)
-			ks_warn("reconcile failed for good", "controller=%s key=%s reason=%s error=%s",
-				c->name, r->key, r->reason ? r->reason : "Terminal",
-				ks_logq(r->error));
+			ks_warn("reconcile failed for good",
+				"controller=%s key=%s reason=%s error=%s", c->name, r->key,
+				r->reason ? r->reason : "Terminal", ks_logq(r->error));
 		if (r->requeue_after > 0) {
 			how = KS_RECONCILE_REQUEUE_AFTER;
 			ks_queue_add_after(c->queue, r->key, r->requeue_after);

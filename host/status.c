@@ -90,8 +90,7 @@ static void failure_conds(cJSON *conds, const cJSON *old, const struct ks_outcom
 	char msg[1024];
 	cJSON *c;
 
-	snprintf(msg, sizeof(msg), "%s%s", res->error,
-		 res->terminal ? "" : " (will retry)");
+	snprintf(msg, sizeof(msg), "%s%s", res->error, res->terminal ? "" : " (will retry)");
 	c = cond("Progressing", res->terminal ? "False" : "True", reason, msg);
 	set_cond(conds, old, c, gen, now);
 	cJSON_Delete(c);
@@ -150,7 +149,10 @@ cJSON *ks_status_next(const cJSON *obj, const struct ks_outcome *res, const char
 	if (res->error) {
 		failure_conds(conds, old_conds, res, gen, now);
 	} else {
-		cJSON_ArrayForEach(w, res->conditions) set_cond(conds, old_conds, w, gen, now);
+		cJSON_ArrayForEach(w, res->conditions)
+		{
+			set_cond(conds, old_conds, w, gen, now);
+		}
 		clear_failure(conds, old_conds, res->conditions, gen, now);
 	}
 	if (cJSON_GetArraySize(conds) == 0)

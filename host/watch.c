@@ -48,7 +48,8 @@ static int decode_line(const char *p, size_t n, ks_watch_event_cb cb, void *data
 	int rc = -EBADMSG;
 
 	if (!cJSON_IsObject(ev)) {
-		*err = ks_xasprintf("watch event is not a JSON object: %.*s", (int)KS_MIN(n, 60), p);
+		*err = ks_xasprintf("watch event is not a JSON object: %.*s", (int)KS_MIN(n, 60),
+				    p);
 		goto out_free;
 	}
 	if (event_type(ks_json_str(ev, "type"), &type) != 0) {

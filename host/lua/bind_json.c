@@ -71,11 +71,8 @@ static int is_array(lua_State *L)
 int ks_lua_open_json(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-		{ "encode", encode },
-		{ "decode", decode },
-		{ "array", array },
-		{ "is_array", is_array },
-		{ NULL, NULL },
+		{ "encode", encode },	  { "decode", decode }, { "array", array },
+		{ "is_array", is_array }, { NULL, NULL },
 	};
 
 	luaL_newlib(L, fns);

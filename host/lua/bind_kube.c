@@ -32,8 +32,8 @@
 
 struct kube_op {
 	struct ks_lua_op op;
-	bool dead;     /* the task was cancelled: drop the answer */
-	bool want_ok;  /* push true rather than the body (delete) */
+	bool dead;    /* the task was cancelled: drop the answer */
+	bool want_ok; /* push true rather than the body (delete) */
 };
 
 /* A res parsed from Lua; strings live in buf. */
@@ -109,8 +109,9 @@ static struct ks_cache *cache_of(lua_State *L, const struct res *r)
 	struct ks_cache *c = h->cache_for ? h->cache_for(h->cache_data, &r->r) : NULL;
 
 	if (!c)
-		luaL_error(L, "kube: %s.%s/%s is not cached: declare it in the plugin's 'owns' or "
-			      "'watches', or use kube.fetch",
+		luaL_error(L,
+			   "kube: %s.%s/%s is not cached: declare it in the plugin's 'owns' or "
+			   "'watches', or use kube.fetch",
 			   r->resource, r->group, r->version);
 	return c;
 }
@@ -146,7 +147,8 @@ static bool labels_match(lua_State *L, int labels, const cJSON *obj)
 	lua_pushnil(L);
 	while (lua_next(L, labels)) {
 		const char *want = lua_tostring(L, -1);
-		const char *got = cJSON_GetStringValue(cJSON_GetObjectItem(have, lua_tostring(L, -2)));
+		const char *got =
+			cJSON_GetStringValue(cJSON_GetObjectItem(have, lua_tostring(L, -2)));
 
 		lua_pop(L, 1);
 		if (!want || !got || strcmp(want, got) != 0) {
@@ -454,7 +456,7 @@ static int patch(lua_State *L)
 	return ks_lua_op_start(L, &k->op);
 }
 
-static int delete(lua_State *L)
+static int delete (lua_State *L)
 {
 	const char *ns = luaL_optstring(L, 2, NULL), *name = luaL_checkstring(L, 3);
 	struct ks_kube_delete_opts o = { 0 };
@@ -487,9 +489,8 @@ static int delete(lua_State *L)
 int ks_lua_open_kube(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-		{ "get", get },	      { "list", list },	    { "fetch", fetch },
-		{ "apply", apply },   { "create", create }, { "patch", patch },
-		{ "delete", delete }, { NULL, NULL },
+		{ "get", get },	      { "list", list },	  { "fetch", fetch },	{ "apply", apply },
+		{ "create", create }, { "patch", patch }, { "delete", delete }, { NULL, NULL },
 	};
 
 	luaL_newlib(L, fns);

@@ -46,7 +46,8 @@ static void fields(lua_State *L, int idx, struct ks_buf *b)
 		switch (lua_type(L, -1)) {
 		case LUA_TSTRING:
 		case LUA_TNUMBER:
-			v = lua_tostring(L, -1); /* converts a number in place: a value, not the key */
+			v = lua_tostring(L,
+					 -1); /* converts a number in place: a value, not the key */
 			break;
 		case LUA_TBOOLEAN:
 			v = lua_toboolean(L, -1) ? "true" : "false";
@@ -103,11 +104,8 @@ static int error(lua_State *L)
 int ks_lua_open_log(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-		{ "debug", debug },
-		{ "info", info },
-		{ "warn", warn },
-		{ "error", error },
-		{ NULL, NULL },
+		{ "debug", debug }, { "info", info }, { "warn", warn },
+		{ "error", error }, { NULL, NULL },
 	};
 
 	luaL_newlib(L, fns);

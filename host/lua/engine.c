@@ -23,9 +23,9 @@
 #define DEFAULT_SECONDS 300.0
 
 static const char *const globals_allowed[] = {
-	"assert",   "error",	"ipairs",	"next",	    "pairs",   "pcall",
-	"select",   "tonumber", "tostring",	"type",	    "unpack",  "xpcall",
-	"rawequal", "rawget",	"rawset",	"_VERSION", "setmetatable", "getmetatable",
+	"assert",   "error",	"ipairs",   "next",	"pairs",	"pcall",
+	"select",   "tonumber", "tostring", "type",	"unpack",	"xpcall",
+	"rawequal", "rawget",	"rawset",   "_VERSION", "setmetatable", "getmetatable",
 };
 static const char *const libs_allowed[] = { "string", "table", "math", "coroutine" };
 static const char *const os_allowed[] = { "time", "clock", "date", "difftime" };
@@ -72,8 +72,8 @@ static void push_frozen(lua_State *L, int idx, const char *what)
 
 int ks_lua_readonly_newindex(lua_State *L)
 {
-	return luaL_error(L, "%s is read-only (assigning '%s')", lua_tostring(L, lua_upvalueindex(1)),
-			  luaL_optstring(L, 2, "?"));
+	return luaL_error(L, "%s is read-only (assigning '%s')",
+			  lua_tostring(L, lua_upvalueindex(1)), luaL_optstring(L, 2, "?"));
 }
 
 static int global_newindex(lua_State *L)
@@ -119,7 +119,8 @@ static int sandbox_print(lua_State *L)
 		fputc('\n', stdout);
 		fflush(stdout);
 	} else {
-		ks_info("print", "plugin=%s text=%s", ks_logq(e->name), ks_logq(b.data ? b.data : ""));
+		ks_info("print", "plugin=%s text=%s", ks_logq(e->name),
+			ks_logq(b.data ? b.data : ""));
 	}
 	ks_buf_deinit(&b);
 	return 0;
@@ -257,8 +258,8 @@ size_t ks_lua_memory(const struct ks_lua *e)
 }
 
 /* Compile onto L's stack (the main state, or the thread calling require). */
-static int compile_on(lua_State *L, struct ks_lua *e, const char *name, const char *src,
-		      size_t len, char **err)
+static int compile_on(lua_State *L, struct ks_lua *e, const char *name, const char *src, size_t len,
+		      char **err)
 {
 	if (len > 0 && src[0] == LUA_SIGNATURE[0]) {
 		*err = ks_xasprintf("%s: precompiled bytecode is refused; load the source", name);
@@ -335,8 +336,9 @@ int ks_lua_require(lua_State *L)
 	}
 	text = read_module(e->host.stdlib_dir, name, &len, &path);
 	if (!text)
-		return luaL_error(L, "module '%s' not found (host modules are ks.core.*; the "
-				     "library is in %s)",
+		return luaL_error(L,
+				  "module '%s' not found (host modules are ks.core.*; the "
+				  "library is in %s)",
 				  name, e->host.stdlib_dir ? e->host.stdlib_dir : "(none)");
 	lua_pushlightuserdata(L, e); /* "loading" marker */
 	lua_setfield(L, 2, name);

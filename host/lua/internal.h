@@ -15,12 +15,12 @@ struct ks_lua {
 	lua_State *L;
 	struct ks_lua_host host;
 	struct ks_lua_limits limits;
-	size_t used;	   /* bytes allocated by the state */
-	bool enforce;	   /* the memory cap holds (Lua code is running) */
-	bool over_memory;  /* the allocator refused since the task started */
-	bool print_stdout; /* print() writes to stdout (scripts) rather than the log */
-	int env_ref;	   /* registry ref of the sandbox environment */
-	int loaded_ref;	   /* registry ref of the modules required so far */
+	size_t used;		     /* bytes allocated by the state */
+	bool enforce;		     /* the memory cap holds (Lua code is running) */
+	bool over_memory;	     /* the allocator refused since the task started */
+	bool print_stdout;	     /* print() writes to stdout (scripts) rather than the log */
+	int env_ref;		     /* registry ref of the sandbox environment */
+	int loaded_ref;		     /* registry ref of the modules required so far */
 	struct ks_lua_task *running; /* the task inside lua_resume now */
 	struct ks_lua_task *tasks;   /* every task not finished */
 	size_t ntasks;

@@ -26,7 +26,7 @@ struct binding {
 };
 
 struct slot {
-	char *path; /* a file, or "configmap:ns/name/key" */
+	char *path;	    /* a file, or "configmap:ns/name/key" */
 	uint64_t text_hash; /* ConfigMap sources: what was loaded */
 	bool configmap;
 	uint64_t stamp; /* files: the mtime and size of the file and its settings */
@@ -48,7 +48,7 @@ struct ks_loader {
 	bool fs_watching;
 	bool stopping_free;
 	bool fs_open; /* initialised and its close callback not run yet */
-	int closing; /* handles whose close callback is due; l is freed after the last */
+	int closing;  /* handles whose close callback is due; l is freed after the last */
 	struct ks_manager *cm_manager; /* ConfigMaps of configmap_namespace, or NULL */
 	struct ks_cache *cm_cache;
 	struct ks_cache_handler cm_h;
@@ -72,24 +72,24 @@ static struct binding *bind_plugin(struct ks_loader *l, struct ks_plugin *p, con
 
 	b->l = l;
 	b->plugin = p;
-	b->ctrl = ks_controller_new(l->loop, l->o.kube, l->o.manager,
-				    &(struct ks_controller_opts){
-					    .name = name,
-					    .res = p->self.res,
-					    .api_version = p->api_version,
-					    .kind = p->self.kind,
-					    .finalizer = p->finalizer,
-					    .selector_key = p->selector_key,
-					    .selector_value = p->selector_value,
-					    .skip_names = p->skip_names,
-					    .concurrency = l->o.concurrency ? l->o.concurrency
-									    : p->concurrency,
-					    .resync = p->resync,
-					    .reconcile = ks_plugin_reconcile,
-					    .data = &b->plugin,
-					    .events = l->o.events,
-					    .metrics = l->o.metrics,
-				    });
+	b->ctrl = ks_controller_new(
+		l->loop, l->o.kube, l->o.manager,
+		&(struct ks_controller_opts){
+			.name = name,
+			.res = p->self.res,
+			.api_version = p->api_version,
+			.kind = p->self.kind,
+			.finalizer = p->finalizer,
+			.selector_key = p->selector_key,
+			.selector_value = p->selector_value,
+			.skip_names = p->skip_names,
+			.concurrency = l->o.concurrency ? l->o.concurrency : p->concurrency,
+			.resync = p->resync,
+			.reconcile = ks_plugin_reconcile,
+			.data = &b->plugin,
+			.events = l->o.events,
+			.metrics = l->o.metrics,
+		});
 	for (i = 0; i < p->nowns; i++)
 		ks_controller_own(b->ctrl, &p->owns[i].res);
 	for (i = 0; i < p->nwatches; i++) {
@@ -286,7 +286,8 @@ static void drop_gone(struct ks_loader *l)
 		*pp = s->next;
 		ks_plugin_metrics_removed(l->pm, s->path);
 		if (s->b) {
-			ks_info("plugin removed", "file=%s kind=%s", s->path, s->b->plugin->self.kind);
+			ks_info("plugin removed", "file=%s kind=%s", s->path,
+				s->b->plugin->self.kind);
 			retire(l, s->b, "the plugin file was removed");
 		}
 		free(s->path);
@@ -564,7 +565,6 @@ static void handle_closed(uv_handle_t *h)
 	if (--l->closing == 0)
 		free(l);
 }
-
 
 void ks_loader_free(struct ks_loader *l)
 {

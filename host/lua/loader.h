@@ -24,7 +24,7 @@
 struct ks_loader;
 
 struct ks_loader_opts {
-	const char *dir;	    /* plugins directory; NULL: none */
+	const char *dir; /* plugins directory; NULL: none */
 	/* Also load the *.lua keys of ConfigMaps labelled kupenstack.io/plugin=true in this
 	 * namespace (watched, so an edit reloads); NULL: none. */
 	const char *configmap_namespace;

@@ -33,7 +33,8 @@ static const char ctx_source[] =
 	"    log = { debug = keyed(log.debug, key), info = keyed(log.info, key),\n"
 	"            warn = keyed(log.warn, key), error = keyed(log.error, key) },\n"
 	"    terminal = function(msg, reason)\n"
-	"      error({ ks_terminal = true, message = tostring(msg), reason = reason or 'Terminal' }, 2)\n"
+	"      error({ ks_terminal = true, message = tostring(msg), reason = reason or 'Terminal' "
+	"}, 2)\n"
 	"    end,\n"
 	"  }\n"
 	"end\n"
@@ -329,8 +330,8 @@ static void loaded(struct ks_lua_task *t, bool ok, int nres, const char *msg, vo
 	lua_xmove(ks_lua_task_thread(t), ks_lua_state(ks_lua_from(ks_lua_task_thread(t))), 1);
 }
 
-struct ks_plugin *ks_plugin_load(const struct ks_lua_host *host, const char *name,
-				 const char *src, size_t len, char **err)
+struct ks_plugin *ks_plugin_load(const struct ks_lua_host *host, const char *name, const char *src,
+				 size_t len, char **err)
 {
 	struct ks_plugin *p = ks_xcalloc(1, sizeof(*p));
 	struct load_result lr = { 0 };
@@ -405,9 +406,9 @@ bool ks_plugin_same_shape(const struct ks_plugin *a, const struct ks_plugin *b)
 {
 	size_t i;
 
-	if (!same_kind(&a->self, &b->self) || a->nowns != b->nowns ||
-	    a->nwatches != b->nwatches || a->concurrency != b->concurrency ||
-	    a->resync != b->resync || !a->finalizer != !b->finalizer ||
+	if (!same_kind(&a->self, &b->self) || a->nowns != b->nowns || a->nwatches != b->nwatches ||
+	    a->concurrency != b->concurrency || a->resync != b->resync ||
+	    !a->finalizer != !b->finalizer ||
 	    (a->finalizer && strcmp(a->finalizer, b->finalizer) != 0) ||
 	    !a->skip_names != !b->skip_names ||
 	    (a->skip_names && strcmp(a->skip_names, b->skip_names) != 0) ||

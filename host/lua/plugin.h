@@ -23,8 +23,8 @@ struct ks_plugin {
 	char *name; /* file or ConfigMap name, for logs */
 	struct ks_lua *lua;
 	struct ks_plugin_kind self;
-	char *api_version; /* "group/version" */
-	char *finalizer;   /* or NULL */
+	char *api_version;		     /* "group/version" */
+	char *finalizer;		     /* or NULL */
 	char *selector_key, *selector_value; /* selector = { key = value }, or NULL */
 	char *skip_names; /* skip_names = { "kube-*", ... } joined with ",", or NULL */
 	unsigned concurrency;
@@ -44,8 +44,8 @@ struct ks_plugin {
  * Load src as plugin name in a new state: run the chunk, check the table it returns.
  * Returns the plugin, or NULL with *err (free it) naming the file and the field.
  */
-struct ks_plugin *ks_plugin_load(const struct ks_lua_host *host, const char *name,
-				 const char *src, size_t len, char **err);
+struct ks_plugin *ks_plugin_load(const struct ks_lua_host *host, const char *name, const char *src,
+				 size_t len, char **err);
 /*
  * Set ctx.config from the operator's settings (a JSON object; NULL: none) checked
  * against p's config_schema, before p runs. Returns 0, or -EINVAL with *err (free it)

@@ -178,7 +178,8 @@ static void finished(struct ks_lua_task *t, bool ok, int nres, const char *msg, 
 	if (!ok) {
 		fprintf(stderr, "%s\n", msg);
 		o->status = 1;
-	} else if (nres == 0 || lua_isnil(co, 1) || (lua_isboolean(co, 1) && lua_toboolean(co, 1))) {
+	} else if (nres == 0 || lua_isnil(co, 1) ||
+		   (lua_isboolean(co, 1) && lua_toboolean(co, 1))) {
 		o->status = 0;
 	} else if (lua_type(co, 1) == LUA_TNUMBER) {
 		o->status = (int)lua_tonumber(co, 1);

@@ -151,8 +151,8 @@ TEST(delete_preconditions_and_not_found)
 	 * deletionTimestamp and the foregroundDeletion finalizer.
 	 */
 	ASSERT(ks_json_str(r.body, "metadata.deletionTimestamp") != NULL);
-	fin = ks_json_print(cJSON_GetObjectItem(cJSON_GetObjectItem(r.body, "metadata"),
-						"finalizers"));
+	fin = ks_json_print(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(r.body, "metadata"), "finalizers"));
 	found = fin && strstr(fin, "foregroundDeletion") != NULL;
 	free(fin);
 	ASSERT(found);
