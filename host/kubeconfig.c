@@ -211,6 +211,15 @@ static int from_doc(struct ks_kubeconfig *c, const cJSON *doc, const char *dir, 
 	return rc;
 }
 
+/* Names from the file end up in messages: a message stays one line (a YAML scalar may
+ * hold line breaks and other control characters). */
+static void one_line(char *msg)
+{
+	for (; msg && *msg; msg++)
+		if ((unsigned char)*msg < 0x20 || *msg == 0x7f)
+			*msg = ' ';
+}
+
 int ks_kubeconfig_parse(struct ks_kubeconfig *c, const char *text, size_t len, const char *dir,
 			const char *context, char **err)
 {
@@ -222,6 +231,7 @@ int ks_kubeconfig_parse(struct ks_kubeconfig *c, const char *text, size_t len, c
 	*err = NULL;
 	doc = ks_yaml_parse(text, len, &yerr);
 	if (!doc) {
+		one_line(yerr);
 		*err = yerr;
 		return -EINVAL;
 	}
@@ -233,6 +243,7 @@ int ks_kubeconfig_parse(struct ks_kubeconfig *c, const char *text, size_t len, c
 	rc = from_doc(c, doc, dir, context, err);
 	if (rc)
 		ks_kubeconfig_deinit(c);
+	one_line(*err);
 out_free_doc:
 	cJSON_Delete(doc);
 	return rc;
