@@ -7,6 +7,10 @@
  *                            key_file = ... }
  *   res = { status = 200, headers = { ["content-type"] = "..." }, body = "..." }
  *   err = { code = 0, reason = "ConnectionRefused" | "Timeout" | ..., message = "..." }
+ *
+ * Every request sent for real (not a fake's) that completes is counted in the host's
+ * registry as kupenstack_http_client_requests_total{method,code}, code "0" when no
+ * response came; a request cancelled with its task is not counted.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -21,12 +25,14 @@
 #include "lua/bind.h"
 #include "lua/engine.h"
 #include "lua/fake.h"
+#include "metrics.h"
 
 #define MAX_HEADERS 64
 
 struct http_op {
 	struct ks_lua_op op;
 	struct ks_http_req *req;
+	struct ks_metrics *metrics; /* the host's registry, which outlives the engine */
 	char *method, *url;
 };
 
@@ -96,6 +102,22 @@ static void push_response(lua_State *co, long status, const struct ks_buf *heade
 	lua_setfield(co, -2, "body");
 }
 
+/* One request answered (status > 0) or failed (0): kupenstack_http_client_requests_total. */
+static void count(struct ks_metrics *m, const char *method, long status)
+{
+	struct ks_metric_family *f;
+	char code[24];
+
+	if (!m)
+		return;
+	f = ks_metrics_counter(m, "kupenstack_http_client_requests_total",
+			       "HTTP requests plugins made through ks.core.http, by method and "
+			       "status code (0: no response).",
+			       KS_LABELS("method", "code"));
+	snprintf(code, sizeof(code), "%ld", status);
+	ks_metric_inc(ks_metric_child(f, KS_LABELS(method, code)));
+}
+
 static void done(struct ks_http_req *req, const struct ks_http_resp *resp, void *data)
 {
 	struct http_op *h = data;
@@ -104,6 +126,7 @@ static void done(struct ks_http_req *req, const struct ks_http_resp *resp, void 
 	int n;
 
 	(void)req;
+	count(h->metrics, h->method, resp->status);
 	if (resp->status == 0) {
 		snprintf(msg, sizeof(msg), "%s %s: %s", h->method, h->url, resp->errmsg);
 		n = ks_lua_fail(co, 0, reason_of(resp->err), msg);
@@ -206,6 +229,7 @@ static int start(lua_State *L, struct ks_http_opts *o)
 	struct http_op *h = ks_xcalloc(1, sizeof(*h));
 
 	h->op.cancel = cancel;
+	h->metrics = ks_lua_host(ks_lua_from(L))->metrics;
 	h->method = ks_xstrdup(o->method ? o->method : "GET");
 	h->url = ks_xstrdup(o->url);
 	o->on_done = done;

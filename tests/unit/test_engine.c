@@ -12,10 +12,12 @@
 #include "ks.h"
 #include "lua/engine.h"
 #include "lua/plugin.h"
+#include "metrics.h"
 #include "test.h"
 
 static uv_loop_t loop;
 static struct ks_http *http;
+static struct ks_metrics *metrics;
 
 struct result {
 	bool done, ok;
@@ -39,7 +41,9 @@ static void done(struct ks_lua_task *t, bool ok, int nres, const char *msg, void
 
 static struct ks_lua_host host(void)
 {
-	return (struct ks_lua_host){ .loop = &loop, .http = http, .stdlib_dir = "stdlib" };
+	return (struct ks_lua_host){
+		.loop = &loop, .http = http, .metrics = metrics, .stdlib_dir = "stdlib"
+	};
 }
 
 /* Run src as a task to its end; the state is freed after. */
@@ -68,10 +72,10 @@ static struct result run(const char *src)
 	return run_with(src, NULL);
 }
 
-#define ASSERT_HAS(s, needle)                                                      \
-	do {                                                                       \
-		if (!strstr((s), (needle)))                                        \
-			FAIL_("\"%s\" does not contain \"%s\"", (s), (needle));    \
+#define ASSERT_HAS(s, needle)                                                   \
+	do {                                                                    \
+		if (!strstr((s), (needle)))                                     \
+			FAIL_("\"%s\" does not contain \"%s\"", (s), (needle)); \
 	} while (0)
 
 TEST(sandbox_offers_no_io_os_ffi_debug_or_globals)
@@ -217,6 +221,10 @@ TEST(http_transport_errors_are_values)
 			      "return tostring(res) .. ' ' .. err.reason .. ' ' .. err.code");
 	ASSERT(r.ok);
 	ASSERT_STR(r.out, "nil ConnectionRefused 0");
+	ASSERT_EQ(ks_metric_value(ks_metric_child(
+			  ks_metrics_find(metrics, "kupenstack_http_client_requests_total"),
+			  KS_LABELS("GET", "0"))),
+		  1);
 	r = run("return require('ks.core.http').request{ url = 'file:///etc/passwd' }");
 	ASSERT(!r.ok);
 	ASSERT_HAS(r.out, "http:// or https://");
@@ -224,13 +232,14 @@ TEST(http_transport_errors_are_values)
 
 TEST(json_round_trips_arrays_objects_and_null)
 {
-	struct result r = run("local json = require 'ks.core.json'\n"
-			      "local v = json.decode('{\"a\":[],\"b\":{},\"c\":null,\"d\":[1,\"x\"]}')\n"
-			      "assert(json.is_array(v.a) and not json.is_array(v.b))\n"
-			      "assert(v.c == json.null)\n"
-			      "local back = json.decode(json.encode(v))\n"
-			      "return json.encode(back.a) .. json.encode(back.b) .. json.encode(back.d)\n"
-			      "  .. json.encode(json.array())");
+	struct result r =
+		run("local json = require 'ks.core.json'\n"
+		    "local v = json.decode('{\"a\":[],\"b\":{},\"c\":null,\"d\":[1,\"x\"]}')\n"
+		    "assert(json.is_array(v.a) and not json.is_array(v.b))\n"
+		    "assert(v.c == json.null)\n"
+		    "local back = json.decode(json.encode(v))\n"
+		    "return json.encode(back.a) .. json.encode(back.b) .. json.encode(back.d)\n"
+		    "  .. json.encode(json.array())");
 	ASSERT(r.ok);
 	ASSERT_STR(r.out, "[]{}[1,\"x\"][]");
 	r = run("return require('ks.core.json').encode({ f = print })");
@@ -280,6 +289,12 @@ TEST(malformed_plugin_tables_are_refused_naming_the_field)
 		{ "return { api = 1, group = 'g', version = 'v1', kind = 'K', reconcile = "
 		  "function() end, concurrency = 0 }",
 		  "field 'concurrency'" },
+		{ "return { api = 1, group = 'g', version = 'v1', kind = 'K', reconcile = "
+		  "function() end, skip_names = 'kube-*' }",
+		  "field 'skip_names'" },
+		{ "return { api = 1, group = 'g', version = 'v1', kind = 'K', reconcile = "
+		  "function() end, skip_names = { 'a,b' } }",
+		  "field 'skip_names' entry 1" },
 		{ "syntax error here", "p.lua" },
 		{ "require('ks.core.time').sleep(1) return {}", "must not wait for I/O" },
 	};
@@ -297,12 +312,16 @@ TEST(malformed_plugin_tables_are_refused_naming_the_field)
 	}
 	ASSERT(plugin_error("return { api = 1, group = 'g', version = 'v1', kind = 'K', "
 			    "reconcile = function() end }") == NULL);
+	ASSERT(plugin_error("return { api = 1, group = 'g', version = 'v1', kind = 'K', "
+			    "reconcile = function() end, skip_names = { 'kube-*', 'x' }, "
+			    "selector = { l = '!false' } }") == NULL);
 }
 
 int main(void)
 {
 	uv_loop_init(&loop);
 	http = ks_http_new(&loop);
+	metrics = ks_metrics_new();
 	RUN(sandbox_offers_no_io_os_ffi_debug_or_globals);
 	RUN(bytecode_is_refused_in_load_and_compile);
 	RUN(allowed_library_works);
@@ -316,6 +335,7 @@ int main(void)
 	RUN(yield_from_a_plugin_coroutine_is_an_error_not_a_hang);
 	RUN(malformed_plugin_tables_are_refused_naming_the_field);
 	ks_http_free(http);
+	ks_metrics_free(metrics);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	TEST_MAIN();

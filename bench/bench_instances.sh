@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# bench/bench_instances.sh [N [K]]: N Instances (default 100), each with the port Nova
+# makes on a Network, from `kubectl apply` to all Available, side by side with the same N
+# servers created directly through the Nova API by bench/instances_direct.py at the same
+# concurrency K (default 8, the Instance plugin's own): both times, their ratio (aim:
+# <= 1.1) and the OpenStack API calls per Instance; then the same for deleting them.
+#
+# KupenStack side: `kupenstack run --concurrency K` (plugins project network subnet flavor
+# image instance) serving a namespace of its own labelled kupenstack.io/project=true, a
+# Network, a Subnet, the Flavor of id 1 imported, an Image served over loopback; the
+# project's quotas raised (as admin) for N servers. One multi-document apply of N
+# Instances; `kubectl get` every 0.5 s until all are Available. Calls: the host's
+# kupenstack_http_client_requests_total (every request of every plugin, token requests
+# included) before and after. Deleting: `kubectl delete instances --all` until none is
+# left (their finalizers remove them once Nova no longer has the server).
+# Direct side: a project of its own with the same quotas, network, subnet and image, K
+# threads each POSTing a server and polling it every $BENCH_POLL s (default 2, the
+# Instance plugin's poll) until ACTIVE, then DELETE and poll until 404.
+# KupenStack goes first, the direct side after (BENCH_DIRECT_FIRST=1: the other way).
+#
+# Needs KUBECONFIG (admin, the CRDs applied) and OS_CLIENT_CONFIG_FILE (OS_CLOUD, default
+# kupenstack-admin: an admin; Nova with the fake driver, flavor id 1); skipped without
+# them. Progress goes to stderr. BENCH_KEEP=1 keeps the work directory (the host's log).
+# needs: kube
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+N=${1:-100}
+K=${2:-8}
+POLL=${BENCH_POLL:-2}
+AIM=1.1
+TOP=$PWD
+KS=$TOP/bin/kupenstack
+
+if [ -z "${KUBECONFIG:-}" ] || [ -z "${OS_CLIENT_CONFIG_FILE:-}" ]; then
+	echo "bench_instances: needs KUBECONFIG and OS_CLIENT_CONFIG_FILE (. /tmp/kube.env; . /tmp/os.env); skipped" >&2
+	exit 0
+fi
+[ -x "$KS" ] || { echo "bench_instances: $KS is missing: run make" >&2; exit 2; }
+export OS_CLOUD=${OS_CLOUD:-kupenstack-admin}
+NS=bench-instances-$$
+WORK=$(mktemp -d /tmp/kupenstack-bench-instances.XXXXXX)
+HOST_PID='' HTTP_PID='' PORT='' PID='' DPROJ=''
+
+k() { kubectl --cache-dir="$WORK/kcache" --request-timeout=30s "$@"; }
+say() { echo "bench_instances: $*" >&2; }
+
+die() {
+	say "$*"
+	[ -f "$WORK/host.log" ] && tail -n 5 "$WORK/host.log" | cut -c1-300 >&2
+	exit 1
+}
+
+# until_ok SECS CMD...: wait until CMD succeeds; false if SECS pass first.
+until_ok() {
+	local end=$((SECONDS + $1))
+	shift
+	while ! "$@" >/dev/null 2>&1 </dev/null; do
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 0.5
+	done
+}
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The direct side's project and what is in it.
+direct_down() {
+	local id
+	for id in $(openstack server list --project "$DPROJ" -f value -c ID 2>/dev/null); do
+		openstack server delete --wait "$id" >/dev/null 2>&1
+	done
+	openstack subnet delete "bench-direct-$$" >/dev/null 2>&1
+	openstack network delete "bench-direct-$$" >/dev/null 2>&1
+	openstack image delete "bench-direct-$$" >/dev/null 2>&1
+	openstack project delete "$DPROJ" >/dev/null 2>&1
+}
+
+# At exit: the namespace deleted while the host still runs (its finalizers need it; if it
+# does not go, they are taken off and the project may be left in OpenStack), then the
+# host stopped, the direct side's project removed, the work directory removed.
+cleanup() {
+	local o
+	if [ -n "$HOST_PID" ] && k get namespace "$NS" >/dev/null 2>&1; then
+		k delete namespace "$NS" --wait=false >/dev/null 2>&1
+		if ! until_ok 600 eval "! k get namespace $NS"; then
+			say "namespace $NS did not go: finalizers taken off; project $PID may be left"
+			for o in $(k get openstack -n "$NS" -o name 2>/dev/null); do
+				k patch "$o" -n "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+			done
+			k patch namespace "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+		fi
+	fi
+	[ -n "$HOST_PID" ] && kill "$HOST_PID" 2>/dev/null && wait "$HOST_PID" 2>/dev/null
+	[ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null && wait "$HTTP_PID" 2>/dev/null
+	[ -n "$DPROJ" ] && direct_down
+	if [ -n "${BENCH_KEEP:-}" ]; then say "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ks_calls: the sum of the host's kupenstack_http_client_requests_total series.
+ks_calls() {
+	curl -sf --max-time 10 "http://127.0.0.1:$PORT/metrics" |
+		awk '$1 ~ /^kupenstack_http_client_requests_total[{]/ { s += $2 } END { print s + 0 }'
+}
+
+# available KIND NAME: the object's Available condition is True.
+available() {
+	k get "$1" "$2" -n "$NS" -o json |
+		jq -e 'any(.status.conditions[]?; .type == "Available" and .status == "True")'
+}
+
+# n_available: how many Instances of the namespace are Available.
+n_available() {
+	k get instances -n "$NS" -o json |
+		jq '[.items[] | select(any(.status.conditions[]?; .type == "Available" and .status == "True"))] | length'
+}
+
+n_instances() { k get instances -n "$NS" -o json | jq '.items | length'; }
+
+# quotas PROJECT: room for N servers of flavor 1 (and never less than for 100).
+quotas() {
+	local q=$((N < 100 ? 100 : N))
+	openstack quota set --instances $((2 * q)) --cores $((4 * q)) --ram $((4096 * q)) \
+		--ports $((5 * q)) "$1"
+}
+
+# ---- setup: the image data, the host, the namespace's project and objects ----------------
+
+mkdir -p "$WORK/www" "$WORK/plugins"
+head -c 4096 /dev/urandom >"$WORK/www/disk.raw"
+HTTP_PORT=$(free_port)
+python3 -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$WORK/www" >"$WORK/http.log" 2>&1 &
+HTTP_PID=$!
+URL=http://127.0.0.1:$HTTP_PORT/disk.raw
+until_ok 20 curl -sf -o /dev/null "$URL" || die "the image data is not served"
+
+for p in project network subnet flavor image instance; do
+	cp "plugins/$p.lua" "$WORK/plugins/"
+done
+k create namespace "$NS" >/dev/null || die "cannot create namespace $NS"
+k label namespace "$NS" kupenstack.io/project=true >/dev/null
+PORT=$(free_port)
+"$KS" run --plugins "$WORK/plugins" --namespace "$NS" --metrics-addr "127.0.0.1:$PORT" \
+	--os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" --concurrency "$K" \
+	>"$WORK/host.log" 2>&1 </dev/null &
+HOST_PID=$!
+until_ok 30 curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz" || die "the host did not come up"
+project_of() {
+	PID=$(k get namespace "$NS" -o json | jq -r '.metadata.annotations["kupenstack.io/project-id"] // empty')
+	[ -n "$PID" ]
+}
+until_ok 60 project_of || die "namespace $NS got no project"
+project_of
+quotas "$PID" || die "cannot raise the quotas of project $PID"
+
+k apply -n "$NS" -f - >/dev/null <<EOF || die "cannot create the setup objects"
+apiVersion: kupenstack.io/v1alpha1
+kind: Network
+metadata: {name: net}
+spec: {}
+---
+apiVersion: kupenstack.io/v1alpha1
+kind: Subnet
+metadata: {name: net}
+spec:
+  networkRef: {name: net}
+  resource: {cidr: 10.68.0.0/22, ip_version: 4}
+---
+apiVersion: kupenstack.io/v1alpha1
+kind: Flavor
+metadata: {name: tiny}
+spec:
+  import: {id: "1"}
+  managementPolicy: unmanaged
+---
+apiVersion: kupenstack.io/v1alpha1
+kind: Image
+metadata: {name: base}
+spec:
+  resource: {container_format: bare, disk_format: raw}
+  source: {url: "$URL"}
+EOF
+
+# The direct side's project, meanwhile: the admin a member, the quotas, network, image.
+say "setup: project $PID (namespace $NS) and the direct side's project"
+DPROJ=$(openstack project create "kupenstack-bench-direct-$$" -f value -c id) || die "cannot create a project"
+direct_up() {
+	openstack role add --project "$DPROJ" --user "$(openstack token issue -f value -c user_id)" admin &&
+		quotas "$DPROJ" &&
+		DNET=$(openstack network create --project "$DPROJ" "bench-direct-$$" -f value -c id) &&
+		openstack subnet create --project "$DPROJ" --network "$DNET" --subnet-range 10.69.0.0/22 \
+			"bench-direct-$$" &&
+		DIMG=$(openstack image create --project "$DPROJ" --disk-format raw --container-format bare \
+			--file "$WORK/www/disk.raw" "bench-direct-$$" -f value -c id)
+}
+direct_up >/dev/null || die "cannot set up the direct side's project"
+
+for o in subnet/net flavor/tiny image/base; do
+	until_ok 120 available "${o%/*}" "${o#*/}" || die "setup: ${o/\// } is not Available"
+done
+
+# ---- KupenStack: N Instances -------------------------------------------------------------
+
+for ((i = 1; i <= N; i++)); do
+	printf -- '---\napiVersion: kupenstack.io/v1alpha1\nkind: Instance\nmetadata: {name: vm-%04d}\n' "$i"
+	printf 'spec:\n  imageRef: {name: base}\n  flavorRef: {name: tiny}\n'
+	printf '  networks: [{networkRef: {name: net}}]\n'
+done >"$WORK/instances.yaml"
+
+ks_side() {
+	local c0 c1 c2 t0 t1 end left
+	say "kupenstack: $N Instances"
+	c0=$(ks_calls)
+	t0=$EPOCHREALTIME
+	k apply -n "$NS" -f "$WORK/instances.yaml" >/dev/null || die "cannot apply the Instances"
+	end=$((SECONDS + 900))
+	while [ "$(n_available)" != "$N" ]; do
+		[ "$SECONDS" -lt "$end" ] || die "not all $N Instances Available after 900 s ($(n_available))"
+		sleep 0.5
+	done
+	t1=$EPOCHREALTIME
+	c1=$(ks_calls)
+	KS_CREATE=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+	KS_CREATE_CALLS=$((c1 - c0))
+	KS_TIMELINE=$(/usr/bin/python3 bench/instances_direct.py timeline "$PID" "$t0")
+	curl -sf --max-time 10 "http://127.0.0.1:$PORT/metrics" >"$WORK/metrics.after-create"
+
+	say "kupenstack: deleting them"
+	t0=$EPOCHREALTIME
+	k delete instances --all -n "$NS" --wait=false >/dev/null || die "cannot delete the Instances"
+	end=$((SECONDS + 900))
+	while [ "$(n_instances)" != 0 ]; do
+		[ "$SECONDS" -lt "$end" ] || die "Instances left 900 s after their delete ($(n_instances))"
+		sleep 0.5
+	done
+	t1=$EPOCHREALTIME
+	c2=$(ks_calls)
+	KS_DELETE=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+	KS_DELETE_CALLS=$((c2 - c1))
+	left=$(openstack server list --project "$PID" -f value -c ID | grep -c .)
+	[ "$left" = 0 ] || die "$left servers of project $PID left after their Instances went"
+}
+
+# ---- direct: the same N servers ----------------------------------------------------------
+
+direct_side() {
+	say "direct: $N servers"
+	/usr/bin/python3 bench/instances_direct.py "$DPROJ" "$DIMG" "$DNET" "$N" "$K" "$POLL" \
+		>"$WORK/direct.out" || die "the direct side failed: $(cat "$WORK/direct.out")"
+	read -r _ D_CREATE D_CREATE_CALLS < <(grep '^create ' "$WORK/direct.out")
+	read -r _ D_DELETE D_DELETE_CALLS < <(grep '^delete ' "$WORK/direct.out")
+	D_TIMELINE=$(grep '^timeline ' "$WORK/direct.out")
+}
+
+if [ -n "${BENCH_DIRECT_FIRST:-}" ]; then
+	direct_side
+	ks_side
+else
+	ks_side
+	direct_side
+fi
+
+# ---- the figures -------------------------------------------------------------------------
+
+echo "== $N Instances (with their ports): kupenstack (--concurrency $K) vs the Nova API directly ($K threads, poll ${POLL} s)"
+printf '%-7s %9s %13s %9s %6s %19s %23s\n' phase instances kupenstack_s direct_s ratio \
+	'calls/instance(ks)' 'calls/instance(direct)'
+row() {
+	awk -v p="$1" -v n="$N" -v a="$2" -v b="$3" -v ca="$4" -v cb="$5" 'BEGIN {
+		printf "%-7s %9d %13.2f %9.2f %6.2f %19.1f %23.1f\n", p, n, a, b, a / b, ca / n, cb / n }'
+}
+row create "$KS_CREATE" "$D_CREATE" "$KS_CREATE_CALLS" "$D_CREATE_CALLS"
+row delete "$KS_DELETE" "$D_DELETE" "$KS_DELETE_CALLS" "$D_DELETE_CALLS"
+awk -v a="$KS_CREATE" -v b="$D_CREATE" -v aim="$AIM" 'BEGIN {
+	printf "aim: create ratio <= %.1f: %s\n", aim, (a / b <= aim ? "met" : "MISSED") }'
+# Where the create time goes, from Nova's timestamps (s after the apply, or the first POST).
+echo "# create timeline, s: servers created first..last, launched (ACTIVE) first..last, mean build (launched - created), all seen"
+tl() {
+	read -r _ cf cl lf ll b <<<"$2"
+	printf '#   %-10s created %6s..%-6s launched %6s..%-6s build %6s  seen %s\n' "$1" "$cf" "$cl" "$lf" "$ll" "$b" "$3"
+}
+tl kupenstack "$KS_TIMELINE" "$KS_CREATE"
+tl direct "$D_TIMELINE" "$D_CREATE"
