@@ -4,16 +4,26 @@
 -- operator's user is a member; its ID is recorded on the Namespace. Deleting the Namespace
 -- waits until its resources are gone from OpenStack (their own finalizers delete them),
 -- then deletes the project, and only then lets the Namespace go.
+--
+-- What no object of the namespace deletes (kept with onDelete: detach, or made outside
+-- KupenStack) keeps the deletion waiting, and the Namespace's Progressing condition names
+-- it: nothing is deleted that a user asked to keep, and no project is deleted with
+-- resources still in it (they would be left in a project that no longer exists). The
+-- annotation kupenstack.io/on-delete=keep-project on the Namespace leaves the project in
+-- Keystone, with whatever is in it, and lets the Namespace go.
 local kube = require "ks.core.kube"
 local config = require "ks.core.config"
 local resource = require "ks.resource"
 local openstack = require "ks.openstack"
+local cinder = require "ks.cinder"
 
 local ipairs = ipairs
 local tostring = tostring
+local concat = table.concat
 
 
 local LABEL = "kupenstack.io/project"
+local ON_DELETE = "kupenstack.io/on-delete"
 local MEMBER_ROLE = "member"
 
 -- Which namespaces get a project (`kupenstack run --project-namespaces`): "labelled", those
@@ -109,7 +119,9 @@ function Project.reconcile(ns, ctx)
 end
 
 
--- What is still in project id, as "3 servers, 1 network"; nil when nothing is.
+-- What is still in project id, as "3 servers, 1 networks"; nil when nothing is. The
+-- security group "default", which Neutron makes in every project that uses the network,
+-- does not count; volumes only where the cloud has Cinder.
 local function leftovers(cloud, id)
   local checks = {
     { "compute", "/servers", "servers", { all_tenants = "1", project_id = id } },
@@ -117,24 +129,37 @@ local function leftovers(cloud, id)
     { "network", "/routers", "routers", { project_id = id } },
     { "network", "/floatingips", "floatingips", { project_id = id } },
     { "network", "/networks", "networks", { project_id = id } },
+    { "network", "/security-groups", "security_groups", { project_id = id },
+      function(sg) return sg.name ~= "default" end },
     { "image", "/images", "images", { owner = id } },
   }
+  if cloud:endpoint(cinder.SERVICE) then
+    checks[#checks + 1] = { cinder.SERVICE, "/volumes", "volumes",
+      { all_tenants = "1", project_id = id } }
+  end
   local found = {}
   for _, c in ipairs(checks) do
     local items, err = cloud:list(c[1], c[2], c[3], { query = c[4] })
     if not items then
       return nil, err
     end
-    if #items > 0 then
-      found[#found + 1] = #items .. " " .. c[3]
+    local n = 0
+    for _, item in ipairs(items) do
+      if not c[5] or c[5](item) then
+        n = n + 1
+      end
+    end
+    if n > 0 then
+      found[#found + 1] = n .. " " .. c[3]:gsub("_", " ")
     end
   end
-  return #found > 0 and table.concat(found, ", ") or nil
+  return #found > 0 and concat(found, ", ") or nil
 end
 
 
 function Project.finalize(ns, ctx)
-  local id = (ns.metadata.annotations or {})[resource.PROJECT_ANNOTATION]
+  local annotations = ns.metadata.annotations or {}
+  local id = annotations[resource.PROJECT_ANNOTATION]
   if not id then
     return {}
   end
@@ -147,15 +172,25 @@ function Project.finalize(ns, ctx)
   if err then
     return resource.failed(err)
   end
+  if annotations[ON_DELETE] == "keep-project" then
+    ctx.event("Normal", "ProjectKept", "left Keystone project " .. id .. " (" .. ON_DELETE
+      .. ": keep-project)" .. (left and ", holding " .. left or ""))
+    return {}
+  end
   if left then
     return resource.waiting("waiting for the namespace's OpenStack resources to be deleted: "
-      .. left, 5)
+      .. left .. " in project " .. id .. ". What no object of the namespace deletes "
+      .. "(onDelete: detach, or made outside KupenStack) keeps this waiting: delete it in "
+      .. "OpenStack, or annotate the namespace " .. ON_DELETE .. "=keep-project to leave the "
+      .. "project and what is in it", 5)
   end
-  -- Neutron makes a default security group in every project that used the network.
+  -- Neutron's own group "default" (see leftovers).
   local sgs = cloud:list("network", "/security-groups", "security_groups",
     { query = { project_id = id } }) or {}
   for _, sg in ipairs(sgs) do
-    cloud:request("network", "DELETE", "/security-groups/" .. sg.id, { expect = { 204, 404 } })
+    if sg.name == "default" then
+      cloud:request("network", "DELETE", "/security-groups/" .. sg.id, { expect = { 204, 404 } })
+    end
   end
   local done, derr = cloud:request("identity", "DELETE", "/projects/" .. id, { expect = { 204, 404 } })
   if not done and not openstack.is_not_found(derr) then

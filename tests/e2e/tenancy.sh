@@ -164,4 +164,39 @@ check "kube-system is left alone (no finalizer, no project)" -- untouched kube-s
 check "kube-public likewise" -- untouched kube-public
 check "no project for kube-system in Keystone" -- \
 	eval "! openstack project show $CLUSTER-kube-system >/dev/null 2>&1"
+
+# What no object of a namespace deletes (onDelete: detach, or made outside KupenStack)
+# keeps its deletion waiting, named on the Namespace's conditions; the annotation
+# kupenstack.io/on-delete=keep-project lets it go and leaves the project with it.
+PD=$(pid_of "$D")
+k apply -n "$D" -f - >/dev/null <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: Network
+metadata: {name: kept}
+spec: {onDelete: detach}
+EOF
+net "$D"
+eventually 60 "D: a Network with onDelete: detach is Available" op -- avail "$D" kept
+eventually 60 "D: ... and a managed one" op -- avail "$D" net
+NKEPT=$(field network "$D" kept .status.id)
+ND=$(field network "$D" net .status.id)
+SGOUT=$(openstack security group create --project "$PD" "ks-e2e-outside-$$" -f value -c id)
+k delete namespace "$D" --wait=false >/dev/null
+eventually 60 "deleting D: its managed network is deleted" op -- \
+	eval "! openstack network show $ND >/dev/null 2>&1"
+eventually 60 "... what is left is named on the Namespace's Progressing condition" op -- \
+	eval "k get namespace $D -o json | jq -e '.status.conditions[]? | select(.type == \"Progressing\")
+		| .message | test(\"1 networks, 1 security groups in project $PD.*keep-project\")' >/dev/null"
+check "... the namespace stays, and so do the project, the detached network and the group" -- \
+	eval "k get namespace $D >/dev/null && in_project $NKEPT $PD && openstack security group show $SGOUT >/dev/null"
+k annotate namespace "$D" kupenstack.io/on-delete=keep-project >/dev/null
+eventually 60 "annotated keep-project: the namespace goes" op -- eval "! k get namespace $D"
+check "... leaving the project with the detached network and the group in it" -- \
+	eval "in_project $NKEPT $PD && openstack security group show $SGOUT >/dev/null"
+check "... and an Event ProjectKept says so" -- eval "k get events -n default -o json | jq -e \
+	'.items[] | select(.reason == \"ProjectKept\" and .involvedObject.name == \"$D\")
+		| .message | test(\"$PD.*holding 1 networks, 1 security groups\")' >/dev/null"
+openstack network delete "$NKEPT" >/dev/null 2>&1
+openstack security group delete "$SGOUT" >/dev/null 2>&1
+openstack project delete "$PD" >/dev/null 2>&1
 finish
