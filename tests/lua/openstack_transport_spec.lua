@@ -167,6 +167,85 @@ describe("ks.openstack.transport", function()
     assert.near(1.5, shim.clock.mono - start, 1e-9)
   end)
 
+  -- Coroutines on one timeline: sleep yields its wake time, and the earliest sleeper
+  -- (the first to sleep among equals) runs next with the clock set to it. Returns what
+  -- each coroutine's request was answered at, in the order the requests were sent.
+  local function timeline(n, bucket, between)
+    local sent, sleepers, seq, sleeps = {}, {}, 0, 0
+    local real_sleep = shim.time.sleep
+    shim.time.sleep = function(s)
+      sleeps = sleeps + 1
+      coroutine.yield(shim.clock.mono + s)
+    end
+    local function transport_fn(r)
+      sent[#sent + 1] = { who = tonumber(r.url:match("/(%d+)$")), at = shim.clock.mono }
+      return { status = 200, headers = { ["content-type"] = "application/json" }, body = "{}" }
+    end
+    local start = shim.clock.mono
+    local function run(co, arg)
+      local ok, wake = coroutine.resume(co, arg)
+      assert(ok, wake)
+      if coroutine.status(co) ~= "dead" then
+        seq = seq + 1
+        sleepers[#sleepers + 1] = { co = co, wake = wake, seq = seq }
+      end
+    end
+    for i = 1, n do
+      run(coroutine.create(function()
+        assert(transport.send(req("GET", "/networks/" .. i), opts({ transport = transport_fn }, { bucket = bucket })))
+      end))
+      if between then
+        between(i)
+      end
+    end
+    while #sleepers > 0 do
+      table.sort(sleepers, function(a, b)
+        if a.wake ~= b.wake then
+          return a.wake < b.wake
+        end
+        return a.seq < b.seq
+      end)
+      local s = table.remove(sleepers, 1)
+      if s.wake > shim.clock.mono then
+        shim.advance(s.wake - shim.clock.mono)
+      end
+      run(s.co)
+    end
+    shim.time.sleep = real_sleep
+    for _, x in ipairs(sent) do
+      x.at = x.at - start
+    end
+    return sent, sleeps
+  end
+
+  it("lets waiters go in the order they came, at the rate, each woken once", function()
+    local sent, sleeps = timeline(6, transport.bucket(2, 2))
+    local who, at = {}, {}
+    for i, x in ipairs(sent) do
+      who[i], at[i] = x.who, x.at
+    end
+    assert.same({ 1, 2, 3, 4, 5, 6 }, who)
+    assert.same({ 0, 0, 0.5, 1, 1.5, 2 }, at)
+    assert.equal(4, sleeps)   -- the first two went at once
+  end)
+
+  it("keeps the waiters' order behind a Retry-After pause that comes while they wait", function()
+    local b = transport.bucket(1, 1)
+    local sent = timeline(4, b, function(i)
+      if i == 4 then   -- the first went at 0, 2..4 are waiting: the cloud says wait 10 s
+        b.paused_until = shim.clock.mono + 10
+      end
+    end)
+    local who = {}
+    for i, x in ipairs(sent) do
+      who[i] = x.who
+      if i > 1 then
+        assert.is_true(x.at >= 10)
+      end
+    end
+    assert.same({ 1, 2, 3, 4 }, who)
+  end)
+
   it("makes every request of the cloud wait out a 429's Retry-After", function()
     local b = transport.bucket(100, 100)
     local t = fake.new { { "GET", "", fake.response(429, "", { ["retry-after"] = "4" }) }, { "GET", "", OK } }

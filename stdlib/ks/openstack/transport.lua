@@ -17,6 +17,7 @@ local errors = require "ks.openstack.errors"
 
 local ipairs = ipairs
 local min = math.min
+local max = math.max
 local random = math.random
 
 
@@ -27,6 +28,9 @@ local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS
 
 
 -- A token bucket: rate requests per second, at most burst at once; nil rate: no limit.
+-- Kept as a schedule (GCRA): tat is the moment the bucket would be empty again were
+-- requests sent at exactly the rate; a request may go once tat is less than burst
+-- intervals ahead of now.
 function _M.bucket(rate, burst)
   if not rate or rate <= 0 then
     return nil
@@ -35,24 +39,26 @@ function _M.bucket(rate, burst)
   if burst < 1 then
     burst = 1
   end
-  return { rate = rate, burst = burst, tokens = burst, last = time.monotonic(), paused_until = 0 }
+  return { rate = rate, burst = burst, tau = (burst - 1) / rate, tat = time.monotonic(),
+           paused_until = 0 }
 end
 
 
--- Wait for a token; also waits out a Retry-After pause that any request of the cloud got.
+-- Wait for a turn. Each caller reserves the next free moment and sleeps until it, so
+-- waiters go in the order they came, each woken once. One that wakes inside a
+-- Retry-After pause that came while it slept reserves again, after the pause: the
+-- waiters wake in order, so they keep their order behind it.
 local function take(b)
+  local now = time.monotonic()
   while true do
-    local now = time.monotonic()
-    if now < b.paused_until then
-      time.sleep(b.paused_until - now)
-    else
-      b.tokens = min(b.burst, b.tokens + (now - b.last) * b.rate)
-      b.last = now
-      if b.tokens >= 1 then
-        b.tokens = b.tokens - 1
-        return
-      end
-      time.sleep((1 - b.tokens) / b.rate)
+    local at = max(now, b.paused_until, b.tat - b.tau)
+    b.tat = max(b.tat, at) + 1 / b.rate
+    if at > now then
+      time.sleep(at - now)
+      now = time.monotonic()
+    end
+    if now >= b.paused_until then
+      return
     end
   end
 end
