@@ -5,8 +5,11 @@
 -- of them are objects of the namespace and are waited for until they are Available. It
 -- carries our UID tag from its create on (microversion 2.52+), so a create whose answer
 -- was lost is found again. Name, description, metadata and tags change in place;
--- powerState is kept with os-start / os-stop. BUILD is polled; the status carries
--- powerState, and the addresses in status.resource.
+-- powerState is kept with os-start / os-stop. BUILD is polled (many servers at once with
+-- one list of the project: ks.resource's def.list); the status carries powerState, and
+-- the addresses in status.resource. At most max_building servers of a namespace (a
+-- setting, default 8) are being built at once; the other Instances wait their turn, so
+-- that a hundred applied together do not swamp Nova and Neutron.
 --
 -- TODO(recoveryPolicy, a following issue): nothing here rebuilds or recreates a server in
 -- ERROR, and status.recovery is never written. What happens today without it: ERROR is
@@ -328,7 +331,12 @@ end
 
 local plugin = resource.plugin {
   kind = "Instance", depends = DEPENDS, poll = 2, concurrency = 8, async_delete = true,
-  get = nova.server_get, find_own = find_own, find = find, resolve = resolve,
+  config_schema = {
+    max_building = { type = "number", default = 8,
+                     description = "servers of a namespace being built at once (0: no limit)" },
+  },
+  max_creating = function(ctx) return (ctx.config or {}).max_building end,
+  get = nova.server_get, list = nova.servers, find_own = find_own, find = find, resolve = resolve,
   create = create, update = update, immutable = immutable, observe = fields_of.observer(observe),
   delete = function(cloud, cur) return nova.server_delete(cloud, cur.id) end,
   deleting = function(cur)

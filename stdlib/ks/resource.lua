@@ -13,6 +13,8 @@
 --     immutable = function(obj, current, deps) end,     -- a message when spec changed one
 --     delete = function(cloud, current, obj) end,
 --     observe = function(current, obj) end, -- fields, "available"|"progressing"|"error", msg
+--     list = function(cloud) end,       -- optional: every resource of the project, for polls
+--     max_creating = 8,                 -- optional: see below (or function(ctx) giving it)
 --   }
 --
 -- The flow: the cloud (the namespace's project, or spec.cloudCredentialsRef); the
@@ -20,11 +22,22 @@
 -- spec.import, by our UID tag (a create whose answer was lost), or created; updated in
 -- place; observed into status. Finalize deletes it (unless unmanaged or onDelete:
 -- detach), waits while something still uses it, and until it is gone.
+--
+-- A progressing resource is looked at again every def.poll seconds (default 3). With
+-- def.list, when several objects of the namespace are polled at once (at least 2, and at
+-- least a tenth of them), their polls share one list of the project (ks.poll). With
+-- def.max_creating, at most that many objects of a namespace are being created at once
+-- (from the create until the resource is no longer on its way, as a script creating one
+-- resource after another with that many threads would): the others wait, Progressing
+-- with reason Waiting, for a free slot (ks.slots); 0: no limit.
 local kube = require "ks.core.kube"
 local config = require "ks.core.config"
 local fault = require "ks.core.fault"
+local time = require "ks.core.time"
 local openstack = require "ks.openstack"
 local base64 = require "ks.base64"
+local poll = require "ks.poll"
+local slots = require "ks.slots"
 
 local type = type
 local pairs = pairs
@@ -32,6 +45,7 @@ local ipairs = ipairs
 local tostring = tostring
 local getmetatable = getmetatable
 local concat = table.concat
+local random = math.random
 
 
 local _M = {}
@@ -281,6 +295,110 @@ local function find_unique(def, cloud, obj, imp)
 end
 
 
+-- Was obj progressing at its last reconcile, with nothing changed in its spec since?
+local function polling(obj)
+  local gen = obj.metadata.generation
+  for _, c in ipairs((obj.status and obj.status.conditions) or {}) do
+    if c.type == "Progressing" then
+      return c.status == "True" and c.reason == "Progressing" and c.observedGeneration == gen
+    end
+  end
+  return false
+end
+
+
+-- How many objects of kind in ns are polling, and how many there are, counted at most
+-- once a second: { at =, polling =, all = } by kind and namespace.
+local counts = {}
+
+
+local function count_polling(kind, ns)
+  local k, now = kind .. "\0" .. ns, time.monotonic()
+  local c = counts[k]
+  if not c or now - c.at > 1 then
+    local all = kube.list(_M.res(kind), { namespace = ns })
+    c = { at = now, polling = 0, all = #all }
+    for _, o in ipairs(all) do
+      if o.status and o.status.id and polling(o) then
+        c.polling = c.polling + 1
+      end
+    end
+    counts[k] = c
+  end
+  return c.polling, c.all
+end
+
+
+-- obj's resource from a list shared with the other polls of its namespace (ks.poll), or
+-- nil: get it alone (def has no list, obj is not polling, too few are, or none to trust).
+local function polled(def, cloud, obj)
+  if not def.list or not polling(obj) then
+    return nil
+  end
+  local n, all = count_polling(def.kind, obj.metadata.namespace)
+  if n < 2 or n * 10 < all then
+    return nil
+  end
+  return poll.get(def.kind, cloud, obj.status.id, def.list, 1)
+end
+
+
+local function is_available(o)
+  for _, c in ipairs((o.status and o.status.conditions) or {}) do
+    if c.type == "Available" then
+      return c.status == "True"
+    end
+  end
+  return false
+end
+
+
+-- The slots of def.max_creating: by kind and namespace.
+local function slot_key(def, obj)
+  return def.kind .. "\0" .. obj.metadata.namespace
+end
+
+
+-- Take a slot for obj's create; nil, or what it waits for (no slot free) and when to try
+-- again: after poll seconds and a random part of half a second per waiter, so that with
+-- many waiters one comes about every quarter of a second, however many there are.
+local function take_slot(def, obj, ctx)
+  local limit = def.max_creating
+  if type(limit) == "function" then
+    limit = limit(ctx)
+  end
+  if not limit or limit <= 0 then
+    return nil
+  end
+  local ns = obj.metadata.namespace
+  local function still(name)
+    local o = kube.get(_M.res(def.kind), ns, name)
+    return o ~= nil and not o.metadata.deletionTimestamp and not is_available(o)
+  end
+  local key = slot_key(def, obj)
+  if slots.take(key, obj.metadata.name, limit, still) then
+    return nil
+  end
+  return "at most " .. limit .. " " .. def.kind .. " objects of a namespace are created at "
+    .. "once; waiting for one of them to be done",
+    (def.poll or 3) + random() * 0.5 * slots.waiting(key)
+end
+
+
+-- Did the reconcile leave obj's resource on its way (and so still holding its slot)?
+local function building(res)
+  if not (res and res.status and res.status.id) then
+    return false
+  end
+  for _, c in ipairs(res.conditions or {}) do
+    if c.type == "Progressing" then
+      return c.status == "True" and c.reason == "Progressing"
+    end
+  end
+  return false
+end
+
+
 -- The resource for obj: by status.id, import, our tag, or a new one. Returns current,
 -- result (an early result to return instead), adopted.
 local function obtain(def, cloud, obj, ctx, deps)
@@ -288,7 +406,10 @@ local function obtain(def, cloud, obj, ctx, deps)
   local policy = spec.managementPolicy or "managed"
   local cur, err
   if st.id then
-    cur, err = def.get(cloud, st.id)
+    cur = polled(def, cloud, obj)
+    if not cur then
+      cur, err = def.get(cloud, st.id)
+    end
     if not cur and not openstack.is_not_found(err) then
       return nil, _M.failed(err)
     end
@@ -323,8 +444,13 @@ local function obtain(def, cloud, obj, ctx, deps)
     return nil, terminal("managementPolicy unmanaged observes an existing resource: set "
       .. "spec.import")
   end
+  local wait, again = take_slot(def, obj, ctx)
+  if wait then
+    return nil, _M.waiting(wait, again)
+  end
   cur, err = def.find_own(cloud, obj)
   if err then
+    slots.release(slot_key(def, obj), obj.metadata.name)
     return nil, _M.failed(err)
   end
   if cur then
@@ -334,8 +460,10 @@ local function obtain(def, cloud, obj, ctx, deps)
   end
   cur, err = def.create(cloud, obj, deps)
   if not cur then
+    slots.release(slot_key(def, obj), obj.metadata.name)
     return nil, _M.failed(err)
   end
+  poll.wrote(def.kind, cur.id)
   fault.point(def.kind, "created")
   ctx.event("Normal", "Created", "created " .. def.kind .. " " .. cur.id)
   return cur
@@ -374,6 +502,9 @@ local function reconcile(def, obj, ctx)
   if def.update and (spec.managementPolicy or "managed") == "managed" then
     local changed
     local upd, uerr = def.update(cloud, cur, obj, deps)
+    if not upd or uerr == true then
+      poll.wrote(def.kind, cur.id)
+    end
     if not upd then
       return _M.failed(uerr, status)
     end
@@ -400,6 +531,7 @@ end
 
 local function finalize(def, obj, ctx)
   local spec, st = obj.spec or {}, obj.status or {}
+  slots.drop(slot_key(def, obj), obj.metadata.name)
   if (spec.managementPolicy or "managed") == "unmanaged" or spec.onDelete == "detach" then
     ctx.event("Normal", "Detached", "left " .. def.kind .. " " .. tostring(st.id)
       .. " in OpenStack (" .. (spec.onDelete == "detach" and "onDelete: detach" or "unmanaged") .. ")")
@@ -433,6 +565,7 @@ local function finalize(def, obj, ctx)
       .. " is being deleted"), requeue_after = 2 }
   end
   local ok, derr = def.delete(cloud, cur, obj)
+  poll.wrote(def.kind, cur.id)
   if not ok then
     if openstack.is_not_found(derr) then
       return {}
@@ -485,7 +618,14 @@ function _M.plugin(def)
     api = 1, group = _M.GROUP, version = _M.VERSION, kind = def.kind,
     finalizer = _M.FINALIZER, concurrency = def.concurrency or 4, resync = def.resync or 300,
     limits = def.limits, watches = watches,
-    reconcile = function(obj, ctx) return reconcile(def, obj, ctx) end,
+    config_schema = def.config_schema,
+    reconcile = function(obj, ctx)
+      local res, err = reconcile(def, obj, ctx)
+      if not building(res) then
+        slots.release(slot_key(def, obj), obj.metadata.name)
+      end
+      return res, err
+    end,
     finalize = function(obj, ctx) return finalize(def, obj, ctx) end,
   }
 end

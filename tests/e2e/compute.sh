@@ -1071,6 +1071,48 @@ del_cr instance vm-bfv
 eventually 120 "Volume: ... once the Instance is gone, the volume goes too" op -- \
 	eval "cr_gone instance vm-bfv && cr_gone volume vol-boot && os_gone --os-project-id $PID volume show $VBOOT"
 
+# The setting max_building (instance.config.yaml beside the plugin) bounds the servers of
+# a namespace being built at once. With 1, three Instances applied together are built one
+# after another: the others wait, saying why, and Nova's own timestamps show each server
+# created no earlier than the one before it was launched.
+reloads() { logged op "plugin reloaded.*instance\.lua"; }
+R0=$(reloads)
+printf 'max_building: 1\n' >"$PLUGINS/instance.config.yaml"
+eventually 30 "Instance: a new setting (max_building: 1) reloads the plugin" op -- \
+	eval "[ \$(reloads) -gt $R0 ]"
+for i in 1 2 3; do
+	cat <<EOF
+---
+apiVersion: kupenstack.io/v1alpha1
+kind: Instance
+metadata: {name: vm-b$i}
+spec:
+  imageRef: {name: cirros}
+  flavorRef: {name: tiny}
+  networks: [{networkRef: {name: net}}]
+EOF
+done | apply
+eventually 60 "Instance: max_building 1: those applied with the first wait their turn, saying why" op -- \
+	eval "k get instances -n $NS -o json | jq -e '[.items[] | select(.metadata.name | startswith(\"vm-b\"))
+		| .status.conditions[]? | select(.type == \"Progressing\" and .reason == \"Waiting\"
+		and (.message | test(\"at most 1 Instance objects of a namespace are created at once\")))] | length > 0'"
+eventually 180 "Instance: ... and all three become Available" op -- \
+	eval "avail instance vm-b1 && avail instance vm-b2 && avail instance vm-b3"
+one_at_a_time() { # Nova's created and launched_at of vm-b1..3, by created: no overlap
+	local n
+	for n in vm-b1 vm-b2 vm-b3; do
+		openstack "${NOVA[@]}" server show "$(sid instance "$n")" -f json |
+			jq -r '[.created, ."OS-SRV-USG:launched_at"] | @tsv'
+	done | sort | while IFS=$'\t' read -r c l; do
+		echo "$(date -d "$c" +%s) $(date -d "${l%.*}Z" +%s) $c $l"
+	done | awk '{ print } NR > 1 && $1 < last { bad = 1 } { last = $2 } END { exit bad }'
+}
+check "Instance: ... built one after another (Nova: each created after the one before was launched)" -- \
+	one_at_a_time
+for i in 1 2 3; do del_cr instance "vm-b$i"; done
+eventually 90 "Instance: ... and deleted" op -- eval "cr_gone instance vm-b1 && cr_gone instance vm-b2 && cr_gone instance vm-b3"
+rm -f "$PLUGINS/instance.config.yaml"
+
 # ---- crash safety -------------------------------------------------------------------------
 
 # With the operator stopped, objects are created and, for each, what a create whose answer
