@@ -11,7 +11,7 @@
 #include "lua/engine.h"
 
 #define KS_PLUGIN_API 1
-#define KS_PLUGIN_MAX_KINDS 8
+#define KS_PLUGIN_MAX_KINDS 16
 
 struct ks_plugin_kind {
 	char *group, *version, *kind, *resource;

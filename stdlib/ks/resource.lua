@@ -23,21 +23,13 @@
 -- place; observed into status. Finalize deletes it (unless unmanaged or onDelete:
 -- detach), waits while something still uses it, and until it is gone.
 --
--- A progressing resource is looked at again every def.poll seconds (default 3). With
--- def.list, when several objects of the namespace are polled at once (at least 2, and at
--- least a tenth of them), their polls share one list of the project (ks.poll). With
--- def.max_creating, at most that many objects of a namespace are being created at once
--- (from the create until the resource is no longer on its way, as a script creating one
--- resource after another with that many threads would): the others wait, Progressing
--- with reason Waiting, for a free slot (ks.slots); 0: no limit.
+-- A progressing resource is looked at again every def.poll seconds (default 3); def.list
+-- and def.max_creating pace the polls and the creates (ks.resource.pace).
 local kube = require "ks.core.kube"
-local config = require "ks.core.config"
 local fault = require "ks.core.fault"
-local time = require "ks.core.time"
 local openstack = require "ks.openstack"
-local base64 = require "ks.base64"
-local poll = require "ks.poll"
-local slots = require "ks.slots"
+local clouds = require "ks.resource.cloud"
+local pace = require "ks.resource.pace"
 
 local type = type
 local pairs = pairs
@@ -45,7 +37,6 @@ local ipairs = ipairs
 local tostring = tostring
 local getmetatable = getmetatable
 local concat = table.concat
-local random = math.random
 
 
 local _M = {}
@@ -53,10 +44,11 @@ local _M = {}
 _M.GROUP = "kupenstack.io"
 _M.VERSION = "v1alpha1"
 _M.FINALIZER = "kupenstack.io/openstack"
-_M.PROJECT_ANNOTATION = "kupenstack.io/project-id"
+_M.PROJECT_ANNOTATION = clouds.PROJECT_ANNOTATION
 _M.UID_TAG_PREFIX = "kupenstack-uid-"
-_M.NAMESPACES = { group = "", version = "v1", kind = "Namespace" }
-local SECRETS = { group = "", version = "v1", kind = "Secret" }
+_M.NAMESPACES = clouds.NAMESPACES
+-- The cloud an object's resource lives in (see ks.resource.cloud).
+_M.operator, _M.project_of, _M.cloud_for = clouds.operator, clouds.project_of, clouds.cloud_for
 
 
 -- The tag that marks a resource as the one created for obj.
@@ -144,100 +136,6 @@ end
 _M.terminal = terminal
 
 
--- Clouds, cached per state: the operator's, scoped ones per project, and per Secret.
-local operator_cloud
-local scoped = {}
-local from_secret = {}
-
-
-function _M.operator()
-  if operator_cloud then
-    return operator_cloud
-  end
-  local text = config.get("clouds_yaml")
-  if not text then
-    return nil, "the operator has no clouds.yaml: start it with --os-config FILE (or "
-      .. "OS_CLIENT_CONFIG_FILE) and --os-cloud NAME"
-  end
-  local c, err = openstack.connect({ clouds_yaml = text, cloud = config.get("cloud") })
-  if not c then
-    return nil, "could not use the operator's cloud: " .. tostring(err)
-  end
-  operator_cloud = c
-  return c
-end
-
-
--- The project of namespace ns, or nil and what to wait for.
-function _M.project_of(ns)
-  local n = kube.get(_M.NAMESPACES, nil, ns)
-  local a = n and n.metadata.annotations
-  local id = a and a[_M.PROJECT_ANNOTATION]
-  if not id then
-    return nil, "namespace " .. ns .. " has no OpenStack project yet (label it "
-      .. "kupenstack.io/project=true)"
-  end
-  return id
-end
-
-
-local function secret_cloud(obj, ref)
-  local ns = obj.metadata.namespace
-  local s, err = kube.fetch(SECRETS, ns, ref.secretName)
-  if not s then
-    if type(err) == "table" and err.code == 404 then
-      return nil, nil, "Secret " .. ref.secretName .. " (spec.cloudCredentialsRef) does not exist"
-    end
-    return nil, err
-  end
-  local key = ns .. "/" .. ref.secretName .. "@" .. s.metadata.resourceVersion
-  if from_secret[key] then
-    return from_secret[key]
-  end
-  local data = s.data or {}
-  if not data["clouds.yaml"] then
-    return nil, nil, "Secret " .. ref.secretName .. " has no key clouds.yaml"
-  end
-  local text = base64.decode(data["clouds.yaml"])
-  local name = ref.cloudName or (data.cloud and base64.decode(data.cloud))
-  local c, cerr = openstack.connect({ clouds_yaml = text, cloud = name })
-  if not c then
-    return nil, nil, "Secret " .. ref.secretName .. ": " .. tostring(cerr)
-  end
-  from_secret[key] = c
-  return c
-end
-
-
--- The cloud obj's resource lives in: cloud, err, wait (a message when not ready yet).
--- def.admin: the operator's own scope (flavors are not a project's).
-function _M.cloud_for(obj, def)
-  local spec = obj.spec or {}
-  if spec.cloudCredentialsRef then
-    return secret_cloud(obj, spec.cloudCredentialsRef)
-  end
-  local op, err = _M.operator()
-  if not op then
-    return nil, err
-  end
-  if def and def.admin then
-    return op
-  end
-  local pid, wait = _M.project_of(obj.metadata.namespace)
-  if not pid then
-    return nil, nil, wait
-  end
-  if not scoped[pid] then
-    local c, serr = op:scoped(pid)
-    if not c then
-      return nil, serr
-    end
-    scoped[pid] = c
-  end
-  return scoped[pid]
-end
-
-
 -- The kind res of this API group.
 function _M.res(kind)
   return { group = _M.GROUP, version = _M.VERSION, kind = kind }
@@ -295,110 +193,6 @@ local function find_unique(def, cloud, obj, imp)
 end
 
 
--- Was obj progressing at its last reconcile, with nothing changed in its spec since?
-local function polling(obj)
-  local gen = obj.metadata.generation
-  for _, c in ipairs((obj.status and obj.status.conditions) or {}) do
-    if c.type == "Progressing" then
-      return c.status == "True" and c.reason == "Progressing" and c.observedGeneration == gen
-    end
-  end
-  return false
-end
-
-
--- How many objects of kind in ns are polling, and how many there are, counted at most
--- once a second: { at =, polling =, all = } by kind and namespace.
-local counts = {}
-
-
-local function count_polling(kind, ns)
-  local k, now = kind .. "\0" .. ns, time.monotonic()
-  local c = counts[k]
-  if not c or now - c.at > 1 then
-    local all = kube.list(_M.res(kind), { namespace = ns })
-    c = { at = now, polling = 0, all = #all }
-    for _, o in ipairs(all) do
-      if o.status and o.status.id and polling(o) then
-        c.polling = c.polling + 1
-      end
-    end
-    counts[k] = c
-  end
-  return c.polling, c.all
-end
-
-
--- obj's resource from a list shared with the other polls of its namespace (ks.poll), or
--- nil: get it alone (def has no list, obj is not polling, too few are, or none to trust).
-local function polled(def, cloud, obj)
-  if not def.list or not polling(obj) then
-    return nil
-  end
-  local n, all = count_polling(def.kind, obj.metadata.namespace)
-  if n < 2 or n * 10 < all then
-    return nil
-  end
-  return poll.get(def.kind, cloud, obj.status.id, def.list, 1)
-end
-
-
-local function is_available(o)
-  for _, c in ipairs((o.status and o.status.conditions) or {}) do
-    if c.type == "Available" then
-      return c.status == "True"
-    end
-  end
-  return false
-end
-
-
--- The slots of def.max_creating: by kind and namespace.
-local function slot_key(def, obj)
-  return def.kind .. "\0" .. obj.metadata.namespace
-end
-
-
--- Take a slot for obj's create; nil, or what it waits for (no slot free) and when to try
--- again: after poll seconds and a random part of half a second per waiter, so that with
--- many waiters one comes about every quarter of a second, however many there are.
-local function take_slot(def, obj, ctx)
-  local limit = def.max_creating
-  if type(limit) == "function" then
-    limit = limit(ctx)
-  end
-  if not limit or limit <= 0 then
-    return nil
-  end
-  local ns = obj.metadata.namespace
-  local function still(name)
-    local o = kube.get(_M.res(def.kind), ns, name)
-    return o ~= nil and not o.metadata.deletionTimestamp and not is_available(o)
-  end
-  local key = slot_key(def, obj)
-  if slots.take(key, obj.metadata.name, limit, still) then
-    return nil
-  end
-  return "at most " .. limit .. " " .. def.kind .. " objects of a namespace are created at "
-    .. "once; waiting for one of them to be done",
-    (def.poll or 3) + random() * 0.5 * slots.waiting(key)
-end
-
-
--- Did the reconcile leave obj's resource on its way (and so still holding its slot)?
-local function building(res)
-  if not (res and res.status and res.status.id) then
-    return false
-  end
-  for _, c in ipairs(res.conditions or {}) do
-    if c.type == "Progressing" then
-      return c.status == "True" and c.reason == "Progressing"
-    end
-  end
-  return false
-end
-
-
 -- The resource for obj: by status.id, import, our tag, or a new one. Returns current,
 -- result (an early result to return instead), adopted.
 local function obtain(def, cloud, obj, ctx, deps)
@@ -406,7 +200,7 @@ local function obtain(def, cloud, obj, ctx, deps)
   local policy = spec.managementPolicy or "managed"
   local cur, err
   if st.id then
-    cur = polled(def, cloud, obj)
+    cur = pace.polled(def, cloud, obj)
     if not cur then
       cur, err = def.get(cloud, st.id)
     end
@@ -444,13 +238,13 @@ local function obtain(def, cloud, obj, ctx, deps)
     return nil, terminal("managementPolicy unmanaged observes an existing resource: set "
       .. "spec.import")
   end
-  local wait, again = take_slot(def, obj, ctx)
+  local wait, again = pace.take(def, obj, ctx)
   if wait then
     return nil, _M.waiting(wait, again)
   end
   cur, err = def.find_own(cloud, obj)
   if err then
-    slots.release(slot_key(def, obj), obj.metadata.name)
+    pace.release(def, obj)
     return nil, _M.failed(err)
   end
   if cur then
@@ -460,10 +254,10 @@ local function obtain(def, cloud, obj, ctx, deps)
   end
   cur, err = def.create(cloud, obj, deps)
   if not cur then
-    slots.release(slot_key(def, obj), obj.metadata.name)
+    pace.release(def, obj)
     return nil, _M.failed(err)
   end
-  poll.wrote(def.kind, cur.id)
+  pace.wrote(def, cur.id)
   fault.point(def.kind, "created")
   ctx.event("Normal", "Created", "created " .. def.kind .. " " .. cur.id)
   return cur
@@ -503,7 +297,7 @@ local function reconcile(def, obj, ctx)
     local changed
     local upd, uerr = def.update(cloud, cur, obj, deps)
     if not upd or uerr == true then
-      poll.wrote(def.kind, cur.id)
+      pace.wrote(def, cur.id)
     end
     if not upd then
       return _M.failed(uerr, status)
@@ -531,7 +325,7 @@ end
 
 local function finalize(def, obj, ctx)
   local spec, st = obj.spec or {}, obj.status or {}
-  slots.drop(slot_key(def, obj), obj.metadata.name)
+  pace.drop(def, obj)
   if (spec.managementPolicy or "managed") == "unmanaged" or spec.onDelete == "detach" then
     ctx.event("Normal", "Detached", "left " .. def.kind .. " " .. tostring(st.id)
       .. " in OpenStack (" .. (spec.onDelete == "detach" and "onDelete: detach" or "unmanaged") .. ")")
@@ -565,7 +359,7 @@ local function finalize(def, obj, ctx)
       .. " is being deleted"), requeue_after = 2 }
   end
   local ok, derr = def.delete(cloud, cur, obj)
-  poll.wrote(def.kind, cur.id)
+  pace.wrote(def, cur.id)
   if not ok then
     if openstack.is_not_found(derr) then
       return {}
@@ -614,6 +408,9 @@ function _M.plugin(def)
     watches[#watches + 1] = { group = _M.GROUP, version = _M.VERSION, kind = k,
                               map = same_namespace(def.kind) }
   end
+  if def.max_creating then
+    watches[#watches + 1] = pace.watch(def)
+  end
   return {
     api = 1, group = _M.GROUP, version = _M.VERSION, kind = def.kind,
     finalizer = _M.FINALIZER, concurrency = def.concurrency or 4, resync = def.resync or 300,
@@ -621,8 +418,8 @@ function _M.plugin(def)
     config_schema = def.config_schema,
     reconcile = function(obj, ctx)
       local res, err = reconcile(def, obj, ctx)
-      if not building(res) then
-        slots.release(slot_key(def, obj), obj.metadata.name)
+      if not pace.building(res) then
+        pace.release(def, obj)
       end
       return res, err
     end,

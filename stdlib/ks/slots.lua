@@ -5,9 +5,14 @@
 -- lost track of (its object deleted without a finalize, say) would hold its slot for
 -- ever: so when the slots of a key are full, still(name) is asked of each holder, at most
 -- every PRUNE seconds, and those no longer on their way give theirs up.
+--
+-- Those refused a slot are remembered in the order they first asked: next(key) names the
+-- oldest of them, as many as there are free slots, so that a freed slot can be offered
+-- to the one that has waited longest.
 local time = require "ks.core.time"
 
 local pairs = pairs
+local sort = table.sort
 
 
 local _M = {}
@@ -15,8 +20,10 @@ local _M = {}
 _M.PRUNE = 5
 
 local held = {}    -- key -> { [name] = true }
-local waiting = {} -- key -> { [name] = true }: refused a slot, not yet given one
+local waiting = {} -- key -> { [name] = n }: refused a slot (the n-th to ask), none given since
+local limits = {}  -- key -> the limit its last take() was given
 local pruned = {}  -- key -> when its holders were last asked
+local asked = 0    -- how many were refused, ever: the order of the waiters
 
 
 local function count(names)
@@ -48,6 +55,7 @@ function _M.take(key, name, limit, still)
     names = {}
     held[key], waiting[key] = names, {}
   end
+  limits[key] = limit
   if names[name] then
     return true
   end
@@ -63,7 +71,10 @@ function _M.take(key, name, limit, still)
     n = count(names)
   end
   if n >= limit then
-    waiting[key][name] = true
+    if not waiting[key][name] then
+      asked = asked + 1
+      waiting[key][name] = asked
+    end
     return false, n
   end
   names[name] = true
@@ -86,6 +97,26 @@ function _M.drop(key, name)
     held[key][name] = nil
     waiting[key][name] = nil
   end
+end
+
+
+-- The names that have waited longest for a slot of key, as many as there are slots free
+-- (by the limit take() was last given), oldest first.
+function _M.next(key)
+  local free = (limits[key] or 0) - _M.held(key)
+  if free <= 0 then
+    return {}
+  end
+  local names = {}
+  for name in pairs(waiting[key] or {}) do
+    names[#names + 1] = name
+  end
+  local w = waiting[key]
+  sort(names, function(a, b) return w[a] < w[b] end)
+  for i = free + 1, #names do
+    names[i] = nil
+  end
+  return names
 end
 
 
