@@ -97,12 +97,12 @@ def timeline(sess, t0):
 
 def run_pool(k, items, work):
     """work(item) for every item, K threads each taking the next one; True if all did."""
-    todo, lock, failed = iter(items), threading.Lock(), []
+    pending, lock, failed = iter(items), threading.Lock(), []
 
     def worker():
         while True:
             with lock:
-                item = next(todo, None)
+                item = next(pending, None)
             if item is None:
                 return
             try:

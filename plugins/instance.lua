@@ -49,16 +49,6 @@ local TRANSITIONAL = {
 
 
 
-local function is_available(o)
-  for _, c in ipairs((o.status and o.status.conditions) or {}) do
-    if c.type == "Available" then
-      return c.status == "True"
-    end
-  end
-  return false
-end
-
-
 -- The references: {flavor, flavor_name, image, volume, keypair, security_groups,
 -- networks}, or nil and what is awaited. Before the server exists each must be Available;
 -- after, a missing one no longer holds the server up (deps.missing says which).
@@ -71,7 +61,7 @@ local function resolve(obj)
 
   local function ref(kind, name)
     local id, wait, o = resource.ref_id(ns, kind, name)
-    if id and not created and not is_available(o) then
+    if id and not created and not resource.is_available(o) then
       id, wait = nil, kind .. " " .. name .. " is not Available yet"
     end
     if not id then

@@ -49,6 +49,8 @@ _M.UID_TAG_PREFIX = "kupenstack-uid-"
 _M.NAMESPACES = clouds.NAMESPACES
 -- The cloud an object's resource lives in (see ks.resource.cloud).
 _M.operator, _M.project_of, _M.cloud_for = clouds.operator, clouds.project_of, clouds.cloud_for
+-- Is an object's condition Available True?
+_M.is_available = pace.is_available
 
 
 -- The tag that marks a resource as the one created for obj.

@@ -1105,7 +1105,7 @@ one_at_a_time() { # Nova's created and launched_at of vm-b1..3, by created: no o
 			jq -r '[.created, ."OS-SRV-USG:launched_at"] | @tsv'
 	done | sort | while IFS=$'\t' read -r c l; do
 		echo "$(date -d "$c" +%s) $(date -d "${l%.*}Z" +%s) $c $l"
-	done | awk '{ print } NR > 1 && $1 < last { bad = 1 } { last = $2 } END { exit bad }'
+	done | awk '{ print } NR > 1 && $1 < last { bad = 1 } { last = $2 } END { exit bad || NR != 3 }'
 }
 check "Instance: ... built one after another (Nova: each created after the one before was launched)" -- \
 	one_at_a_time

@@ -77,7 +77,8 @@ function _M.polled(def, cloud, obj)
 end
 
 
-local function is_available(o)
+-- Is o's condition Available True? (ks.resource.is_available)
+function _M.is_available(o)
   for _, c in ipairs((o.status and o.status.conditions) or {}) do
     if c.type == "Available" then
       return c.status == "True"
@@ -107,7 +108,7 @@ function _M.take(def, obj, ctx)
   local ns = obj.metadata.namespace
   local function still(name)
     local o = kube.get(res(def.kind), ns, name)
-    return o ~= nil and not o.metadata.deletionTimestamp and not is_available(o)
+    return o ~= nil and not o.metadata.deletionTimestamp and not _M.is_available(o)
   end
   local key = slot_key(def, obj)
   if slots.take(key, obj.metadata.name, limit, still) then
