@@ -60,7 +60,7 @@ local function fetch(k, cloud, list)
 end
 
 
--- Resource id of kind key as a list of cloud's project (list(cloud): every resource of
+-- Resource id of kind key as a list of cloud's project (list(cloud): the resources of
 -- the project, or nil and an error) answered at most ttl seconds ago says it is; nil when
 -- there is none to trust (the list failed, does not hold id, or is older than this state's
 -- last write to id): then ask for it alone.

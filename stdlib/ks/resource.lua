@@ -13,7 +13,7 @@
 --     immutable = function(obj, current, deps) end,     -- a message when spec changed one
 --     delete = function(cloud, current, obj) end,
 --     observe = function(current, obj) end, -- fields, "available"|"progressing"|"error", msg
---     list = function(cloud) end,       -- optional: every resource of the project, for polls
+--     list = function(cloud) end,       -- optional: the project's resources on their way, for polls
 --     max_creating = 8,                 -- optional: see below (or function(ctx) giving it)
 --   }
 --
@@ -23,8 +23,9 @@
 -- place; observed into status. Finalize deletes it (unless unmanaged or onDelete:
 -- detach), waits while something still uses it, and until it is gone.
 --
--- A progressing resource is looked at again every def.poll seconds (default 3); def.list
--- and def.max_creating pace the polls and the creates (ks.resource.pace).
+-- A progressing resource is looked at again every def.poll seconds (default 3; more often
+-- while many share a def.list); def.list and def.max_creating pace the polls and the
+-- creates (ks.resource.pace).
 local kube = require "ks.core.kube"
 local fault = require "ks.core.fault"
 local openstack = require "ks.openstack"
@@ -321,7 +322,7 @@ local function reconcile(def, obj, ctx)
     }, requeue_after = 60 }
   end
   return { status = status, conditions = _M.progressing("Progressing", message),
-           requeue_after = def.poll or 3 }
+           requeue_after = pace.interval(def, obj) }
 end
 
 

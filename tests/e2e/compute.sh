@@ -1111,7 +1111,37 @@ check "Instance: ... built one after another (Nova: each created after the one b
 	one_at_a_time
 for i in 1 2 3; do del_cr instance "vm-b$i"; done
 eventually 90 "Instance: ... and deleted" op -- eval "cr_gone instance vm-b1 && cr_gone instance vm-b2 && cr_gone instance vm-b3"
+R0=$(reloads)
 rm -f "$PLUGINS/instance.config.yaml"
+eventually 30 "Instance: the setting removed (max_building 8 again) reloads the plugin" op -- \
+	eval "[ \$(reloads) -gt $R0 ]"
+
+# Several servers being built at once are polled with one list of the project's servers in
+# BUILD (its cost goes with how many are building, not with the project's size), and each
+# one no longer in it is asked for alone: Nova's own log of its requests shows both.
+NOVA_LOG=$(dirname "$OS_CLIENT_CONFIG_FILE")/log/nova-api.log
+L0=$(wc -l <"$NOVA_LOG")
+for i in 1 2 3; do
+	cat <<EOF
+---
+apiVersion: kupenstack.io/v1alpha1
+kind: Instance
+metadata: {name: vm-c$i}
+spec:
+  imageRef: {name: cirros}
+  flavorRef: {name: tiny}
+  networks: [{networkRef: {name: net}}]
+EOF
+done | apply
+eventually 120 "Instance: three applied together become Available" op -- \
+	eval "avail instance vm-c1 && avail instance vm-c2 && avail instance vm-c3"
+nova_asked() { tail -n +"$((L0 + 1))" "$NOVA_LOG" | grep -F " $PID " | grep -cF "\"GET /v2.1/$1 "; }
+check "Instance: ... polled with a list of the project's servers in BUILD (Nova's log)" -- \
+	eval "[ \$(nova_asked 'servers/detail?status=BUILD') -ge 1 ]"
+check "Instance: ... and not with a list of all the project's servers" -- \
+	eval "[ \$(nova_asked 'servers/detail') = 0 ]"
+for i in 1 2 3; do del_cr instance "vm-c$i"; done
+eventually 90 "Instance: ... and deleted" op -- eval "cr_gone instance vm-c1 && cr_gone instance vm-c2 && cr_gone instance vm-c3"
 
 # ---- crash safety -------------------------------------------------------------------------
 

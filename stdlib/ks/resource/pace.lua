@@ -1,8 +1,11 @@
 -- ks/resource/pace.lua: how fast ks.resource goes at a cloud, for the kinds that ask.
 --
--- def.list: when several objects of a namespace are polled at once (at least 2, and at
--- least a tenth of them), their polls share one list of the project (ks.poll) instead
--- of a GET each.
+-- def.list(cloud): the resources of the project on their way (servers in BUILD, say): when
+-- at least 2 objects of a namespace are polled at once, their polls share one such list
+-- (ks.poll) instead of a GET each; one the list does not hold (no longer on its way) is
+-- then asked for alone. The list holds only what is on its way, so its cost goes with
+-- the number polled, not with how many resources the project has; while it is shared,
+-- each of them looks every LIST_TTL seconds rather than every def.poll.
 -- def.max_creating (a number, or function(ctx) giving it; 0 or nil: no limit): at most
 -- that many objects of a kind and namespace are being created at once, from the create
 -- until the resource is no longer on its way, as a script creating one resource after
@@ -20,6 +23,9 @@ local random = math.random
 
 
 local _M = {}
+
+-- How old a shared list may be when a poll takes its resource from it (seconds).
+local LIST_TTL = 1
 
 local GROUP, VERSION = "kupenstack.io", "v1alpha1"
 
@@ -41,8 +47,8 @@ local function polling(obj)
 end
 
 
--- How many objects of kind in ns are polling, and how many there are, counted at most
--- once a second: { at =, polling =, all = } by kind and namespace.
+-- How many objects of kind in ns are polling, counted at most once a second: { at =,
+-- polling = } by kind and namespace.
 local counts = {}
 
 
@@ -50,30 +56,44 @@ local function count_polling(kind, ns)
   local k, now = kind .. "\0" .. ns, time.monotonic()
   local c = counts[k]
   if not c or now - c.at > 1 then
-    local all = kube.list(res(kind), { namespace = ns })
-    c = { at = now, polling = 0, all = #all }
-    for _, o in ipairs(all) do
+    c = { at = now, polling = 0 }
+    for _, o in ipairs(kube.list(res(kind), { namespace = ns })) do
       if o.status and o.status.id and polling(o) then
         c.polling = c.polling + 1
       end
     end
     counts[k] = c
   end
-  return c.polling, c.all
+  return c.polling
+end
+
+
+-- Do obj's polls share a list with the others of its namespace?
+local function sharing(def, obj)
+  return def.list ~= nil and polling(obj) and count_polling(def.kind, obj.metadata.namespace) >= 2
 end
 
 
 -- obj's resource from a list shared with the other polls of its namespace (ks.poll), or
--- nil: get it alone (def has no list, obj is not polling, too few are, or none to trust).
+-- nil: get it alone (def has no list, obj is not polling, too few are, the list does not
+-- hold it, or there is none to trust).
 function _M.polled(def, cloud, obj)
-  if not def.list or not polling(obj) then
+  if not sharing(def, obj) then
     return nil
   end
-  local n, all = count_polling(def.kind, obj.metadata.namespace)
-  if n < 2 or n * 10 < all then
-    return nil
+  return poll.get(def.kind, cloud, obj.status.id, def.list, LIST_TTL)
+end
+
+
+-- Seconds until a progressing obj looks at its resource again: def.poll (default 3), or
+-- the list's LIST_TTL while its polls share one: a look then costs OpenStack nothing
+-- more, and a list up to LIST_TTL old seen every def.poll would see a change later than
+-- a GET every def.poll does.
+function _M.interval(def, obj)
+  if sharing(def, obj) then
+    return LIST_TTL
   end
-  return poll.get(def.kind, cloud, obj.status.id, def.list, 1)
+  return def.poll or 3
 end
 
 
