@@ -6,10 +6,10 @@
 -- carries our UID tag from its create on (microversion 2.52+), so a create whose answer
 -- was lost is found again. Name, description, metadata and tags change in place;
 -- powerState is kept with os-start / os-stop. BUILD is polled (many servers at once with
--- one list of the project's servers in BUILD: ks.resource's def.list); the status carries powerState, and
--- the addresses in status.resource. At most max_building servers of a namespace (a
--- setting, default 8) are being built at once; the other Instances wait their turn, so
--- that a hundred applied together do not swamp Nova and Neutron.
+-- one list of the project's servers in BUILD: ks.resource's def.list); the status
+-- carries powerState, and the addresses in status.resource. At most max_building servers
+-- of a namespace (a setting, default 8) are being built at once; the other Instances wait
+-- their turn, so that a hundred applied together do not swamp Nova and Neutron.
 --
 -- TODO(recoveryPolicy, a following issue): nothing here rebuilds or recreates a server in
 -- ERROR, and status.recovery is never written. What happens today without it: ERROR is
@@ -44,9 +44,6 @@ local TRANSITIONAL = {
   BUILD = true, REBUILD = true, REBOOT = true, HARD_REBOOT = true, MIGRATING = true,
   RESIZE = true, REVERT_RESIZE = true, PASSWORD = true,
 }
-
-
-
 
 
 -- The references: {flavor, flavor_name, image, volume, keypair, security_groups,

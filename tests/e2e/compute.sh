@@ -1075,29 +1075,35 @@ eventually 120 "Volume: ... once the Instance is gone, the volume goes too" op -
 # a namespace being built at once. With 1, three Instances applied together are built one
 # after another: the others wait, saying why, and Nova's own timestamps show each server
 # created no earlier than the one before it was launched.
-reloads() { logged op "plugin reloaded.*instance\.lua"; }
-R0=$(reloads)
-printf 'max_building: 1\n' >"$PLUGINS/instance.config.yaml"
-eventually 30 "Instance: a new setting (max_building: 1) reloads the plugin" op -- \
-	eval "[ \$(reloads) -gt $R0 ]"
-for i in 1 2 3; do
-	cat <<EOF
+# three_instances P: Instances P1, P2 and P3 applied together (cirros, tiny, on net).
+three_instances() {
+	local i
+	for i in 1 2 3; do
+		cat <<EOF
 ---
 apiVersion: kupenstack.io/v1alpha1
 kind: Instance
-metadata: {name: vm-b$i}
+metadata: {name: $1$i}
 spec:
   imageRef: {name: cirros}
   flavorRef: {name: tiny}
   networks: [{networkRef: {name: net}}]
 EOF
-done | apply
+	done | apply
+}
+# all_three CHECK P: CHECK instance P1, P2 and P3 (avail, cr_gone) all hold.
+all_three() { "$1" instance "${2}1" && "$1" instance "${2}2" && "$1" instance "${2}3"; }
+reloads() { logged op "plugin reloaded.*instance\.lua"; }
+R0=$(reloads)
+printf 'max_building: 1\n' >"$PLUGINS/instance.config.yaml"
+eventually 30 "Instance: a new setting (max_building: 1) reloads the plugin" op -- \
+	eval "[ \$(reloads) -gt $R0 ]"
+three_instances vm-b
 eventually 60 "Instance: max_building 1: those applied with the first wait their turn, saying why" op -- \
 	eval "k get instances -n $NS -o json | jq -e '[.items[] | select(.metadata.name | startswith(\"vm-b\"))
 		| .status.conditions[]? | select(.type == \"Progressing\" and .reason == \"Waiting\"
 		and (.message | test(\"at most 1 Instance objects of a namespace are created at once\")))] | length > 0'"
-eventually 180 "Instance: ... and all three become Available" op -- \
-	eval "avail instance vm-b1 && avail instance vm-b2 && avail instance vm-b3"
+eventually 180 "Instance: ... and all three become Available" op -- all_three avail vm-b
 one_at_a_time() { # Nova's created and launched_at of vm-b1..3, by created: no overlap
 	local n
 	for n in vm-b1 vm-b2 vm-b3; do
@@ -1110,38 +1116,26 @@ one_at_a_time() { # Nova's created and launched_at of vm-b1..3, by created: no o
 check "Instance: ... built one after another (Nova: each created after the one before was launched)" -- \
 	one_at_a_time
 for i in 1 2 3; do del_cr instance "vm-b$i"; done
-eventually 90 "Instance: ... and deleted" op -- eval "cr_gone instance vm-b1 && cr_gone instance vm-b2 && cr_gone instance vm-b3"
+eventually 90 "Instance: ... and deleted" op -- all_three cr_gone vm-b
 R0=$(reloads)
 rm -f "$PLUGINS/instance.config.yaml"
 eventually 30 "Instance: the setting removed (max_building 8 again) reloads the plugin" op -- \
 	eval "[ \$(reloads) -gt $R0 ]"
 
 # Several servers being built at once are polled with one list of the project's servers in
-# BUILD (its cost goes with how many are building, not with the project's size), and each
-# one no longer in it is asked for alone: Nova's own log of its requests shows both.
+# BUILD (its cost goes with how many are building, not with the project's size), never
+# with the list of all of them: Nova's own log of its requests shows both.
 NOVA_LOG=$(dirname "$OS_CLIENT_CONFIG_FILE")/log/nova-api.log
 L0=$(wc -l <"$NOVA_LOG")
-for i in 1 2 3; do
-	cat <<EOF
----
-apiVersion: kupenstack.io/v1alpha1
-kind: Instance
-metadata: {name: vm-c$i}
-spec:
-  imageRef: {name: cirros}
-  flavorRef: {name: tiny}
-  networks: [{networkRef: {name: net}}]
-EOF
-done | apply
-eventually 120 "Instance: three applied together become Available" op -- \
-	eval "avail instance vm-c1 && avail instance vm-c2 && avail instance vm-c3"
+three_instances vm-c
+eventually 120 "Instance: three applied together become Available" op -- all_three avail vm-c
 nova_asked() { tail -n +"$((L0 + 1))" "$NOVA_LOG" | grep -F " $PID " | grep -cF "\"GET /v2.1/$1 "; }
 check "Instance: ... polled with a list of the project's servers in BUILD (Nova's log)" -- \
 	eval "[ \$(nova_asked 'servers/detail?status=BUILD') -ge 1 ]"
 check "Instance: ... and not with a list of all the project's servers" -- \
 	eval "[ \$(nova_asked 'servers/detail') = 0 ]"
 for i in 1 2 3; do del_cr instance "vm-c$i"; done
-eventually 90 "Instance: ... and deleted" op -- eval "cr_gone instance vm-c1 && cr_gone instance vm-c2 && cr_gone instance vm-c3"
+eventually 90 "Instance: ... and deleted" op -- all_three cr_gone vm-c
 
 # ---- crash safety -------------------------------------------------------------------------
 
