@@ -15,6 +15,7 @@
 
 #include "helm.h"
 #include "ks.h"
+#include "list.h"
 #include "yaml.h"
 
 #define MAX_FILES 10000		     /* files in a chart directory */
@@ -62,16 +63,16 @@ struct ks_helm_req {
 
 /* The cache: most recently used first. */
 struct entry {
-	struct entry *prev, *next;
+	struct ks_list lru; /* in cache.lru */
 	uint64_t digest;
 	char *key;
 	cJSON *objects;
 };
 
 static struct {
-	struct entry *head, *tail;
+	struct ks_list lru; /* most recently used first */
 	struct ks_helm_stats stats;
-} cache;
+} cache = { .lru = { &cache.lru, &cache.lru } };
 
 /* --- the chart digest (thread pool) --------------------------------------------- */
 
@@ -230,26 +231,13 @@ static void work(uv_work_t *w)
 
 static void unlink_entry(struct entry *e)
 {
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		cache.head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		cache.tail = e->prev;
+	ks_list_del(&e->lru);
 	cache.stats.entries--;
 }
 
 static void push_front(struct entry *e)
 {
-	e->prev = NULL;
-	e->next = cache.head;
-	if (cache.head)
-		cache.head->prev = e;
-	cache.head = e;
-	if (!cache.tail)
-		cache.tail = e;
+	ks_list_add(&cache.lru, &e->lru);
 	cache.stats.entries++;
 }
 
@@ -262,16 +250,22 @@ static void free_entry(struct entry *e)
 
 static struct entry *cache_find(uint64_t digest, const char *key)
 {
-	struct entry *e;
+	struct ks_list *l, *nx;
+	struct entry *found = NULL;
 
-	for (e = cache.head; e; e = e->next)
-		if (e->digest == digest && !strcmp(e->key, key))
+	ks_list_foreach_safe(l, nx, &cache.lru) {
+		struct entry *e = KS_CONTAINER_OF(l, struct entry, lru);
+
+		if (e->digest == digest && !strcmp(e->key, key)) {
+			found = e;
 			break;
-	if (e) {
-		unlink_entry(e);
-		push_front(e);
+		}
 	}
-	return e;
+	if (found) {
+		unlink_entry(found);
+		push_front(found);
+	}
+	return found;
 }
 
 /* Keep objects (owned from now on) as the render of digest + key. */
@@ -290,7 +284,7 @@ static void cache_put(uint64_t digest, const char *key, cJSON *objects)
 	e->objects = objects;
 	push_front(e);
 	while (cache.stats.entries > KS_HELM_CACHE_SIZE) {
-		struct entry *old = cache.tail;
+		struct entry *old = KS_CONTAINER_OF(ks_list_last(&cache.lru), struct entry, lru);
 
 		unlink_entry(old);
 		free_entry(old);
@@ -299,8 +293,8 @@ static void cache_put(uint64_t digest, const char *key, cJSON *objects)
 
 void ks_helm_cache_clear(void)
 {
-	while (cache.head) {
-		struct entry *e = cache.head;
+	while (!ks_list_empty(&cache.lru)) {
+		struct entry *e = KS_CONTAINER_OF(ks_list_first(&cache.lru), struct entry, lru);
 
 		unlink_entry(e);
 		free_entry(e);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "list.h"
+
 #define TEXT_TYPE "text/plain; charset=utf-8"
 
 struct conn {
@@ -15,8 +17,7 @@ struct conn {
 	uv_write_t wreq;
 	uv_shutdown_t sreq;
 	struct ks_serve *srv;
-	struct conn *prev;
-	struct conn *next;
+	struct ks_list link; /* in srv->conns */
 	struct ks_buf in;
 	struct ks_buf head;
 	struct ks_buf body;
@@ -39,7 +40,7 @@ struct ks_serve {
 	struct ks_serve_opts o;
 	struct route routes[KS_SERVE_MAX_ROUTES];
 	size_t nroutes;
-	struct conn *conns;
+	struct ks_list conns;
 	size_t nconns;
 	int port;
 	bool listening; /* tcp not yet closed */
@@ -74,12 +75,7 @@ static void on_conn_closed(uv_handle_t *h)
 
 	if (--c->open_handles > 0)
 		return;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	ks_list_del(&c->link);
 	s->nconns--;
 	ks_buf_deinit(&c->in);
 	ks_buf_deinit(&c->head);
@@ -423,10 +419,7 @@ static void on_connection(uv_stream_t *server, int status)
 	ks_require(uv_tcp_init(server->loop, &c->tcp) == 0);
 	ks_require(uv_timer_init(server->loop, &c->timer) == 0);
 	c->open_handles = 2;
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
+	ks_list_add(&s->conns, &c->link);
 	s->nconns++;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || s->nconns > s->o.max_conns ||
 	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
@@ -492,6 +485,7 @@ int ks_serve_start(uv_loop_t *loop, const char *addr, const struct ks_serve_opts
 	struct sockaddr_storage ss;
 	int err;
 
+	ks_list_init(&s->conns);
 	if (opts)
 		s->o = *opts;
 	err = parse_addr(addr, &ss);
@@ -549,10 +543,12 @@ size_t ks_serve_conns(const struct ks_serve *s)
 
 void ks_serve_stop(struct ks_serve *s)
 {
+	struct ks_list *l, *nx;
+
 	if (!s || s->stopping)
 		return;
 	s->stopping = true;
-	for (struct conn *c = s->conns; c; c = c->next)
-		conn_close(c);
+	ks_list_foreach_safe(l, nx, &s->conns)
+		conn_close(KS_CONTAINER_OF(l, struct conn, link));
 	uv_close((uv_handle_t *)&s->tcp, on_listener_closed);
 }
