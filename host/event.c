@@ -34,7 +34,7 @@ enum state {
 struct entry {
 	struct ks_events *e;
 	struct ks_list lru; /* in e->lru, most recent first, while in_map */
-	struct ks_list q;	 /* in e->queue or e->sending unless IDLE */
+	struct ks_list q;   /* in e->queue or e->sending unless IDLE */
 	enum state state;
 	bool in_map;  /* else freed as soon as IDLE */
 	bool created; /* the server has the Event: repeats are patches */

@@ -20,7 +20,7 @@
  * remember. Freed when it is none of these.
  */
 struct item {
-	struct ks_list link; /* in q->waiting[prio] or q->running */
+	struct ks_list link;  /* in q->waiting[prio] or q->running */
 	uint64_t added_ns;    /* when it became dirty: queue_duration starts */
 	uint64_t started_ns;  /* when it was handed out: work_duration starts */
 	uint64_t deadline_ns; /* of its delayed add */
@@ -150,7 +150,8 @@ static bool want_idle(const struct ks_queue *q)
 	if (q->drain_pending)
 		return true;
 	return !q->shutting_down && q->nrunning < q->o.concurrency &&
-	       (!ks_list_empty(&q->waiting[KS_QUEUE_HIGH]) || !ks_list_empty(&q->waiting[KS_QUEUE_LOW]));
+	       (!ks_list_empty(&q->waiting[KS_QUEUE_HIGH]) ||
+		!ks_list_empty(&q->waiting[KS_QUEUE_LOW]));
 }
 
 static void on_idle(uv_idle_t *h);

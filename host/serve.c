@@ -527,7 +527,8 @@ int ks_serve_route(struct ks_serve *s, const char *path, ks_serve_fn fn, void *d
 	}
 	if (s->nroutes == KS_SERVE_MAX_ROUTES)
 		return -ENOSPC;
-	s->routes[s->nroutes++] = (struct route){ .path = ks_xstrdup(path), .fn = fn, .data = data };
+	s->routes[s->nroutes++] =
+		(struct route){ .path = ks_xstrdup(path), .fn = fn, .data = data };
 	return 0;
 }
 

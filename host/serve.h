@@ -28,9 +28,9 @@ struct ks_serve;
 typedef int (*ks_serve_fn)(void *data, struct ks_buf *body, const char **ctype);
 
 struct ks_serve_opts {
-	unsigned idle_timeout_ms; /* 0: 30000 */
-	size_t max_header;	  /* 0: 8192 */
-	size_t max_conns;	  /* 0: 256; connections beyond are closed at once */
+	unsigned idle_timeout_ms;    /* 0: 30000 */
+	size_t max_header;	     /* 0: 8192 */
+	size_t max_conns;	     /* 0: 256; connections beyond are closed at once */
 	void (*on_free)(void *data); /* NULL, or called once when the server is freed */
 	void *free_data;
 };
