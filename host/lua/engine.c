@@ -126,6 +126,49 @@ static int sandbox_print(lua_State *L)
 	return 0;
 }
 
+/*
+ * pcall, xpcall and coroutine.resume that cannot swallow a stopped task's error: each
+ * hands what the real one returned to ks_lua_stop_check (task.c), which raises the stop
+ * reason again if a limit stopped the task. They are Lua functions ending in a tail
+ * call, so nesting them costs Lua stack, not C stack, as the real ones do. xpcall's
+ * handler is not called once the task is stopped: LuaJIT calls the handler again for an
+ * error raised inside it, so a looping handler would otherwise run for ever.
+ */
+static const char guards_source[] =
+	"local raw_pcall, raw_xpcall, raw_resume, check, stopped = ...\n"
+	"return function(...) return check(raw_pcall(...)) end,\n"
+	"  function(f, h, ...)\n"
+	"    return check(raw_xpcall(f, function(e)\n"
+	"      if stopped() then return e end\n"
+	"      return h(e)\n"
+	"    end, ...))\n"
+	"  end,\n"
+	"  function(...) return check(raw_resume(...)) end\n";
+
+/* Replace the state's pcall, xpcall and coroutine.resume (which make_env hands out)
+ * with the guarded ones, and string's pattern functions with bounded ones. */
+static void install_guards(lua_State *L)
+{
+	ks_require(luaL_loadbuffer(L, guards_source, sizeof(guards_source) - 1, "=guards") == 0);
+	lua_getglobal(L, "pcall");
+	lua_getglobal(L, "xpcall");
+	lua_getglobal(L, "coroutine");
+	lua_getfield(L, -1, "resume");
+	lua_remove(L, -2);
+	lua_pushcfunction(L, ks_lua_stop_check);
+	lua_pushcfunction(L, ks_lua_stopped);
+	lua_call(L, 5, 3);
+	lua_getglobal(L, "coroutine");
+	lua_insert(L, -2);
+	lua_setfield(L, -2, "resume");
+	lua_pop(L, 1);
+	lua_setglobal(L, "xpcall");
+	lua_setglobal(L, "pcall");
+	lua_getglobal(L, "string");
+	ks_lua_open_patterns(L, lua_gettop(L));
+	lua_pop(L, 1);
+}
+
 /* Build the environment every chunk of this state runs in; leave its ref in e. */
 static void make_env(struct ks_lua *e)
 {
@@ -180,15 +223,34 @@ static void make_env(struct ks_lua *e)
 	lua_pop(L, 1);
 }
 
+/* want (or dflt when 0), lowered to cap when there is one, with a warning when it was
+ * asked for. */
+static double clamp(const struct ks_lua *e, const char *what, double want, double dflt, double cap)
+{
+	double v = want > 0 ? want : dflt;
+
+	if (cap > 0 && v > cap) {
+		if (want > 0)
+			ks_warn("plugin limit lowered to the operator's cap",
+				"plugin=%s limit=%s wanted=%.0f cap=%.0f", ks_logq(e->name), what,
+				want, cap);
+		v = cap;
+	}
+	return v;
+}
+
 void ks_lua_set_limits(struct ks_lua *e, const struct ks_lua_limits *limits)
 {
-	e->limits = limits ? *limits : (struct ks_lua_limits){ 0 };
-	if (!e->limits.memory)
-		e->limits.memory = DEFAULT_MEMORY;
-	if (!e->limits.instructions)
-		e->limits.instructions = DEFAULT_INSTRUCTIONS;
-	if (e->limits.seconds <= 0)
-		e->limits.seconds = DEFAULT_SECONDS;
+	struct ks_lua_limits want = limits ? *limits : (struct ks_lua_limits){ 0 };
+	const struct ks_lua_limits *cap = &e->host.caps;
+
+	e->limits.memory = (size_t)clamp(e, "memory_bytes", (double)want.memory, DEFAULT_MEMORY,
+					 (double)cap->memory);
+	e->limits.instructions = (uint64_t)clamp(e, "instructions", (double)want.instructions,
+						 DEFAULT_INSTRUCTIONS, (double)cap->instructions);
+	e->limits.seconds = clamp(e, "seconds", want.seconds, DEFAULT_SECONDS, cap->seconds);
+	e->limits.slice = clamp(e, "slice", want.slice, e->limits.seconds, cap->slice);
+	e->limits.slice = KS_MIN(e->limits.slice, e->limits.seconds);
 }
 
 void ks_lua_set_print_stdout(struct ks_lua *e, bool yes)
@@ -213,6 +275,7 @@ struct ks_lua *ks_lua_new(const char *name, const struct ks_lua_host *host,
 	lua_newtable(e->L);
 	e->loaded_ref = luaL_ref(e->L, LUA_REGISTRYINDEX);
 	ks_lua_open_all(e->L); /* fills the preload table */
+	install_guards(e->L);
 	make_env(e);
 	ks_lua_task_init(e);
 	return e;

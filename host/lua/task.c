@@ -1,7 +1,20 @@
 /*
  * task.c: coroutines that run plugin code, each with an instruction budget and a
  * wall-time deadline, and the ops through which bindings yield them on I/O.
+ *
+ * A limit, once exceeded, is final. The count hook (every HOOK_PERIOD VM instructions of
+ * any coroutine of the state, the JIT being off) charges the running task and checks its
+ * budget, its deadline and its slice against a monotonic clock (a libuv timer cannot fire
+ * while the loop is inside lua_resume). The first breach records the reason in the task
+ * (t->stop) and raises it. Lua code can catch an error only through pcall, xpcall and
+ * coroutine.resume, and the sandbox's versions of those (engine.c) hand their results to
+ * ks_lua_stop_check(), which raises the recorded reason again while the task is stopped;
+ * the hook raises it again at every later tick too. So whatever the plugin wraps around
+ * its loop, the error climbs out of every level to lua_resume, and the task ends with the
+ * recorded reason, not with whatever value the plugin's handlers made of it.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +37,8 @@ struct ks_lua_task {
 	struct ks_lua_op *op; /* pending, or NULL */
 	uint64_t instructions;
 	uint64_t deadline_ns;
+	uint64_t slice_ns; /* this resume must yield before then */
+	char stop[160];	   /* why the task was stopped (a limit), or "" */
 	uv_timer_t timer;
 	bool finished;
 	struct ks_lua_task *prev, *next;
@@ -34,25 +49,69 @@ static double secs(uint64_t ns)
 	return (double)ns / 1e9;
 }
 
+/* Raise the reason t was stopped for, on L (t's thread or a coroutine of the state). */
+static int raise_stop(lua_State *L, struct ks_lua_task *t)
+{
+	lua_pushstring(L, t->stop);
+	return lua_error(L);
+}
+
+/* Record the first limit t breached, if any. */
+static void check_limits(struct ks_lua_task *t)
+{
+	const struct ks_lua_limits *lim = &t->e->limits;
+	uint64_t now;
+
+	if (t->instructions > lim->instructions) {
+		snprintf(t->stop, sizeof(t->stop),
+			 "instruction budget exceeded: more than %.0f million instructions",
+			 (double)lim->instructions / 1e6);
+		return;
+	}
+	now = ks_now_ns();
+	if (now > t->deadline_ns)
+		snprintf(t->stop, sizeof(t->stop), "wall time limit exceeded: %g s", lim->seconds);
+	else if (now > t->slice_ns)
+		snprintf(t->stop, sizeof(t->stop),
+			 "wall time limit exceeded: ran %g s without yielding to the host's loop",
+			 lim->slice);
+}
+
+void ks_lua_charge(lua_State *L, uint64_t n)
+{
+	struct ks_lua_task *t = ks_lua_from(L)->running;
+
+	if (!t)
+		return;
+	t->instructions += n;
+	if (!t->stop[0])
+		check_limits(t);
+	if (t->stop[0])
+		raise_stop(L, t);
+}
+
+int ks_lua_stop_check(lua_State *L)
+{
+	struct ks_lua_task *t = ks_lua_from(L)->running;
+
+	if (t && t->stop[0])
+		return raise_stop(L, t);
+	return lua_gettop(L);
+}
+
+int ks_lua_stopped(lua_State *L)
+{
+	struct ks_lua_task *t = ks_lua_from(L)->running;
+
+	lua_pushboolean(L, t && t->stop[0]);
+	return 1;
+}
+
 /* Runs every HOOK_PERIOD instructions of any coroutine of the state. */
 static void hook(lua_State *L, lua_Debug *ar)
 {
-	struct ks_lua *e = ks_lua_from(L);
-	struct ks_lua_task *t = e->running;
-
 	(void)ar;
-	if (!t)
-		return;
-	t->instructions += HOOK_PERIOD;
-	if (t->instructions > e->limits.instructions) {
-		lua_pushfstring(L, "instruction budget exceeded: more than %d million instructions",
-				(int)(e->limits.instructions / 1000000));
-		lua_error(L);
-	}
-	if (ks_now_ns() > t->deadline_ns) {
-		lua_pushfstring(L, "wall time limit exceeded: %d s", (int)e->limits.seconds);
-		lua_error(L);
-	}
+	ks_lua_charge(L, HOOK_PERIOD);
 }
 
 void ks_lua_task_init(struct ks_lua *e)
@@ -84,6 +143,10 @@ static const char *error_text(struct ks_lua_task *t)
 	lua_State *co = t->co, *L = t->e->L;
 	const char *msg = NULL;
 
+	if (t->stop[0]) {
+		luaL_traceback(L, co, t->stop, 0);
+		return lua_tostring(L, -1);
+	}
 	if (lua_type(co, -1) == LUA_TTABLE) {
 		lua_getfield(co, -1, "message");
 		msg = lua_tostring(co, -1);
@@ -116,11 +179,12 @@ static void run(struct ks_lua_task *t, int nargs)
 
 	e->running = t;
 	e->enforce = true;
+	t->slice_ns = ks_now_ns() + (uint64_t)(e->limits.slice * 1e9);
 	rc = lua_resume(t->co, nargs);
 	e->enforce = false;
 	e->running = NULL;
 	if (rc == LUA_YIELD && t->op)
-		return;
+		return; /* stopped or not: a stopped task raises at its first tick after */
 	if (rc == LUA_YIELD) {
 		lua_pushliteral(t->co, "coroutine.yield outside a host call: plugins yield only "
 				       "through ks.core modules");
@@ -263,4 +327,28 @@ void ks_lua_op_resume(struct ks_lua_op *op, int n)
 	ks_require(t->op == op);
 	t->op = NULL;
 	run(t, n);
+}
+
+int ks_lua_push_capped(struct ks_lua_op *op, lua_CFunction push, void *data)
+{
+	struct ks_lua_task *t = op->task;
+	struct ks_lua *e = t->e;
+	lua_State *L = e->L;
+	bool over = e->over_memory;
+	int top = lua_gettop(L), rc;
+
+	ks_require(e->running == NULL && t->op == op);
+	lua_pushcfunction(L, push);
+	lua_pushlightuserdata(L, data);
+	e->enforce = true;
+	rc = lua_pcall(L, 1, 1, 0);
+	e->enforce = false;
+	if (rc == 0) {
+		lua_xmove(L, t->co, 1);
+		return 0;
+	}
+	lua_settop(L, top);
+	e->over_memory = over;
+	lua_gc(L, LUA_GCCOLLECT, 0); /* what was built so far */
+	return rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
 }

@@ -21,6 +21,7 @@ static struct ks_metrics *metrics;
 
 struct result {
 	bool done, ok;
+	uint64_t instructions; /* the task's count when it ended */
 	char out[2048];
 };
 
@@ -31,6 +32,7 @@ static void done(struct ks_lua_task *t, bool ok, int nres, const char *msg, void
 
 	r->done = true;
 	r->ok = ok;
+	r->instructions = ks_lua_task_instructions(t);
 	if (!ok)
 		snprintf(r->out, sizeof(r->out), "%s", msg);
 	else if (nres >= 1 && lua_isstring(co, 1))
@@ -80,26 +82,34 @@ static struct result run(const char *src)
 
 TEST(sandbox_offers_no_io_os_ffi_debug_or_globals)
 {
-	static const char *const bad[] = {
-		"return io.open('/etc/passwd')",
-		"return os.execute('true')",
-		"return os.exit(3)",
-		"return require('ffi')",
-		"return debug.getinfo(1)",
-		"return jit.off()",
-		"return dofile('/etc/passwd')",
-		"return loadfile('/etc/passwd')",
-		"return package.loadlib('x', 'y')",
-		"x = 1",
-		"string.upper = nil",
-		"getmetatable('').__index.upper = nil",
+	static const struct {
+		const char *src, *want;
+	} bad[] = {
+		{ "return io.open('/etc/passwd')", "attempt to index global 'io' (a nil value)" },
+		{ "return os.execute('true')", "attempt to call field 'execute' (a nil value)" },
+		{ "return os.exit(3)", "attempt to call field 'exit' (a nil value)" },
+		{ "return require('ffi')", "module 'ffi' not found" },
+		{ "return debug.getinfo(1)", "attempt to index global 'debug' (a nil value)" },
+		{ "return jit.off()", "attempt to index global 'jit' (a nil value)" },
+		{ "return dofile('/etc/passwd')", "attempt to call global 'dofile' (a nil value)" },
+		{ "return loadfile('/etc/passwd')",
+		  "attempt to call global 'loadfile' (a nil value)" },
+		{ "return package.loadlib('x', 'y')",
+		  "attempt to index global 'package' (a nil value)" },
+		{ "x = 1", "assignment to global 'x': plugins keep state in locals" },
+		{ "string.upper = nil", "string is read-only (assigning 'upper')" },
+		{ "getmetatable('').__index.upper = nil", "attempt to index a boolean value" },
+		{ "return collectgarbage('count')",
+		  "attempt to call global 'collectgarbage' (a nil value)" },
+		{ "return newproxy(true)", "attempt to call global 'newproxy' (a nil value)" },
 	};
 	size_t i;
 
 	for (i = 0; i < KS_ARRAY_SIZE(bad); i++) {
-		struct result r = run(bad[i]);
-		if (r.ok)
-			FAIL_("'%s' was allowed", bad[i]);
+		struct result r = run(bad[i].src);
+		if (r.ok || !strstr(r.out, bad[i].want))
+			FAIL_("'%s': %s, not \"%s\"", bad[i].src, r.ok ? "allowed" : r.out,
+			      bad[i].want);
 	}
 }
 
@@ -149,6 +159,196 @@ TEST(memory_cap_stops_a_hog_and_the_state_lives_on)
 
 	ASSERT(!r.ok);
 	ASSERT_HAS(r.out, "memory limit exceeded");
+}
+
+/* The budget's own error, and the task stopped within its budget plus what one hook
+ * period and one charge of the pattern matcher may add (2 x 1000 instructions). */
+#define BUDGET 1000000
+#define BUDGET_MSG "instruction budget exceeded: more than 1 million instructions"
+#define ASSERT_STOPPED_BY_BUDGET(r)                        \
+	do {                                               \
+		ASSERT(!(r).ok);                           \
+		ASSERT_HAS((r).out, BUDGET_MSG);           \
+		ASSERT((r).instructions <= BUDGET + 2000); \
+	} while (0)
+
+static struct result run_budget(const char *src)
+{
+	struct ks_lua_limits lim = { .instructions = BUDGET, .seconds = 120 };
+
+	return run_with(src, &lim);
+}
+
+TEST(nested_pcall_xpcall_and_coroutines_cannot_catch_the_budget)
+{
+	static const char *const hostile[] = {
+		/* five levels of pcall, each restarting the level below forever */
+		"local function nest(n)\n"
+		"  if n == 0 then while true do end end\n"
+		"  while true do pcall(nest, n - 1) end\n"
+		"end\n"
+		"nest(5)",
+		/* xpcall whose handler loops, then one that swallows and returns */
+		"while true do xpcall(function() while true do end end,\n"
+		"  function() while true do end end) end",
+		"while true do xpcall(function() while true do end end,\n"
+		"  function() return 'fine' end) end",
+		/* the caught error replaced by the plugin's own */
+		"local ok = pcall(function() while true do end end)\n"
+		"error('the plugin says: all is well')",
+		/* coroutine.wrap and coroutine.resume, under pcall */
+		"while true do pcall(coroutine.wrap(function() while true do end end)) end",
+		"while true do\n"
+		"  coroutine.resume(coroutine.create(function() while true do end end))\n"
+		"end",
+		/* pcall inside a coroutine inside pcall */
+		"while true do pcall(function()\n"
+		"  local co = coroutine.create(function()\n"
+		"    while true do pcall(function() while true do end end) end\n"
+		"  end)\n"
+		"  while true do coroutine.resume(co) end\n"
+		"end) end",
+		/* an __index that loops, read under pcall forever */
+		"local t = setmetatable({}, { __index = function(t, k) while true do end end })\n"
+		"while true do pcall(function() return t.x end) end",
+		/* deep recursion, restarted under pcall forever */
+		"local function f(n) return f(n + 1) + 1 end\n"
+		"while true do pcall(f, 1) end",
+	};
+	size_t i;
+
+	for (i = 0; i < KS_ARRAY_SIZE(hostile); i++) {
+		struct result r = run_budget(hostile[i]);
+
+		if (r.ok || !strstr(r.out, BUDGET_MSG) || r.instructions > BUDGET + 2000)
+			FAIL_("case %zu: ok=%d instructions=%llu: %s", i, r.ok,
+			      (unsigned long long)r.instructions, r.out);
+	}
+}
+
+TEST(pattern_bombs_are_stopped_by_the_budget)
+{
+	static const char *const bombs[] = {
+		"return string.rep('a', 26):find(string.rep('a*', 26) .. 'b')",
+		"return string.match(string.rep('a', 26), string.rep('a*', 26) .. 'b')",
+		"return (string.gsub(string.rep('a', 26), string.rep('a-', 26) .. 'b', 'x'))",
+		"for m in string.gmatch(string.rep('a', 26), string.rep('a?', 26) .. 'b') do end",
+		"return string.rep('x', 1e5):find('[' .. string.rep('a', 1e5) .. ']')",
+		"while true do pcall(string.find, string.rep('a', 26), string.rep('a*', 26) .. "
+		"'b') end",
+	};
+	size_t i;
+
+	for (i = 0; i < KS_ARRAY_SIZE(bombs); i++) {
+		struct result r = run_budget(bombs[i]);
+
+		if (r.ok || !strstr(r.out, BUDGET_MSG) || r.instructions > BUDGET + 2000)
+			FAIL_("case %zu: ok=%d instructions=%llu: %s", i, r.ok,
+			      (unsigned long long)r.instructions, r.out);
+	}
+}
+
+/* What LuaJIT's own functions give for the same script (test_pattern.c compares
+ * the two on random patterns). */
+TEST(patterns_still_work)
+{
+	struct result r =
+		run("local s = ''\n"
+		    "local function add(...) for i = 1, select('#', ...) do s = s .. "
+		    "tostring((select(i, ...))) .. ';' end end\n"
+		    "add(('hello world'):find('o w'))\n"
+		    "add(('hello world'):find('(o)%s(w)'))\n"
+		    "add(('a.b'):find('.', 1, true))\n"
+		    "add(('key = value'):match('^(%w+)%s*=%s*(%w+)$'))\n"
+		    "add(('  trim  '):match('^%s*(.-)%s*$'))\n"
+		    "add(('THE (quick) fox'):find('%f[%a]%a+', 5))\n"
+		    "add(('f(a(b)c)d'):match('%b()'))\n"
+		    "add(('abcabc'):match('(a)(b)c%1%2'))\n"
+		    "add(string.gsub('hello world', '(%w+)', '<%1>'))\n"
+		    "add(string.gsub('abc', '%w', { a = 'A', b = false }))\n"
+		    "add(string.gsub('abc', '', '-'))\n"
+		    "add(string.gsub('x = 1, y = 2', '(%w+) = (%w+)', function(k, v) return v .. k "
+		    "end))\n"
+		    "for k, v in string.gmatch('a=1, b=2', '(%w+)=(%w+)') do add(k, v) end\n"
+		    "add(('[x]'):match('^%[(.*)%]$'), ('2026-12-06'):match('(%d+)-(%d+)-(%d+)'))\n"
+		    "add(('x'):find('()'), ('abc'):find('b', -1), ('abc'):find('', 10))\n"
+		    "add(pcall(string.find, 'a', '%'))\n"
+		    "add(pcall(string.find, 'a', '[a'))\n"
+		    "return s\n");
+
+	ASSERT(r.ok);
+	ASSERT_STR(
+		r.out,
+		"5;7;5;7;o;w;2;2;key;value;trim;6;10;(a(b)c);a;b;<hello> "
+		"<world>;2;Abc;3;-a-b-c-;4;1x, 2y;2;a;1;b;2;x;2026;12;06;1;nil;4;3;false;malformed "
+		"pattern (ends with '%');false;malformed pattern (missing ']');");
+}
+
+TEST(a_huge_string_rep_is_stopped_by_the_memory_cap)
+{
+	struct ks_lua_limits lim = { .memory = 8u << 20 };
+	struct result r = run_with("return #string.rep('x', 1e9)", &lim);
+
+	ASSERT(!r.ok);
+	ASSERT_HAS(r.out, "memory limit exceeded");
+	r = run_with("local ok, err = pcall(string.rep, 'x', 1e9)\n"
+		     "return tostring(ok) .. ' ' .. tostring(err)",
+		     &lim);
+	ASSERT(r.ok);
+	ASSERT_STR(r.out, "false not enough memory");
+}
+
+TEST(a_gc_metamethod_on_a_table_never_runs_plugin_code)
+{
+	/* Lua 5.1 calls __gc for userdata only, and plugins get no userdata with a
+	 * metatable of their own (no newproxy): a looping __gc is inert. */
+	struct ks_lua_limits lim = { .instructions = BUDGET, .memory = 8u << 20 };
+	struct result r =
+		run_with("for i = 1, 1000 do\n"
+			 "  setmetatable({}, { __gc = function() while true do end end })\n"
+			 "  local garbage = string.rep('x', 10000) .. i\n"
+			 "end\n"
+			 "return 'done'",
+			 &lim);
+
+	ASSERT(r.ok);
+	ASSERT_STR(r.out, "done");
+}
+
+TEST(deep_recursion_is_stopped_by_the_stack_limit)
+{
+	struct result r = run_budget("local function f(n) return f(n + 1) + 1 end\n"
+				     "return f(1)");
+
+	ASSERT(!r.ok);
+	ASSERT_HAS(r.out, "stack overflow");
+}
+
+TEST(wall_time_is_checked_inside_lua_resume)
+{
+	/* A budget far past the deadline: only the clock, read by the count hook while the
+	 * loop is inside lua_resume (its timer cannot fire), can stop this. */
+	struct ks_lua_limits lim = { .instructions = 1e12, .seconds = 0.3 };
+	struct result r =
+		run_with("while true do pcall(function() while true do end end) end", &lim);
+
+	ASSERT(!r.ok);
+	ASSERT_HAS(r.out, "wall time limit exceeded: 0.3 s");
+	r = run_with("return string.rep('a', 28):find(string.rep('a*', 28) .. 'b')", &lim);
+	ASSERT(!r.ok);
+	ASSERT_HAS(r.out, "wall time limit exceeded: 0.3 s");
+}
+
+TEST(one_run_may_not_hold_the_loop_past_its_slice)
+{
+	struct ks_lua_limits lim = { .instructions = 1e12, .seconds = 100, .slice = 0.2 };
+	struct result r = run_with("require('ks.core.time').sleep(0.3)\n"
+				   "while true do pcall(function() while true do end end) end",
+				   &lim);
+
+	ASSERT(!r.ok);
+	/* the sleep (0.3 s, longer than the slice) was fine: the slice is per run */
+	ASSERT_HAS(r.out, "ran 0.2 s without yielding to the host's loop");
 }
 
 TEST(wall_time_limit_cancels_a_sleeper)
@@ -327,6 +527,14 @@ int main(void)
 	RUN(allowed_library_works);
 	RUN(instruction_budget_stops_an_endless_loop);
 	RUN(memory_cap_stops_a_hog_and_the_state_lives_on);
+	RUN(nested_pcall_xpcall_and_coroutines_cannot_catch_the_budget);
+	RUN(pattern_bombs_are_stopped_by_the_budget);
+	RUN(patterns_still_work);
+	RUN(a_huge_string_rep_is_stopped_by_the_memory_cap);
+	RUN(a_gc_metamethod_on_a_table_never_runs_plugin_code);
+	RUN(deep_recursion_is_stopped_by_the_stack_limit);
+	RUN(wall_time_is_checked_inside_lua_resume);
+	RUN(one_run_may_not_hold_the_loop_past_its_slice);
 	RUN(wall_time_limit_cancels_a_sleeper);
 	RUN(tasks_yield_on_the_loop_and_interleave);
 	RUN(cancel_stops_pending_io_and_reports);
