@@ -253,6 +253,11 @@ void ks_lua_set_limits(struct ks_lua *e, const struct ks_lua_limits *limits)
 	e->limits.slice = KS_MIN(e->limits.slice, e->limits.seconds);
 }
 
+const struct ks_lua_limits *ks_lua_limits_of(const struct ks_lua *e)
+{
+	return &e->limits;
+}
+
 void ks_lua_set_print_stdout(struct ks_lua *e, bool yes)
 {
 	e->print_stdout = yes;

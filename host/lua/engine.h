@@ -111,6 +111,8 @@ struct ks_lua_task *ks_lua_spawn(struct ks_lua *e, int nargs, ks_lua_done_cb don
 /* Change the limits (0 fields keep the defaults), each clamped to the host's caps (a
  * warning names what was lowered); they apply to tasks spawned after. */
 void ks_lua_set_limits(struct ks_lua *e, const struct ks_lua_limits *limits);
+/* The limits in force (after defaults and caps). */
+const struct ks_lua_limits *ks_lua_limits_of(const struct ks_lua *e);
 /* Where print() goes: stdout (scripts) or the log at info (plugins, the default). */
 void ks_lua_set_print_stdout(struct ks_lua *e, bool yes);
 /* Cancel every task of e, as ks_lua_task_cancel() does. */

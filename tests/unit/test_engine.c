@@ -351,6 +351,167 @@ TEST(one_run_may_not_hold_the_loop_past_its_slice)
 	ASSERT_HAS(r.out, "ran 0.2 s without yielding to the host's loop");
 }
 
+TEST(load_time_code_runs_under_the_same_limits)
+{
+	static const char *const hostile[] = {
+		"while true do end\nreturn {}",
+		"while true do pcall(function() while true do end end) end\nreturn {}",
+		"string.rep('a', 26):find(string.rep('a*', 26) .. 'b')\nreturn {}",
+	};
+	struct ks_lua_host h = host();
+	size_t i;
+
+	h.caps.instructions = BUDGET;
+	for (i = 0; i < KS_ARRAY_SIZE(hostile); i++) {
+		char *err = NULL;
+		struct ks_plugin *p =
+			ks_plugin_load(&h, "p.lua", hostile[i], strlen(hostile[i]), &err);
+
+		ks_plugin_free(p, "test");
+		if (p || !err || !strstr(err, BUDGET_MSG) || !strstr(err, "plugin p.lua"))
+			FAIL_("case %zu: %s", i, err ? err : "(loaded)");
+		free(err);
+	}
+}
+
+TEST(the_operator_caps_what_a_plugin_declares)
+{
+	const char *src = "return { api = 1, group = 'g', version = 'v1', kind = 'K',\n"
+			  "  limits = { memory_mb = 4096, instructions = 1e12, seconds = 86400 },\n"
+			  "  reconcile = function() end }";
+	struct ks_lua_host h = host();
+	const struct ks_lua_limits *got;
+	struct ks_plugin *p;
+	char *err = NULL;
+
+	h.caps = (struct ks_lua_limits){
+		.memory = 32u << 20, .instructions = 1000000000, .seconds = 600, .slice = 2
+	};
+	p = ks_plugin_load(&h, "p.lua", src, strlen(src), &err);
+	ASSERT(p != NULL);
+	got = ks_lua_limits_of(p->lua);
+	ASSERT_EQ(got->memory, 32u << 20);
+	ASSERT_EQ(got->instructions, 1000000000);
+	ASSERT(got->seconds == 600 && got->slice == 2);
+	ks_plugin_free(p, "test");
+}
+
+/* A one-shot HTTP server on loopback answering every request with a body of `size`
+ * bytes of 'x'. */
+struct big_server {
+	uv_tcp_t tcp;
+	size_t size;
+	int port;
+};
+
+static void big_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void big_written(uv_write_t *w, int status)
+{
+	(void)status;
+	free(w->data);
+	uv_close((uv_handle_t *)w->handle, big_closed);
+	free(w);
+}
+
+static void big_alloc(uv_handle_t *h, size_t n, uv_buf_t *buf)
+{
+	static char scratch[4096];
+
+	(void)h;
+	(void)n;
+	*buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void big_read(uv_stream_t *c, ssize_t n, const uv_buf_t *buf)
+{
+	struct big_server *s = c->data;
+	uv_write_t *w;
+	char *resp;
+	int hl;
+
+	(void)buf;
+	if (n < 0) {
+		uv_close((uv_handle_t *)c, big_closed);
+		return;
+	}
+	if (n == 0 || uv_is_closing((uv_handle_t *)c))
+		return;
+	uv_read_stop(c);
+	resp = malloc(s->size + 128);
+	hl = snprintf(resp, 128,
+		      "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+		      s->size);
+	memset(resp + hl, 'x', s->size);
+	w = calloc(1, sizeof(*w));
+	w->data = resp;
+	uv_buf_t out = uv_buf_init(resp, (unsigned)(hl + s->size));
+	uv_write(w, c, &out, 1, big_written);
+}
+
+static void big_accept(uv_stream_t *server, int status)
+{
+	uv_tcp_t *c = calloc(1, sizeof(*c));
+
+	(void)status;
+	uv_tcp_init(&loop, c);
+	c->data = server->data;
+	uv_accept(server, (uv_stream_t *)c);
+	uv_read_start((uv_stream_t *)c, big_alloc, big_read);
+}
+
+static void big_start(struct big_server *s, size_t size)
+{
+	struct sockaddr_in addr;
+	struct sockaddr_storage got;
+	int len = sizeof(got);
+
+	s->size = size;
+	uv_ip4_addr("127.0.0.1", 0, &addr);
+	uv_tcp_init(&loop, &s->tcp);
+	s->tcp.data = s;
+	uv_tcp_bind(&s->tcp, (const struct sockaddr *)&addr, 0);
+	uv_listen((uv_stream_t *)&s->tcp, 8, big_accept);
+	uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&got, &len);
+	s->port = ntohs(((struct sockaddr_in *)&got)->sin_port);
+}
+
+TEST(an_http_body_past_the_memory_cap_fails_that_call_not_the_host)
+{
+	struct ks_lua_limits lim = { .memory = 8u << 20 };
+	static struct big_server s; /* closed from the loop, after this returns */
+	struct result r;
+	char src[512];
+
+	big_start(&s, 16u << 20);
+	snprintf(src, sizeof(src),
+		 "local http = require 'ks.core.http'\n"
+		 "local res, err = http.request{ url = 'http://127.0.0.1:%d/big' }\n"
+		 "assert(res == nil, 'a 16 MiB body was handed to an 8 MiB plugin')\n"
+		 "return err.reason .. ': ' .. err.message",
+		 s.port);
+	r = run_with(src, &lim);
+	ASSERT(r.ok);
+	ASSERT_HAS(r.out, "MemoryLimit: GET http://127.0.0.1:");
+	ASSERT_HAS(r.out, "the response (16777216 bytes of body) does not fit under the "
+			  "plugin's memory limit");
+	/* A body that fits is handed over; building past the cap from it is stopped. */
+	s.size = 1u << 20;
+	snprintf(src, sizeof(src),
+		 "local http = require 'ks.core.http'\n"
+		 "local res = assert(http.request{ url = 'http://127.0.0.1:%d/big' })\n"
+		 "local t = {}\n"
+		 "for i = 1, 64 do t[i] = res.body .. i end\n",
+		 s.port);
+	r = run_with(src, &lim);
+	ASSERT(!r.ok);
+	ASSERT_HAS(r.out, "memory limit exceeded");
+	uv_close((uv_handle_t *)&s.tcp, NULL);
+}
+
 TEST(wall_time_limit_cancels_a_sleeper)
 {
 	struct ks_lua_limits lim = { .seconds = 0.2 };
@@ -535,6 +696,9 @@ int main(void)
 	RUN(deep_recursion_is_stopped_by_the_stack_limit);
 	RUN(wall_time_is_checked_inside_lua_resume);
 	RUN(one_run_may_not_hold_the_loop_past_its_slice);
+	RUN(load_time_code_runs_under_the_same_limits);
+	RUN(the_operator_caps_what_a_plugin_declares);
+	RUN(an_http_body_past_the_memory_cap_fails_that_call_not_the_host);
 	RUN(wall_time_limit_cancels_a_sleeper);
 	RUN(tasks_yield_on_the_loop_and_interleave);
 	RUN(cancel_stops_pending_io_and_reports);
