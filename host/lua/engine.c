@@ -249,8 +249,7 @@ void ks_lua_set_limits(struct ks_lua *e, const struct ks_lua_limits *limits)
 	e->limits.instructions = (uint64_t)clamp(e, "instructions", (double)want.instructions,
 						 DEFAULT_INSTRUCTIONS, (double)cap->instructions);
 	e->limits.seconds = clamp(e, "seconds", want.seconds, DEFAULT_SECONDS, cap->seconds);
-	e->limits.slice = clamp(e, "slice", want.slice, e->limits.seconds, cap->slice);
-	e->limits.slice = KS_MIN(e->limits.slice, e->limits.seconds);
+	e->limits.slice = clamp(e, "slice", want.slice, cap->slice, cap->slice); /* 0: none */
 }
 
 const struct ks_lua_limits *ks_lua_limits_of(const struct ks_lua *e)

@@ -35,8 +35,9 @@ struct ks_lua_limits {
 	size_t memory;	       /* bytes; 0: 64 MiB */
 	uint64_t instructions; /* per task; 0: 100 million */
 	double seconds;	       /* per task, wall time; 0: 300 */
-	/* How long one run of the task may hold the loop without yielding (wall time);
-	 * 0: seconds. Plugins cannot declare it: the operator's cap sets it. */
+	/* How long Lua may hold the loop in one turn (wall time, shared by every run in
+	 * that turn; task.c); 0: no such limit. Plugins cannot declare it: the operator's
+	 * cap sets it. */
 	double slice;
 };
 

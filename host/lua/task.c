@@ -73,7 +73,8 @@ static void check_limits(struct ks_lua_task *t)
 		snprintf(t->stop, sizeof(t->stop), "wall time limit exceeded: %g s", lim->seconds);
 	else if (now > t->slice_ns)
 		snprintf(t->stop, sizeof(t->stop),
-			 "wall time limit exceeded: ran %g s without yielding to the host's loop",
+			 "wall time limit exceeded: Lua held the host's loop for %g s without "
+			 "letting it turn",
 			 lim->slice);
 }
 
@@ -172,15 +173,41 @@ static void finish(struct ks_lua_task *t, bool ok, int nres, const char *msg)
 	uv_close((uv_handle_t *)&t->timer, timer_closed);
 }
 
+/*
+ * The slice is shared by all Lua run in one turn of the loop (tasks of every state): a
+ * controller may start several reconciles in one callback, and their runs add up to how
+ * long the loop is held. The loop's cached time (uv_now) changes once per turn, which
+ * tells turns apart. A run's deadline is what its turn has left of the slice.
+ */
+static struct {
+	const uv_loop_t *loop;
+	uint64_t now_ms;   /* uv_now() of the turn */
+	uint64_t spent_ns; /* Lua run in it so far */
+} turn;
+
+static uint64_t slice_left(const struct ks_lua *e)
+{
+	uint64_t slice = (uint64_t)(e->limits.slice * 1e9);
+
+	if (turn.loop != e->host.loop || turn.now_ms != uv_now(e->host.loop)) {
+		turn.loop = e->host.loop;
+		turn.now_ms = uv_now(e->host.loop);
+		turn.spent_ns = 0;
+	}
+	return turn.spent_ns < slice ? slice - turn.spent_ns : 0;
+}
+
 static void run(struct ks_lua_task *t, int nargs)
 {
 	struct ks_lua *e = t->e;
+	uint64_t start = ks_now_ns();
 	int rc, top;
 
 	e->running = t;
 	e->enforce = true;
-	t->slice_ns = ks_now_ns() + (uint64_t)(e->limits.slice * 1e9);
+	t->slice_ns = e->limits.slice > 0 ? start + slice_left(e) : UINT64_MAX;
 	rc = lua_resume(t->co, nargs);
+	turn.spent_ns += ks_now_ns() - start;
 	e->enforce = false;
 	e->running = NULL;
 	if (rc == LUA_YIELD && t->op)

@@ -348,7 +348,36 @@ TEST(one_run_may_not_hold_the_loop_past_its_slice)
 
 	ASSERT(!r.ok);
 	/* the sleep (0.3 s, longer than the slice) was fine: the slice is per run */
-	ASSERT_HAS(r.out, "ran 0.2 s without yielding to the host's loop");
+	ASSERT_HAS(r.out, "Lua held the host's loop for 0.2 s without letting it turn");
+}
+
+TEST(runs_in_one_turn_of_the_loop_share_the_slice)
+{
+	struct ks_lua_limits lim = { .instructions = 1e12, .seconds = 100, .slice = 0.6 };
+	struct ks_lua_host h = host();
+	struct ks_lua *e = ks_lua_new("test", &h, &lim);
+	const char *src = "local now = require('ks.core.time').monotonic\n"
+			  "local t = now()\n"
+			  "while now() - t < 0.4 do end\n"
+			  "return 'done'";
+	struct result a = { 0 }, b = { 0 }, c = { 0 };
+	char *err = NULL;
+	lua_State *L = ks_lua_state(e);
+
+	ASSERT_EQ(ks_lua_compile(e, "=t", src, strlen(src), &err), 0);
+	uv_update_time(&loop); /* a new turn */
+	lua_pushvalue(L, -1);
+	ks_lua_spawn(e, 0, done, &a);
+	lua_pushvalue(L, -1);
+	ks_lua_spawn(e, 0, done, &b); /* same turn: 0.2 s of the slice left */
+	ASSERT_STR(a.out, "done");
+	ASSERT(!b.ok);
+	ASSERT_HAS(b.out, "Lua held the host's loop for 0.6 s without letting it turn");
+	uv_sleep(2);
+	uv_update_time(&loop); /* the loop turned: a whole slice again */
+	ks_lua_spawn(e, 0, done, &c);
+	ASSERT(c.ok);
+	ks_lua_free(e);
 }
 
 TEST(load_time_code_runs_under_the_same_limits)
@@ -696,6 +725,7 @@ int main(void)
 	RUN(deep_recursion_is_stopped_by_the_stack_limit);
 	RUN(wall_time_is_checked_inside_lua_resume);
 	RUN(one_run_may_not_hold_the_loop_past_its_slice);
+	RUN(runs_in_one_turn_of_the_loop_share_the_slice);
 	RUN(load_time_code_runs_under_the_same_limits);
 	RUN(the_operator_caps_what_a_plugin_declares);
 	RUN(an_http_body_past_the_memory_cap_fails_that_call_not_the_host);
