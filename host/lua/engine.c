@@ -3,6 +3,7 @@
  * require, and compiling source text. Tasks (coroutines) live in task.c.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,8 +146,50 @@ static const char guards_source[] =
 	"  end,\n"
 	"  function(...) return check(raw_resume(...)) end\n";
 
+enum { T_INSERT, T_REMOVE, T_SORT, T_CONCAT };
+
+/* table.insert, remove, sort and concat loop in C, where the count hook does not fire
+ * (table.insert(t, 1, v) moves every element): each is charged first for the elements
+ * it may move, compare or copy. Upvalues: the real function, which one it is. */
+static int charged_table_fn(lua_State *L)
+{
+	int what = (int)lua_tointeger(L, lua_upvalueindex(2)), nargs = lua_gettop(L);
+	double n = lua_type(L, 1) == LUA_TTABLE ? (double)lua_objlen(L, 1) : 0, cost = 1;
+
+	if ((what == T_INSERT && nargs >= 3) || (what == T_REMOVE && nargs >= 2))
+		cost = n - lua_tonumber(L, 2) + 1;
+	else if (what == T_SORT)
+		cost = n * (log2(n + 1) + 1);
+	else if (what == T_CONCAT)
+		cost = n;
+	ks_lua_charge(L, cost > 1 ? (uint64_t)cost : 1);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, nargs, LUA_MULTRET);
+	return lua_gettop(L);
+}
+
+static void charge_table_fns(lua_State *L)
+{
+	static const char *const names[] = { [T_INSERT] = "insert",
+					     [T_REMOVE] = "remove",
+					     [T_SORT] = "sort",
+					     [T_CONCAT] = "concat" };
+	size_t i;
+
+	lua_getglobal(L, "table");
+	for (i = 0; i < KS_ARRAY_SIZE(names); i++) {
+		lua_getfield(L, -1, names[i]);
+		lua_pushinteger(L, (lua_Integer)i);
+		lua_pushcclosure(L, charged_table_fn, 2);
+		lua_setfield(L, -2, names[i]);
+	}
+	lua_pop(L, 1);
+}
+
 /* Replace the state's pcall, xpcall and coroutine.resume (which make_env hands out)
- * with the guarded ones, and string's pattern functions with bounded ones. */
+ * with the guarded ones, string's pattern functions with bounded ones, and table's
+ * loops in C with charged ones. */
 static void install_guards(lua_State *L)
 {
 	ks_require(luaL_loadbuffer(L, guards_source, sizeof(guards_source) - 1, "=guards") == 0);
@@ -167,6 +210,7 @@ static void install_guards(lua_State *L)
 	lua_getglobal(L, "string");
 	ks_lua_open_patterns(L, lua_gettop(L));
 	lua_pop(L, 1);
+	charge_table_fns(L);
 }
 
 /* Build the environment every chunk of this state runs in; leave its ref in e. */

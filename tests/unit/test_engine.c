@@ -250,6 +250,35 @@ TEST(pattern_bombs_are_stopped_by_the_budget)
 
 /* What LuaJIT's own functions give for the same script (test_pattern.c compares
  * the two on random patterns). */
+/* The table library's loops in C are charged before they run, so the count may pass the
+ * budget by what one call would have cost (here at most 2e5 log 2e5 < 4e6). */
+TEST(table_loops_in_c_are_charged)
+{
+	static const char *const loops[] = {
+		"local t = {} for i = 1, 1e5 do t[i] = i end\n"
+		"while true do table.insert(t, 1, 0) table.remove(t, 1) end",
+		"local t = {} for i = 1, 2e5 do t[i] = -i end\n"
+		"while true do pcall(table.sort, t) end",
+		"local t = {} for i = 1, 1e5 do t[i] = 'x' end\n"
+		"while true do pcall(table.concat, t) end",
+	};
+	size_t i;
+
+	for (i = 0; i < KS_ARRAY_SIZE(loops); i++) {
+		struct result r = run_budget(loops[i]);
+
+		if (r.ok || !strstr(r.out, BUDGET_MSG) || r.instructions > BUDGET + 4000000)
+			FAIL_("case %zu: ok=%d instructions=%llu: %s", i, r.ok,
+			      (unsigned long long)r.instructions, r.out);
+	}
+	ASSERT_STR(run("local t = { 3, 1, 2 }\n"
+		       "table.sort(t) table.insert(t, 1, 0) table.insert(t, 9)\n"
+		       "assert(table.remove(t, 1) == 0 and table.remove(t) == 9)\n"
+		       "return table.concat(t, ',')")
+			   .out,
+		   "1,2,3");
+}
+
 TEST(patterns_still_work)
 {
 	struct result r =
@@ -296,6 +325,18 @@ TEST(a_huge_string_rep_is_stopped_by_the_memory_cap)
 		     &lim);
 	ASSERT(r.ok);
 	ASSERT_STR(r.out, "false not enough memory");
+}
+
+TEST(a_table_reached_through_many_paths_does_not_become_gigabytes_of_json)
+{
+	struct ks_lua_limits lim = { .memory = 8u << 20 };
+	struct result r = run_with("local t = { string.rep('x', 1000) }\n"
+				   "for i = 1, 30 do t = { t, t } end\n"
+				   "return require('ks.core.json').encode(t)",
+				   &lim);
+
+	ASSERT(!r.ok);
+	ASSERT_HAS(r.out, "would take more host memory than the plugin's memory limit");
 }
 
 TEST(a_gc_metamethod_on_a_table_never_runs_plugin_code)
@@ -719,8 +760,10 @@ int main(void)
 	RUN(memory_cap_stops_a_hog_and_the_state_lives_on);
 	RUN(nested_pcall_xpcall_and_coroutines_cannot_catch_the_budget);
 	RUN(pattern_bombs_are_stopped_by_the_budget);
+	RUN(table_loops_in_c_are_charged);
 	RUN(patterns_still_work);
 	RUN(a_huge_string_rep_is_stopped_by_the_memory_cap);
+	RUN(a_table_reached_through_many_paths_does_not_become_gigabytes_of_json);
 	RUN(a_gc_metamethod_on_a_table_never_runs_plugin_code);
 	RUN(deep_recursion_is_stopped_by_the_stack_limit);
 	RUN(wall_time_is_checked_inside_lua_resume);
