@@ -465,8 +465,10 @@ void ks_lease_start(struct ks_lease *l)
 	if (l->state != IDLE)
 		return;
 	l->state = RUNNING;
-	l->watchdog = ks_watchdog_start(l->retry.loop, ks_lease_loop_bound(l->deadline),
-					"leader election: a frozen loop cannot renew the Lease");
+	if (!l->watchdog) /* started again after a release: the watchdog still runs */
+		l->watchdog =
+			ks_watchdog_start(l->retry.loop, ks_lease_loop_bound(l->deadline),
+					  "leader election: a frozen loop cannot renew the Lease");
 	attempt(l);
 }
 
