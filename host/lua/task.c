@@ -23,6 +23,7 @@
 
 #include "ks.h"
 #include "log.h"
+#include "metrics.h"
 #include "lua/engine.h"
 #include "lua/internal.h"
 
@@ -39,6 +40,7 @@ struct ks_lua_task {
 	uint64_t deadline_ns;
 	uint64_t slice_ns; /* this resume must yield before then */
 	char stop[160];	   /* why the task was stopped (a limit), or "" */
+	const char *limit; /* which limit stopped it, for the metric */
 	uv_timer_t timer;
 	bool finished;
 	struct ks_lua_task *prev, *next;
@@ -63,12 +65,14 @@ static void check_limits(struct ks_lua_task *t)
 	uint64_t now;
 
 	if (t->instructions > lim->instructions) {
+		t->limit = "instructions";
 		snprintf(t->stop, sizeof(t->stop),
 			 "instruction budget exceeded: more than %.0f million instructions",
 			 (double)lim->instructions / 1e6);
 		return;
 	}
 	now = ks_now_ns();
+	t->limit = now > t->deadline_ns ? "seconds" : "slice";
 	if (now > t->deadline_ns)
 		snprintf(t->stop, sizeof(t->stop), "wall time limit exceeded: %g s", lim->seconds);
 	else if (now > t->slice_ns)
@@ -161,9 +165,28 @@ static const char *error_text(struct ks_lua_task *t)
 	return lua_tostring(L, -1);
 }
 
+/* kupenstack_plugin_limit_stops_total{plugin, limit}: a task ended by a limit. */
+static void count_stop(struct ks_lua *e, const char *limit)
+{
+	struct ks_metric_family *f;
+
+	if (!e->host.metrics)
+		return;
+	f = ks_metrics_counter(e->host.metrics, "kupenstack_plugin_limit_stops_total",
+			       "Tasks (reconciles, loads, maps) of a plugin that a limit of the "
+			       "sandbox ended, by limit: instructions, seconds, slice or memory.",
+			       KS_LABELS("plugin", "limit"));
+	ks_metric_inc(ks_metric_child(f, KS_LABELS(e->name, limit)));
+}
+
 static void finish(struct ks_lua_task *t, bool ok, int nres, const char *msg)
 {
 	struct ks_lua *e = t->e;
+
+	if (t->stop[0])
+		count_stop(e, t->limit);
+	else if (!ok && e->over_memory)
+		count_stop(e, "memory");
 
 	t->finished = true;
 	unlink_task(t);

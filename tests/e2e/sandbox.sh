@@ -5,8 +5,8 @@
 # nested pcall and xpcall, a backtracking pattern, a 4 GiB string.rep; it declares 4 GiB
 # and a day of CPU, which the operator's caps lower), and a well-behaved Widget plugin.
 #  - host a (--leader-elect --lease-duration 6, KUPENSTACK_FREEZE_AT=e2e-freeze) leads;
-#    each attack ends with the sandbox's own error on the Gadget's conditions and in the
-#    reconcile error metric; meanwhile /healthz answers, the Lease keeps being renewed
+#    each attack ends with the sandbox's own error on the Gadget's conditions, in the
+#    reconcile error metric and in kupenstack_plugin_limit_stops_total; meanwhile /healthz answers, the Lease keeps being renewed
 #    and Widgets keep being reconciled.
 #  - host b starts as a standby; a Gadget with color freeze blocks a's loop in C (a fault
 #    point): a's watchdog exits it (status 3, "the loop is frozen"), b takes the Lease
@@ -99,6 +99,11 @@ errors_counted() {
 	[ "$n" -ge 4 ]
 }
 check "the failures are counted in the reconcile error metric" a -- errors_counted
+limit_stops() {
+	curl -sf --max-time 5 "http://127.0.0.1:${HPORT[a]}/metrics" | grep '^kupenstack_plugin_limit_stops_total' |
+		tee /dev/stderr | awk '/plugin="gadget.lua"/ { s += $2 } END { exit !(s >= 3) }'
+}
+check "the stops are counted by plugin and limit (kupenstack_plugin_limit_stops_total)" a -- limit_stops
 
 # While the attacks are retried: the host answers, renews, and reconciles another kind.
 r0=$(renew_time)

@@ -217,6 +217,12 @@ TEST(nested_pcall_xpcall_and_coroutines_cannot_catch_the_budget)
 	};
 	size_t i;
 
+	struct ks_metric_family *f;
+	double before;
+
+	f = ks_metrics_counter(metrics, "kupenstack_plugin_limit_stops_total", "x",
+			       KS_LABELS("plugin", "limit"));
+	before = ks_metric_value(ks_metric_child(f, KS_LABELS("test", "instructions")));
 	for (i = 0; i < KS_ARRAY_SIZE(hostile); i++) {
 		struct result r = run_budget(hostile[i]);
 
@@ -224,6 +230,8 @@ TEST(nested_pcall_xpcall_and_coroutines_cannot_catch_the_budget)
 			FAIL_("case %zu: ok=%d instructions=%llu: %s", i, r.ok,
 			      (unsigned long long)r.instructions, r.out);
 	}
+	ASSERT_EQ(ks_metric_value(ks_metric_child(f, KS_LABELS("test", "instructions"))) - before,
+		  KS_ARRAY_SIZE(hostile));
 }
 
 TEST(pattern_bombs_are_stopped_by_the_budget)
