@@ -163,6 +163,14 @@ lua_State *ks_lua_op_thread(struct ks_lua_op *op);
 /* Resume the task with the n values pushed; the op is unlinked (the caller frees it). */
 void ks_lua_op_resume(struct ks_lua_op *op, int n);
 
+/*
+ * lua_pcall(L, nargs, nres, 0) for the host calling a plugin's code outside its tasks
+ * (the __tostring of an error a reconcile returned): under the memory cap and a budget of
+ * its own (a million instructions, a second, what the loop's turn has left of the slice).
+ * Returns lua_pcall's code; a limit is an error like any other (the call is stopped).
+ * Only between runs (no task running).
+ */
+int ks_lua_pcall_limited(struct ks_lua *e, lua_State *L, int nargs, int nres);
 /* The task running now on e, or NULL. */
 struct ks_lua_task *ks_lua_running(struct ks_lua *e);
 /* Monotonic deadline (seconds, ks_now_ns() based) of the running task; 0 if none. */

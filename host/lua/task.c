@@ -28,6 +28,9 @@
 #include "lua/internal.h"
 
 #define HOOK_PERIOD 1000
+/* What a host call into a plugin's value (ks_lua_pcall_limited) may cost. */
+#define HOST_CALL_INSTRUCTIONS 1000000
+#define HOST_CALL_NS 1000000000ull
 
 struct ks_lua_task {
 	struct ks_lua *e;
@@ -401,4 +404,25 @@ int ks_lua_push_capped(struct ks_lua_op *op, lua_CFunction push, void *data)
 	e->over_memory = over;
 	lua_gc(L, LUA_GCCOLLECT, 0); /* what was built so far */
 	return rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
+}
+
+int ks_lua_pcall_limited(struct ks_lua *e, lua_State *L, int nargs, int nres)
+{
+	struct ks_lua_task host_call = { .e = e };
+	uint64_t now = ks_now_ns(), left = slice_left(e);
+	int rc;
+
+	ks_require(e->running == NULL);
+	host_call.instructions = e->limits.instructions > HOST_CALL_INSTRUCTIONS
+					 ? e->limits.instructions - HOST_CALL_INSTRUCTIONS
+					 : 0;
+	host_call.deadline_ns = now + HOST_CALL_NS;
+	host_call.slice_ns = e->limits.slice > 0 ? now + left : UINT64_MAX;
+	e->running = &host_call;
+	e->enforce = true;
+	rc = lua_pcall(L, nargs, nres, 0);
+	e->enforce = false;
+	e->running = NULL;
+	turn.spent_ns += ks_now_ns() - now;
+	return rc;
 }

@@ -13,6 +13,7 @@
 #include "lua/engine.h"
 #include "lua/plugin.h"
 #include "metrics.h"
+#include "status.h"
 #include "test.h"
 
 static uv_loop_t loop;
@@ -429,6 +430,68 @@ TEST(runs_in_one_turn_of_the_loop_share_the_slice)
 	ks_lua_free(e);
 }
 
+struct outcome {
+	bool done;
+	char error[512];
+	double requeue_after;
+};
+
+static void outcome_done(const struct ks_outcome *o, void *data)
+{
+	struct outcome *out = data;
+
+	out->done = true;
+	out->requeue_after = o->requeue_after;
+	snprintf(out->error, sizeof(out->error), "%s", o->error ? o->error : "");
+}
+
+/* Reconcile one object with a plugin whose reconcile body is body. */
+static struct outcome reconcile_with(const char *body)
+{
+	char src[1024];
+	struct ks_lua_host h = host();
+	struct outcome out = { 0 };
+	struct ks_plugin *p;
+	char *err = NULL;
+	cJSON *obj = cJSON_Parse("{\"metadata\":{\"namespace\":\"n\",\"name\":\"o\"}}");
+
+	snprintf(src, sizeof(src),
+		 "return { api = 1, group = 'g', version = 'v1', kind = 'K',\n"
+		 "  reconcile = function(obj, ctx)\n%s\n  end }",
+		 body);
+	p = ks_plugin_load(&h, "p.lua", src, strlen(src), &err);
+	if (!p) {
+		snprintf(out.error, sizeof(out.error), "load: %s", err);
+		free(err);
+	} else {
+		ks_plugin_run(p, NULL, obj, "n/o", false, outcome_done, &out);
+		while (!out.done && uv_run(&loop, UV_RUN_ONCE))
+			;
+		ks_plugin_free(p, "test");
+	}
+	cJSON_Delete(obj);
+	return out;
+}
+
+TEST(the_host_reads_a_plugins_result_without_running_its_code_unbounded)
+{
+	/* a result whose __index loops: the host reads its fields raw */
+	struct outcome o = reconcile_with(
+		"return setmetatable({}, { __index = function() while true do end end })");
+
+	ASSERT(o.done);
+	ASSERT_STR(o.error, "");
+	/* an error whose __tostring loops: called with a budget of its own */
+	o = reconcile_with("return nil, setmetatable({ message = 'mine' },\n"
+			   "  { __tostring = function() while true do end end })");
+	ASSERT(o.done);
+	ASSERT_STR(o.error, "mine");
+	/* a well-behaved __tostring still gives the message */
+	o = reconcile_with(
+		"return nil, setmetatable({}, { __tostring = function() return 'told' end })");
+	ASSERT_STR(o.error, "told");
+}
+
 TEST(load_time_code_runs_under_the_same_limits)
 {
 	static const char *const hostile[] = {
@@ -777,6 +840,7 @@ int main(void)
 	RUN(wall_time_is_checked_inside_lua_resume);
 	RUN(one_run_may_not_hold_the_loop_past_its_slice);
 	RUN(runs_in_one_turn_of_the_loop_share_the_slice);
+	RUN(the_host_reads_a_plugins_result_without_running_its_code_unbounded);
 	RUN(load_time_code_runs_under_the_same_limits);
 	RUN(the_operator_caps_what_a_plugin_declares);
 	RUN(an_http_body_past_the_memory_cap_fails_that_call_not_the_host);
