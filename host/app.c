@@ -177,6 +177,18 @@ static void probed(struct ks_kube_result *res, void *data)
 	}
 }
 
+/* The operator's caps on plugin limits; a plugin's run may hold the loop for half the
+ * watchdog's bound (lease.h), so the sandbox stops it before the watchdog would fire. */
+static struct ks_lua_limits plugin_caps(const struct ks_app_opts *o)
+{
+	return (struct ks_lua_limits){
+		.memory = (size_t)(o->plugin_max_memory_mb * 1048576),
+		.instructions = (uint64_t)o->plugin_max_instructions,
+		.seconds = o->plugin_max_seconds,
+		.slice = ks_lease_loop_bound(o->renew_deadline) / 2,
+	};
+}
+
 static int setup(struct app *a, struct ks_kubeconfig *cfg)
 {
 	const struct ks_app_opts *o = a->o;
@@ -219,6 +231,7 @@ static int setup(struct app *a, struct ks_kubeconfig *cfg)
 							   .cluster = o->cluster,
 							   .project_namespaces =
 								   o->project_namespaces,
+							   .caps = plugin_caps(o),
 						   },
 						   .manager = a->manager,
 						   .kube = a->kube,

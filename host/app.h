@@ -25,6 +25,8 @@ struct ks_app_opts {
 	 * (but kube-* and those labelled false); ks.core.config's project_namespaces. */
 	const char *project_namespaces;
 	double drain_seconds; /* SIGTERM waits this long for in-flight work; 0: 30 */
+	/* Caps on the limits plugins declare (and run their top level under); 0: none. */
+	double plugin_max_memory_mb, plugin_max_instructions, plugin_max_seconds;
 };
 
 /* Run until SIGTERM/SIGINT. Returns the exit status; setup errors print one line. */

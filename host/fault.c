@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fault.h"
 #include "log.h"
@@ -35,10 +36,9 @@ static bool matches(const char *s, size_t n, const char *kind, const char *point
 	return n - (size_t)(colon - s) - 1 == plen && !memcmp(colon + 1, point, plen);
 }
 
-bool ks_fault_armed(const char *kind, const char *point)
+/* Whether the list s names point for kind. */
+static bool named(const char *s, const char *kind, const char *point)
 {
-	const char *s = spec();
-
 	while (s && *s) {
 		size_t n = strcspn(s, ",");
 
@@ -50,8 +50,33 @@ bool ks_fault_armed(const char *kind, const char *point)
 	return false;
 }
 
+bool ks_fault_armed(const char *kind, const char *point)
+{
+	return named(spec(), kind, point);
+}
+
+static const char *freeze_spec(void)
+{
+	static int read;
+	static const char *at;
+
+	if (!read) {
+		at = getenv("KUPENSTACK_FREEZE_AT");
+		if (at && !*at)
+			at = NULL;
+		read = 1;
+	}
+	return at;
+}
+
 void ks_fault_point(const char *kind, const char *point)
 {
+	if (freeze_spec() && named(freeze_spec(), kind, point)) {
+		ks_warn("freeze point reached: blocking the loop", "kind=%s point=%s",
+			kind ? kind : "", point);
+		for (;;)
+			pause();
+	}
 	if (!spec() || !ks_fault_armed(kind, point))
 		return;
 	ks_warn("crash point reached: killing the process", "kind=%s point=%s", kind ? kind : "",

@@ -6,6 +6,10 @@
  * SIGKILL, as `kill -9` would: no drain, no lease release, no atexit. Unset (always, in
  * production) every point is one branch on a cached flag.
  *
+ * KUPENSTACK_FREEZE_AT names points the same way where the loop's thread blocks for ever
+ * instead (until SIGKILL): a host whose loop is frozen, for the loop
+ * watchdog's test (watchdog.h).
+ *
  * Points: "status" (the host, a reconcile's outcome in hand, before its status write),
  * and whatever plugins pass to ks.core.fault.point: the stdlib's "created" (OpenStack
  * answered a create; nothing recorded yet) and "posted" (a Neutron resource made, not yet
@@ -15,5 +19,6 @@
 
 /* True if KUPENSTACK_CRASH_AT names point for kind (NULL: any kind). */
 bool ks_fault_armed(const char *kind, const char *point);
-/* Kill the process with SIGKILL (after one log line) if point is armed for kind. */
+/* Kill the process with SIGKILL (after one log line) if point is armed for kind; block
+ * for ever (after one log line) if KUPENSTACK_FREEZE_AT names it. */
 void ks_fault_point(const char *kind, const char *point);

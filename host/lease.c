@@ -12,6 +12,7 @@
 #include "json.h"
 #include "ks.h"
 #include "log.h"
+#include "watchdog.h"
 
 /* client-go's JitterFactor for acquire attempts. */
 #define JITTER 1.2
@@ -45,6 +46,7 @@ struct ks_lease {
 	uint64_t attempt_ns; /* when the attempt in flight started */
 	uint64_t seen_ns;    /* when the record last changed, on our clock */
 	cJSON *seen;	     /* the Lease as last read or written */
+	struct ks_watchdog *watchdog;
 	void (*done)(struct ks_lease *l, void *data);
 	void *done_data;
 };
@@ -452,12 +454,21 @@ struct ks_lease *ks_lease_new(uv_loop_t *loop, struct ks_kube *kube, const struc
 	return l;
 }
 
+double ks_lease_loop_bound(double renew_deadline)
+{
+	return (renew_deadline > 0 ? renew_deadline : 10) / 2;
+}
+
 void ks_lease_start(struct ks_lease *l)
 {
 	ks_require(l->state != CLOSING);
 	if (l->state != IDLE)
 		return;
 	l->state = RUNNING;
+	if (!l->watchdog) /* started again after a release: the watchdog still runs */
+		l->watchdog =
+			ks_watchdog_start(l->retry.loop, ks_lease_loop_bound(l->deadline),
+					  "leader election: a frozen loop cannot renew the Lease");
 	attempt(l);
 }
 
@@ -511,6 +522,8 @@ void ks_lease_free(struct ks_lease *l)
 			l->name, ks_logq(l->identity));
 	l->leading = false;
 	l->state = CLOSING;
+	ks_watchdog_stop(l->watchdog);
+	l->watchdog = NULL;
 	uv_close((uv_handle_t *)&l->retry, on_closed);
 	uv_close((uv_handle_t *)&l->limit, on_closed);
 }

@@ -18,6 +18,14 @@
  *   renew_deadline < lease_duration, it stops before any other replica may take the
  *   Lease over, so there are never two leaders.
  *
+ * - A watchdog thread (watchdog.h), started with the election, exits the process when
+ *   the loop has not turned for ks_lease_loop_bound() (half the renew deadline): the
+ *   renew deadline is checked on the loop, so a frozen loop would otherwise keep
+ *   leading while the Lease expires under it. The Lease may be taken over only
+ *   lease_duration after our last renew, which is at most retry_period before the
+ *   freeze began: bound + retry_period < lease_duration, so the frozen leader is gone
+ *   before another replica can lead.
+ *
  * Transitions are logged: "became leader", "lost leadership", "lease released", with
  * lease=<namespace>/<name> and holder=<identity>.
  */
@@ -28,6 +36,11 @@
 #include "kube.h"
 
 struct ks_lease;
+
+/* How long the loop may go without turning before the watchdog ends the process: half
+ * of renew_deadline (0: the default, 10 s). A plugin's run gets half of it (its slice,
+ * lua/engine.h), so a plugin is stopped before the watchdog fires. */
+double ks_lease_loop_bound(double renew_deadline);
 
 struct ks_lease_opts {
 	const char *namespace; /* Lease namespace, e.g. "kupenstack-system" */

@@ -48,6 +48,12 @@ static void usage(FILE *f)
 	      "                      [--os-config FILE] [--os-cloud NAME] [--cluster NAME]\n"
 	      "                      [--project-namespaces labelled|all]\n"
 	      "                      [--stdlib DIR] [--log-level debug|info|warn|error]\n"
+	      "                      [--plugin-max-memory MIB] [--plugin-max-instructions N]\n"
+	      "                      [--plugin-max-seconds S]\n"
+	      "  caps on what plugins declare in 'limits' (defaults 256 MiB, 1e10, 1800 s);\n"
+	      "  one run of a plugin may hold the loop for lease-duration / 6 (2.5 s), and a\n"
+	      "  --leader-elect host whose loop stops turning for lease-duration / 3 (5 s)\n"
+	      "  exits (status 3) so that a standby takes the Lease\n"
 	      "       kupenstack watch [--kubeconfig F] [--context C] [--namespace N]\n"
 	      "                        [--log-level debug|info|warn|error] GROUP/VERSION/RESOURCE\n"
 	      "  GROUP is empty for the core group: /v1/configmaps\n"
@@ -315,6 +321,30 @@ out:
 	return rc;
 }
 
+/* --plugin-max-memory (c 'M'), -instructions ('I') or -seconds ('S') = arg into o. */
+static int plugin_cap(struct ks_app_opts *o, int c, const char *arg)
+{
+	static const struct {
+		const char *name;
+		double lo, hi;
+	} caps[] = { { "memory", 1, 65536 },
+		     { "instructions", 1e4, 1e15 },
+		     { "seconds", 0.01, 1e6 } };
+	int i = c == 'M' ? 0 : c == 'I' ? 1 : 2;
+	char *end;
+	double v = strtod(arg, &end);
+
+	if (*end || !(v >= caps[i].lo && v <= caps[i].hi)) {
+		fprintf(stderr, "kupenstack: --plugin-max-%s: a number from %g to %g\n",
+			caps[i].name, caps[i].lo, caps[i].hi);
+		return -EINVAL;
+	}
+	*(i == 0   ? &o->plugin_max_memory_mb
+	  : i == 1 ? &o->plugin_max_instructions
+		   : &o->plugin_max_seconds) = v;
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -333,12 +363,18 @@ static int cmd_run(int argc, char **argv)
 		{ "project-namespaces", required_argument, NULL, 'N' },
 		{ "stdlib", required_argument, NULL, 's' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "plugin-max-memory", required_argument, NULL, 'M' },
+		{ "plugin-max-instructions", required_argument, NULL, 'I' },
+		{ "plugin-max-seconds", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ks_app_opts o = { .kubeconfig = getenv("KUBECONFIG"),
 				 .cluster = "kupenstack",
-				 .project_namespaces = "labelled" };
+				 .project_namespaces = "labelled",
+				 .plugin_max_memory_mb = 256,
+				 .plugin_max_instructions = 1e10,
+				 .plugin_max_seconds = 1800 };
 	struct ks_lua_host clouds = { 0 };
 	const char *osc = NULL, *cloud = NULL;
 	char *stdlib = NULL, *end;
@@ -346,7 +382,8 @@ static int cmd_run(int argc, char **argv)
 	int c, rc;
 	long n;
 
-	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:j:o:C:K:N:s:l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:j:o:C:K:N:s:l:M:I:S:h", opts, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'k':
 			o.kubeconfig = optarg;
@@ -416,6 +453,12 @@ static int cmd_run(int argc, char **argv)
 				return 2;
 			}
 			ks_log_set_level(lvl);
+			break;
+		case 'M':
+		case 'I':
+		case 'S':
+			if (plugin_cap(&o, c, optarg) != 0)
+				return 2;
 			break;
 		case 'h':
 			usage(stdout);

@@ -102,6 +102,15 @@ static void push_response(lua_State *co, long status, const struct ks_buf *heade
 	lua_setfield(co, -2, "body");
 }
 
+/* push_response as a lua_CFunction for ks_lua_push_capped: the response at 1. */
+static int push_answer(lua_State *L)
+{
+	const struct ks_http_resp *r = lua_touserdata(L, 1);
+
+	push_response(L, r->status, &r->headers, r->body.data, r->body.len);
+	return 1;
+}
+
 /* One request answered (status > 0) or failed (0): kupenstack_http_client_requests_total. */
 static void count(struct ks_metrics *m, const char *method, long status)
 {
@@ -130,9 +139,14 @@ static void done(struct ks_http_req *req, const struct ks_http_resp *resp, void 
 	if (resp->status == 0) {
 		snprintf(msg, sizeof(msg), "%s %s: %s", h->method, h->url, resp->errmsg);
 		n = ks_lua_fail(co, 0, reason_of(resp->err), msg);
-	} else {
-		push_response(co, resp->status, &resp->headers, resp->body.data, resp->body.len);
+	} else if (ks_lua_push_capped(&h->op, push_answer, (void *)resp) == 0) {
 		n = 1;
+	} else {
+		snprintf(msg, sizeof(msg),
+			 "%s %s: the response (%zu bytes of body) does not fit under the plugin's "
+			 "memory limit",
+			 h->method, h->url, resp->body.len);
+		n = ks_lua_fail(co, 0, "MemoryLimit", msg);
 	}
 	ks_lua_op_resume(&h->op, n);
 	op_free(h);

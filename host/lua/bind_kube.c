@@ -116,12 +116,41 @@ static struct ks_cache *cache_of(lua_State *L, const struct res *r)
 	return c;
 }
 
+/* t[i] = v as Lua; t, v (a cJSON) and i are at 1, 2, 3. */
+static int set_item(lua_State *L)
+{
+	ks_lua_push_json(L, lua_touserdata(L, 2));
+	lua_rawseti(L, 1, (int)lua_tointeger(L, 3));
+	return 0;
+}
+
+/*
+ * t[i] = v (t at idx) as set_item does, protected: when the plugin's memory limit
+ * refuses it, v is freed, then free_also, then the error is raised (nothing the host
+ * made for the call leaks, however often a plugin retries).
+ */
+static void add_item(lua_State *L, int t, int i, cJSON *v, void *free_also)
+{
+	int rc;
+
+	lua_pushcfunction(L, set_item);
+	lua_pushvalue(L, t);
+	lua_pushlightuserdata(L, v);
+	lua_pushinteger(L, i);
+	rc = lua_pcall(L, 3, 0, 0);
+	cJSON_Delete(v);
+	if (rc != 0) {
+		free(free_also);
+		lua_error(L);
+	}
+}
+
 static void push_cached(lua_State *L, const struct ks_cache_obj *o)
 {
-	cJSON *v = cJSON_ParseWithLength(o->json, o->len);
-
-	ks_lua_push_json(L, v);
-	cJSON_Delete(v);
+	lua_createtable(L, 1, 0);
+	add_item(L, lua_gettop(L), 1, cJSON_ParseWithLength(o->json, o->len), NULL);
+	lua_rawgeti(L, -1, 1);
+	lua_remove(L, -2);
 }
 
 static int get(lua_State *L)
@@ -178,7 +207,7 @@ static int list(lua_State *L)
 	struct all all = { 0 };
 	struct ks_cache *c;
 	struct res r;
-	int labels = 0, n = 0;
+	int labels = 0, n = 0, t;
 	size_t count, i;
 
 	check_res(L, 1, &r);
@@ -192,6 +221,8 @@ static int list(lua_State *L)
 		if (lua_istable(L, -1))
 			labels = lua_gettop(L);
 	}
+	lua_newtable(L); /* before anything the host must free */
+	t = lua_gettop(L);
 	if (owner) {
 		count = ks_cache_by_owner(c, owner, &objs);
 	} else if (ns) {
@@ -202,20 +233,25 @@ static int list(lua_State *L)
 		objs = all.v;
 		count = all.n;
 	}
-	lua_createtable(L, (int)count, 0);
 	for (i = 0; i < count; i++) {
 		cJSON *v = cJSON_ParseWithLength(objs[i]->json, objs[i]->len);
 		const char *ons = ks_json_str(v, "metadata.namespace");
 
-		if ((!ns || (ons && strcmp(ons, ns) == 0)) && labels_match(L, labels, v)) {
-			ks_lua_push_json(L, v);
-			lua_rawseti(L, -2, ++n);
-		}
-		cJSON_Delete(v);
+		if ((!ns || (ons && strcmp(ons, ns) == 0)) && labels_match(L, labels, v))
+			add_item(L, t, ++n, v, all.v);
+		else
+			cJSON_Delete(v);
 	}
 	free(all.v);
 	ks_lua_push_array_mt(L);
 	lua_setmetatable(L, -2);
+	return 1;
+}
+
+/* ks_lua_push_json as a lua_CFunction for ks_lua_push_capped: the cJSON at 1. */
+static int push_body(lua_State *L)
+{
+	ks_lua_push_json(L, lua_touserdata(L, 1));
 	return 1;
 }
 
@@ -235,8 +271,9 @@ static void answered(struct ks_kube_result *res, void *data)
 		n = ks_lua_fail(co, res->code, res->reason, res->message);
 	else if (k->want_ok || !res->body)
 		lua_pushboolean(co, 1);
-	else
-		ks_lua_push_json(co, res->body);
+	else if (ks_lua_push_capped(&k->op, push_body, (void *)res->body) != 0)
+		n = ks_lua_fail(co, 0, "MemoryLimit",
+				"the API's answer does not fit under the plugin's memory limit");
 	ks_lua_op_resume(&k->op, n);
 	free(k);
 }

@@ -10,8 +10,29 @@
 
 #include "ks.h"
 #include "lua/bind.h"
+#include "lua/engine.h"
 
 #define MAX_DEPTH 128
+/* What a JSON node costs the host (cJSON's struct and allocator), besides its text. */
+#define NODE_BYTES 64
+
+/* The conversion under way: the host memory its tree may take, at most the plugin's
+ * memory limit. A table reached through many paths (t = {t, t}, 30 times over) is
+ * converted once per path: without this bound, a few bytes of Lua make gigabytes of
+ * cJSON on the host's heap. */
+static size_t budget;
+
+/* Charge n bytes of tree; false (with *err) once it is spent. */
+static bool spend(size_t n, const char **err)
+{
+	if (n > budget) {
+		*err = "the value would take more host memory than the plugin's memory limit "
+		       "(is one table reached through many paths?)";
+		return false;
+	}
+	budget -= n;
+	return true;
+}
 
 static char array_mt_key;
 static char null_key;
@@ -243,6 +264,8 @@ static cJSON *to_json(lua_State *L, int idx, int depth, const char **err)
 		*err = "nested too deep (a cycle?)";
 		return NULL;
 	}
+	if (!spend(NODE_BYTES + (lua_type(L, idx) == LUA_TSTRING ? lua_objlen(L, idx) : 0), err))
+		return NULL;
 	switch (lua_type(L, idx)) {
 	case LUA_TNIL:
 		return cJSON_CreateNull();
@@ -274,5 +297,6 @@ cJSON *ks_lua_to_json(lua_State *L, int idx, const char **err)
 {
 	if (idx < 0 && idx > LUA_REGISTRYINDEX)
 		idx = lua_gettop(L) + idx + 1;
+	budget = ks_lua_limits_of(ks_lua_from(L))->memory;
 	return to_json(L, idx, 0, err);
 }

@@ -3,6 +3,7 @@
  * require, and compiling source text. Tasks (coroutines) live in task.c.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,92 @@ static int sandbox_print(lua_State *L)
 	return 0;
 }
 
+/*
+ * pcall, xpcall and coroutine.resume that cannot swallow a stopped task's error: each
+ * hands what the real one returned to ks_lua_stop_check (task.c), which raises the stop
+ * reason again if a limit stopped the task. They are Lua functions ending in a tail
+ * call, so nesting them costs Lua stack, not C stack, as the real ones do. xpcall's
+ * handler is not called once the task is stopped: LuaJIT calls the handler again for an
+ * error raised inside it, so a looping handler would otherwise run for ever.
+ */
+static const char guards_source[] =
+	"local raw_pcall, raw_xpcall, raw_resume, check, stopped = ...\n"
+	"return function(...) return check(raw_pcall(...)) end,\n"
+	"  function(f, h, ...)\n"
+	"    return check(raw_xpcall(f, function(e)\n"
+	"      if stopped() then return e end\n"
+	"      return h(e)\n"
+	"    end, ...))\n"
+	"  end,\n"
+	"  function(...) return check(raw_resume(...)) end\n";
+
+enum { T_INSERT, T_REMOVE, T_SORT, T_CONCAT };
+
+/* table.insert, remove, sort and concat loop in C, where the count hook does not fire
+ * (table.insert(t, 1, v) moves every element): each is charged first for the elements
+ * it may move, compare or copy. Upvalues: the real function, which one it is. */
+static int charged_table_fn(lua_State *L)
+{
+	int what = (int)lua_tointeger(L, lua_upvalueindex(2)), nargs = lua_gettop(L);
+	double n = lua_type(L, 1) == LUA_TTABLE ? (double)lua_objlen(L, 1) : 0, cost = 1;
+
+	if ((what == T_INSERT && nargs >= 3) || (what == T_REMOVE && nargs >= 2))
+		cost = n - lua_tonumber(L, 2) + 1;
+	else if (what == T_SORT)
+		cost = n * (log2(n + 1) + 1);
+	else if (what == T_CONCAT)
+		cost = n;
+	ks_lua_charge(L, cost > 1 ? (uint64_t)cost : 1);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, nargs, LUA_MULTRET);
+	return lua_gettop(L);
+}
+
+static void charge_table_fns(lua_State *L)
+{
+	static const char *const names[] = { [T_INSERT] = "insert",
+					     [T_REMOVE] = "remove",
+					     [T_SORT] = "sort",
+					     [T_CONCAT] = "concat" };
+	size_t i;
+
+	lua_getglobal(L, "table");
+	for (i = 0; i < KS_ARRAY_SIZE(names); i++) {
+		lua_getfield(L, -1, names[i]);
+		lua_pushinteger(L, (lua_Integer)i);
+		lua_pushcclosure(L, charged_table_fn, 2);
+		lua_setfield(L, -2, names[i]);
+	}
+	lua_pop(L, 1);
+}
+
+/* Replace the state's pcall, xpcall and coroutine.resume (which make_env hands out)
+ * with the guarded ones, string's pattern functions with bounded ones, and table's
+ * loops in C with charged ones. */
+static void install_guards(lua_State *L)
+{
+	ks_require(luaL_loadbuffer(L, guards_source, sizeof(guards_source) - 1, "=guards") == 0);
+	lua_getglobal(L, "pcall");
+	lua_getglobal(L, "xpcall");
+	lua_getglobal(L, "coroutine");
+	lua_getfield(L, -1, "resume");
+	lua_remove(L, -2);
+	lua_pushcfunction(L, ks_lua_stop_check);
+	lua_pushcfunction(L, ks_lua_stopped);
+	lua_call(L, 5, 3);
+	lua_getglobal(L, "coroutine");
+	lua_insert(L, -2);
+	lua_setfield(L, -2, "resume");
+	lua_pop(L, 1);
+	lua_setglobal(L, "xpcall");
+	lua_setglobal(L, "pcall");
+	lua_getglobal(L, "string");
+	ks_lua_open_patterns(L, lua_gettop(L));
+	lua_pop(L, 1);
+	charge_table_fns(L);
+}
+
 /* Build the environment every chunk of this state runs in; leave its ref in e. */
 static void make_env(struct ks_lua *e)
 {
@@ -180,15 +267,38 @@ static void make_env(struct ks_lua *e)
 	lua_pop(L, 1);
 }
 
+/* want (or dflt when 0), lowered to cap when there is one, with a warning when it was
+ * asked for. */
+static double clamp(const struct ks_lua *e, const char *what, double want, double dflt, double cap)
+{
+	double v = want > 0 ? want : dflt;
+
+	if (cap > 0 && v > cap) {
+		if (want > 0)
+			ks_warn("plugin limit lowered to the operator's cap",
+				"plugin=%s limit=%s wanted=%.0f cap=%.0f", ks_logq(e->name), what,
+				want, cap);
+		v = cap;
+	}
+	return v;
+}
+
 void ks_lua_set_limits(struct ks_lua *e, const struct ks_lua_limits *limits)
 {
-	e->limits = limits ? *limits : (struct ks_lua_limits){ 0 };
-	if (!e->limits.memory)
-		e->limits.memory = DEFAULT_MEMORY;
-	if (!e->limits.instructions)
-		e->limits.instructions = DEFAULT_INSTRUCTIONS;
-	if (e->limits.seconds <= 0)
-		e->limits.seconds = DEFAULT_SECONDS;
+	struct ks_lua_limits want = limits ? *limits : (struct ks_lua_limits){ 0 };
+	const struct ks_lua_limits *cap = &e->host.caps;
+
+	e->limits.memory = (size_t)clamp(e, "memory_bytes", (double)want.memory, DEFAULT_MEMORY,
+					 (double)cap->memory);
+	e->limits.instructions = (uint64_t)clamp(e, "instructions", (double)want.instructions,
+						 DEFAULT_INSTRUCTIONS, (double)cap->instructions);
+	e->limits.seconds = clamp(e, "seconds", want.seconds, DEFAULT_SECONDS, cap->seconds);
+	e->limits.slice = clamp(e, "slice", want.slice, cap->slice, cap->slice); /* 0: none */
+}
+
+const struct ks_lua_limits *ks_lua_limits_of(const struct ks_lua *e)
+{
+	return &e->limits;
 }
 
 void ks_lua_set_print_stdout(struct ks_lua *e, bool yes)
@@ -213,6 +323,7 @@ struct ks_lua *ks_lua_new(const char *name, const struct ks_lua_host *host,
 	lua_newtable(e->L);
 	e->loaded_ref = luaL_ref(e->L, LUA_REGISTRYINDEX);
 	ks_lua_open_all(e->L); /* fills the preload table */
+	install_guards(e->L);
 	make_env(e);
 	ks_lua_task_init(e);
 	return e;

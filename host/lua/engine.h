@@ -29,6 +29,17 @@ struct ks_metrics;
 struct ks_cache;
 struct ks_kube_res;
 struct ks_lua_fake;
+struct ks_lua_op;
+
+struct ks_lua_limits {
+	size_t memory;	       /* bytes; 0: 64 MiB */
+	uint64_t instructions; /* per task; 0: 100 million */
+	double seconds;	       /* per task, wall time; 0: 300 */
+	/* How long Lua may hold the loop in one turn (wall time, shared by every run in
+	 * that turn; task.c); 0: no such limit. Plugins cannot declare it: the operator's
+	 * cap sets it. */
+	double slice;
+};
 
 /* What the bindings reach through the engine; none of it is owned by the engine. */
 struct ks_lua_host {
@@ -49,15 +60,12 @@ struct ks_lua_host {
 	const char *project_namespaces;
 	/* The helm binary for ks.core.helm; NULL: $KS_HELM, else "helm" on PATH. */
 	const char *helm;
+	/* Caps on every limit of the state (what a plugin declares, the defaults, and the
+	 * limits its top level loads under); 0 fields: no cap. */
+	struct ks_lua_limits caps;
 	/* Non-NULL: ks.core.http, kube.fetch/apply/create/patch/delete and ctx.event are
 	 * handed to it first (lua/fake.h): plugin tests and dry runs. Not owned. */
 	struct ks_lua_fake *fake;
-};
-
-struct ks_lua_limits {
-	size_t memory;	       /* bytes; 0: 64 MiB */
-	uint64_t instructions; /* per task; 0: 100 million */
-	double seconds;	       /* per task, wall time; 0: 300 */
 };
 
 struct ks_lua;
@@ -101,8 +109,11 @@ typedef void (*ks_lua_done_cb)(struct ks_lua_task *t, bool ok, int nres, const c
  * without yielding. Returns the task, or NULL when it already finished.
  */
 struct ks_lua_task *ks_lua_spawn(struct ks_lua *e, int nargs, ks_lua_done_cb done, void *data);
-/* Change the limits (0 fields keep the defaults); they apply to tasks spawned after. */
+/* Change the limits (0 fields keep the defaults), each clamped to the host's caps (a
+ * warning names what was lowered); they apply to tasks spawned after. */
 void ks_lua_set_limits(struct ks_lua *e, const struct ks_lua_limits *limits);
+/* The limits in force (after defaults and caps). */
+const struct ks_lua_limits *ks_lua_limits_of(const struct ks_lua *e);
 /* Where print() goes: stdout (scripts) or the log at info (plugins, the default). */
 void ks_lua_set_print_stdout(struct ks_lua *e, bool yes);
 /* Cancel every task of e, as ks_lua_task_cancel() does. */
@@ -112,6 +123,22 @@ void ks_lua_task_cancel(struct ks_lua_task *t, const char *why);
 lua_State *ks_lua_task_thread(struct ks_lua_task *t);
 /* Instructions the task has run (counted in steps of the hook's period). */
 uint64_t ks_lua_task_instructions(const struct ks_lua_task *t);
+/*
+ * Charge n instructions of work done in C for Lua code (pattern matching) to the running
+ * task, and raise its stop reason (a Lua error) if it is, or now becomes, over a limit:
+ * call it often enough from any C loop whose length Lua code chooses. No-op without a
+ * running task.
+ */
+void ks_lua_charge(lua_State *L, uint64_t n);
+/*
+ * Push a value the host made for a task (an HTTP body, a Kubernetes object) under the
+ * state's memory cap: push(L, data) runs protected on the state's main thread, with the
+ * cap held, and must push exactly one value; it is then moved to the op's thread. Call
+ * from the loop, between the task's runs, before ks_lua_op_resume(). Returns 0, or
+ * -ENOMEM (nothing pushed; the garbage is collected) when the value does not fit, or
+ * -EINVAL when push raised another error.
+ */
+int ks_lua_push_capped(struct ks_lua_op *op, lua_CFunction push, void *data);
 
 /*
  * Async operations of bindings. A binding that starts I/O embeds a struct ks_lua_op,
@@ -136,6 +163,14 @@ lua_State *ks_lua_op_thread(struct ks_lua_op *op);
 /* Resume the task with the n values pushed; the op is unlinked (the caller frees it). */
 void ks_lua_op_resume(struct ks_lua_op *op, int n);
 
+/*
+ * lua_pcall(L, nargs, nres, 0) for the host calling a plugin's code outside its tasks
+ * (the __tostring of an error a reconcile returned): under the memory cap and a budget of
+ * its own (a million instructions, a second, what the loop's turn has left of the slice).
+ * Returns lua_pcall's code; a limit is an error like any other (the call is stopped).
+ * Only between runs (no task running).
+ */
+int ks_lua_pcall_limited(struct ks_lua *e, lua_State *L, int nargs, int nres);
 /* The task running now on e, or NULL. */
 struct ks_lua_task *ks_lua_running(struct ks_lua *e);
 /* Monotonic deadline (seconds, ks_now_ns() based) of the running task; 0 if none. */

@@ -35,4 +35,12 @@ static inline int lua_absindex_compat(lua_State *L, int idx)
 int ks_lua_readonly_newindex(lua_State *L);
 int ks_lua_require(lua_State *L);
 void ks_lua_task_init(struct ks_lua *e);
+/* The sandbox's pcall, xpcall and coroutine.resume end in this: it returns its arguments,
+ * or raises the running task's stop reason again if a limit stopped it (task.c). */
+int ks_lua_stop_check(lua_State *L);
+/* Push whether a limit stopped the running task (a lua_CFunction). */
+int ks_lua_stopped(lua_State *L);
+/* Set string.find, match, gmatch and gsub in the string table at idx to the bounded
+ * matcher of pattern.c. */
+void ks_lua_open_patterns(lua_State *L, int idx);
 void ks_lua_task_cancel_all(struct ks_lua *e, const char *why);

@@ -295,7 +295,9 @@ static bool check_table(struct ks_plugin *p, lua_State *L, char **err)
 	}
 	lua_pop(L, 1);
 	p->concurrency = (unsigned)conc;
-	p->limits = (struct ks_lua_limits){ (size_t)mem << 20, (uint64_t)instr, secs };
+	p->limits = (struct ks_lua_limits){ .memory = (size_t)mem << 20,
+					    .instructions = (uint64_t)instr,
+					    .seconds = secs };
 	p->api_version = ks_xasprintf("%s/%s", p->self.group, p->self.version);
 	lua_getfield(L, t, "config_schema");
 	if (!ks_lua_schema_check(L, -1, err) || ks_lua_schema_apply(L, -1, NULL, false, err) != 0) {

@@ -87,27 +87,39 @@ static char *first_part(const char *msg)
 	return tb ? ks_xstrndup(msg, (size_t)(tb - msg)) : ks_xstrdup(msg);
 }
 
+/* t[k] (t at the absolute index idx, a table) without metamethods: a plugin's values are
+ * read outside its tasks, where its code must not run unbounded. */
+static void rawfield(lua_State *L, int idx, const char *k)
+{
+	lua_pushstring(L, k);
+	lua_rawget(L, idx);
+}
+
 /* Fill o from an error value (a table from ctx.terminal or the library, or text). */
 static void error_outcome(lua_State *co, int idx, const char *text, struct ks_outcome *o,
 			  char **buf, char **reason)
 {
 	if (lua_istable(co, idx)) {
-		lua_getfield(co, idx, "ks_terminal");
+		rawfield(co, idx, "ks_terminal");
 		o->terminal = lua_toboolean(co, -1);
-		lua_getfield(co, idx, "reason");
+		rawfield(co, idx, "reason");
 		if (o->terminal && lua_isstring(co, -1))
 			*reason = ks_xstrdup(lua_tostring(co, -1));
-		lua_getfield(co, idx, "backoff");
+		rawfield(co, idx, "backoff");
 		o->backoff = lua_isnumber(co, -1) ? lua_tonumber(co, -1) : 0;
 		lua_pop(co, 3);
 		if (!text) {
 			lua_getglobal(co, "tostring");
 			lua_pushvalue(co, idx);
-			lua_pcall(co, 1, 1, 0);
-			*buf = ks_xstrdup(lua_isstring(co, -1) ? lua_tostring(co, -1) : "error");
+			if (ks_lua_pcall_limited(ks_lua_from(co), co, 1, 1) == 0)
+				*buf = ks_xstrdup(lua_isstring(co, -1) ? lua_tostring(co, -1)
+								       : "error");
+			else /* its __tostring failed or was stopped */
+				*buf = ks_xstrdup("table: ");
 			lua_pop(co, 1);
-			if (strncmp(*buf, "table: ", 7) == 0) { /* no __tostring: use its message */
-				lua_getfield(co, idx, "message");
+			/* no __tostring (or a failed one): use its message */
+			if (strncmp(*buf, "table: ", 7) == 0) {
+				rawfield(co, idx, "message");
 				if (lua_isstring(co, -1)) {
 					free(*buf);
 					*buf = ks_xstrdup(lua_tostring(co, -1));
@@ -116,7 +128,7 @@ static void error_outcome(lua_State *co, int idx, const char *text, struct ks_ou
 			}
 		}
 		if (o->terminal) {
-			lua_getfield(co, idx, "message");
+			rawfield(co, idx, "message");
 			free(*buf);
 			*buf = ks_xstrdup(luaL_optstring(co, -1, "terminal error"));
 			lua_pop(co, 1);
@@ -133,7 +145,7 @@ static cJSON *field_json(lua_State *co, int idx, const char *field, char **err)
 	const char *why = NULL;
 	cJSON *v = NULL;
 
-	lua_getfield(co, idx, field);
+	rawfield(co, idx, field);
 	if (!lua_isnil(co, -1)) {
 		v = ks_lua_to_json(co, -1, &why);
 		if (!v)
@@ -147,16 +159,16 @@ static cJSON *field_json(lua_State *co, int idx, const char *field, char **err)
  * terminal=, reason=, backoff=}. */
 static void result_error(lua_State *co, struct ks_outcome *o, char **buf, char **reason)
 {
-	lua_getfield(co, 1, "error");
+	rawfield(co, 1, "error");
 	if (lua_isstring(co, -1)) {
 		*buf = ks_xstrdup(lua_tostring(co, -1));
 		o->error = *buf;
-		lua_getfield(co, 1, "terminal");
+		rawfield(co, 1, "terminal");
 		o->terminal = lua_toboolean(co, -1);
-		lua_getfield(co, 1, "reason");
+		rawfield(co, 1, "reason");
 		if (lua_isstring(co, -1))
 			o->reason = *reason = ks_xstrdup(lua_tostring(co, -1));
-		lua_getfield(co, 1, "backoff");
+		rawfield(co, 1, "backoff");
 		o->backoff = lua_isnumber(co, -1) ? lua_tonumber(co, -1) : 0;
 		lua_pop(co, 3);
 	}
@@ -183,7 +195,7 @@ static void reconciled(struct ks_lua_task *t, bool ok, int nres, const char *msg
 	} else if (nres >= 1 && lua_istable(co, 1)) {
 		status = field_json(co, 1, "status", &buf);
 		conds = buf ? NULL : field_json(co, 1, "conditions", &buf);
-		lua_getfield(co, 1, "requeue_after");
+		rawfield(co, 1, "requeue_after");
 		o.requeue_after = lua_isnumber(co, -1) ? lua_tonumber(co, -1) : 0;
 		lua_pop(co, 1);
 		o.status = status;

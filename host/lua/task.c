@@ -1,7 +1,20 @@
 /*
  * task.c: coroutines that run plugin code, each with an instruction budget and a
  * wall-time deadline, and the ops through which bindings yield them on I/O.
+ *
+ * A limit, once exceeded, is final. The count hook (every HOOK_PERIOD VM instructions of
+ * any coroutine of the state, the JIT being off) charges the running task and checks its
+ * budget, its deadline and its slice against a monotonic clock (a libuv timer cannot fire
+ * while the loop is inside lua_resume). The first breach records the reason in the task
+ * (t->stop) and raises it. Lua code can catch an error only through pcall, xpcall and
+ * coroutine.resume, and the sandbox's versions of those (engine.c) hand their results to
+ * ks_lua_stop_check(), which raises the recorded reason again while the task is stopped;
+ * the hook raises it again at every later tick too. So whatever the plugin wraps around
+ * its loop, the error climbs out of every level to lua_resume, and the task ends with the
+ * recorded reason, not with whatever value the plugin's handlers made of it.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,10 +23,14 @@
 
 #include "ks.h"
 #include "log.h"
+#include "metrics.h"
 #include "lua/engine.h"
 #include "lua/internal.h"
 
 #define HOOK_PERIOD 1000
+/* What a host call into a plugin's value (ks_lua_pcall_limited) may cost. */
+#define HOST_CALL_INSTRUCTIONS 1000000
+#define HOST_CALL_NS 1000000000ull
 
 struct ks_lua_task {
 	struct ks_lua *e;
@@ -24,6 +41,9 @@ struct ks_lua_task {
 	struct ks_lua_op *op; /* pending, or NULL */
 	uint64_t instructions;
 	uint64_t deadline_ns;
+	uint64_t slice_ns; /* this resume must yield before then */
+	char stop[160];	   /* why the task was stopped (a limit), or "" */
+	const char *limit; /* which limit stopped it, for the metric */
 	uv_timer_t timer;
 	bool finished;
 	struct ks_lua_task *prev, *next;
@@ -34,25 +54,72 @@ static double secs(uint64_t ns)
 	return (double)ns / 1e9;
 }
 
+/* Raise the reason t was stopped for, on L (t's thread or a coroutine of the state). */
+static int raise_stop(lua_State *L, struct ks_lua_task *t)
+{
+	lua_pushstring(L, t->stop);
+	return lua_error(L);
+}
+
+/* Record the first limit t breached, if any. */
+static void check_limits(struct ks_lua_task *t)
+{
+	const struct ks_lua_limits *lim = &t->e->limits;
+	uint64_t now;
+
+	if (t->instructions > lim->instructions) {
+		t->limit = "instructions";
+		snprintf(t->stop, sizeof(t->stop),
+			 "instruction budget exceeded: more than %.0f million instructions",
+			 (double)lim->instructions / 1e6);
+		return;
+	}
+	now = ks_now_ns();
+	t->limit = now > t->deadline_ns ? "seconds" : "slice";
+	if (now > t->deadline_ns)
+		snprintf(t->stop, sizeof(t->stop), "wall time limit exceeded: %g s", lim->seconds);
+	else if (now > t->slice_ns)
+		snprintf(t->stop, sizeof(t->stop),
+			 "wall time limit exceeded: Lua held the host's loop for %g s without "
+			 "letting it turn",
+			 lim->slice);
+}
+
+void ks_lua_charge(lua_State *L, uint64_t n)
+{
+	struct ks_lua_task *t = ks_lua_from(L)->running;
+
+	if (!t)
+		return;
+	t->instructions += n;
+	if (!t->stop[0])
+		check_limits(t);
+	if (t->stop[0])
+		raise_stop(L, t);
+}
+
+int ks_lua_stop_check(lua_State *L)
+{
+	struct ks_lua_task *t = ks_lua_from(L)->running;
+
+	if (t && t->stop[0])
+		return raise_stop(L, t);
+	return lua_gettop(L);
+}
+
+int ks_lua_stopped(lua_State *L)
+{
+	struct ks_lua_task *t = ks_lua_from(L)->running;
+
+	lua_pushboolean(L, t && t->stop[0]);
+	return 1;
+}
+
 /* Runs every HOOK_PERIOD instructions of any coroutine of the state. */
 static void hook(lua_State *L, lua_Debug *ar)
 {
-	struct ks_lua *e = ks_lua_from(L);
-	struct ks_lua_task *t = e->running;
-
 	(void)ar;
-	if (!t)
-		return;
-	t->instructions += HOOK_PERIOD;
-	if (t->instructions > e->limits.instructions) {
-		lua_pushfstring(L, "instruction budget exceeded: more than %d million instructions",
-				(int)(e->limits.instructions / 1000000));
-		lua_error(L);
-	}
-	if (ks_now_ns() > t->deadline_ns) {
-		lua_pushfstring(L, "wall time limit exceeded: %d s", (int)e->limits.seconds);
-		lua_error(L);
-	}
+	ks_lua_charge(L, HOOK_PERIOD);
 }
 
 void ks_lua_task_init(struct ks_lua *e)
@@ -84,6 +151,10 @@ static const char *error_text(struct ks_lua_task *t)
 	lua_State *co = t->co, *L = t->e->L;
 	const char *msg = NULL;
 
+	if (t->stop[0]) {
+		luaL_traceback(L, co, t->stop, 0);
+		return lua_tostring(L, -1);
+	}
 	if (lua_type(co, -1) == LUA_TTABLE) {
 		lua_getfield(co, -1, "message");
 		msg = lua_tostring(co, -1);
@@ -97,9 +168,28 @@ static const char *error_text(struct ks_lua_task *t)
 	return lua_tostring(L, -1);
 }
 
+/* kupenstack_plugin_limit_stops_total{plugin, limit}: a task ended by a limit. */
+static void count_stop(struct ks_lua *e, const char *limit)
+{
+	struct ks_metric_family *f;
+
+	if (!e->host.metrics)
+		return;
+	f = ks_metrics_counter(e->host.metrics, "kupenstack_plugin_limit_stops_total",
+			       "Tasks (reconciles, loads, maps) of a plugin that a limit of the "
+			       "sandbox ended, by limit: instructions, seconds, slice or memory.",
+			       KS_LABELS("plugin", "limit"));
+	ks_metric_inc(ks_metric_child(f, KS_LABELS(e->name, limit)));
+}
+
 static void finish(struct ks_lua_task *t, bool ok, int nres, const char *msg)
 {
 	struct ks_lua *e = t->e;
+
+	if (t->stop[0])
+		count_stop(e, t->limit);
+	else if (!ok && e->over_memory)
+		count_stop(e, "memory");
 
 	t->finished = true;
 	unlink_task(t);
@@ -109,18 +199,45 @@ static void finish(struct ks_lua_task *t, bool ok, int nres, const char *msg)
 	uv_close((uv_handle_t *)&t->timer, timer_closed);
 }
 
+/*
+ * The slice is shared by all Lua run in one turn of the loop (tasks of every state): a
+ * controller may start several reconciles in one callback, and their runs add up to how
+ * long the loop is held. The loop's cached time (uv_now) changes once per turn, which
+ * tells turns apart. A run's deadline is what its turn has left of the slice.
+ */
+static struct {
+	const uv_loop_t *loop;
+	uint64_t now_ms;   /* uv_now() of the turn */
+	uint64_t spent_ns; /* Lua run in it so far */
+} turn;
+
+static uint64_t slice_left(const struct ks_lua *e)
+{
+	uint64_t slice = (uint64_t)(e->limits.slice * 1e9);
+
+	if (turn.loop != e->host.loop || turn.now_ms != uv_now(e->host.loop)) {
+		turn.loop = e->host.loop;
+		turn.now_ms = uv_now(e->host.loop);
+		turn.spent_ns = 0;
+	}
+	return turn.spent_ns < slice ? slice - turn.spent_ns : 0;
+}
+
 static void run(struct ks_lua_task *t, int nargs)
 {
 	struct ks_lua *e = t->e;
+	uint64_t start = ks_now_ns();
 	int rc, top;
 
 	e->running = t;
 	e->enforce = true;
+	t->slice_ns = e->limits.slice > 0 ? start + slice_left(e) : UINT64_MAX;
 	rc = lua_resume(t->co, nargs);
+	turn.spent_ns += ks_now_ns() - start;
 	e->enforce = false;
 	e->running = NULL;
 	if (rc == LUA_YIELD && t->op)
-		return;
+		return; /* stopped or not: a stopped task raises at its first tick after */
 	if (rc == LUA_YIELD) {
 		lua_pushliteral(t->co, "coroutine.yield outside a host call: plugins yield only "
 				       "through ks.core modules");
@@ -263,4 +380,49 @@ void ks_lua_op_resume(struct ks_lua_op *op, int n)
 	ks_require(t->op == op);
 	t->op = NULL;
 	run(t, n);
+}
+
+int ks_lua_push_capped(struct ks_lua_op *op, lua_CFunction push, void *data)
+{
+	struct ks_lua_task *t = op->task;
+	struct ks_lua *e = t->e;
+	lua_State *L = e->L;
+	bool over = e->over_memory;
+	int top = lua_gettop(L), rc;
+
+	ks_require(e->running == NULL && t->op == op);
+	lua_pushcfunction(L, push);
+	lua_pushlightuserdata(L, data);
+	e->enforce = true;
+	rc = lua_pcall(L, 1, 1, 0);
+	e->enforce = false;
+	if (rc == 0) {
+		lua_xmove(L, t->co, 1);
+		return 0;
+	}
+	lua_settop(L, top);
+	e->over_memory = over;
+	lua_gc(L, LUA_GCCOLLECT, 0); /* what was built so far */
+	return rc == LUA_ERRMEM ? -ENOMEM : -EINVAL;
+}
+
+int ks_lua_pcall_limited(struct ks_lua *e, lua_State *L, int nargs, int nres)
+{
+	struct ks_lua_task host_call = { .e = e };
+	uint64_t now = ks_now_ns(), left = slice_left(e);
+	int rc;
+
+	ks_require(e->running == NULL);
+	host_call.instructions = e->limits.instructions > HOST_CALL_INSTRUCTIONS
+					 ? e->limits.instructions - HOST_CALL_INSTRUCTIONS
+					 : 0;
+	host_call.deadline_ns = now + HOST_CALL_NS;
+	host_call.slice_ns = e->limits.slice > 0 ? now + left : UINT64_MAX;
+	e->running = &host_call;
+	e->enforce = true;
+	rc = lua_pcall(L, nargs, nres, 0);
+	e->enforce = false;
+	e->running = NULL;
+	turn.spent_ns += ks_now_ns() - now;
+	return rc;
 }
