@@ -67,12 +67,29 @@ static void sub_freed(uv_handle_t *h)
 	free(s);
 }
 
+/* The kept message at 1: its body, then its routing key (for ks_lua_push_capped). */
+static int push_body(lua_State *L)
+{
+	const struct kept *k = lua_touserdata(L, 1);
+
+	lua_pushlstring(L, k->body, k->len);
+	return 1;
+}
+
+static int push_key(lua_State *L)
+{
+	const struct kept *k = lua_touserdata(L, 1);
+
+	lua_pushstring(L, k->key);
+	return 1;
+}
+
 /* Resume the waiting task with the oldest message (true), or leave it waiting. */
 static bool deliver(struct sub *s)
 {
 	struct next_op *w = s->waiter;
 	struct kept *k;
-	lua_State *co;
+	int n = 2;
 
 	if (!w || ks_list_empty(&s->kept))
 		return false;
@@ -81,11 +98,16 @@ static bool deliver(struct sub *s)
 	s->nkept--;
 	s->waiter = NULL;
 	uv_timer_stop(&s->timer);
-	co = ks_lua_op_thread(&w->op);
-	lua_pushlstring(co, k->body, k->len);
-	lua_pushstring(co, k->key);
+	if (ks_lua_push_capped(&w->op, push_body, k) != 0) {
+		n = ks_lua_fail(ks_lua_op_thread(&w->op), 0, "MemoryLimit",
+				"the message does not fit in the plugin's memory limit");
+	} else if (ks_lua_push_capped(&w->op, push_key, k) != 0) {
+		lua_pop(ks_lua_op_thread(&w->op), 1); /* the body */
+		n = ks_lua_fail(ks_lua_op_thread(&w->op), 0, "MemoryLimit",
+				"the message does not fit in the plugin's memory limit");
+	}
 	free(k);
-	ks_lua_op_resume(&w->op, 2);
+	ks_lua_op_resume(&w->op, n);
 	free(w);
 	return true;
 }
