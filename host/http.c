@@ -38,6 +38,7 @@ struct ks_http_req {
 	bool cancelled;
 	bool completing;
 	bool too_big;
+	size_t max_body;
 	struct ks_list link; /* in h->reqs or h->reap */
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -146,7 +147,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 		ks_buf_append(&r->stream, p, len);
 		return len;
 	}
-	if (r->resp.body.len + len > MAX_BODY) {
+	if (r->resp.body.len + len > r->max_body) {
 		r->too_big = true;
 		return 0;
 	}
@@ -193,8 +194,8 @@ static void complete(struct ks_http *h, struct ks_http_req *r, CURLcode rc)
 		r->resp.err = stopped ? -ECANCELED : curl_err(rc);
 		if (r->too_big) {
 			r->resp.err = -EFBIG;
-			snprintf(r->errbuf, sizeof(r->errbuf), "response body over %u bytes",
-				 MAX_BODY);
+			snprintf(r->errbuf, sizeof(r->errbuf), "response body over %zu bytes",
+				 r->max_body);
 		}
 		if (r->resp.err && !r->errbuf[0])
 			snprintf(r->errbuf, sizeof(r->errbuf), "%s", curl_easy_strerror(rc));
@@ -429,6 +430,7 @@ struct ks_http_req *ks_http_request(struct ks_http *h, const struct ks_http_opts
 	ks_list_init(&r->link);
 	ks_require(o->url && o->on_done && !h->closing);
 	r->h = h;
+	r->max_body = o->max_body && o->max_body < MAX_BODY ? o->max_body : MAX_BODY;
 	r->on_done = o->on_done;
 	r->on_data = o->on_data;
 	r->data = o->data;

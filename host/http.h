@@ -73,6 +73,9 @@ struct ks_http_opts {
 	long timeout_ms;
 	/* 0 means 10 s. */
 	long connect_timeout_ms;
+	/* A buffered body past this many bytes fails the request with -EFBIG; 0 means
+	 * 512 MiB. (A streamed body, on_data, is not buffered.) */
+	size_t max_body;
 	/* NULL uses the system's trust store. */
 	const struct ks_http_tls *tls;
 	ks_http_data_cb on_data;

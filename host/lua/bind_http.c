@@ -136,9 +136,15 @@ static void done(struct ks_http_req *req, const struct ks_http_resp *resp, void 
 
 	(void)req;
 	count(h->metrics, h->method, resp->status);
-	if (resp->status == 0) {
+	if (resp->err == -EFBIG) { /* the body stopped at max_body: never a partial one */
+		snprintf(msg, sizeof(msg),
+			 "%s %s: the response body is larger than the plugin's memory limit "
+			 "(%zu bytes); it was not read",
+			 h->method, h->url, ks_lua_limits_of(ks_lua_from(co))->memory);
+		n = ks_lua_fail(co, resp->status, "MemoryLimit", msg);
+	} else if (resp->status == 0 || resp->err) {
 		snprintf(msg, sizeof(msg), "%s %s: %s", h->method, h->url, resp->errmsg);
-		n = ks_lua_fail(co, 0, reason_of(resp->err), msg);
+		n = ks_lua_fail(co, resp->status, reason_of(resp->err), msg);
 	} else if (ks_lua_push_capped(&h->op, push_answer, (void *)resp) == 0) {
 		n = 1;
 	} else {
@@ -248,6 +254,8 @@ static int start(lua_State *L, struct ks_http_opts *o)
 	h->url = ks_xstrdup(o->url);
 	o->on_done = done;
 	o->data = h;
+	/* A body past the plugin's memory limit could never be pushed to it: not buffered. */
+	o->max_body = ks_lua_limits_of(ks_lua_from(L))->memory;
 	h->req = ks_http_request(ks_lua_host(ks_lua_from(L))->http, o);
 	return ks_lua_op_start(L, &h->op);
 }
