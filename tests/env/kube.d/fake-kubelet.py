@@ -133,7 +133,6 @@ class Node:
         self.lock = threading.Condition()
         self.pods = {}       # uid -> the latest pod object seen
         self.state = {}      # uid -> what this kubelet remembers of the pod
-        self.ready_since = None
         self.lease = None
 
     def stopped(self):
@@ -243,6 +242,8 @@ class Node:
                     if was_stopped:
                         self.log("started again")
                         with self.lock:
+                            for st in self.state.values():
+                                st.pop("written", None)   # post every pod's status again
                             self.lock.notify_all()
                     self.renew_lease(now)
                     if was_stopped or now - last_status >= STATUS_EVERY:
@@ -337,7 +338,7 @@ class Node:
         status = self.status(pod, st, now)
         if status != st.get("written"):
             body = dict(status)
-            body["conditions"] = self.conditions_with_times(pod, st, status["conditions"], now)
+            body["conditions"] = self.conditions_with_times(pod, status["conditions"], now)
             self.api.call("PATCH", where + "/status", {"status": body},
                           "application/merge-patch+json")
             st["written"] = status
@@ -346,7 +347,7 @@ class Node:
                 st["phase"] = status["phase"]
 
     def first_sight(self, pod, now):
-        st = {"seen": now, "frozen": False, "since": {}}
+        st = {"seen": now, "frozen": False}
         phase = pod.get("status", {}).get("phase")
         ip = pod.get("status", {}).get("podIP")
         if phase in ("Succeeded", "Failed"):
@@ -358,16 +359,16 @@ class Node:
         st["ip"] = ip
         return st
 
-    def conditions_with_times(self, pod, st, conds, now):
+    def conditions_with_times(self, pod, conds, now):
         """The kubelet's conditions with lastTransitionTime; the scheduler's kept."""
-        out = [c for c in pod.get("status", {}).get("conditions", [])
-               if c["type"] not in ("Initialized", "Ready", "ContainersReady")]
+        cur = pod.get("status", {}).get("conditions") or []
+        out = [c for c in cur if c["type"] not in ("Initialized", "Ready", "ContainersReady")]
+        old = {c["type"]: c for c in cur}
         for c in conds:
             c = dict(c)
-            since = st["since"].get(c["type"])
-            if since is None or since[0] != c["status"]:
-                since = st["since"][c["type"]] = (c["status"], ts(now))
-            c["lastTransitionTime"] = since[1]
+            o = old.get(c["type"])
+            same = o and o.get("status") == c["status"] and o.get("lastTransitionTime")
+            c["lastTransitionTime"] = o["lastTransitionTime"] if same else ts(now)
             c["lastProbeTime"] = None
             out.append(c)
         return out
