@@ -20,6 +20,7 @@ BASE=$(mktemp -d /tmp/kupenstack-pods.XXXXXX)
 C=$BASE/c
 OUT=$BASE/out
 NS=podtest
+W=${KS_WAIT:-120}
 passed=0
 failed=0
 
@@ -38,12 +39,15 @@ check() {
 }
 
 # eventually SECS DESC CMD...: CMD succeeds within SECS seconds (a bound on the polling,
-# generous for a loaded machine; not an assertion on speed).
+# generous for a loaded machine; not an assertion on speed). $W, the usual bound, is
+# KS_WAIT (default 120); a mutation run lowers it to fail sooner.
 eventually() {
-	local secs=$1 desc=$2 i
+	local secs=$1 desc=$2 end
 	shift 2
-	for ((i = 0; i < secs * 2; i++)); do
+	end=$((SECONDS + secs))
+	while :; do
 		"$@" </dev/null >"$OUT" 2>&1 && { pass "$desc"; return 0; }
+		[ "$SECONDS" -lt "$end" ] || break
 		sleep 0.5
 	done
 	fail "$desc (not within $secs s)"
@@ -58,7 +62,7 @@ js() {
 	local filter=$1 json
 	shift
 	json=$(k get "$@" -o json) || return 1
-	jq -ce "$filter" <<<"$json" || { jq -c '.status // .items' <<<"$json" | head -c 2000; return 1; }
+	jq -ce "$filter" <<<"$json" || { jq -c '.status // .items' <<<"$json" | head -c 2000; echo; return 1; }
 }
 
 cleanup() {
@@ -91,7 +95,7 @@ l1=$(lease node-1)
 check "each node holds its Lease in kube-node-lease" \
 	bash -c '[[ $1 == "node-1 "* && $2 == "node-2 "* ]]' _ "$l1" "$(lease node-2)"
 renewed() { not is "$(lease node-1)" "$l1"; }
-eventually 60 "the Lease is renewed" renewed
+eventually "$W" "the Lease is renewed" renewed
 check "node-stop of an unknown node is refused" not kube node-stop node-9
 
 
@@ -209,7 +213,7 @@ check "create a Deployment, two Jobs, a StatefulSet, a DaemonSet" k apply -f "$B
 
 # --- Deployment web -------------------------------------------------------------------------
 
-eventually 120 "Deployment web: Available with 3 ready replicas" js '.status.readyReplicas == 3
+eventually "$W" "Deployment web: Available with 3 ready replicas" js '.status.readyReplicas == 3
 	and any(.status.conditions[]; .type == "Available" and .status == "True")' deployment web
 check "web: 3 pods, each on a node" js '[.items[].spec.nodeName | select(. == "node-1" or
 	. == "node-2")] | length == 3' pods -l app=web
@@ -265,12 +269,12 @@ check "never: Running, its container started but not Ready" js '.items[0].status
 check "never: the Deployment counts no ready replica" js '(.status.readyReplicas // 0) == 0
 	and .status.unavailableReplicas == 1' deployment never
 
-eventually 120 "Job ok: succeeded=1, Complete" js '.status.succeeded == 1 and
+eventually "$W" "Job ok: succeeded=1, Complete" js '.status.succeeded == 1 and
 	any(.status.conditions[]; .type == "Complete" and .status == "True")' job ok
 check "Job ok: its pod Succeeded, exit code 0" js '.items[0].status | .phase == "Succeeded"
 	and .containerStatuses[0].state.terminated.exitCode == 0' pods -l job-name=ok
 
-eventually 120 "Job bad: Failed, BackoffLimitExceeded" js 'any(.status.conditions[];
+eventually "$W" "Job bad: Failed, BackoffLimitExceeded" js 'any(.status.conditions[];
 	.type == "Failed" and .status == "True" and .reason == "BackoffLimitExceeded")' job bad
 check "Job bad: 2 failed pods (backoffLimit 1), none succeeded" js '.status.failed == 2 and
 	(.status.succeeded // 0) == 0' job bad
@@ -280,18 +284,18 @@ check "Job bad: its pods Failed with exit code 1 and the message" js '[.items[].
 	pods -l job-name=bad
 
 crash_restarts() { k get pods -l app=crash -o jsonpath='{.items[0].status.containerStatuses[0].restartCount}'; }
-eventually 120 "crash: CrashLoopBackOff with a restart" js '.items[0].status.containerStatuses[0]
+eventually "$W" "crash: CrashLoopBackOff with a restart" js '.items[0].status.containerStatuses[0]
 	| .state.waiting.reason == "CrashLoopBackOff" and .restartCount >= 1' pods -l app=crash
 r1=$(crash_restarts)
 grows() { local r; r=$(crash_restarts); echo "restartCount $r"; [ "$r" -gt "$r1" ]; }
-eventually 120 "crash: restartCount grows (was $r1)" grows
+eventually "$W" "crash: restartCount grows (was $r1)" grows
 check "crash: lastState terminated with exit code 3 and the message" js '.items[0].status
 	.containerStatuses[0].lastState.terminated | .exitCode == 3 and
 	.message == "keystone: cannot reach the database"' pods -l app=crash
 check "crash: the Deployment is not Available" js 'any(.status.conditions[];
 	.type == "Available" and .status == "False")' deployment crash
 
-eventually 120 "StatefulSet db: 2 ready replicas" js '.status.readyReplicas == 2' statefulset db
+eventually "$W" "StatefulSet db: 2 ready replicas" js '.status.readyReplicas == 2' statefulset db
 # OrderedReady: db-1 is created only once db-0 is Running and Ready.
 ordered() {
 	local c1 r0
@@ -302,7 +306,7 @@ ordered() {
 }
 check "StatefulSet db: db-1 created no earlier than db-0 became Ready" ordered
 
-eventually 120 "DaemonSet agent: 2 scheduled, 2 ready" js '.status.desiredNumberScheduled == 2
+eventually "$W" "DaemonSet agent: 2 scheduled, 2 ready" js '.status.desiredNumberScheduled == 2
 	and .status.numberReady == 2' daemonset agent
 check "DaemonSet agent: one pod on each node" is \
 	"$(k get pods -l app=agent -o jsonpath='{.items[*].spec.nodeName}' | tr ' ' '\n' | sort | tr '\n' ' ')" \
@@ -320,7 +324,7 @@ rolled() {
 	now=$(k get pods -l app=web -o jsonpath='{.items[*].metadata.uid}')
 	for u in $old; do [[ " $now " != *" $u "* ]] || { echo "old pod $u still there"; return 1; }; done
 }
-eventually 180 "web: rolled to 3 new ready pods, none of the old left" rolled
+eventually $((W * 3 / 2)) "web: rolled to 3 new ready pods, none of the old left" rolled
 check "web: the new pods carry VERSION=2" js '[.items[].spec.containers[0].env[]? |
 	select(.name == "VERSION" and .value == "2")] | length == 3' pods -l app=web
 check "web: 2 ReplicaSets, the old one scaled to 0" js '[.items[].status.replicas] | sort ==
@@ -329,8 +333,8 @@ check "web: 2 ReplicaSets, the old one scaled to 0" js '[.items[].status.replica
 victim=$(k get pods -l app=web -o jsonpath='{.items[0].metadata.name}')
 check "delete pod $victim (grace period 30 s)" k delete pod "$victim" --wait=false
 gone() { local o; o=$(k get pod "$1" 2>&1); echo "$o"; grep -q NotFound <<<"$o"; }
-eventually 60 "the kubelet removed it (grace-period-0 delete)" gone "$victim"
-eventually 120 "web: replaced, 3 ready again" js '.status.readyReplicas == 3 and
+eventually "$W" "the kubelet removed it (grace-period-0 delete)" gone "$victim"
+eventually "$W" "web: replaced, 3 ready again" js '.status.readyReplicas == 3 and
 	.status.replicas == 3' deployment web
 
 
@@ -339,20 +343,20 @@ eventually 120 "web: replaced, 3 ready again" js '.status.readyReplicas == 3 and
 node_ready() { k get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'; }
 check "node-stop node-2" kube node-stop node-2
 nr() { is "$(node_ready node-2)" Unknown; }
-eventually 120 "node-2 goes NotReady (Ready=Unknown, the node lifecycle controller)" nr
+eventually "$W" "node-2 goes NotReady (Ready=Unknown, the node lifecycle controller)" nr
 check "node-2: tainted unreachable" js '[.spec.taints[]?.key] | index("node.kubernetes.io/unreachable")' \
 	node node-2
 check "node-1 stays Ready" is "$(node_ready node-1)" True
 l2=$(lease node-2)
-eventually 120 "DaemonSet agent: its pod on node-2 marked not ready (1 ready)" \
+eventually "$W" "DaemonSet agent: its pod on node-2 marked not ready (1 ready)" \
 	js '.status.numberReady == 1' daemonset agent
 check "node-2's Lease was not renewed meanwhile" is "$(lease node-2)" "$l2"
 check "node-start node-2" kube node-start node-2
 nready() { is "$(node_ready node-2)" True; }
-eventually 120 "node-2 Ready again" nready
-eventually 120 "node-2: the unreachable taint removed" js '[.spec.taints[]?.key] |
+eventually "$W" "node-2 Ready again" nready
+eventually "$W" "node-2: the unreachable taint removed" js '[.spec.taints[]?.key] |
 	index("node.kubernetes.io/unreachable") | not' node node-2
-eventually 120 "DaemonSet agent: 2 ready again" js '.status.numberReady == 2' daemonset agent
+eventually "$W" "DaemonSet agent: 2 ready again" js '.status.numberReady == 2' daemonset agent
 check "the kubelet logged no traceback" not grep -q Traceback "$C/kubelet.log"
 check "the scheduler did not panic" not grep -Eiq 'panic|fatal error' "$C/scheduler.log"
 
