@@ -103,7 +103,9 @@ check "node-stop of an unknown node is refused" not kube node-stop node-9
 
 k create namespace "$NS" >/dev/null
 # every status the web pods go through, to check the init containers' order
-k get pods -l app=web -w -o json >"$BASE/web-watch.json" 2>/dev/null &
+# (kubectl itself, not through k(): $! must be kubectl's pid, so that kill ends it)
+kubectl --kubeconfig="$C/admin.kubeconfig" --cache-dir="$BASE/cache" -n "$NS" \
+	get pods -l app=web -w -o json >"$BASE/web-watch.json" 2>/dev/null &
 watch_pid=$!
 cat >"$BASE/workloads.yaml" <<'YAML'
 apiVersion: apps/v1
