@@ -62,6 +62,7 @@ FAULT = "kupenstack.io/fake-kubelet"
 FAULT_MESSAGE = "kupenstack.io/fake-kubelet-message"
 FAULT_EXIT = "kupenstack.io/fake-kubelet-exit-code"
 KUBELET_VERSION = "v1.20.2"
+USER_AGENT = "kupenstack-fake-kubelet/" + KUBELET_VERSION + " (stand-in kubelet)"
 
 
 def log(node, msg):
@@ -105,7 +106,7 @@ class Client:
         if conn is None:
             conn = self.local.conn = self.connect(30)
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if data is not None:
             headers["Content-Type"] = ctype
         try:
@@ -271,7 +272,7 @@ class Node:
                 conn = self.api.connect(120)
                 conn.request("GET", "%s&watch=1&allowWatchBookmarks=true&timeoutSeconds=60"
                              "&resourceVersion=%s" % (base, rv),
-                             headers={"Accept": "application/json"})
+                             headers={"Accept": "application/json", "User-Agent": USER_AGENT})
                 resp = conn.getresponse()
                 if resp.status != 200:
                     raise ApiError(resp.status, resp.read().decode(errors="replace"))

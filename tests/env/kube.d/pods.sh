@@ -314,6 +314,25 @@ check "DaemonSet agent: one pod on each node" is \
 	"$(k get pods -l app=agent -o jsonpath='{.items[*].spec.nodeName}' | tr ' ' '\n' | sort | tr '\n' ' ')" \
 	"node-1 node-2 "
 
+# The kubelet's identity is a node's: the Node authorizer and NodeRestriction let node-1
+# write the status of its own pods only.
+# node_patch NODE POD: the HTTP code of an empty status patch of POD as NODE.
+node_patch() {
+	(
+		. "$C/ports.env"
+		curl -sS -o /dev/null -w '%{http_code}' --cacert "$C/pki/ca.crt" \
+			--cert "$C/pki/node-$1.crt" --key "$C/pki/node-$1.key" -X PATCH \
+			-H 'Content-Type: application/merge-patch+json' -d '{"status":{}}' \
+			"https://127.0.0.1:$APISERVER_PORT/api/v1/namespaces/$NS/pods/$2/status"
+	)
+}
+agent_on() { k get pods -l app=agent -o jsonpath="{.items[?(@.spec.nodeName==\"$1\")].metadata.name}"; }
+check "node-1's identity may patch the status of its own pod" is "$(node_patch node-1 "$(agent_on node-1)")" 200
+check "but not of a pod on node-2 (403)" is "$(node_patch node-1 "$(agent_on node-2)")" 403
+check "the kubelet's status writes are its own (managedFields: kupenstack-fake-kubelet)" \
+	js '[.items[].metadata.managedFields[] | select(.manager == "kupenstack-fake-kubelet"
+	and (.fieldsV1 | has("f:status")))] | length == 2' pods -l app=agent --show-managed-fields
+
 
 # --- rolling update and deletion of web ------------------------------------------------------
 
