@@ -62,7 +62,10 @@ js() {
 	local filter=$1 json
 	shift
 	json=$(k get "$@" -o json) || return 1
-	jq -ce "$filter" <<<"$json" || { jq -c '.status // .items' <<<"$json" | head -c 2000; echo; return 1; }
+	jq -ce "$filter" <<<"$json" && return 0
+	jq -c '.status // .items' <<<"$json" | head -c 2000
+	echo
+	return 1
 }
 
 cleanup() {
@@ -90,7 +93,9 @@ ready_nodes() {
 check "two Nodes registered and Ready" is "$(ready_nodes)" "node-1 node-2"
 check "capacity: cpu, memory, pods" js '.status.capacity | .cpu == "8" and .pods == "110"
 	and .memory == "32Gi"' node node-1
-lease() { k -n kube-node-lease get lease "$1" -o jsonpath='{.spec.holderIdentity} {.spec.renewTime}'; }
+lease() {
+	k -n kube-node-lease get lease "$1" -o jsonpath='{.spec.holderIdentity} {.spec.renewTime}'
+}
 l1=$(lease node-1)
 check "each node holds its Lease in kube-node-lease" \
 	bash -c '[[ $1 == "node-1 "* && $2 == "node-2 "* ]]' _ "$l1" "$(lease node-2)"
@@ -285,7 +290,9 @@ check "Job bad: its pods Failed with exit code 1 and the message" js '[.items[].
 	select(.exitCode == 1 and .message == "db-sync: schema migration failed")] | length == 2' \
 	pods -l job-name=bad
 
-crash_restarts() { k get pods -l app=crash -o jsonpath='{.items[0].status.containerStatuses[0].restartCount}'; }
+crash_restarts() {
+	k get pods -l app=crash -o jsonpath='{.items[0].status.containerStatuses[0].restartCount}'
+}
 eventually "$W" "crash: CrashLoopBackOff with a restart" js '.items[0].status.containerStatuses[0]
 	| .state.waiting.reason == "CrashLoopBackOff" and .restartCount >= 1' pods -l app=crash
 r1=$(crash_restarts)
@@ -310,9 +317,8 @@ check "StatefulSet db: db-1 created no earlier than db-0 became Ready" ordered
 
 eventually "$W" "DaemonSet agent: 2 scheduled, 2 ready" js '.status.desiredNumberScheduled == 2
 	and .status.numberReady == 2' daemonset agent
-check "DaemonSet agent: one pod on each node" is \
-	"$(k get pods -l app=agent -o jsonpath='{.items[*].spec.nodeName}' | tr ' ' '\n' | sort | tr '\n' ' ')" \
-	"node-1 node-2 "
+check "DaemonSet agent: one pod on each node" js '[.items[].spec.nodeName] | sort ==
+	["node-1", "node-2"]' pods -l app=agent
 
 # The kubelet's identity is a node's: the Node authorizer and NodeRestriction let node-1
 # write the status of its own pods only.
@@ -326,8 +332,11 @@ node_patch() {
 			"https://127.0.0.1:$APISERVER_PORT/api/v1/namespaces/$NS/pods/$2/status"
 	)
 }
-agent_on() { k get pods -l app=agent -o jsonpath="{.items[?(@.spec.nodeName==\"$1\")].metadata.name}"; }
-check "node-1's identity may patch the status of its own pod" is "$(node_patch node-1 "$(agent_on node-1)")" 200
+agent_on() {
+	k get pods -l app=agent -o jsonpath="{.items[?(@.spec.nodeName==\"$1\")].metadata.name}"
+}
+check "node-1's identity may patch the status of its own pod" \
+	is "$(node_patch node-1 "$(agent_on node-1)")" 200
 check "but not of a pod on node-2 (403)" is "$(node_patch node-1 "$(agent_on node-2)")" 403
 check "the kubelet's status writes are its own (managedFields: kupenstack-fake-kubelet)" \
 	js '[.items[].metadata.managedFields[] | select(.manager == "kupenstack-fake-kubelet"
@@ -365,8 +374,8 @@ node_ready() { k get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready
 check "node-stop node-2" kube node-stop node-2
 nr() { is "$(node_ready node-2)" Unknown; }
 eventually "$W" "node-2 goes NotReady (Ready=Unknown, the node lifecycle controller)" nr
-check "node-2: tainted unreachable" js '[.spec.taints[]?.key] | index("node.kubernetes.io/unreachable")' \
-	node node-2
+check "node-2: tainted unreachable" js '[.spec.taints[]?.key] |
+	index("node.kubernetes.io/unreachable")' node node-2
 check "node-1 stays Ready" is "$(node_ready node-1)" True
 l2=$(lease node-2)
 eventually "$W" "DaemonSet agent: its pod on node-2 marked not ready (1 ready)" \
