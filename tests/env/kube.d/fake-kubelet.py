@@ -267,6 +267,8 @@ class Node:
                     lst = self.api.call("GET", base)
                     with self.lock:
                         self.pods = {p["metadata"]["uid"]: p for p in lst["items"]}
+                        for uid in set(self.state) - set(self.pods):
+                            del self.state[uid]     # deleted while the watch was down
                         self.lock.notify_all()
                     rv = lst["metadata"]["resourceVersion"]
                 conn = self.api.connect(120)
