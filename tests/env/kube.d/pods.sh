@@ -78,6 +78,13 @@ trap cleanup EXIT
 
 # --- up, with two nodes ------------------------------------------------------------------
 
+nodes_refused() {
+	local o
+	o=$(KS_KUBE_NODES=0 kube up 2>&1) && return 1
+	echo "$o"
+	grep -q "KS_KUBE_NODES must be a number" <<<"$o" && [ ! -e "$C" ]
+}
+check "KS_KUBE_NODES=0 refused (naming it), nothing made" nodes_refused
 KS_KUBE_NODES=2 kube up >"$BASE/env" 2>"$OUT"
 rc=$?
 [ "$rc" = 0 ] && pass "up with KS_KUBE_NODES=2" || fail "up with KS_KUBE_NODES=2"
@@ -394,6 +401,9 @@ check "the scheduler did not panic" not grep -Eiq 'panic|fatal error' "$C/schedu
 # --- down --------------------------------------------------------------------------------------
 
 pids=$(cat "$C"/*.pid)
+kill -KILL "$(cat "$C/kubelet.pid")"
+status_says() { local o; o=$(kube status 2>&1); echo "$o"; grep -q "kubelet is not running" <<<"$o"; }
+check "status fails once the kubelet is dead, naming it" status_says
 check "down" kube down
 check "no process up started is left" not pgrep -f -- "$C/"
 # alive PID...: one of the PIDs runs (a zombie, its parent not reaping it yet, does not)
