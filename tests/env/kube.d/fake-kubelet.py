@@ -32,7 +32,8 @@ Faults, from pod annotations (set them on a workload's pod template):
   kupenstack.io/fake-kubelet: fail         containers exit non-zero after RUN s: the pod
                                            turns Failed (restartPolicy Never) or
                                            crash-loops (OnFailure, Always)
-  kupenstack.io/fake-kubelet-message: TEXT   the termination message (default below)
+  kupenstack.io/fake-kubelet-message: TEXT   the termination message (default
+                                             "stand-in kubelet: fault FAULT injected")
   kupenstack.io/fake-kubelet-exit-code: N    the exit code of a fault (default 1)
 A node stops (no Lease renewal, no NodeStatus, no pod status or deletion, as a dead
 kubelet) while the file STATE_DIR/NAME.stopped exists: `tests/env/kube node-stop NAME`.
