@@ -48,7 +48,18 @@ avail() {
 }
 sid() { field "$1" "$NS" "$2" '.status.id // empty'; }
 uid_of() { field "$1" "$NS" "$2" '.metadata.uid'; }
-cr_gone() { ! k get "$1" "$2" -n "$NS" >/dev/null 2>&1 || { echo "$1 $2 still exists"; return 1; }; }
+# k_gone ARGS...: `kubectl get ARGS` says NotFound (not any other failure).
+k_gone() {
+	local out
+	if out=$(k get "$@" 2>&1); then
+		echo "still there: kubectl get $*"
+		return 1
+	fi
+	grep -q '(NotFound)' <<<"$out" && return 0
+	echo "kubectl get $*: $out"
+	return 1
+}
+cr_gone() { k_gone "$1" "$2" -n "$NS"; }
 
 # host [POINT]: stop the running host (if any) and start one, crashing at POINT.
 host() {
@@ -511,7 +522,7 @@ project_gone() {
 check "before the namespace goes, the project holds what its objects made (the queries work)" -- \
 	eval "! leftovers && [ \"\$(api_ids '$NEUTRON/networks?project_id=$PID' '.networks | length')\" -ge 1 ]"
 k delete namespace "$NS" --wait=false >/dev/null 2>&1
-eventually 300 "the namespace goes (its finalizer ran)" op -- eval "! k get namespace $NS"
+eventually 300 "the namespace goes (its finalizer ran)" op -- k_gone namespace "$NS"
 check "its project is gone from Keystone (not found)" -- project_gone
 check "nothing of the project is left in Neutron, Nova, Cinder or Glance, nor a key pair" -- leftovers
 echo "# ${0##*/}: $((SECONDS - T0)) s, $RUN hosts started"
