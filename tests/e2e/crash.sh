@@ -88,15 +88,15 @@ died_at() {
 
 # api_setup: an admin token and the endpoints.
 api_setup() {
-	local tok url
+	local tok
 	tok=$(openstack token issue -f json) || return 1
 	ATOKEN=$(jq -r .id <<<"$tok")
 	KP_USER=$(jq -r .user_id <<<"$tok")
-	url() { openstack endpoint list --service "$1" --interface public -f value -c URL | head -n 1; }
-	NEUTRON=$(url network)/v2.0
-	NOVA_URL=$(url compute)
-	CINDER_URL=$(url volumev3 | sed "s/[%$](project_id)s/$(jq -r .project_id <<<"$tok")/")
-	GLANCE_URL=$(url image)/v2
+	endpoint() { openstack endpoint list --service "$1" --interface public -f value -c URL | head -n 1; }
+	NEUTRON=$(endpoint network)/v2.0
+	NOVA_URL=$(endpoint compute)
+	CINDER_URL=$(endpoint volumev3 | sed "s/[%$](project_id)s/$(jq -r .project_id <<<"$tok")/")
+	GLANCE_URL=$(endpoint image)/v2
 	[ -n "$ATOKEN" ] && [ "$NEUTRON" != /v2.0 ] && [ -n "$NOVA_URL" ] && [ -n "$CINDER_URL" ] &&
 		[ "$GLANCE_URL" != /v2 ]
 }
