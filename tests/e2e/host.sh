@@ -90,13 +90,13 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
 print(s.getsockname()[1], flush=True); sys.stdout.close(); time.sleep(120)' >"$WORK/busy.port" &
 BUSY=$!
 until_ok 10 test -s "$WORK/busy.port"
-check "run with --metrics-addr on a port in use: exit 1 and one line saying so # TODO host bug: it crashes in ks_loader_free(NULL)" -- \
+check "run with --metrics-addr on a port in use: exit 1 and one line saying so" -- \
 	one_error 1 "^kupenstack: --metrics-addr 127\.0\.0\.1:$(cat "$WORK/busy.port"): address already in use" \
 	"$KS" run --plugins "$PLUGINS" --namespace "$NS" --metrics-addr "127.0.0.1:$(cat "$WORK/busy.port")"
 kill "$BUSY" 2>/dev/null
 wait "$BUSY" 2>/dev/null
 check "run --help: exit 0, the usage on stdout" -- help_ok
-check "run --help lists the flags of run # TODO host bug: --lease-duration is missing" -- \
+check "run --help lists the flags of run" -- \
 	help_lists --plugins --kubeconfig --context --namespace --metrics-addr --leader-elect \
 	--lease-duration --concurrency --os-config --os-cloud --cluster --stdlib --log-level
 check "version: exit 0, 'kupenstack VERSION'" -- version_ok
