@@ -304,12 +304,20 @@ end)
 check(string.format("rate limit: %d concurrent calls through %g requests/s, burst %d", N, RATE,
   BURST), function()
   -- A session of its own (another transport function): its own bucket, full at start.
+  -- The transport notes when each request leaves, past the bucket.
+  local sent, counting = {}, false
   local limited = must(openstack.connect { clouds_yaml = CLOUDS, cloud = CLOUD,
-    transport = function(req) return http.request(req) end, rate = RATE, burst = BURST,
+    transport = function(req)
+      if counting then
+        sent[#sent + 1] = time.monotonic()
+      end
+      return http.request(req)
+    end, rate = RATE, burst = BURST,
     endpoint_override = { compute = PROXY .. "/v2.1" } })
   must(limited:auth())
   time.sleep(BURST / RATE)   -- the token took one; a full bucket again
   fault("pass", 0)
+  counting = true
   local calls = {}
   for i = 1, N do
     calls[i] = function()
@@ -317,6 +325,7 @@ check(string.format("rate limit: %d concurrent calls through %g requests/s, burs
       return body and body.version ~= nil or tostring(err)
     end
   end
+  local t0 = time.monotonic()
   local dt, results = timed(function() return script.gather(calls) end)
   local done, first_bad = 0, nil
   for i = 1, N do
@@ -332,13 +341,21 @@ check(string.format("rate limit: %d concurrent calls through %g requests/s, burs
     .. "burst), at most %d in 1 s, %d in 2 s, %d in flight at once", N, dt, s.requests, span,
     (s.requests - BURST) / span, s.max_in_1s, s.max_in_2s, s.max_inflight))
   expect(done == N, done, "of", N, "succeeded; first failure:", first_bad)
-  expect(s.requests == N, "proxy saw", s.requests)
-  -- Arrivals at the proxy jitter by a few ms around the bucket's times: 1 s windows may
-  -- hold one or two more than the tokens the bucket gave in that second.
-  expect(s.max_in_1s <= RATE + BURST + 2, "at most", RATE + BURST, "in 1 s, saw", s.max_in_1s)
-  expect(s.max_in_2s <= 2 * RATE + BURST + 2, "at most", 2 * RATE + BURST, "in 2 s, saw",
-    s.max_in_2s)
-  expect(span >= (N - BURST) / RATE * 0.97, "all arrived within", span, "s")
+  expect(s.requests == N and #sent == N, "proxy saw", s.requests, "sent", #sent)
+  -- What the bucket promises: the k-th request leaves no earlier than (k - BURST) / RATE
+  -- after the start, less 0.1 s (its sleeps end by the loop's clock, which lags the real
+  -- one by what the loop is doing; seen: 5 ms). A loaded machine only delays requests (and
+  -- may bunch them at the proxy, whose windows above are printed, not checked).
+  table.sort(sent)
+  local early = 0
+  for k = BURST + 1, N do
+    local due = (k - BURST) / RATE
+    early = math.max(early, due - (sent[k] - t0))
+    expect(sent[k] - t0 >= due - 0.1, "request", k, "left", sent[k] - t0, "s after the start,"
+      .. " before its turn at", due, "s")
+  end
+  print(string.format("# bench: rate limit: the earliest request left %.1f ms before its turn",
+    early * 1000))
 end)
 
 print(passed .. " passed, " .. failed .. " failed")
