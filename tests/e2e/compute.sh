@@ -1080,54 +1080,6 @@ spec:
 EOF
 check "Instance: an invalid spec (powerState: Paused) is rejected by the API server, naming the field" -- \
 	rejected 'spec.powerState'
-# Each "behind our back" check above annotates the object after the change, which makes the
-# host look at once. Here nothing nudges it: a host with a short resync (--resync) finds the
-# change at its next full resync, as production does (every 300 s by default): the latency
-# to expect is the resync period (+-10 %) plus one reconcile (and a server's build).
-# synced PLUGIN RESOURCE: the host has run (at least) as many reconciles of PLUGIN as the
-# namespace has RESOURCE objects, and none is waiting: its first look at each is done.
-synced() {
-	local m done n depth
-	m=$(curl -sf --max-time 5 "http://127.0.0.1:${HPORT[op]}/metrics") || { echo "no /metrics"; return 1; }
-	done=$(awk -v p="controller_runtime_reconcile_total{controller=\"$1\"," \
-		'index($1, p) == 1 { s += $2 } END { print s + 0 }' <<<"$m")
-	depth=$(awk -v s="workqueue_depth{name=\"$1\"}" '$1 == s { print $2 }' <<<"$m")
-	n=$(k get "$2" -n "$NS" --no-headers 2>/dev/null | grep -c .)
-	echo "$done reconciles of $1 for $n $2; queue depth '$depth'"
-	[ "$done" -ge "$n" ] && [ "$depth" = 0 ]
-}
-RESYNC=15
-stop_host op TERM
-if ! host_up --resync "$RESYNC"; then
-	echo "the host did not come up" >"$OUT"
-	fail "the operator starts again, with --resync $RESYNC" op
-	finish
-fi
-# Its first look at every object (which would see any change) done before the changes.
-eventually 120 "resync: the restarted host has looked at every Instance once" op -- synced instance instances
-openstack server set --name hacked-again "$VFULL" >"$OUT" 2>&1
-T_DRIFT=$SECONDS
-eventually $((RESYNC * 4 + 60)) "Instance: renamed behind our back, no nudge: corrected at the next resync" op -- \
-	os_is ".name == \"kst-$RUN-vm2\"" server show "$VFULL"
-echo "# drift (an edit) corrected $((SECONDS - T_DRIFT)) s after it was made; resync $RESYNC s"
-drifts() {
-	k get events -n "$NS" -o json |
-		jq '[.items[] | select(.involvedObject.name == "vm-full" and .reason == "Drift") | .count // 1] | add // 0'
-}
-N_DRIFT=$(drifts)
-openstack server delete --wait "$VFULL" >"$OUT" 2>&1
-T_DRIFT=$SECONDS
-eventually $((RESYNC * 4 + 120)) "Instance: deleted behind our back, no nudge: made again at the next resync (another Event Drift)" op -- \
-	eval "new_id instance vm-full $VFULL && [ \"\$(drifts)\" -gt $N_DRIFT ]"
-echo "# drift (a delete) repaired $((SECONDS - T_DRIFT)) s after it was made (the new server ACTIVE); resync $RESYNC s"
-VFULL=$(sid instance vm-full)
-stop_host op TERM
-if ! host_up; then
-	echo "the host did not come up" >"$OUT"
-	fail "the operator starts again, with the plugins' resync" op
-	finish
-fi
-
 bad_spec <<EOF
 apiVersion: kupenstack.io/v1alpha1
 kind: Instance
