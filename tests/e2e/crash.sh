@@ -79,7 +79,7 @@ host() {
 
 # died_at KIND POINT: the host died of SIGKILL, having logged that it reached KIND's POINT.
 died_at() {
-	wait_exit op 120
+	wait_exit op 300
 	[ "${HRC[op]}" = 137 ] || { echo "the host exited with ${HRC[op]}, not 137 (SIGKILL)"; tail -n 5 "${HLOG[op]}"; return 1; }
 	in_log op "crash point reached.*kind=$1 point=$2( |$)"
 }
