@@ -1048,8 +1048,8 @@ eventually 120 "resync: the restarted host has looked at every Instance once" op
 openstack server set --name hacked-again "$VFULL" >"$OUT" 2>&1
 T_DRIFT=$SECONDS
 eventually $((RESYNC * 4 + 60)) "Instance: renamed behind our back, no nudge: corrected at the next resync" op -- \
-	os_is ".name == \"kst-$RUN-vm2\"" server show "$VFULL"
-echo "# drift (an edit) corrected $((SECONDS - T_DRIFT)) s after it was made; resync $RESYNC s"
+	os_is ".name == \"kst-$RUN-vm2\"" server show "$VFULL" &&
+	echo "# drift (an edit) corrected $((SECONDS - T_DRIFT)) s after it was made; resync $RESYNC s"
 drifts() {
 	k get events -n "$NS" -o json |
 		jq '[.items[] | select(.involvedObject.name == "vm-full" and .reason == "Drift") | .count // 1] | add // 0'
@@ -1058,8 +1058,8 @@ N_DRIFT=$(drifts)
 openstack server delete --wait "$VFULL" >"$OUT" 2>&1
 T_DRIFT=$SECONDS
 eventually $((RESYNC * 4 + 120)) "Instance: deleted behind our back, no nudge: made again at the next resync (another Event Drift)" op -- \
-	eval "new_id instance vm-full $VFULL && [ \"\$(drifts)\" -gt $N_DRIFT ]"
-echo "# drift (a delete) repaired $((SECONDS - T_DRIFT)) s after it was made (the new server ACTIVE); resync $RESYNC s"
+	eval "new_id instance vm-full $VFULL && [ \"\$(drifts)\" -gt $N_DRIFT ]" &&
+	echo "# drift (a delete) repaired $((SECONDS - T_DRIFT)) s after it was made (the new server ACTIVE); resync $RESYNC s"
 VFULL=$(sid instance vm-full)
 stop_host op TERM
 if ! host_up; then

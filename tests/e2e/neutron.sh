@@ -1093,13 +1093,13 @@ eventually 120 "resync: the restarted host has looked at every Network once" op 
 raw_put "/networks/$ND" '{"network": {"description": "tampered"}}'
 T_DRIFT=$SECONDS
 eventually $((RESYNC * 4 + 60)) "Network: edited behind our back, no nudge: corrected at the next resync" op -- \
-	os_has "/networks/$ND" '.network.description == "as spec says"'
-echo "# drift (an edit) corrected $((SECONDS - T_DRIFT)) s after it was made; resync $RESYNC s"
+	os_has "/networks/$ND" '.network.description == "as spec says"' &&
+	echo "# drift (an edit) corrected $((SECONDS - T_DRIFT)) s after it was made; resync $RESYNC s"
 raw_del "/networks/$ND"
 T_DRIFT=$SECONDS
 eventually $((RESYNC * 4 + 60)) "Network: deleted behind our back, no nudge: made again at the next resync (Event Drift)" op -- \
-	eval "new_id network net-drift $ND && event Network net-drift Drift"
-echo "# drift (a delete) repaired $((SECONDS - T_DRIFT)) s after it was made; resync $RESYNC s"
+	eval "new_id network net-drift $ND && event Network net-drift Drift" &&
+	echo "# drift (a delete) repaired $((SECONDS - T_DRIFT)) s after it was made; resync $RESYNC s"
 
 # ---- tenancy: deleting the namespace ----------------------------------------------------------
 
