@@ -219,6 +219,7 @@ static int setup(struct app *a, struct ks_kubeconfig *cfg)
 						   .dir = o->plugins_dir,
 						   .configmap_namespace = o->plugins_configmaps,
 						   .concurrency = o->concurrency,
+						   .resync = o->resync,
 						   .host = {
 							   .loop = a->loop,
 							   .http = a->http,

@@ -20,6 +20,7 @@ struct ks_app_opts {
 	const char *lease_name;				     /* NULL: "kupenstack" */
 	double lease_duration, renew_deadline, retry_period; /* 0: 15, 10, 2 */
 	unsigned concurrency;				     /* 0: each plugin's own */
+	double resync; /* seconds between full resyncs; 0: each plugin's own */
 	const char *clouds_yaml, *cloud, *cluster;
 	/* Which namespaces get a project: "labelled" (kupenstack.io/project=true) or "all"
 	 * (but kube-* and those labelled false); ks.core.config's project_namespaces. */

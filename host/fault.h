@@ -12,8 +12,10 @@
  *
  * Points: "status" (the host, a reconcile's outcome in hand, before its status write),
  * and whatever plugins pass to ks.core.fault.point: the stdlib's "created" (OpenStack
- * answered a create; nothing recorded yet) and "posted" (a Neutron resource made, not yet
- * tagged with the object's UID).
+ * answered a create; nothing recorded yet), "posted" (a Neutron resource made, not yet
+ * tagged with the object's UID), "updated" (an in-place update changed the resource,
+ * a Router's interfaces included; nothing recorded yet) and "deleted" (OpenStack
+ * accepted the delete; the object's finalizer is still on).
  */
 #include <stdbool.h>
 

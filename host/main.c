@@ -44,7 +44,7 @@ static void usage(FILE *f)
 	      "                      [--context C] [--namespace N]\n"
 	      "                      [--metrics-addr HOST:PORT] [--leader-elect] [--lease-duration "
 	      "S]\n"
-	      "                      [--concurrency K]\n"
+	      "                      [--concurrency K] [--resync S]\n"
 	      "                      [--os-config FILE] [--os-cloud NAME] [--cluster NAME]\n"
 	      "                      [--project-namespaces labelled|all]\n"
 	      "                      [--stdlib DIR] [--log-level debug|info|warn|error]\n"
@@ -357,6 +357,7 @@ static int cmd_run(int argc, char **argv)
 		{ "leader-elect", no_argument, NULL, 'L' },
 		{ "lease-duration", required_argument, NULL, 'D' },
 		{ "concurrency", required_argument, NULL, 'j' },
+		{ "resync", required_argument, NULL, 'r' },
 		{ "os-config", required_argument, NULL, 'o' },
 		{ "os-cloud", required_argument, NULL, 'C' },
 		{ "cluster", required_argument, NULL, 'K' },
@@ -382,8 +383,8 @@ static int cmd_run(int argc, char **argv)
 	int c, rc;
 	long n;
 
-	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:j:o:C:K:N:s:l:M:I:S:h", opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:j:r:o:C:K:N:s:l:M:I:S:h", opts,
+				NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			o.kubeconfig = optarg;
@@ -424,6 +425,14 @@ static int cmd_run(int argc, char **argv)
 				return 2;
 			}
 			o.concurrency = (unsigned)n;
+			break;
+		case 'r':
+			o.resync = strtod(optarg, &end);
+			if (*end || !(o.resync >= 1 && o.resync <= 86400 * 7)) {
+				fprintf(stderr,
+					"kupenstack: --resync: seconds, from 1 to 604800\n");
+				return 2;
+			}
 			break;
 		case 'o':
 			osc = optarg;

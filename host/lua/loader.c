@@ -84,7 +84,7 @@ static struct binding *bind_plugin(struct ks_loader *l, struct ks_plugin *p, con
 			.selector_value = p->selector_value,
 			.skip_names = p->skip_names,
 			.concurrency = l->o.concurrency ? l->o.concurrency : p->concurrency,
-			.resync = p->resync,
+			.resync = l->o.resync > 0 ? l->o.resync : p->resync,
 			.reconcile = ks_plugin_reconcile,
 			.data = &b->plugin,
 			.events = l->o.events,

@@ -30,6 +30,7 @@ struct ks_loader_opts {
 	const char *configmap_namespace;
 	double poll_seconds;	    /* how often files are checked; 0: 1 s */
 	unsigned concurrency;	    /* overrides the plugins' own when non-zero */
+	double resync;		    /* seconds; overrides the plugins' own when > 0 */
 	struct ks_lua_host host;    /* for the plugins' states (copied) */
 	struct ks_manager *manager; /* not owned */
 	struct ks_kube *kube;

@@ -307,6 +307,7 @@ local function reconcile(def, obj, ctx)
     end
     cur, changed = upd, uerr
     if changed then
+      fault.point(def.kind, "updated") -- OpenStack changed, nothing recorded yet
       ctx.event("Normal", "Updated", "updated " .. def.kind .. " " .. cur.id)
     end
   end
@@ -374,6 +375,7 @@ local function finalize(def, obj, ctx)
     end
     return _M.failed(derr)
   end
+  fault.point(def.kind, "deleted") -- gone (or going) in OpenStack, the finalizer still on
   ctx.event("Normal", "Deleted", "deleted " .. def.kind .. " " .. cur.id)
   if def.async_delete then
     return { conditions = _M.progressing("Deleting", def.kind .. " " .. cur.id

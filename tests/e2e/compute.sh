@@ -86,7 +86,18 @@ new_id() {
 	[ -n "$id" ] && [ "$id" != "$3" ] || { echo "status.id is still $3"; return 1; }
 }
 
-cr_gone() { ! k get "$1" "$2" -n "$NS" >/dev/null 2>&1 || { echo "$1 $2 still exists"; return 1; }; }
+# k_gone ARGS...: `kubectl get ARGS` says NotFound (not any other failure).
+k_gone() {
+	local out
+	if out=$(k get "$@" 2>&1); then
+		echo "still there: kubectl get $*"
+		return 1
+	fi
+	grep -q '(NotFound)' <<<"$out" && return 0
+	echo "kubectl get $*: $out"
+	return 1
+}
+cr_gone() { k_gone "$1" "$2" -n "$NS"; }
 
 del_cr() { k delete "$1" "$2" -n "$NS" --wait=false >/dev/null; }
 
@@ -226,7 +237,8 @@ fingerprint() { ssh-keygen -l -E md5 -f "$WORK/key$1.pub" | awk '{ print $2 }' |
 
 new_ns "$NS"
 k label namespace "$NS" kupenstack.io/project=true >/dev/null
-host_up() { start_host op "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD"; }
+# host_up [ARG...]: start the operator (ARGs added to `kupenstack run`'s).
+host_up() { start_host op "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" "$@"; }
 if ! host_up; then
 	echo "the host did not come up" >"$OUT"
 	fail "the operator starts" op
@@ -1008,6 +1020,54 @@ eventually 90 "Instance: edited behind our back (name, metadata, stopped): corre
 	os_is ".name == \"kst-$RUN-vm2\" and .properties.role == \"db\" and .status == \"ACTIVE\"" \
 	"${NOVA[@]}" server show "$VFULL"
 
+# Each "behind our back" check above annotates the object after the change, which makes the
+# host look at once. Here nothing nudges it: a host with a short resync (--resync) finds the
+# change at its next full resync, as production does (every 300 s by default): the latency
+# to expect is the resync period (+-10 %) plus one reconcile (and a server's build).
+# synced PLUGIN RESOURCE: the host has run (at least) as many reconciles of PLUGIN as the
+# namespace has RESOURCE objects, and none is waiting: its first look at each is done.
+synced() {
+	local m done n depth
+	m=$(curl -sf --max-time 5 "http://127.0.0.1:${HPORT[op]}/metrics") || { echo "no /metrics"; return 1; }
+	done=$(awk -v p="controller_runtime_reconcile_total{controller=\"$1\"," \
+		'index($1, p) == 1 { s += $2 } END { print s + 0 }' <<<"$m")
+	depth=$(awk -v s="workqueue_depth{name=\"$1\"}" '$1 == s { print $2 }' <<<"$m")
+	n=$(k get "$2" -n "$NS" --no-headers 2>/dev/null | grep -c .)
+	echo "$done reconciles of $1 for $n $2; queue depth '$depth'"
+	[ "$done" -ge "$n" ] && [ "$depth" = 0 ]
+}
+RESYNC=15
+stop_host op TERM
+if ! host_up --resync "$RESYNC"; then
+	echo "the host did not come up" >"$OUT"
+	fail "the operator starts again, with --resync $RESYNC" op
+	finish
+fi
+# Its first look at every object (which would see any change) done before the changes.
+eventually 120 "resync: the restarted host has looked at every Instance once" op -- synced instance instances
+openstack server set --name hacked-again "$VFULL" >"$OUT" 2>&1
+T_DRIFT=$SECONDS
+eventually $((RESYNC * 4 + 60)) "Instance: renamed behind our back, no nudge: corrected at the next resync" op -- \
+	os_is ".name == \"kst-$RUN-vm2\"" server show "$VFULL" &&
+	echo "# drift (an edit) corrected $((SECONDS - T_DRIFT)) s after it was made; resync $RESYNC s"
+drifts() {
+	k get events -n "$NS" -o json |
+		jq '[.items[] | select(.involvedObject.name == "vm-full" and .reason == "Drift") | .count // 1] | add // 0'
+}
+N_DRIFT=$(drifts)
+openstack server delete --wait "$VFULL" >"$OUT" 2>&1
+T_DRIFT=$SECONDS
+eventually $((RESYNC * 4 + 120)) "Instance: deleted behind our back, no nudge: made again at the next resync (another Event Drift)" op -- \
+	eval "new_id instance vm-full $VFULL && [ \"\$(drifts)\" -gt $N_DRIFT ]" &&
+	echo "# drift (a delete) repaired $((SECONDS - T_DRIFT)) s after it was made (the new server ACTIVE); resync $RESYNC s"
+VFULL=$(sid instance vm-full)
+stop_host op TERM
+if ! host_up; then
+	echo "the host did not come up" >"$OUT"
+	fail "the operator starts again, with the plugins' resync" op
+	finish
+fi
+
 bad_spec <<EOF
 apiVersion: kupenstack.io/v1alpha1
 kind: Instance
@@ -1210,10 +1270,20 @@ leftovers() {
 	api_count 0 "$GLANCE_URL/images?owner=$PID" .images || left=1
 	return $left
 }
-check "before the namespace goes, its project holds what its objects made" -- eval "! leftovers"
+# api_some URL JQ: GET URL (as admin) answers, and its JQ is not empty.
+api_some() {
+	local j
+	j=$(curl -sf -H "X-Auth-Token: $ATOKEN" -H 'X-OpenStack-Nova-API-Version: 2.79' "$1") ||
+		{ echo "GET $1 failed"; return 1; }
+	jq -e "$2 | length > 0" <<<"$j" >/dev/null || { echo "GET $1: $2 is empty"; return 1; }
+}
+check "before the namespace goes, its project holds what its objects made (the queries work)" -- \
+	eval "api_some '$NOVA_URL/servers?all_tenants=1&project_id=$PID' .servers &&
+		api_some '$CINDER_URL/volumes?all_tenants=1&project_id=$PID' .volumes &&
+		api_some '$GLANCE_URL/images?owner=$PID' .images"
 k delete namespace "$NS" --wait=false >/dev/null
 eventually 300 "deleting the namespace deletes its OpenStack resources, then the project, then the namespace" op -- \
-	eval "! k get namespace $NS >/dev/null 2>&1"
+	k_gone namespace "$NS"
 check "nothing of the project is left in Nova, Cinder and Glance" -- leftovers
 check "the namespace's flavors are gone from Nova" -- \
 	os_gone flavor show "$C_FLAVOR"

@@ -83,7 +83,18 @@ new_id() {
 	[ -n "$id" ] && [ "$id" != "$3" ] || { echo "status.id is still $3"; return 1; }
 }
 
-cr_gone() { ! k get "$1" "$2" -n "$NS" >/dev/null 2>&1 || { echo "$1 $2 still exists"; return 1; }; }
+# k_gone ARGS...: `kubectl get ARGS` says NotFound (not any other failure).
+k_gone() {
+	local out
+	if out=$(k get "$@" 2>&1); then
+		echo "still there: kubectl get $*"
+		return 1
+	fi
+	grep -q '(NotFound)' <<<"$out" && return 0
+	echo "kubectl get $*: $out"
+	return 1
+}
+cr_gone() { k_gone "$1" "$2" -n "$NS"; }
 
 del_cr() { k delete "$1" "$2" -n "$NS" --wait=false >/dev/null; }
 
@@ -1042,6 +1053,54 @@ spec:
   resource: {floating_ip_address: 999.1.1.1}
 EOF
 
+# ---- drift found by the resync alone --------------------------------------------------------
+
+# Each "behind our back" check above annotates the object after the change, which makes the
+# host look at once. Here nothing nudges it: a host with a short resync (--resync) finds the
+# change at its next full resync, as production does (every 300 s by default): the latency
+# to expect is the resync period (+-10 %) plus one reconcile.
+# synced PLUGIN RESOURCE: the host has run (at least) as many reconciles of PLUGIN as the
+# namespace has RESOURCE objects, and none is waiting: its first look at each is done.
+synced() {
+	local m done n depth
+	m=$(curl -sf --max-time 5 "http://127.0.0.1:${HPORT[op]}/metrics") || { echo "no /metrics"; return 1; }
+	done=$(awk -v p="controller_runtime_reconcile_total{controller=\"$1\"," \
+		'index($1, p) == 1 { s += $2 } END { print s + 0 }' <<<"$m")
+	depth=$(awk -v s="workqueue_depth{name=\"$1\"}" '$1 == s { print $2 }' <<<"$m")
+	n=$(k get "$2" -n "$NS" --no-headers 2>/dev/null | grep -c .)
+	echo "$done reconciles of $1 for $n $2; queue depth '$depth'"
+	[ "$done" -ge "$n" ] && [ "$depth" = 0 ]
+}
+RESYNC=15
+apply <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: Network
+metadata: {name: net-drift}
+spec:
+  resource: {description: as spec says}
+EOF
+until_ok 60 avail network net-drift
+ND=$(sid network net-drift)
+stop_host op TERM
+if ! start_host op "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" \
+	--resync "$RESYNC"; then
+	echo "the host did not come up" >"$OUT"
+	fail "the operator starts again, with --resync $RESYNC" op
+	finish
+fi
+# Its first look at every object (which would see any change) done before the changes.
+eventually 120 "resync: the restarted host has looked at every Network once" op -- synced network networks
+raw_put "/networks/$ND" '{"network": {"description": "tampered"}}'
+T_DRIFT=$SECONDS
+eventually $((RESYNC * 4 + 60)) "Network: edited behind our back, no nudge: corrected at the next resync" op -- \
+	os_has "/networks/$ND" '.network.description == "as spec says"' &&
+	echo "# drift (an edit) corrected $((SECONDS - T_DRIFT)) s after it was made; resync $RESYNC s"
+raw_del "/networks/$ND"
+T_DRIFT=$SECONDS
+eventually $((RESYNC * 4 + 60)) "Network: deleted behind our back, no nudge: made again at the next resync (Event Drift)" op -- \
+	eval "new_id network net-drift $ND && event Network net-drift Drift" &&
+	echo "# drift (a delete) repaired $((SECONDS - T_DRIFT)) s after it was made; resync $RESYNC s"
+
 # ---- tenancy: deleting the namespace ----------------------------------------------------------
 
 # leftovers: what of the project is still in Neutron (security groups are listed whole and
@@ -1057,12 +1116,24 @@ leftovers() {
 	[ "$n" = 0 ] || { echo "$n security groups left in project $PID"; left=1; }
 	return $left
 }
-project_gone() { ! openstack project show "$PID" >/dev/null 2>&1 || { echo "project $PID still exists"; return 1; }; }
+# project_gone: Keystone says there is no such project (not any other failure).
+project_gone() {
+	local out
+	if out=$(openstack project show "$PID" 2>&1); then
+		echo "project $PID still exists"
+		return 1
+	fi
+	grep -Eqi "no project with a name or id of '?$PID'? exists|could not find project|404" <<<"$out" && return 0
+	echo "openstack project show $PID: $out"
+	return 1
+}
 
-check "before the namespace goes, its project holds what its objects made" -- eval "! leftovers"
+# Something is left, and the queries that say so work (leftovers fails on a failed one too).
+check "before the namespace goes, its project holds what its objects made" -- \
+	eval "! leftovers && [ \"\$(os_get '/networks?project_id=$PID' | jq '.networks | length')\" -ge 1 ]"
 k delete namespace "$NS" --wait=false >/dev/null
 eventually 240 "deleting the namespace deletes its OpenStack resources, then the project, then the namespace" op -- \
-	eval "! k get namespace $NS >/dev/null 2>&1"
+	k_gone namespace "$NS"
 check "nothing of the project is left in Neutron" -- leftovers
 check "the Keystone project is gone" -- project_gone
 

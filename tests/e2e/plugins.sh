@@ -138,10 +138,10 @@ rss_mb() { awk '/^VmRSS:/ { print int($2 / 1024) }' "/proc/${HPID[s]}/status"; }
 
 # hog24 first: the state a hog has filled may refuse memory to anyone for a while.
 widget "$NS" try-hog24 1 hog24
-tried 60 "limits.memory_mb = 16: keeping 24 MiB fails, memory limit exceeded # TODO host bug: the plugin's limits are not applied" \
+tried 60 "limits.memory_mb = 16: keeping 24 MiB fails, memory limit exceeded" \
 	hog24 "memory limit exceeded"
 widget "$NS" try-sleep5 1 sleep5
-tried 60 "limits.seconds = 1: sleeping 5 s fails, wall time limit exceeded # TODO host bug: the plugin's limits are not applied" \
+tried 60 "limits.seconds = 1: sleeping 5 s fails, wall time limit exceeded" \
 	sleep5 "wall time limit exceeded"
 widget "$NS" try-hog 1 hog
 tried 60 "a memory hog: the reconcile fails, memory limit exceeded" hog "memory limit exceeded"
@@ -160,7 +160,7 @@ first_try_ok() {
 	if grep -E "msg=\"reconcile failed\" controller=widget key=$NS/keep8 " "${HLOG[s]}"; then return 1; fi
 	echo "keep8 kept 8 MiB at its first try"
 }
-check "after a memory hog, another Widget of the plugin keeps 8 MiB at its first try # TODO host bug: the hog's garbage is not collected" s -- first_try_ok
+check "after a memory hog, another Widget of the plugin keeps 8 MiB at its first try" s -- first_try_ok
 widget "$NS" after 1 ok
 gadget g2 9
 eventually 60 "after the hogs, the same plugin reconciles a new Widget" s -- \
@@ -170,7 +170,7 @@ eventually 60 "after the hogs, the other plugin reconciles a new Gadget" s -- ha
 # Last, as it may take the host down with it.
 widget "$NS" try-loop 1 loop
 tried 60 "while true do end: the reconcile fails, instruction budget exceeded" loop "instruction budget exceeded"
-check "limits.instructions = 1e6 is the budget applied # TODO host bug: the plugin's limits are not applied" s -- \
+check "limits.instructions = 1e6 is the budget applied" s -- \
 	sandboxed loop "more than 1 million instructions"
 gadget g3 11
 eventually 30 "after the loop, the other plugin reconciles a new Gadget" s -- has gadget "$NS" g3 '.status.seen == 11'

@@ -117,6 +117,12 @@ local function timed(fn)
 end
 
 
+-- A timing, printed for the record: a TAP comment, not a check (a loaded machine is slow).
+local function bench(what, dt)
+  print(string.format("# bench: %s: %.3f s", what, dt))
+end
+
+
 local function flavors(c, opts)
   return timed(function()
     return c:request("compute", "GET", "/flavors", opts)
@@ -152,7 +158,8 @@ check("503 without Retry-After: retried with backoff, then the answer", function
     s.faults["503"], "503s")
   expect(c.stats.retries == retries + 2, "retries", c.stats.retries - retries)
   -- Two backoffs of at least 0.1 and 0.2 s (equal jitter): not sent again at once.
-  expect(dt >= 0.3 and dt < 10, "took", dt)
+  expect(dt >= 0.3, "took", dt)
+  bench("503 twice, backoff 0.2 s", dt)
 end)
 
 check("503 with Retry-After: 1: waits about 1 s (not the 10 ms backoff), then the answer",
@@ -161,7 +168,8 @@ check("503 with Retry-After: 1: waits about 1 s (not the 10 ms backoff), then th
     fault("503-retry-after", 1, { retry_after = 1 })
     local dt, body = flavors(quick)
     expect(body and type(body.flavors) == "table", "no success after a 503")
-    expect(dt >= 0.9 and dt < 8, "took", dt)
+    expect(dt >= 0.9, "took", dt)
+    bench("503 with Retry-After: 1", dt)
     local s = stats()
     expect(s.faults["503-retry-after"] == 1 and s.requests == 2, "proxy saw", s.requests)
   end)
@@ -171,20 +179,37 @@ check("429 with Retry-After: 1: waits about 1 s, then the answer", function()
   fault("429", 1, { retry_after = 1 })
   local dt, body = flavors(quick)
   expect(body and type(body.flavors) == "table", "no success after a 429")
-  expect(dt >= 0.9 and dt < 8, "took", dt)
+  expect(dt >= 0.9, "took", dt)
+  bench("429 with Retry-After: 1", dt)
   local s = stats()
   expect(s.faults["429"] == 1 and s.requests == 2, "proxy saw", s.requests)
 end)
 
-check("429 without Retry-After, no retries left: transient, retryable, backoff 5 s", function()
+check("429 without Retry-After, no retries left: transient, retryable, backoff 5 s, "
+  .. "returned before that backoff passed", function()
   fault("429", 1, { retry_after = json.null })
-  local dt, body, err = flavors(c, { retries = 0 })
+  -- Beside the call, a sleep of the backoff the error names (5 s), started with it: the
+  -- call, which must not sleep it, returns first.
+  local order = {}
+  local res = script.gather {
+    function()
+      local r = { flavors(c, { retries = 0 }) }
+      order[#order + 1] = "call"
+      return r
+    end,
+    function()
+      time.sleep(5)
+      order[#order + 1] = "sleep"
+    end,
+  }
+  local dt, body, err = res[1].value[1], res[1].value[2], res[1].value[3]
   expect(body == nil and openstack.is_error(err), "not an error", body, err)
   expect(err.status == 429 and err.kind == "transient" and err.retryable and err.backoff == 5,
     "classified", err.status, err.kind, err.retryable, err.backoff)
   expect(err.request_id == "req-faultproxy-1" and err.attempts == 1, "id", err.request_id,
     "attempts", err.attempts)
-  expect(dt < 3, "waited", dt)
+  expect(order[1] == "call", "the 5 s sleep ended before the call returned, after", dt, "s")
+  bench("429 without Retry-After, no retries", dt)
 end)
 
 check("more 503s than the retry budget: the last one, classified, with its request id",
@@ -252,36 +277,47 @@ check("no answer: a timeout after the request's 1 s, transient, the connection c
     expect(body == nil and openstack.is_error(err), "not an error", body, err)
     expect(err.status == 0 and err.code == "Timeout" and err.kind == "transient"
       and err.retryable and err.attempts == 1, "classified", err.status, err.code, err.kind)
-    expect(dt >= 0.9 and dt < 5, "took", dt)
+    expect(dt >= 0.9, "took", dt)
+    bench("no answer, timeout 1 s", dt)
+    -- The client hung up: the proxy saw the close (not its own 60 s limit).
     local s
-    for _ = 1, 20 do   -- the proxy notices the close within 0.1 s
+    for _ = 1, 300 do
       s = stats()
       if #s.hangs_closed_by_client == 1 then
         break
       end
       time.sleep(0.1)
     end
-    expect(#s.hangs_closed_by_client == 1 and s.hangs_closed_by_client[1] < 3,
-      "the client did not hang up", json.encode(s.hangs_closed_by_client))
+    expect(#s.hangs_closed_by_client == 1, "the client did not hang up",
+      json.encode(s.hangs_closed_by_client))
   end)
 
 check("no answer, then one: the retry after the timeout gets it", function()
   fault("hang", 1)
   local dt, body = flavors(c, { timeout = 1, retries = 1 })
   expect(body and type(body.flavors) == "table", "no success after a timeout")
-  expect(dt >= 0.9 and dt < 8, "took", dt)
+  expect(dt >= 0.9, "took", dt)
+  bench("no answer, then one, timeout 1 s", dt)
   expect(stats().requests == 2, "proxy saw", stats().requests)
 end)
 
 check(string.format("rate limit: %d concurrent calls through %g requests/s, burst %d", N, RATE,
   BURST), function()
   -- A session of its own (another transport function): its own bucket, full at start.
+  -- The transport notes when each request leaves, past the bucket.
+  local sent, counting = {}, false
   local limited = must(openstack.connect { clouds_yaml = CLOUDS, cloud = CLOUD,
-    transport = function(req) return http.request(req) end, rate = RATE, burst = BURST,
+    transport = function(req)
+      if counting then
+        sent[#sent + 1] = time.monotonic()
+      end
+      return http.request(req)
+    end, rate = RATE, burst = BURST,
     endpoint_override = { compute = PROXY .. "/v2.1" } })
   must(limited:auth())
   time.sleep(BURST / RATE)   -- the token took one; a full bucket again
   fault("pass", 0)
+  counting = true
   local calls = {}
   for i = 1, N do
     calls[i] = function()
@@ -289,6 +325,7 @@ check(string.format("rate limit: %d concurrent calls through %g requests/s, burs
       return body and body.version ~= nil or tostring(err)
     end
   end
+  local t0 = time.monotonic()
   local dt, results = timed(function() return script.gather(calls) end)
   local done, first_bad = 0, nil
   for i = 1, N do
@@ -304,13 +341,21 @@ check(string.format("rate limit: %d concurrent calls through %g requests/s, burs
     .. "burst), at most %d in 1 s, %d in 2 s, %d in flight at once", N, dt, s.requests, span,
     (s.requests - BURST) / span, s.max_in_1s, s.max_in_2s, s.max_inflight))
   expect(done == N, done, "of", N, "succeeded; first failure:", first_bad)
-  expect(s.requests == N, "proxy saw", s.requests)
-  -- Arrivals at the proxy jitter by a few ms around the bucket's times: 1 s windows may
-  -- hold one or two more than the tokens the bucket gave in that second.
-  expect(s.max_in_1s <= RATE + BURST + 2, "at most", RATE + BURST, "in 1 s, saw", s.max_in_1s)
-  expect(s.max_in_2s <= 2 * RATE + BURST + 2, "at most", 2 * RATE + BURST, "in 2 s, saw",
-    s.max_in_2s)
-  expect(span >= (N - BURST) / RATE * 0.97, "all arrived within", span, "s")
+  expect(s.requests == N and #sent == N, "proxy saw", s.requests, "sent", #sent)
+  -- What the bucket promises: the k-th request leaves no earlier than (k - BURST) / RATE
+  -- after the start, less 0.1 s (its sleeps end by the loop's clock, which lags the real
+  -- one by what the loop is doing; seen: 5 ms). A loaded machine only delays requests (and
+  -- may bunch them at the proxy, whose windows above are printed, not checked).
+  table.sort(sent)
+  local early = 0
+  for k = BURST + 1, N do
+    local due = (k - BURST) / RATE
+    early = math.max(early, due - (sent[k] - t0))
+    expect(sent[k] - t0 >= due - 0.1, "request", k, "left", sent[k] - t0, "s after the start,"
+      .. " before its turn at", due, "s")
+  end
+  print(string.format("# bench: rate limit: the earliest request left %.1f ms before its turn",
+    early * 1000))
 end)
 
 print(passed .. " passed, " .. failed .. " failed")
