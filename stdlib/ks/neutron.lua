@@ -3,7 +3,7 @@
 --
 -- Neutron here cannot tag at creation (no tag-creation extension), so a new resource is
 -- tagged right after its POST, and is created with a description that carries the UID tag
--- (own_description; the spec's description, if any, is set by the update that follows).
+-- (own_description; the spec's description, if any, is set once it is tagged).
 -- A create whose tagging was lost (a crash in between) is found again among the project's
 -- untagged resources by that description, never by its name: a resource made by hand with
 -- the same name is not ours, and is neither adopted nor deleted (only spec.import adopts
@@ -314,6 +314,7 @@ function _M.kind(d)
 
   function def.create(cloud, obj, deps)
     local want = d.desired(obj, deps)
+    local description = want.description
     want.description = _M.own_description(obj)
     local body, err = cloud:request("network", "POST", path, { body = { [key] = want } })
     if not body then
@@ -324,6 +325,13 @@ function _M.kind(d)
     local done, terr = set_tags(cloud, tags_path, cur.id, wanted_tags(obj, cur, true))
     if not done then
       return nil, terr
+    end
+    if description ~= nil and description ~= want.description then
+      done, terr = cloud:request("network", "PUT", path .. "/" .. cur.id,
+        { body = { [key] = { description = description } } })
+      if not done then
+        return nil, terr
+      end
     end
     return def.get(cloud, cur.id)
   end
