@@ -156,8 +156,10 @@ check "apply deploy/rbac-aggregate.yaml" k apply -f "$TOP/deploy/rbac-aggregate.
 check "create namespace $NS" k create namespace "$NS"
 
 for kind in "${KINDS[@]}"; do
-	says "$kind: served as ${kind}s, short name ${SHORT[$kind]}, category openstack" \
-		"^${kind}s +${SHORT[$kind]} +kupenstack.io/v1alpha1 +true" \
+	namespaced=true scope=namespaced
+	[ "$kind" = flavor ] && namespaced=false scope=cluster-scoped # cloud-wide, like StorageClasses
+	says "$kind: served as ${kind}s, short name ${SHORT[$kind]}, category openstack, $scope" \
+		"^${kind}s +${SHORT[$kind]} +kupenstack.io/v1alpha1 +$namespaced " \
 		k api-resources --api-group=kupenstack.io --categories=openstack --no-headers
 done
 
@@ -266,8 +268,8 @@ done
 
 jp() { k get "$1" "$2" -n "$NS" -o jsonpath="$3"; }
 says "default: managementPolicy managed" '^managed$' jp instance vm '{.spec.managementPolicy}'
-says "no default for onDelete (unset: delete what was created, detach an import)" '^$' \
-	jp instance vm '{.spec.onDelete}'
+says "no default for onDelete (unset: delete what was created, detach an import)" '^-$' \
+	jp instance vm '{.spec.onDelete}-'
 says "default: powerState Running" '^Running$' jp instance vm '{.spec.powerState}'
 says "default: recoveryPolicy Recreate/Start/Recreate" '^Recreate Start Recreate$' \
 	jp instance vm '{.spec.recoveryPolicy.onError} {.spec.recoveryPolicy.onShutoff} {.spec.recoveryPolicy.onDeleted}'
