@@ -21,6 +21,7 @@ fi
 export OS_CLOUD=${OS_CLOUD:-kupenstack-admin}
 
 NS=ks-e2e-crash-$$
+FLAVOR=kst-crash-$$-tiny # Flavors are cluster-scoped: a name of this run
 PLUGINS=$(mktemp -d "$WORK/plugins.XXXXXX")
 for p in project network subnet flavor keypair image instance; do
 	cp "$TOP/plugins/$p.lua" "$PLUGINS/"
@@ -108,6 +109,7 @@ crash() {
 
 # tidy: delete the namespace while a host still runs (its finalizers need it).
 tidy() {
+	k delete flavor "$FLAVOR" --wait=false >/dev/null 2>&1 # cluster-scoped: not the namespace's
 	if k get namespace "$NS" >/dev/null 2>&1; then
 		[ -n "${HPID[op]:-}" ] || host >/dev/null 2>&1
 		k delete namespace "$NS" --wait=false >/dev/null 2>&1
@@ -119,6 +121,7 @@ tidy() {
 			k patch namespace "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
 		fi
 	fi
+	k patch flavor "$FLAVOR" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 # if no host took it off
 	cleanup
 }
 trap tidy EXIT
@@ -163,7 +166,7 @@ spec:
 ---
 apiVersion: kupenstack.io/v1alpha1
 kind: Flavor
-metadata: {name: tiny}
+metadata: {name: $FLAVOR}
 spec:
   import: {id: "1"}
   managementPolicy: unmanaged
@@ -176,7 +179,7 @@ spec:
   source: {url: "$URL"}
 EOF
 eventually 60 "setup: the Subnet is Available" op -- avail subnet net
-eventually 60 "setup: the Flavor is Available" op -- avail flavor tiny
+eventually 60 "setup: the Flavor is Available" op -- avail flavor "$FLAVOR"
 eventually 90 "setup: the Image is Available" op -- avail image base
 
 # ---- the crash points ----------------------------------------------------------------------
@@ -203,7 +206,8 @@ done
 
 for point in created status; do
 	ssh-keygen -q -t ed25519 -N '' -C "kst-crash-$point" -f "$WORK/key-$point" </dev/null >/dev/null
-	crash keypair "$point" "k-$point" "kst-crash-$$-$point" <<EOF
+	# Nova names it <namespace>_<spec.resource.name> (plugins/keypair.lua).
+	crash keypair "$point" "k-$point" "${NS}_kst-crash-$$-$point" <<EOF
 apiVersion: kupenstack.io/v1alpha1
 kind: KeyPair
 metadata: {name: k-$point}
@@ -219,7 +223,7 @@ kind: Instance
 metadata: {name: vm-$point}
 spec:
   imageRef: {name: base}
-  flavorRef: {name: tiny}
+  flavorRef: {name: $FLAVOR}
   networks: [{networkRef: {name: net}}]
 EOF
 done
