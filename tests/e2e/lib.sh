@@ -22,7 +22,7 @@ if [ ! -x "$KS" ]; then
 	echo "${0##*/}: $KS is missing: run make" >&2
 	exit 2
 fi
-WORK=$(mktemp -d /tmp/kupenstack-e2e.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kupenstack-e2e.XXXXXX")
 OUT=$WORK/out
 : >"$OUT"
 passed=0

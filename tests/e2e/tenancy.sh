@@ -74,8 +74,8 @@ if ! start_host op "$PLUGINS" - --cluster "$CLUSTER" --os-config "$OS_CLIENT_CON
 	finish
 fi
 
-eventually 60 "namespace A gets a project" op -- eval "[ -n \"\$(pid_of $A)\" ]"
-eventually 60 "namespace B gets a project" op -- eval "[ -n \"\$(pid_of $B)\" ]"
+eventually 180 "namespace A gets a project" op -- eval "[ -n \"\$(pid_of $A)\" ]"
+eventually 180 "namespace B gets a project" op -- eval "[ -n \"\$(pid_of $B)\" ]"
 PA=$(pid_of "$A") PB=$(pid_of "$B")
 check "two namespaces, two projects" -- eval "[ -n '$PA' ] && [ -n '$PB' ] && [ '$PA' != '$PB' ]"
 project_is() { # project_is ID NAMESPACE
@@ -92,8 +92,8 @@ check "the namespaces carry the finalizer kupenstack.io/project" -- eval \
 		index(\"kupenstack.io/project\") != null'"
 
 net "$A" && net "$B" && net "$C"
-eventually 60 "A's Network is Available" op -- avail "$A" net
-eventually 60 "B's Network is Available" op -- avail "$B" net
+eventually 180 "A's Network is Available" op -- avail "$A" net
+eventually 180 "B's Network is Available" op -- avail "$B" net
 NA=$(field network "$A" net .status.id) NB=$(field network "$B" net .status.id)
 in_project() { # in_project NETWORK-ID PROJECT-ID
 	local p
@@ -130,14 +130,15 @@ metadata: {name: alice}
 spec: {}
 EOF
 ! k get network alice -n $B 2>/dev/null"
-eventually 60 "alice's Network in A is Available, in A's project" op -- eval \
+eventually 180 "alice's Network in A is Available, in A's project" op -- eval \
 	"avail $A alice && in_project \$(field network $A alice .status.id) $PA"
 
 # ---- cross-tenant attacks by alice (edit in A) ----------------------------------------------
 
-# refused_as_alice NS: `kubectl apply --as alice` of the object on stdin is forbidden.
+# refused_as_alice NS FILE: `kubectl apply --as alice` of the object in FILE is forbidden
+# (a file: check runs its command with stdin from /dev/null).
 refused_as_alice() {
-	if k apply -n "$1" --as alice -f - >"$WORK/alice.out" 2>&1; then
+	if k apply -n "$1" --as alice -f "$2" >"$WORK/alice.out" 2>&1; then
 		echo "alice's apply was allowed"
 		return 1
 	fi
@@ -147,18 +148,22 @@ FLAVOR=ks-e2e-ten-$$
 check "Flavor: alice (edit in A) may not create Flavors, in A or cluster-wide" -- eval \
 	"! k auth can-i create flavors.kupenstack.io -n $A --as alice &&
 	 ! k auth can-i create flavors.kupenstack.io --as alice"
-check "Flavor: alice's create of a public flavor is forbidden" -- refused_as_alice "$A" <<EOF
+cat >"$WORK/flavor-alice.yaml" <<EOF
 apiVersion: kupenstack.io/v1alpha1
 kind: Flavor
 metadata: {name: $FLAVOR-alice}
 spec: {resource: {name: $FLAVOR-alice, ram: 64, vcpus: 1, disk: 1}}
 EOF
-check "Flavor: alice's import of m1.tiny (id 1) is forbidden" -- refused_as_alice "$A" <<EOF
+check "Flavor: alice's create of a public flavor is forbidden" -- \
+	refused_as_alice "$A" "$WORK/flavor-alice.yaml"
+cat >"$WORK/flavor-steal.yaml" <<EOF
 apiVersion: kupenstack.io/v1alpha1
 kind: Flavor
 metadata: {name: $FLAVOR-steal}
 spec: {import: {id: "1"}}
 EOF
+check "Flavor: alice's import of m1.tiny (id 1) is forbidden" -- \
+	refused_as_alice "$A" "$WORK/flavor-steal.yaml"
 check "Flavor: ... and nothing of alice's is in Nova" -- \
 	eval "! openstack flavor show $FLAVOR-alice >/dev/null 2>&1"
 k apply -f - >/dev/null <<EOF
@@ -172,7 +177,7 @@ flavor_avail() {
 		any(.status.conditions[]?; .type == "Available" and .status == "True")' >/dev/null &&
 		openstack flavor show "$FLAVOR" >/dev/null
 }
-eventually 60 "Flavor: a cluster admin's (cluster-scoped) Flavor is Available, made with the operator's credentials" op -- \
+eventually 180 "Flavor: a cluster admin's (cluster-scoped) Flavor is Available, made with the operator's credentials" op -- \
 	flavor_avail
 check "Flavor: alice may not delete it, nor rewrite its extra specs" -- eval \
 	"! k delete flavor $FLAVOR --as alice 2>/dev/null &&
@@ -192,7 +197,7 @@ kp_avail() {
 	has keypair "$1" "$2" '.status.id != null and
 		any(.status.conditions[]?; .type == "Available" and .status == "True")'
 }
-eventually 60 "KeyPair: B's key pair is Available" op -- kp_avail "$B" key
+eventually 180 "KeyPair: B's key pair is Available" op -- kp_avail "$B" key
 BKEY=$(field keypair "$B" key .status.id)
 BFP=$(openstack keypair show "$BKEY" -f value -c fingerprint 2>/dev/null)
 check "KeyPair: B's is named <namespace>_<name>" -- eval "[ '$BKEY' = '${B}_key' ] && [ -n '$BFP' ]"
@@ -216,11 +221,11 @@ refused_kp() {
 	has keypair "$A" "$1" '.status.id == null and any(.status.conditions[]?; .type == "Available"
 		and .reason == "InvalidConfiguration" and (.message | test("only name a key pair of this namespace")))'
 }
-eventually 60 "KeyPair: alice's import of B's key pair by id is refused (InvalidConfiguration)" op -- refused_kp steal
-eventually 60 "KeyPair: ... and by a filter on its name" op -- refused_kp steal-filter
-eventually 60 "KeyPair: alice's key pair named like B's, with B's public key, is another one" op -- \
+eventually 180 "KeyPair: alice's import of B's key pair by id is refused (InvalidConfiguration)" op -- refused_kp steal
+eventually 180 "KeyPair: ... and by a filter on its name" op -- refused_kp steal-filter
+eventually 180 "KeyPair: alice's key pair named like B's, with B's public key, is another one" op -- \
 	eval "kp_avail $A squat && [ \"\$(field keypair $A squat .status.id)\" = '${A}_$BKEY' ]"
-k delete keypair steal steal-filter squat -n "$A" --as alice --wait=true --timeout=60s >/dev/null 2>&1
+k delete keypair steal steal-filter squat -n "$A" --as alice --wait=true --timeout=180s >/dev/null 2>&1
 check "KeyPair: alice deleted all three: B's key pair is still in Nova, with B's key" -- \
 	eval "[ \"\$(openstack keypair show $BKEY -f value -c fingerprint)\" = '$BFP' ]"
 check "KeyPair: ... and B's KeyPair is still Available" -- kp_avail "$B" key
@@ -241,12 +246,12 @@ kind: Network
 metadata: {name: imported}
 spec: {import: {id: "$HAND2"}}
 EOF
-eventually 60 "Network: alice's, named like one made by hand in A's project, is a network of its own" op -- \
+eventually 180 "Network: alice's, named like one made by hand in A's project, is a network of its own" op -- \
 	eval "avail $A byhand-$$ && [ \"\$(field network $A byhand-$$ .status.id)\" != '$HAND' ]"
-eventually 60 "Network: alice's import by id adopts the other one" op -- \
+eventually 180 "Network: alice's import by id adopts the other one" op -- \
 	eval "avail $A imported && [ \"\$(field network $A imported .status.id)\" = '$HAND2' ]"
 MINE=$(field network "$A" "byhand-$$" .status.id)
-k delete network "byhand-$$" imported -n "$A" --as alice --wait=true --timeout=60s >/dev/null 2>&1
+k delete network "byhand-$$" imported -n "$A" --as alice --wait=true --timeout=180s >/dev/null 2>&1
 check "Network: deleting alice's deletes hers, and not the hand-made one" -- eval \
 	"openstack network show $HAND >/dev/null && ! openstack network show $MINE >/dev/null 2>&1"
 check "Network: deleting the import (onDelete unset) leaves the network in OpenStack" -- \
@@ -275,7 +280,7 @@ if ! start_host op "$PLUGINS" - --cluster "$CLUSTER" --project-namespaces all \
 	fail "--project-namespaces all: the operator starts"
 	finish
 fi
-eventually 60 "--project-namespaces all: an unlabelled namespace gets a project" op -- \
+eventually 180 "--project-namespaces all: an unlabelled namespace gets a project" op -- \
 	eval "[ -n \"\$(pid_of $D)\" ]"
 check "... named <cluster>-<namespace>" -- project_is "$(pid_of "$D")" "$D"
 untouched() { # untouched NS: no project annotation, no finalizer of ours
@@ -301,21 +306,21 @@ metadata: {name: kept}
 spec: {onDelete: detach}
 EOF
 net "$D"
-eventually 60 "D: a Network with onDelete: detach is Available" op -- avail "$D" kept
-eventually 60 "D: ... and a managed one" op -- avail "$D" net
+eventually 180 "D: a Network with onDelete: detach is Available" op -- avail "$D" kept
+eventually 180 "D: ... and a managed one" op -- avail "$D" net
 NKEPT=$(field network "$D" kept .status.id)
 ND=$(field network "$D" net .status.id)
 SGOUT=$(openstack security group create --project "$PD" "ks-e2e-outside-$$" -f value -c id)
 k delete namespace "$D" --wait=false >/dev/null
-eventually 60 "deleting D: its managed network is deleted" op -- \
+eventually 180 "deleting D: its managed network is deleted" op -- \
 	eval "! openstack network show $ND >/dev/null 2>&1"
-eventually 60 "... what is left is named on the Namespace's Progressing condition" op -- \
+eventually 180 "... what is left is named on the Namespace's Progressing condition" op -- \
 	eval "k get namespace $D -o json | jq -e '.status.conditions[]? | select(.type == \"Progressing\")
 		| .message | test(\"1 networks, 1 security groups in project $PD.*keep-project\")' >/dev/null"
 check "... the namespace stays, and so do the project, the detached network and the group" -- \
 	eval "k get namespace $D >/dev/null && in_project $NKEPT $PD && openstack security group show $SGOUT >/dev/null"
 k annotate namespace "$D" kupenstack.io/on-delete=keep-project >/dev/null
-eventually 60 "annotated keep-project: the namespace goes" op -- eval "! k get namespace $D"
+eventually 180 "annotated keep-project: the namespace goes" op -- eval "! k get namespace $D"
 check "... leaving the project with the detached network and the group in it" -- \
 	eval "in_project $NKEPT $PD && openstack security group show $SGOUT >/dev/null"
 check "... and an Event ProjectKept says so" -- eval "k get events -n default -o json | jq -e \
