@@ -294,8 +294,8 @@ spec:
     rxtx_factor: 2.0
     is_public: false
     description: the full flavor
-  namespaces: [$NS]
     extra_specs: {"hw:cpu_policy": shared, "quota:cpu_shares": "512"}
+  namespaces: [$NS]
 EOF
 eventually 60 "Flavor: minimal create: Available" op -- avail flavor "$FMIN"
 FMIN_ID=$(sid flavor "$FMIN")
