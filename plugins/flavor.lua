@@ -1,11 +1,14 @@
 -- plugins/flavor.lua: kupenstack.io/v1alpha1 Flavor -> a Nova flavor.
 --
--- Flavors belong to the cloud, not to a project, so they are made with the operator's own
--- credentials (admin). Nova flavors have no tags: ours gets the CR's UID as its flavor ID
--- (so a create whose answer was lost is found again by ID, with nothing in between) and
--- the extra spec kupenstack:uid = UID. A private flavor (is_public: false) is shared with
--- the namespace's project. Only description and extra_specs can change; the rest is
--- refused with InvalidConfiguration.
+-- Flavors belong to the cloud, not to a project: the kind is cluster-scoped (like a
+-- StorageClass), written only by those a cluster admin grants the ClusterRole
+-- kupenstack-flavor-admin (deploy/rbac-aggregate.yaml; the namespaced edit/admin roles do
+-- not include it), and made with the operator's own credentials (admin). Nova flavors have
+-- no tags: ours gets the CR's UID as its flavor ID (so a create whose answer was lost is
+-- found again by ID, with nothing in between) and the extra spec kupenstack:uid = UID. A
+-- private flavor (is_public: false) is shared with the projects of the namespaces in
+-- spec.namespaces, and with no other. Only description, extra_specs and spec.namespaces can
+-- change; the rest is refused with InvalidConfiguration.
 local resource = require "ks.resource"
 local openstack = require "ks.openstack"
 local nova = require "ks.nova"
@@ -95,36 +98,54 @@ local function find(cloud, filter)
 end
 
 
--- A private flavor needs the namespace's project, to share the flavor with it.
+-- A private flavor needs the projects of spec.namespaces, to share the flavor with them.
 local function resolve(obj)
   local r = spec_resource(obj)
-  if r.is_public == false and not (obj.spec and obj.spec.import) then
-    local pid, wait = resource.project_of(obj.metadata.namespace)
-    if not pid then
-      return nil, wait
+  local spec = obj.spec or {}
+  if r.is_public == false and not spec.import then
+    local projects = {}
+    for i, ns in ipairs(spec.namespaces or {}) do
+      local pid, wait = resource.project_of(ns)
+      if not pid then
+        return nil, wait .. " (spec.namespaces)"
+      end
+      projects[i] = pid
     end
-    return { project = pid }
+    return { projects = projects }
   end
   return {}
 end
 
 
+-- Share a private flavor with exactly deps.projects: true when access changed.
 local function share(cloud, cur, obj, deps)
-  if spec_resource(obj).is_public ~= false or not deps.project then
+  if spec_resource(obj).is_public ~= false or not deps.projects then
     return false
   end
   local ids, err = nova.flavor_access(cloud, cur.id)
   if not ids then
     return nil, err
   end
-  if resource.has(ids, deps.project) then
-    return false
+  local changed = false
+  for _, pid in ipairs(deps.projects) do
+    if not resource.has(ids, pid) then
+      local _, aerr = nova.flavor_add_access(cloud, cur.id, pid)
+      if aerr then
+        return nil, aerr
+      end
+      changed = true
+    end
   end
-  local _, aerr = nova.flavor_add_access(cloud, cur.id, deps.project)
-  if aerr then
-    return nil, aerr
+  for _, pid in ipairs(ids) do
+    if not resource.has(deps.projects, pid) then
+      local _, rerr = nova.flavor_remove_access(cloud, cur.id, pid)
+      if rerr and not openstack.is_not_found(rerr) then
+        return nil, rerr
+      end
+      changed = true
+    end
   end
-  return true
+  return changed
 end
 
 

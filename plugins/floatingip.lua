@@ -2,8 +2,8 @@
 -- external network (a Network of the namespace, or one of the cloud's by name or id),
 -- forwarded to a Port of the namespace when portRef says so (changing portRef moves it).
 -- Floating IPs have no name: ours is found by our UID tag, and, when the tagging after its
--- create was lost, by the description it was created with (which carries the UID when
--- spec gives none).
+-- create was lost, by the description it was created with (ks.neutron.own_description,
+-- kept while spec gives none).
 local resource = require "ks.resource"
 local neutron = require "ks.neutron"
 local json = require "ks.core.json"
@@ -14,13 +14,6 @@ local tostring = tostring
 local function spec_of(obj)
   local spec = obj.spec or {}
   return spec, spec.resource or {}
-end
-
-
--- The description of a floating IP whose spec gives none: it names the object.
-local function own_description(obj)
-  return "kupenstack " .. obj.metadata.namespace .. "/" .. obj.metadata.name .. " "
-    .. resource.uid_tag(obj)
 end
 
 
@@ -61,7 +54,7 @@ local function desired(obj, deps)
     body.port_id = json.null
   end
   if not body.description and not spec.import then
-    body.description = own_description(obj)
+    body.description = neutron.own_description(obj)
   end
   return body
 end
@@ -85,14 +78,6 @@ return resource.plugin(neutron.kind {
   depends = { "Network", "Port" },
   resolve = resolve, lookup = lookup, desired = desired, immutable = immutable,
   mutable = { "description", "port_id" },
-  no_name = true,
-  own_query = function(obj)
-    local _, r = spec_of(obj)
-    if r.description then
-      return nil
-    end
-    return { description = own_description(obj) }
-  end,
   observe = function(cur)
     local fields = resource.pick(cur, { "description", "status", "floating_ip_address",
       "floating_network_id", "port_id", "fixed_ip_address", "router_id", "tags" })

@@ -1,16 +1,25 @@
 -- plugins/keypair.lua: kupenstack.io/v1alpha1 KeyPair -> a Nova key pair.
 --
 -- Key pairs belong to a user, not to a project, and every namespace acts as the operator's
--- user: so that two namespaces' "mykey" do not collide, ours is named
--- "<namespace>-<name>" unless spec.resource.name says otherwise. Nova has nothing to tag a
--- key pair with: the one named so with the same public key is ours (the key pair's name is
--- its ID). Nothing of a key pair can change: a changed name, key or type is refused.
+-- user, which sees all of them. So that a namespace only ever sees and touches its own,
+-- ours is named "<namespace>_<name>" (name: spec.resource.name, else metadata.name with its
+-- dots as "_", which Nova refuses before 2.92): Kubernetes names have no "_", so the part
+-- before the first "_" is the namespace, and two namespaces' names can never be the same
+-- ("a-b/c" is "a-b_c", "a/b-c" is "a_b-c"). An import (spec.import.id, or the name of
+-- spec.import.filter) must name a key pair of the namespace's own ("<namespace>_..."): any
+-- other is refused with InvalidConfiguration, and a filter only ever matches the
+-- namespace's own. (Per-project users would need a Keystone user, a password and a role
+-- for each namespace, and a token per user, for a resource that holds only a public key:
+-- the prefix gives the same isolation with the operator's one user.) Nova has nothing to
+-- tag a key pair with: the one named so with the same public key is ours (the key pair's
+-- name is its ID). Nothing of a key pair can change: a changed name, key or type is refused.
 local resource = require "ks.resource"
 local openstack = require "ks.openstack"
 local nova = require "ks.nova"
 local fields_of = require "ks.fields"
 
 local ipairs = ipairs
+local type = type
 local tostring = tostring
 
 
@@ -21,10 +30,43 @@ end
 
 
 
+-- The prefix of every key pair of obj's namespace.
+local function prefix(obj)
+  return obj.metadata.namespace .. "_"
+end
+
+
+local function is_own(obj, name)
+  local p = prefix(obj)
+  return type(name) == "string" and name:sub(1, #p) == p
+end
+
+
 -- The key pair's name in Nova.
 local function keypair_name(obj)
   local r = spec_resource(obj)
-  return r.name or (obj.metadata.namespace .. "-" .. obj.metadata.name)
+  return prefix(obj) .. (r.name or (obj.metadata.name:gsub("%.", "_")))
+end
+
+
+-- What an import names, when it is not the namespace's own: a message; else nil.
+local function foreign_import(obj)
+  local imp = (obj.spec or {}).import
+  local name = imp and (imp.id or (imp.filter and imp.filter.name))
+  if imp and not is_own(obj, name) then
+    return "spec.import may only name a key pair of this namespace's own, named "
+      .. prefix(obj) .. "...: " .. tostring(name) .. " is not"
+  end
+  return nil
+end
+
+
+-- By name (import by id): only the namespace's own.
+local function get(cloud, name, obj)
+  if obj and not is_own(obj, name) then
+    return nil, { kind = "invalid", message = foreign_import(obj) }
+  end
+  return nova.keypair_get(cloud, name)
 end
 
 
@@ -50,14 +92,17 @@ local function find_own(cloud, obj)
 end
 
 
-local function find(cloud, filter)
+local function find(cloud, filter, obj)
   local all, err = nova.keypairs(cloud)
   if not all then
     return nil, err
   end
+  if filter.name ~= nil and not is_own(obj, filter.name) then
+    return nil, { kind = "invalid", message = foreign_import(obj) }
+  end
   local out = {}
   for _, kp in ipairs(all) do
-    if filter.name == nil or kp.name == filter.name then
+    if is_own(obj, kp.name) and (filter.name == nil or kp.name == filter.name) then
       out[#out + 1] = kp
     end
   end
@@ -116,7 +161,7 @@ end
 
 return resource.plugin {
   kind = "KeyPair",
-  get = nova.keypair_get, find_own = find_own, find = find, create = create,
+  get = get, find_own = find_own, find = find, create = create,
   immutable = immutable, observe = fields_of.observer(observe),
   delete = function(cloud, cur) return nova.keypair_delete(cloud, cur.name) end,
 }

@@ -1,6 +1,13 @@
 /*
  * loader.c: a directory of plugins, polled for changes, each plugin version bound to
  * a controller.
+ *
+ * Precedence: a ConfigMap plugin overrides the file plugin of the same kind (the operator's
+ * own version of a shipped kind): the file's controller is retired and the file is kept
+ * aside ("shadowed") until no ConfigMap plugin reconciles that kind any more, when the file
+ * loads again. Two files, or two ConfigMap keys, for one kind: the second is refused. With
+ * --plugins-configmaps, no controller starts before the ConfigMaps have been listed, so a
+ * shipped plugin never runs where the operator's overrides it.
  */
 #include <dirent.h>
 #include <stdlib.h>
@@ -31,7 +38,8 @@ struct slot {
 	bool configmap;
 	uint64_t stamp; /* files: the mtime and size of the file and its settings */
 	bool seen;
-	struct binding *b; /* NULL while the file has never loaded */
+	char *shadowed;	   /* files: "Kind.group" a ConfigMap plugin overrides, else NULL */
+	struct binding *b; /* NULL while the file has never loaded, or is shadowed */
 	struct slot *next;
 };
 
@@ -53,6 +61,8 @@ struct ks_loader {
 	struct ks_cache *cm_cache;
 	struct ks_cache_handler cm_h;
 	bool started, stopping;
+	bool deferred; /* started, waiting for the ConfigMaps' first list */
+	double deferred_since;
 	size_t draining;
 	unsigned long failures;
 	struct ks_plugin_metrics *pm; /* kupenstack_plugin_* series */
@@ -96,7 +106,7 @@ static struct binding *bind_plugin(struct ks_loader *l, struct ks_plugin *p, con
 		b->watches[i] = (struct ks_plugin_watch){ &b->plugin, i };
 		ks_controller_watch(b->ctrl, &p->watches[i].res, ks_plugin_map, &b->watches[i]);
 	}
-	if (l->started)
+	if (l->started && !l->deferred)
 		ks_controller_start(b->ctrl);
 	return b;
 }
@@ -167,19 +177,63 @@ static const char *base(const char *path)
 	return s ? s + 1 : path;
 }
 
-/* Is kind reconciled by a slot other than self? */
-static const char *kind_taken(struct ks_loader *l, const struct slot *self,
-			      const struct ks_plugin *p)
+/* The slot other than self whose plugin reconciles kind.group, or NULL. */
+static struct slot *holder(struct ks_loader *l, const struct slot *self, const char *kind,
+			   const char *group)
 {
 	struct slot *s;
 
 	for (s = l->slots; s; s = s->next) {
 		const struct ks_plugin *q = s->b ? s->b->plugin : NULL;
-		if (s != self && q && strcmp(q->self.kind, p->self.kind) == 0 &&
-		    strcmp(q->self.group, p->self.group) == 0)
-			return base(s->path);
+		if (s != self && q && strcmp(q->self.kind, kind) == 0 &&
+		    strcmp(q->self.group, group) == 0)
+			return s;
 	}
 	return NULL;
+}
+
+/* File slot f gives way to the ConfigMap plugin p of slot by (or, b NULL, is loaded while
+ * by holds its kind): its controller retires and it waits, shadowed. */
+static void shadow(struct ks_loader *l, struct slot *f, const struct slot *by,
+		   const struct ks_plugin *p)
+{
+	free(f->shadowed);
+	f->shadowed = ks_xasprintf("%s.%s", p->self.kind, p->self.group);
+	ks_info("plugin overridden", "file=%s kind=%s by=%s", f->path, f->shadowed, by->path);
+	ks_plugin_metrics_removed(l->pm, f->path);
+	if (f->b) {
+		retire(l, f->b, "the plugin is overridden by a ConfigMap plugin");
+		f->b = NULL;
+	}
+}
+
+static void load(struct ks_loader *l, struct slot *s);
+
+/* Files shadowed by a kind no ConfigMap plugin reconciles any more load again. */
+static void unshadow(struct ks_loader *l)
+{
+	struct slot *s, *c;
+
+	for (s = l->slots; s; s = s->next) {
+		bool held = false;
+
+		if (!s->shadowed)
+			continue;
+		for (c = l->slots; c && !held; c = c->next)
+			if (c->configmap && c->b) {
+				char *k = ks_xasprintf("%s.%s", c->b->plugin->self.kind,
+						       c->b->plugin->self.group);
+				held = strcmp(k, s->shadowed) == 0;
+				free(k);
+			}
+		if (held)
+			continue;
+		ks_info("plugin no longer overridden", "file=%s kind=%s", s->path, s->shadowed);
+		free(s->shadowed);
+		s->shadowed = NULL;
+		s->stamp = 0;
+		load(l, s);
+	}
 }
 
 /* c refused: say so in the log, the metrics and, for a ConfigMap (cm), an Event on it. */
@@ -208,14 +262,25 @@ static void load_text(struct ks_loader *l, struct slot *s, const struct ks_candi
 {
 	struct ks_plugin *p, *old;
 	char *err = NULL, name[128];
-	const char *other;
+	struct slot *other;
 
 	p = ks_candidate_load(&l->o.host, c, &err);
-	if (p && (other = kind_taken(l, s, p)) != NULL) {
+	other = p ? holder(l, s, p->self.kind, p->self.group) : NULL;
+	if (other && s->configmap && !other->configmap) {
+		shadow(l, other, s, p);
+	} else if (other && !s->configmap && other->configmap) {
+		shadow(l, s, other, p);
+		ks_plugin_free(p, "overridden");
+		return;
+	} else if (other) {
 		err = ks_xasprintf("plugin %s: kind %s.%s is already reconciled by %s",
-				   base(s->path), p->self.kind, p->self.group, other);
+				   base(s->path), p->self.kind, p->self.group, base(other->path));
 		ks_plugin_free(p, "refused");
 		p = NULL;
+	}
+	if (p && !s->configmap && s->shadowed) {
+		free(s->shadowed);
+		s->shadowed = NULL;
 	}
 	if (!p) {
 		refused(l, s, cm, err);
@@ -290,6 +355,7 @@ static void drop_gone(struct ks_loader *l)
 				s->b->plugin->self.kind);
 			retire(l, s->b, "the plugin file was removed");
 		}
+		free(s->shadowed);
 		free(s->path);
 		free(s);
 	}
@@ -349,10 +415,45 @@ static void fs_closed(uv_handle_t *h)
 		free(l);
 }
 
+static void start_controllers(struct ks_loader *l)
+{
+	struct slot *s;
+
+	for (s = l->slots; s; s = s->next)
+		if (s->b)
+			ks_controller_start(s->b->ctrl);
+}
+
+static const struct ks_kube_res configmaps = { "", "v1", "configmaps", true };
+
+/* Have the plugin ConfigMaps been listed? Warns every 10 s while they have not. */
+static bool configmaps_listed(struct ks_loader *l)
+{
+	if (ks_manager_synced(l->cm_manager, &configmaps))
+		return true;
+	if (uv_now(l->loop) / 1e3 - l->deferred_since > 10) {
+		ks_warn("controllers wait for the plugin ConfigMaps to be listed", "namespace=%s",
+			l->o.configmap_namespace);
+		l->deferred_since = uv_now(l->loop) / 1e3;
+	}
+	return false;
+}
+
 static void tick(uv_timer_t *t)
 {
-	reap_versions(t->data, false);
-	scan(t->data);
+	struct ks_loader *l = t->data;
+	uint64_t ms = (uint64_t)(l->o.poll_seconds * 1000);
+
+	if (l->deferred) {
+		if (!configmaps_listed(l))
+			return;
+		l->deferred = false;
+		start_controllers(l);
+		uv_timer_start(&l->timer, tick, ms, ms);
+		return;
+	}
+	reap_versions(l, false);
+	scan(l);
 }
 
 static void settled(uv_timer_t *t)
@@ -441,6 +542,7 @@ static void configmap_changed(struct ks_loader *l, const char *key, const cJSON 
 		pp = &s->next;
 	}
 	free(prefix);
+	unshadow(l);
 }
 
 static void cm_event(const struct ks_cache_obj *o, void *data, bool gone)
@@ -503,10 +605,8 @@ struct ks_loader *ks_loader_new(uv_loop_t *loop, const struct ks_loader_opts *o)
 	l->debounce.data = l;
 	scan(l);
 	if (o->configmap_namespace) {
-		static const struct ks_kube_res cms = { "", "v1", "configmaps", true };
-
 		l->cm_manager = ks_manager_new(loop, o->kube, o->configmap_namespace);
-		l->cm_cache = ks_manager_cache(l->cm_manager, &cms);
+		l->cm_cache = ks_manager_cache(l->cm_manager, &configmaps);
 		l->cm_h = (struct ks_cache_handler){ cm_add, cm_update, cm_delete, l };
 		ks_cache_add_handler(l->cm_cache, &l->cm_h);
 	}
@@ -515,14 +615,17 @@ struct ks_loader *ks_loader_new(uv_loop_t *loop, const struct ks_loader_opts *o)
 
 void ks_loader_start(struct ks_loader *l)
 {
-	struct slot *s;
 	uint64_t ms = (uint64_t)(l->o.poll_seconds * 1000);
 
 	l->started = true;
-	for (s = l->slots; s; s = s->next)
-		if (s->b)
-			ks_controller_start(s->b->ctrl);
-	uv_timer_start(&l->timer, tick, ms, ms);
+	if (l->cm_manager && !ks_manager_synced(l->cm_manager, &configmaps)) {
+		l->deferred = true;
+		l->deferred_since = uv_now(l->loop) / 1e3;
+		uv_timer_start(&l->timer, tick, 20, 20);
+	} else {
+		start_controllers(l);
+		uv_timer_start(&l->timer, tick, ms, ms);
+	}
 	/* libuv fs events make a change take effect at once; the timer catches what they
 	 * miss (editors that replace the file, network filesystems). */
 	if (l->dir && uv_fs_event_init(l->loop, &l->fs_event) == 0) {
@@ -579,6 +682,7 @@ void ks_loader_free(struct ks_loader *l)
 			ks_controller_free(s->b->ctrl);
 			free(s->b);
 		}
+		free(s->shadowed);
 		free(s->path);
 		free(s);
 	}

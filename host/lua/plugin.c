@@ -113,7 +113,28 @@ static bool get_num(lua_State *L, int t, const char *field, double min, double m
 	return true;
 }
 
-/* The kind description at t (group, version, kind, optional resource and map). */
+/* The optional field scope at t: "Namespaced" or "Cluster" (a cluster-scoped kind, as its
+ * CRD says); *namespaced is left alone when it is absent. */
+static bool get_scope(lua_State *L, int t, const char *where, bool *namespaced, char **err)
+{
+	const char *s;
+	bool ok = true;
+
+	lua_getfield(L, t, "scope");
+	s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+	if (s && strcmp(s, "Namespaced") == 0) {
+		*namespaced = true;
+	} else if (s && strcmp(s, "Cluster") == 0) {
+		*namespaced = false;
+	} else if (!lua_isnil(L, -1)) {
+		*err = ks_xasprintf("field '%sscope' must be \"Namespaced\" or \"Cluster\"", where);
+		ok = false;
+	}
+	lua_pop(L, 1);
+	return ok;
+}
+
+/* The kind description at t (group, version, kind, optional resource, scope and map). */
 static bool get_kind(lua_State *L, int t, const char *where, bool want_map,
 		     struct ks_plugin_kind *k, char **err)
 {
@@ -132,6 +153,8 @@ static bool get_kind(lua_State *L, int t, const char *where, bool want_map,
 	k->res = (struct ks_kube_res){ k->group, k->version, k->resource, true };
 	if (strcmp(k->kind, "Namespace") == 0 || strcmp(k->kind, "Node") == 0)
 		k->res.namespaced = false;
+	if (!get_scope(L, t, where, &k->res.namespaced, err))
+		return false;
 	if (want_map) {
 		lua_getfield(L, t, "map");
 		if (!lua_isfunction(L, -1)) {

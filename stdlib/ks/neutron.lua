@@ -2,9 +2,12 @@
 -- ports, routers, security groups, floating IPs), for ks.resource.
 --
 -- Neutron here cannot tag at creation (no tag-creation extension), so a new resource is
--- tagged right after its POST; a create whose tagging was lost (a crash in between) is
--- found again among the project's untagged resources of that kind: by its name, or for a
--- kind without names (floating IPs) by what d.own_query says.
+-- tagged right after its POST, and is created with a description that carries the UID tag
+-- (own_description; the spec's description, if any, is set once it is tagged).
+-- A create whose tagging was lost (a crash in between) is found again among the project's
+-- untagged resources by that description, never by its name: a resource made by hand with
+-- the same name is not ours, and is neither adopted nor deleted (only spec.import adopts
+-- what we did not create).
 local resource = require "ks.resource"
 local openstack = require "ks.openstack"
 local kube = require "ks.core.kube"
@@ -73,6 +76,14 @@ function _M.same_items(a, b)
     end
   end
   return true
+end
+
+
+-- The description a resource is created with (kept while spec gives none): it names the
+-- object and carries its UID tag, so that only a resource made for this object matches it.
+function _M.own_description(obj)
+  return "kupenstack " .. tostring(obj.metadata.namespace) .. "/" .. obj.metadata.name .. " "
+    .. resource.uid_tag(obj)
 end
 
 
@@ -243,8 +254,6 @@ end
 --   lookup(cloud, obj, deps) -> deps, or nil and what to wait for (after resolve)
 --   after_update(cloud, cur, obj, deps) -> changed, err  (sub-resources: rules, interfaces)
 --   before_delete(cloud, cur, obj) -> true, or nil and an error (a conflict waits)
---   no_name = true (the kind has no names), own_query(obj) -> the query that finds our
---   untagged resource when the tagging after its create was lost
 -- and ks.resource's depends, resolve, immutable, observe, poll, concurrency.
 function _M.kind(d)
   local path, key, plural = d.path, d.key, d.plural
@@ -271,16 +280,6 @@ function _M.kind(d)
     return cloud:list("network", path, plural, { query = q })
   end
 
-  local function own_query(obj)
-    if d.own_query then
-      return d.own_query(obj)
-    end
-    if d.no_name then
-      return nil
-    end
-    return { name = resource.name(obj) }
-  end
-
   function def.find_own(cloud, obj)
     local items, err = cloud:list("network", path, plural,
       { query = { tags = resource.uid_tag(obj) } })
@@ -290,22 +289,19 @@ function _M.kind(d)
     if items[1] then
       return items[1]
     end
-    local q = own_query(obj)
-    if not q then
-      return nil
-    end
     -- Only the project's own: an admin's token lists every project's.
     local pid, perr = cloud:project_id()
     if not pid then
       return nil, perr
     end
-    q.project_id = pid
-    items, err = cloud:list("network", path, plural, { query = q })
+    local mark = _M.own_description(obj)
+    items, err = cloud:list("network", path, plural,
+      { query = { description = mark, project_id = pid } })
     if not items then
       return nil, err
     end
     for _, it in ipairs(items) do
-      if not is_ours(it.tags) then
+      if it.description == mark and not is_ours(it.tags) then
         local done, terr = set_tags(cloud, tags_path, it.id, wanted_tags(obj, it, true))
         if not done then
           return nil, terr
@@ -317,16 +313,25 @@ function _M.kind(d)
   end
 
   function def.create(cloud, obj, deps)
-    local body, err = cloud:request("network", "POST", path,
-      { body = { [key] = d.desired(obj, deps) } })
+    local want = d.desired(obj, deps)
+    local description = want.description
+    want.description = _M.own_description(obj)
+    local body, err = cloud:request("network", "POST", path, { body = { [key] = want } })
     if not body then
       return nil, err
     end
     local cur = body[key]
-    fault.point(d.kind, "posted") -- made, not yet tagged: find_own adopts it by name
+    fault.point(d.kind, "posted") -- made, not yet tagged: find_own adopts it by description
     local done, terr = set_tags(cloud, tags_path, cur.id, wanted_tags(obj, cur, true))
     if not done then
       return nil, terr
+    end
+    if description ~= nil and description ~= want.description then
+      done, terr = cloud:request("network", "PUT", path .. "/" .. cur.id,
+        { body = { [key] = { description = description } } })
+      if not done then
+        return nil, terr
+      end
     end
     return def.get(cloud, cur.id)
   end

@@ -91,6 +91,12 @@ function _M.flavor_add_access(cloud, id, project_id)
 end
 
 
+function _M.flavor_remove_access(cloud, id, project_id)
+  return request(cloud, "POST", "/flavors/" .. escape(id) .. "/action",
+    { body = { removeTenantAccess = { tenant = project_id } } })
+end
+
+
 function _M.flavor_delete(cloud, id)
   return request(cloud, "DELETE", "/flavors/" .. escape(id), { expect = { 202, 204 } })
 end

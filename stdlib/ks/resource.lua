@@ -4,7 +4,7 @@
 --   return resource.plugin {
 --     kind = "Network", service = "network",
 --     depends = { "Subnet" },           -- kinds whose changes re-reconcile ours (refs)
---     get = function(cloud, id) end,    -- the resource, or nil and an error (404: not_found)
+--     get = function(cloud, id, obj) end, -- the resource, or nil and an error (404: not_found)
 --     find_own = function(cloud, obj) end, -- the one we created for obj (by the UID tag), or nil
 --     find = function(cloud, filter, obj) end, -- import by filter: a list
 --     resolve = function(obj) end,      -- the references: deps, or nil and what is awaited
@@ -20,8 +20,9 @@
 -- The flow: the cloud (the namespace's project, or spec.cloudCredentialsRef); the
 -- references, waited for with a condition naming them; the resource by status.id, by
 -- spec.import, by our UID tag (a create whose answer was lost), or created; updated in
--- place; observed into status. Finalize deletes it (unless unmanaged or onDelete:
--- detach), waits while something still uses it, and until it is gone.
+-- place; observed into status. Finalize deletes it (unless unmanaged, onDelete: detach, or
+-- imported without onDelete: delete), waits while something still uses it, and until it
+-- is gone.
 --
 -- A progressing resource is looked at again every def.poll seconds (default 3; more often
 -- while many share a def.list); def.list and def.max_creating pace the polls and the
@@ -52,6 +53,9 @@ _M.NAMESPACES = clouds.NAMESPACES
 _M.operator, _M.project_of, _M.cloud_for = clouds.operator, clouds.project_of, clouds.cloud_for
 -- Is an object's condition Available True?
 _M.is_available = pace.is_available
+-- The kinds of this group that are cluster-scoped (crds/: scope Cluster): a reference to
+-- one names an object of the cluster, not of the namespace.
+_M.CLUSTER_KINDS = { Flavor = true }
 
 
 -- The tag that marks a resource as the one created for obj.
@@ -151,6 +155,9 @@ function _M.ref_id(ns, kind, name)
   if type(name) ~= "string" then
     return nil, "a " .. kind .. " reference without a name"
   end
+  if _M.CLUSTER_KINDS[kind] then
+    ns = nil
+  end
   local o = kube.get(_M.res(kind), ns, name)
   if not o then
     return nil, kind .. " " .. name .. " does not exist"
@@ -168,7 +175,7 @@ end
 
 local function find_unique(def, cloud, obj, imp)
   if imp.id then
-    local cur, err = def.get(cloud, imp.id)
+    local cur, err = def.get(cloud, imp.id, obj)
     if not cur then
       if openstack.is_not_found(err) then
         return nil, nil, "no " .. def.kind .. " with id " .. imp.id .. " (spec.import.id)"
@@ -205,7 +212,7 @@ local function obtain(def, cloud, obj, ctx, deps)
   if st.id then
     cur = pace.polled(def, cloud, obj)
     if not cur then
-      cur, err = def.get(cloud, st.id)
+      cur, err = def.get(cloud, st.id, obj)
     end
     if not cur and not openstack.is_not_found(err) then
       return nil, _M.failed(err)
@@ -327,12 +334,31 @@ local function reconcile(def, obj, ctx)
 end
 
 
+-- What deleting obj does to its resource: "delete" or "detach" (spec.onDelete; unset, an
+-- import detaches: what an object did not create is never deleted unless it says so), and
+-- why, for the Event.
+function _M.on_delete(obj)
+  local spec = obj.spec or {}
+  if (spec.managementPolicy or "managed") == "unmanaged" then
+    return "detach", "unmanaged"
+  end
+  if spec.onDelete then
+    return spec.onDelete, "onDelete: " .. spec.onDelete
+  end
+  if spec.import then
+    return "detach", "imported, and onDelete is not delete"
+  end
+  return "delete", "onDelete: delete"
+end
+
+
 local function finalize(def, obj, ctx)
   local spec, st = obj.spec or {}, obj.status or {}
   pace.drop(def, obj)
-  if (spec.managementPolicy or "managed") == "unmanaged" or spec.onDelete == "detach" then
+  local action, why = _M.on_delete(obj)
+  if action == "detach" then
     ctx.event("Normal", "Detached", "left " .. def.kind .. " " .. tostring(st.id)
-      .. " in OpenStack (" .. (spec.onDelete == "detach" and "onDelete: detach" or "unmanaged") .. ")")
+      .. " in OpenStack (" .. why .. ")")
     return {}
   end
   local cloud, err, wait = _M.cloud_for(obj, def)
@@ -345,7 +371,7 @@ local function finalize(def, obj, ctx)
   end
   local cur
   if st.id then
-    cur, err = def.get(cloud, st.id)
+    cur, err = def.get(cloud, st.id, obj)
     if not cur and not openstack.is_not_found(err) then
       return _M.failed(err)
     end
@@ -385,17 +411,33 @@ local function finalize(def, obj, ctx)
 end
 
 
--- The keys of this kind's objects in obj's namespace: a dependency or the namespace
--- changed, so each may have something to do now.
-local function same_namespace(kind)
+-- The key of o: "namespace/name", or "name" for a cluster-scoped object.
+local function key_of(o)
+  local ns = o.metadata.namespace
+  return ns and ns .. "/" .. o.metadata.name or o.metadata.name
+end
+
+
+-- The keys of this kind's objects in dep's namespace (every one of them when dep, or this
+-- kind, is cluster-scoped): a dependency or the namespace changed, so each may have
+-- something to do now.
+local function same_namespace(kind, dep_kind)
   return function(dep)
-    local ns = dep.metadata.namespace or dep.metadata.name
+    local opts = {}
+    if not _M.CLUSTER_KINDS[kind] and not _M.CLUSTER_KINDS[dep_kind] then
+      opts.namespace = dep.metadata.namespace or dep.metadata.name
+    end
     local keys = {}
-    for i, o in ipairs(kube.list(_M.res(kind), { namespace = ns })) do
-      keys[i] = ns .. "/" .. o.metadata.name
+    for i, o in ipairs(kube.list(_M.res(kind), opts)) do
+      keys[i] = key_of(o)
     end
     return keys
   end
+end
+
+
+local function scope(kind)
+  return _M.CLUSTER_KINDS[kind] and "Cluster" or nil
 end
 
 
@@ -407,17 +449,17 @@ function _M.plugin(def)
     end
   end
   local watches = {
-    { group = "", version = "v1", kind = "Namespace", map = same_namespace(def.kind) },
+    { group = "", version = "v1", kind = "Namespace", map = same_namespace(def.kind, "Namespace") },
   }
   for _, k in ipairs(def.depends or {}) do
-    watches[#watches + 1] = { group = _M.GROUP, version = _M.VERSION, kind = k,
-                              map = same_namespace(def.kind) }
+    watches[#watches + 1] = { group = _M.GROUP, version = _M.VERSION, kind = k, scope = scope(k),
+                              map = same_namespace(def.kind, k) }
   end
   if def.max_creating then
     watches[#watches + 1] = pace.watch(def)
   end
   return {
-    api = 1, group = _M.GROUP, version = _M.VERSION, kind = def.kind,
+    api = 1, group = _M.GROUP, version = _M.VERSION, kind = def.kind, scope = scope(def.kind),
     finalizer = _M.FINALIZER, concurrency = def.concurrency or 4, resync = def.resync or 300,
     limits = def.limits, watches = watches,
     config_schema = def.config_schema,

@@ -106,9 +106,11 @@ touch_cr() { k annotate "$1" "$2" -n "$NS" "e2e.kupenstack.io/touch=$(date +%s%N
 
 # event KIND NAME REASON: the object has an Event with that reason.
 event() {
-	k get events -n "$NS" -o json | jq -e --arg k "$1" --arg n "$2" --arg r "$3" \
+	local ns=$NS
+	[ "$1" = Flavor ] && ns=default # a cluster-scoped object's Events are in default
+	k get events -n "$ns" -o json | jq -e --arg k "$1" --arg n "$2" --arg r "$3" \
 		'any(.items[]; .involvedObject.kind == $k and .involvedObject.name == $n and .reason == $r)' \
-		>/dev/null || { echo "no Event $3 on $1 $2"; k get events -n "$NS" | tail -n 5; return 1; }
+		>/dev/null || { echo "no Event $3 on $1 $2"; k get events -n "$ns" | tail -n 5; return 1; }
 }
 
 # ---- OpenStack (the CLI) ------------------------------------------------------------------
@@ -193,6 +195,14 @@ queued_image() {
 # project (flavors, key pairs). Then lib.sh's cleanup.
 tidy() {
 	local o id
+	# Flavors are cluster-scoped: the namespace's deletion does not take them.
+	for o in $(k get flavors -o name 2>/dev/null | grep "/kst-$RUN-"); do
+		k delete "$o" --wait=false >/dev/null 2>&1
+	done
+	[ -n "${HPID[op]:-}" ] && until_ok 60 eval "! k get flavors -o name | grep -q /kst-$RUN-"
+	for o in $(k get flavors -o name 2>/dev/null | grep "/kst-$RUN-"); do
+		k patch "$o" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+	done
 	if [ -n "${HPID[op]:-}" ] && k get namespace "$NS" >/dev/null 2>&1; then
 		k delete namespace "$NS" --wait=false >/dev/null 2>&1
 		if ! until_ok 300 eval "! k get namespace $NS"; then
@@ -207,7 +217,7 @@ tidy() {
 		awk -v p="kst-$RUN-" 'index($2, p) == 1 { print $1 }'); do
 		openstack flavor delete "$id" >/dev/null 2>&1
 	done
-	for o in $(openstack keypair list -f value -c Name 2>/dev/null | grep -E "^(kst-$RUN-|$NS-)"); do
+	for o in $(openstack keypair list -f value -c Name 2>/dev/null | grep -E "^${NS}_"); do
 		openstack keypair delete "$o" >/dev/null 2>&1
 	done
 	[ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null
@@ -297,6 +307,7 @@ spec:
     is_public: false
     description: the full flavor
     extra_specs: {"hw:cpu_policy": shared, "quota:cpu_shares": "512"}
+  namespaces: [$NS]
 EOF
 eventually 60 "Flavor: minimal create: Available" op -- avail flavor "$FMIN"
 FMIN_ID=$(sid flavor "$FMIN")
@@ -306,7 +317,7 @@ check "Flavor: in Nova, named after the object, its ID the object's UID, extra s
 		and .properties[\"kupenstack:uid\"] == \"$FMIN_UID\"" flavor show "$FMIN_ID"
 eventually 60 "Flavor: full create: Available" op -- avail flavor "$FFULL"
 FFULL_ID=$(sid flavor "$FFULL")
-check "Flavor: full create: every field in Nova, private, shared with the namespace's project" -- \
+check "Flavor: full create: every field in Nova, private, shared with the project of spec.namespaces" -- \
 	os_is ".name == \"$FFULL-os\" and .ram == 96 and .vcpus == 2 and .disk == 2 and
 		.\"OS-FLV-EXT-DATA:ephemeral\" == 1 and .swap == 32 and .rxtx_factor == 2 and
 		.\"os-flavor-access:is_public\" == false and .description == \"the full flavor\" and
@@ -331,43 +342,43 @@ eventually 60 "Flavor: reverting the change makes it Available again" op -- avai
 apply <<EOF
 apiVersion: kupenstack.io/v1alpha1
 kind: Flavor
-metadata: {name: tiny}
+metadata: {name: kst-$RUN-tiny}
 spec:
   import: {id: "1"}
   managementPolicy: unmanaged
 EOF
-eventually 60 "Flavor: import by id (unmanaged): Available with its ID" op -- id_is flavor tiny 1
-eventually 30 "Flavor: Event Adopted" -- event Flavor tiny Adopted
+eventually 60 "Flavor: import by id (unmanaged): Available with its ID" op -- id_is flavor "kst-$RUN-tiny" 1
+eventually 30 "Flavor: Event Adopted" -- event Flavor "kst-$RUN-tiny" Adopted
 
 apply <<EOF
 apiVersion: kupenstack.io/v1alpha1
 kind: Flavor
-metadata: {name: f-later}
+metadata: {name: kst-$RUN-f-later}
 spec:
   import: {filter: {name: kst-$RUN-later}}
 EOF
 eventually 60 "Flavor: import by a filter that matches none: Waiting, 'no Flavor matches'" op -- \
-	cond flavor f-later Waiting "no Flavor matches spec.import.filter"
+	cond flavor kst-$RUN-f-later Waiting "no Flavor matches spec.import.filter"
 LATER=$(openstack flavor create "kst-$RUN-later" --ram 64 --vcpus 1 --disk 1 -f value -c id 2>"$OUT")
-eventually 60 "Flavor: ... once one exists, the filter matches one and it is adopted" op -- id_is flavor f-later "$LATER"
+eventually 60 "Flavor: ... once one exists, the filter matches one and it is adopted" op -- id_is flavor kst-$RUN-f-later "$LATER"
 R2=$((7000 + RUN % 1000))
 T1=$(openstack flavor create "kst-$RUN-two-a" --ram "$R2" --vcpus 7 --disk 0 -f value -c id 2>"$OUT")
 T2=$(openstack flavor create "kst-$RUN-two-b" --ram "$R2" --vcpus 7 --disk 0 -f value -c id 2>"$OUT")
 apply <<EOF
 apiVersion: kupenstack.io/v1alpha1
 kind: Flavor
-metadata: {name: f-two}
+metadata: {name: kst-$RUN-f-two}
 spec:
   import: {filter: {ram: $R2, vcpus: 7}}
 EOF
 eventually 60 "Flavor: import by a filter that matches two: InvalidConfiguration naming both" op -- \
-	cond flavor f-two InvalidConfiguration "matches 2 .*($T1.*$T2|$T2.*$T1)"
-del_cr flavor f-two
+	cond flavor kst-$RUN-f-two InvalidConfiguration "matches 2 .*($T1.*$T2|$T2.*$T1)"
+del_cr flavor kst-$RUN-f-two
 eventually 60 "Flavor: deleting the object that adopted nothing leaves both flavors alone" op -- \
-	eval "cr_gone flavor f-two && os_is .id flavor show $T1 && os_is .id flavor show $T2"
-del_cr flavor f-later
-eventually 60 "Flavor: deleting a (managed) import deletes its flavor" op -- \
-	eval "cr_gone flavor f-later && os_gone flavor show $LATER"
+	eval "cr_gone flavor kst-$RUN-f-two && os_is .id flavor show $T1 && os_is .id flavor show $T2"
+del_cr flavor kst-$RUN-f-later
+eventually 60 "Flavor: deleting an import (onDelete unset) leaves its flavor: an import detaches by default" op -- \
+	eval "cr_gone flavor kst-$RUN-f-later && os_is .id flavor show $LATER"
 
 apply <<EOF
 apiVersion: kupenstack.io/v1alpha1
@@ -424,36 +435,36 @@ metadata: {name: kp-full}
 spec:
   resource: {name: kst-$RUN-kp, public_key: "$KEY2", type: ssh}
 EOF
-eventually 60 "KeyPair: minimal create: Available, named <namespace>-<name>" op -- id_is keypair kp-min "$NS-kp-min"
+eventually 60 "KeyPair: minimal create: Available, named <namespace>_<name>" op -- id_is keypair kp-min "${NS}_kp-min"
 check "KeyPair: in Nova with the object's public key" -- \
-	os_is ".name == \"$NS-kp-min\" and .fingerprint == \"$(fingerprint 1)\"" keypair show "$NS-kp-min"
-eventually 60 "KeyPair: full create (spec.resource.name, type): Available" op -- id_is keypair kp-full "kst-$RUN-kp"
+	os_is ".name == \"${NS}_kp-min\" and .fingerprint == \"$(fingerprint 1)\"" keypair show "${NS}_kp-min"
+eventually 60 "KeyPair: full create (spec.resource.name, type): Available" op -- id_is keypair kp-full "${NS}_kst-$RUN-kp"
 check "KeyPair: full create: in Nova with its name, key and type" -- \
-	os_is ".name == \"kst-$RUN-kp\" and .type == \"ssh\" and .fingerprint == \"$(fingerprint 2)\"" \
-	"${NOVA[@]}" keypair show "kst-$RUN-kp"
+	os_is ".name == \"${NS}_kst-$RUN-kp\" and .type == \"ssh\" and .fingerprint == \"$(fingerprint 2)\"" \
+	"${NOVA[@]}" keypair show "${NS}_kst-$RUN-kp"
 
 set_spec keypair "$NS" kp-min "{\"resource\": {\"public_key\": \"$KEY3\"}}"
 eventually 60 "KeyPair: a key pair has no mutable field: a new public_key is refused (InvalidConfiguration)" op -- \
 	cond keypair kp-min InvalidConfiguration "public_key is immutable"
 check "KeyPair: ... and Nova still has the first key" -- \
-	os_is ".fingerprint == \"$(fingerprint 1)\"" keypair show "$NS-kp-min"
+	os_is ".fingerprint == \"$(fingerprint 1)\"" keypair show "${NS}_kp-min"
 set_spec keypair "$NS" kp-min "{\"resource\": {\"public_key\": \"$KEY1\"}}"
 until_ok 60 avail keypair kp-min
 
-openstack keypair create --public-key "$WORK/key3.pub" "kst-$RUN-ext" >"$OUT" 2>&1
+openstack keypair create --public-key "$WORK/key3.pub" "${NS}_kst-$RUN-ext" >"$OUT" 2>&1
 apply <<EOF
 apiVersion: kupenstack.io/v1alpha1
 kind: KeyPair
 metadata: {name: kp-imp}
 spec:
-  import: {id: kst-$RUN-ext}
+  import: {id: ${NS}_kst-$RUN-ext}
   managementPolicy: unmanaged
 ---
 apiVersion: kupenstack.io/v1alpha1
 kind: KeyPair
 metadata: {name: kp-later}
 spec:
-  import: {filter: {name: kst-$RUN-later}}
+  import: {filter: {name: ${NS}_kst-$RUN-later}}
   onDelete: detach
 ---
 apiVersion: kupenstack.io/v1alpha1
@@ -462,21 +473,21 @@ metadata: {name: kp-clash}
 spec:
   resource: {name: kst-$RUN-ext, public_key: "$KEY4"}
 EOF
-eventually 60 "KeyPair: import by id (unmanaged): Available" op -- id_is keypair kp-imp "kst-$RUN-ext"
+eventually 60 "KeyPair: import by id (unmanaged): Available" op -- id_is keypair kp-imp "${NS}_kst-$RUN-ext"
 eventually 60 "KeyPair: import by a filter that matches none: Waiting" op -- \
 	cond keypair kp-later Waiting "no KeyPair matches spec.import.filter"
-openstack keypair create --public-key "$WORK/key4.pub" "kst-$RUN-later" >"$OUT" 2>&1
+openstack keypair create --public-key "$WORK/key4.pub" "${NS}_kst-$RUN-later" >"$OUT" 2>&1
 eventually 60 "KeyPair: ... once one exists, it is adopted (two cannot match: names are unique)" op -- \
-	id_is keypair kp-later "kst-$RUN-later"
+	id_is keypair kp-later "${NS}_kst-$RUN-later"
 eventually 60 "KeyPair: a name taken by another key: InvalidConfiguration saying so" op -- \
 	cond keypair kp-clash InvalidConfiguration "already exists with another public key"
 del_cr keypair kp-clash
 del_cr keypair kp-later
 eventually 60 "KeyPair: deleting those (never created; detach) leaves the other key pairs alone" op -- \
 	eval "cr_gone keypair kp-clash && cr_gone keypair kp-later &&
-		os_is '.fingerprint == \"$(fingerprint 3)\"' keypair show kst-$RUN-ext &&
-		os_is .name keypair show kst-$RUN-later"
-openstack keypair delete "kst-$RUN-later" >/dev/null 2>&1
+		os_is '.fingerprint == \"$(fingerprint 3)\"' keypair show ${NS}_kst-$RUN-ext &&
+		os_is .name keypair show ${NS}_kst-$RUN-later"
+openstack keypair delete "${NS}_kst-$RUN-later" >/dev/null 2>&1
 
 apply <<EOF
 apiVersion: kupenstack.io/v1alpha1
@@ -489,13 +500,13 @@ EOF
 until_ok 60 avail keypair kp-det
 del_cr keypair kp-det
 eventually 60 "KeyPair: delete with onDelete: detach: the object goes, the key pair stays" op -- \
-	eval "cr_gone keypair kp-det && os_is .name keypair show $NS-kp-det"
-openstack keypair delete "$NS-kp-det" >/dev/null 2>&1
+	eval "cr_gone keypair kp-det && os_is .name keypair show ${NS}_kp-det"
+openstack keypair delete "${NS}_kp-det" >/dev/null 2>&1
 
-openstack keypair delete "kst-$RUN-kp" >"$OUT" 2>&1
+openstack keypair delete "${NS}_kst-$RUN-kp" >"$OUT" 2>&1
 touch_cr keypair kp-full
 eventually 60 "KeyPair: deleted behind our back: made again with the same key (Event Drift)" op -- \
-	eval "event KeyPair kp-full Drift && os_is '.fingerprint == \"$(fingerprint 2)\"' keypair show kst-$RUN-kp"
+	eval "event KeyPair kp-full Drift && os_is '.fingerprint == \"$(fingerprint 2)\"' keypair show ${NS}_kst-$RUN-kp"
 
 bad_spec <<EOF
 apiVersion: kupenstack.io/v1alpha1
@@ -509,7 +520,7 @@ check "KeyPair: an invalid spec (type: rsa) is rejected by the API server, namin
 
 del_cr keypair kp-min
 eventually 60 "KeyPair: delete: the key pair goes from Nova, then the object" op -- \
-	eval "cr_gone keypair kp-min && os_gone keypair show $NS-kp-min"
+	eval "cr_gone keypair kp-min && os_gone keypair show ${NS}_kp-min"
 
 # ---- Image --------------------------------------------------------------------------------
 
@@ -590,6 +601,7 @@ kind: Image
 metadata: {name: img-later}
 spec:
   import: {filter: {name: kst-$RUN-later}}
+  onDelete: delete
 EOF
 eventually 60 "Image: import by id (unmanaged): Available" op -- id_is image img-imp "$EXT"
 eventually 60 "Image: import by a filter that matches none: Waiting" op -- \
@@ -614,7 +626,7 @@ eventually 60 "Image: deleting the object that adopted nothing leaves both image
 	eval "cr_gone image img-two && os_is .id image show $T1 && os_is .id image show $T2"
 osp image delete "$T1" "$T2" >/dev/null 2>&1
 del_cr image img-later
-eventually 60 "Image: deleting a (managed) import deletes its image" op -- \
+eventually 60 "Image: deleting an import with onDelete: delete deletes its image" op -- \
 	eval "cr_gone image img-later && os_gone image show $LATER"
 del_cr image img-imp
 eventually 60 "Image: deleting an unmanaged import leaves the image alone" op -- \
@@ -743,6 +755,7 @@ kind: Volume
 metadata: {name: vol-later}
 spec:
   import: {filter: {metadata: {kst-later: "$RUN"}}}
+  onDelete: delete
 EOF
 eventually 60 "Volume: import by id (unmanaged): Available" op -- id_is volume vol-imp "$EXT"
 eventually 60 "Volume: import by a filter (metadata) that matches none: Waiting" op -- \
@@ -767,7 +780,7 @@ eventually 60 "Volume: deleting the object that adopted nothing leaves both volu
 		os_is .id --os-project-id $PID volume show $T2"
 osp volume delete "$T1" "$T2" >/dev/null 2>&1
 del_cr volume vol-later
-eventually 60 "Volume: deleting a (managed) import deletes its volume" op -- \
+eventually 60 "Volume: deleting an import with onDelete: delete deletes its volume" op -- \
 	eval "cr_gone volume vol-later && os_gone --os-project-id $PID volume show $LATER"
 del_cr volume vol-imp
 eventually 60 "Volume: deleting an unmanaged import leaves the volume alone" op -- \
@@ -831,7 +844,7 @@ kind: Instance
 metadata: {name: vm-min}
 spec:
   imageRef: {name: img-min}
-  flavorRef: {name: tiny}
+  flavorRef: {name: kst-$RUN-tiny}
   networks: [{networkRef: {name: net}}]
 ---
 apiVersion: kupenstack.io/v1alpha1
@@ -869,7 +882,7 @@ VFULL=$(sid instance vm-full)
 UD=$(printf '#cloud-config\nruncmd: [echo hello]\n' | base64 -w0)
 check "Instance: full create: name, description, private flavor, key pair, security group, fixed IP, metadata, tags, zone, user_data (base64) in Nova" -- \
 	os_is ".name == \"kst-$RUN-vm\" and .description == \"the full instance\" and
-		.flavor.original_name == \"$FFULL-os\" and .key_name == \"kst-$RUN-kp\" and
+		.flavor.original_name == \"$FFULL-os\" and .key_name == \"${NS}_kst-$RUN-kp\" and
 		.security_groups == [{\"name\": \"sg-$RUN\"}] and .addresses.net == [\"10.66.0.50\"] and
 		.properties == {\"role\": \"web\"} and (.tags | index(\"web\") != null) and
 		.\"OS-EXT-AZ:availability_zone\" == \"nova\" and .\"OS-EXT-SRV-ATTR:user_data\" == \"$UD\"" \
@@ -894,7 +907,7 @@ eventually 90 "Instance: powerState Running starts it again" op -- \
 set_spec instance "$NS" vm-min '{"flavorRef": {"name": "'"$FFULL"'"}}'
 eventually 60 "Instance: a change of an immutable reference (flavorRef) is refused: InvalidConfiguration" op -- \
 	cond instance vm-min InvalidConfiguration "flavorRef is immutable"
-set_spec instance "$NS" vm-min '{"flavorRef": {"name": "tiny"}}'
+set_spec instance "$NS" vm-min '{"flavorRef": {"name": "kst-'"$RUN"'-tiny"}}'
 until_ok 60 avail instance vm-min
 
 # Waiting for missing references, named, one after the other.
@@ -903,16 +916,16 @@ apiVersion: kupenstack.io/v1alpha1
 kind: Instance
 metadata: {name: vm-wait}
 spec:
-  flavorRef: {name: f-wait}
+  flavorRef: {name: kst-$RUN-f-wait}
   imageRef: {name: img-wait}
   networks: [{networkRef: {name: net-wait}}]
 EOF
 eventually 60 "Instance: waiting for a missing Flavor: Waiting, naming it" op -- \
-	cond instance vm-wait Waiting "Flavor f-wait does not exist"
+	cond instance vm-wait Waiting "Flavor kst-$RUN-f-wait does not exist"
 apply <<EOF
 apiVersion: kupenstack.io/v1alpha1
 kind: Flavor
-metadata: {name: f-wait}
+metadata: {name: kst-$RUN-f-wait}
 spec:
   import: {id: "1"}
   managementPolicy: unmanaged
@@ -955,6 +968,7 @@ kind: Instance
 metadata: {name: vm-later}
 spec:
   import: {filter: {name: kst-$RUN-later}}
+  onDelete: delete
 EOF
 eventually 60 "Instance: import by id (unmanaged): Available, powerState Running" op -- \
 	eval "id_is instance vm-imp $EXT && has instance $NS vm-imp '.status.powerState == \"Running\"'"
@@ -980,7 +994,7 @@ eventually 60 "Instance: deleting the object that adopted nothing leaves both se
 	eval "cr_gone instance vm-two && os_is .id server show $T1 && os_is .id server show $T2"
 osp server delete --wait "$T1" "$T2" >/dev/null 2>&1
 del_cr instance vm-later
-eventually 90 "Instance: deleting a (managed) import deletes its server" op -- \
+eventually 90 "Instance: deleting an import with onDelete: delete deletes its server" op -- \
 	eval "cr_gone instance vm-later && os_gone server show $LATER"
 del_cr instance vm-imp
 eventually 60 "Instance: deleting an unmanaged import leaves the server alone" op -- \
@@ -993,7 +1007,7 @@ kind: Instance
 metadata: {name: vm-det}
 spec:
   imageRef: {name: cirros}
-  flavorRef: {name: tiny}
+  flavorRef: {name: kst-$RUN-tiny}
   networks: [{networkRef: {name: net}}]
   onDelete: detach
 EOF
@@ -1074,7 +1088,7 @@ kind: Instance
 metadata: {name: vm-bad}
 spec:
   imageRef: {name: cirros}
-  flavorRef: {name: tiny}
+  flavorRef: {name: kst-$RUN-tiny}
   networks: [{networkRef: {name: net}}]
   powerState: Paused
 EOF
@@ -1086,7 +1100,7 @@ kind: Instance
 metadata: {name: vm-bad}
 spec:
   imageRef: {name: cirros}
-  flavorRef: {name: tiny}
+  flavorRef: {name: kst-$RUN-tiny}
   networks: []
 EOF
 check "Instance: an invalid spec (no networks) is rejected by the API server, naming the field" -- \
@@ -1106,7 +1120,7 @@ kind: Instance
 metadata: {name: vm-bfv}
 spec:
   bootVolumeRef: {name: vol-boot}
-  flavorRef: {name: tiny}
+  flavorRef: {name: kst-$RUN-tiny}
   networks: [{networkRef: {name: net}}]
 EOF
 eventually 120 "Instance: booted from a Volume (bootVolumeRef): Available, the volume attached" op -- \
@@ -1146,7 +1160,7 @@ kind: Instance
 metadata: {name: $1$i}
 spec:
   imageRef: {name: cirros}
-  flavorRef: {name: tiny}
+  flavorRef: {name: kst-$RUN-tiny}
   networks: [{networkRef: {name: net}}]
 EOF
 	done | apply
@@ -1233,12 +1247,12 @@ kind: Instance
 metadata: {name: vm-crash}
 spec:
   imageRef: {name: cirros}
-  flavorRef: {name: tiny}
+  flavorRef: {name: kst-$RUN-tiny}
   networks: [{networkRef: {name: net}}]
 EOF
 C_FLAVOR=$(openstack flavor create --id "$(uid_of flavor "kst-$RUN-crash")" --ram 64 --vcpus 1 --disk 1 \
 	"kst-$RUN-crash" -f value -c id 2>"$OUT")
-openstack keypair create --public-key "$WORK/key4.pub" "$NS-kp-crash" >"$OUT" 2>&1
+openstack keypair create --public-key "$WORK/key4.pub" "${NS}_kp-crash" >"$OUT" 2>&1
 C_IMAGE=$(queued_image img-crash "kupenstack-uid-$(uid_of image img-crash)" 2>"$OUT")
 C_VOLUME=$(osp volume create --size 1 --property "kupenstack-uid=$(uid_of volume vol-crash)" vol-crash \
 	-f value -c id 2>"$OUT")
@@ -1249,7 +1263,7 @@ if ! host_up; then
 	finish
 fi
 eventually 120 "crash safety: each object adopts what was made for it (status.id), Event Adopted" op -- \
-	eval "id_is flavor kst-$RUN-crash $C_FLAVOR && id_is keypair kp-crash $NS-kp-crash &&
+	eval "id_is flavor kst-$RUN-crash $C_FLAVOR && id_is keypair kp-crash ${NS}_kp-crash &&
 		id_is image img-crash $C_IMAGE && id_is volume vol-crash $C_VOLUME &&
 		id_is instance vm-crash $C_SERVER && event Instance vm-crash Adopted"
 api_setup >"$OUT" 2>&1

@@ -30,6 +30,7 @@ export OS_CLOUD=${OS_CLOUD:-kupenstack-admin}
 T0=$SECONDS
 
 NS=ks-e2e-crash-$$
+FLAVOR=kst-crash-$$-tiny # Flavors are cluster-scoped: a name of this run
 PLUGINS=$(mktemp -d "$WORK/plugins.XXXXXX")
 for p in project network subnet router securitygroup port floatingip flavor keypair image \
 	instance volume; do
@@ -119,7 +120,7 @@ api_ids() {
 
 # ids KIND NAME: the IDs of the project's resources of KIND named NAME, one a line (floating
 # IPs: of the FloatingIP NAME, by the description it is created with; key pairs: the name
-# of KeyPair k-P is kst-crash-PID-P, and it is printed).
+# of KeyPair k-P is <namespace>_kst-crash-PID-P in Nova, and it is printed).
 ids() {
 	local n=$2
 	case $1 in
@@ -135,7 +136,7 @@ ids() {
 	volume) api_ids "$CINDER_URL/volumes?all_tenants=1&project_id=$PID&name=$n" '.volumes[].id' ;;
 	image) api_ids "$GLANCE_URL/images?owner=$PID&name=$n" '.images[].id' ;;
 	keypair) api_ids "$NOVA_URL/os-keypairs?user_id=$KP_USER" \
-		".keypairs[].keypair.name | select(. == \"kst-crash-$$-${n#k-}\")" ;;
+		".keypairs[].keypair.name | select(. == \"${NS}_kst-crash-$$-${n#k-}\")" ;;
 	esac
 }
 
@@ -277,6 +278,7 @@ delete() {
 
 # tidy: delete the namespace while a host still runs (its finalizers need it).
 tidy() {
+	k delete flavor "$FLAVOR" --wait=false >/dev/null 2>&1 # cluster-scoped: not the namespace's
 	if k get namespace "$NS" >/dev/null 2>&1; then
 		[ -n "${HPID[op]:-}" ] || host >/dev/null 2>&1
 		k delete namespace "$NS" --wait=false >/dev/null 2>&1
@@ -289,6 +291,7 @@ tidy() {
 		fi
 	fi
 	[ -n "${HTTP_PID:-}" ] && kill "$HTTP_PID" 2>/dev/null
+	k patch flavor "$FLAVOR" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 # if no host took it off
 	cleanup
 }
 trap tidy EXIT
@@ -346,7 +349,7 @@ spec:
 ---
 apiVersion: kupenstack.io/v1alpha1
 kind: Flavor
-metadata: {name: tiny}
+metadata: {name: $FLAVOR}
 spec:
   import: {id: "1"}
   managementPolicy: unmanaged
@@ -359,7 +362,7 @@ spec:
   source: {url: "$URL"}
 EOF
 eventually 60 "setup: the Subnets are Available" op -- eval "avail subnet net && avail subnet rnet"
-eventually 60 "setup: the Flavor is Available" op -- avail flavor tiny
+eventually 60 "setup: the Flavor is Available" op -- avail flavor "$FLAVOR"
 eventually 90 "setup: the Image is Available" op -- avail image base
 RSUBNET=$(sid subnet rnet)
 
@@ -440,6 +443,7 @@ spec:
   resource: {size: 1}
 EOF
 	ssh-keygen -q -t ed25519 -N '' -C "kst-crash-$point" -f "$WORK/key-$point" </dev/null >/dev/null
+	# Nova names it <namespace>_<spec.resource.name> (plugins/keypair.lua).
 	create keypair "$point" "k-$point" <<EOF
 apiVersion: kupenstack.io/v1alpha1
 kind: KeyPair
@@ -453,7 +457,7 @@ kind: Instance
 metadata: {name: vm-$point}
 spec:
   imageRef: {name: base}
-  flavorRef: {name: tiny}
+  flavorRef: {name: $FLAVOR}
   networks: [{networkRef: {name: net}}]
 EOF
 done
@@ -502,7 +506,7 @@ leftovers() {
 	n=$(api_ids "$GLANCE_URL/images?owner=$PID" '.images | length') || { echo "$n"; left=1; }
 	[ "$n" = 0 ] || { echo "$n images left in project $PID"; left=1; }
 	n=$(api_ids "$NOVA_URL/os-keypairs?user_id=$KP_USER" \
-		"[.keypairs[].keypair.name | select(startswith(\"kst-crash-$$-\"))] | length") || { echo "$n"; left=1; }
+		"[.keypairs[].keypair.name | select(startswith(\"${NS}_kst-crash-$$-\"))] | length") || { echo "$n"; left=1; }
 	[ "$n" = 0 ] || { echo "$n key pairs kst-crash-$$-* left"; left=1; }
 	return $left
 }

@@ -1,7 +1,7 @@
 # tests/e2e/lib.sh: what the end-to-end scripts share. Sourced, not run.
 #
 # The scripts drive bin/kupenstack and kubectl the way an operator would, against the
-# real apiserver of $KUBECONFIG (admin). Each works in namespaces of its own
+# real apiserver of $KUBECONFIG (admin; the hosts run as the operator's ServiceAccount). Each works in namespaces of its own
 # (new_ns), starts hosts in the background (start_host), and at exit stops them, takes
 # the finalizers off what they left behind, deletes its namespaces, and removes its
 # temporary directory (kept, and named, when a check failed). Checks print TAP lines,
@@ -22,7 +22,7 @@ if [ ! -x "$KS" ]; then
 	echo "${0##*/}: $KS is missing: run make" >&2
 	exit 2
 fi
-WORK=$(mktemp -d /tmp/kupenstack-e2e.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kupenstack-e2e.XXXXXX")
 OUT=$WORK/out
 : >"$OUT"
 passed=0
@@ -99,11 +99,49 @@ free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# new_ns NAME: a fresh namespace, deleted at exit.
+# new_ns NAME [bare]: a fresh namespace, deleted at exit, where the test plugins may use
+# ConfigMaps (rbac-test-kinds.yaml); bare: without that, only deploy/rbac.yaml's rights.
 new_ns() {
 	k delete namespace "$1" --ignore-not-found --wait=true >/dev/null 2>&1
 	k create namespace "$1" >/dev/null || { echo "cannot create namespace $1" >&2; exit 3; }
 	NAMESPACES+=("$1")
+	[ "${2:-}" = bare ] && return 0
+	k create rolebinding kupenstack-e2e-test-configmaps -n "$1" \
+		--clusterrole=kupenstack-e2e-test-configmaps \
+		--serviceaccount=kupenstack-system:kupenstack >/dev/null ||
+		{ echo "cannot bind the test plugins' rights in $1" >&2; exit 3; }
+}
+
+# The operator's identity: hosts run as the ServiceAccount kupenstack-system/kupenstack with
+# only the rights of deploy/rbac.yaml (re-applied here, so the cluster has this tree's), so
+# that a missing right fails a test and an excess one can be shown. KS_RESTRICTED_KUBECONFIG
+# comes from `tests/env/kube up` (or is found in KS_KUBE_DIR). Besides rbac.yaml, the test
+# kinds (test.kupenstack.io: Widget, Gadget) get the rights rbac.yaml gives kupenstack.io,
+# as an operator adding a kind would grant them (tests/e2e/rbac-test-kinds.yaml), and
+# --plugins-configmaps NS binds kupenstack-plugin-reader in NS, as deploy/rbac.yaml does in
+# kupenstack-system. HOST_AS_ADMIN=1 runs a host as cluster admin instead: a script that
+# sets it says why.
+if [ -z "${KS_RESTRICTED_KUBECONFIG:-}" ] && [ -n "${KS_KUBE_DIR:-}" ] &&
+	[ -r "$KS_KUBE_DIR/restricted.kubeconfig" ]; then
+	KS_RESTRICTED_KUBECONFIG=$KS_KUBE_DIR/restricted.kubeconfig
+fi
+if [ -z "${KS_RESTRICTED_KUBECONFIG:-}" ]; then
+	echo "${0##*/}: KS_RESTRICTED_KUBECONFIG is not set (eval \"\$(tests/env/kube up)\")" >&2
+	exit 2
+fi
+if ! kubectl apply -f "$TOP/deploy/namespace.yaml" -f "$TOP/deploy/serviceaccount.yaml" \
+	-f "$TOP/deploy/rbac.yaml" -f "$E2E/rbac-test-kinds.yaml" >"$OUT" 2>&1; then
+	echo "${0##*/}: cannot apply deploy/rbac.yaml:" >&2
+	cat "$OUT" >&2
+	exit 2
+fi
+OPERATOR_SA=system:serviceaccount:kupenstack-system:kupenstack
+
+# grant_plugin_configmaps NS: the operator may read the ConfigMaps of NS (plugins).
+grant_plugin_configmaps() {
+	k create rolebinding kupenstack-plugin-reader -n "$1" --clusterrole=kupenstack-plugin-reader \
+		--serviceaccount=kupenstack-system:kupenstack >/dev/null 2>&1 ||
+		k get rolebinding kupenstack-plugin-reader -n "$1" >/dev/null
 }
 
 # alive PID: the process exists and is not a zombie.
@@ -114,18 +152,23 @@ alive() {
 }
 
 # start_host NAME PLUGINS_DIR NAMESPACE [ARG...]: `kupenstack run` in the background
-# (NAMESPACE - : every namespace),
-# serving /metrics on a free port (HPORT[NAME]), logging to HLOG[NAME]. Returns once
-# /healthz answers (false if the host died or 30 s passed). Not in a subshell: the
-# host must be this shell's child, so that `wait` gives its exit status.
+# (NAMESPACE - : every namespace), as the operator's ServiceAccount (see above; a
+# --kubeconfig in ARG wins), serving /metrics on a free port (HPORT[NAME]), logging to
+# HLOG[NAME]. Returns once /healthz answers (false if the host died or 30 s passed). Not in
+# a subshell: the host must be this shell's child, so that `wait` gives its exit status.
 start_host() {
-	local name=$1 dir=$2 ns=$3 port
+	local name=$1 dir=$2 ns=$3 port a prev= kc=$KS_RESTRICTED_KUBECONFIG
 	shift 3
 	port=$(free_port)
 	HLOG[$name]=$WORK/$name.log
 	HPORT[$name]=$port
+	for a in "$@"; do
+		[ "$prev" = --plugins-configmaps ] && grant_plugin_configmaps "$a"
+		prev=$a
+	done
+	[ "${HOST_AS_ADMIN:-}" = 1 ] && kc=$KUBECONFIG
 	[ "$ns" = - ] || set -- --namespace "$ns" "$@"
-	"$KS" run --plugins "$dir" --metrics-addr "127.0.0.1:$port" "$@" \
+	"$KS" run --kubeconfig "$kc" --plugins "$dir" --metrics-addr "127.0.0.1:$port" "$@" \
 		>"${HLOG[$name]}" 2>&1 </dev/null &
 	HPID[$name]=$!
 	until_ok 30 host_answers "$name"

@@ -167,7 +167,7 @@ count_named() {
 
 # import_suite KIND PLURAL KEY FIELD MKBODY: import by id, then by a filter on FIELD that
 # matches one, none and two. MKBODY VALUE prints the body of a raw resource whose FIELD is
-# VALUE. The adopted ones stay (the namespace's deletion deletes them); the two that made
+# VALUE. The adopted ones stay (onDelete: delete: the namespace's deletion deletes them); the two that made
 # the filter ambiguous are removed here.
 import_suite() {
 	local kind=$1 plural=$2 key=$3 ff=$4 mk=$5 lk=${1,,} id1 id2 d1 d2 v
@@ -176,7 +176,7 @@ import_suite() {
 		apiVersion: kupenstack.io/v1alpha1
 		kind: $kind
 		metadata: {name: $lk-imp-id}
-		spec: {import: {id: "$id1"}}
+		spec: {import: {id: "$id1"}, onDelete: delete}
 	EOF
 	eventually 60 "$kind: import by id adopts the resource (status.id is its ID, Event Adopted)" op -- \
 		eval "id_is $kind $lk-imp-id $id1 && event $kind $lk-imp-id Adopted"
@@ -186,7 +186,7 @@ import_suite() {
 		apiVersion: kupenstack.io/v1alpha1
 		kind: $kind
 		metadata: {name: $lk-imp-one}
-		spec: {import: {filter: {$ff: "$v"}}}
+		spec: {import: {filter: {$ff: "$v"}}, onDelete: delete}
 	EOF
 	eventually 60 "$kind: import by a filter that matches one adopts it" op -- id_is "$kind" "$lk-imp-one" "$id2"
 	apply <<-EOF

@@ -7,7 +7,11 @@
 # wait, saying why; Kubernetes RBAC (the built-in `edit` role, which deploy/'s ClusterRoles
 # aggregate into) lets a user create the kinds in a namespace they are bound in and not in
 # another; deleting one namespace deletes its resources and its project and leaves the
-# other alone. Needs KUBECONFIG (admin, the CRDs applied) and OS_CLIENT_CONFIG_FILE (and
+# other alone. Cross-tenant attacks by alice, an editor of A through `edit`, each refused:
+# creating, importing or deleting a Flavor (cluster-scoped, kupenstack-flavor-admin only);
+# importing B's key pair, or squatting its name with its public key, and deleting that;
+# a Network named like one made by hand in A's project (not adopted, not deleted), and an
+# import deleted without onDelete (the resource stays). Needs KUBECONFIG (admin, the CRDs applied) and OS_CLIENT_CONFIG_FILE (and
 # OS_CLOUD, default kupenstack-admin, an admin). Runs the host cluster-wide: not to be run
 # beside another test that runs a host. Prints TAP lines and `N passed, N failed`; exits 1
 # on any failure, 2 without KUBECONFIG or OS_CLIENT_CONFIG_FILE.
@@ -22,7 +26,7 @@ export OS_CLOUD=${OS_CLOUD:-kupenstack-admin}
 A=ks-e2e-ten-a-$$ B=ks-e2e-ten-b-$$ C=ks-e2e-ten-c-$$ D=ks-e2e-ten-d-$$ E=ks-e2e-ten-e-$$
 CLUSTER=kst$$
 PLUGINS=$(mktemp -d "$WORK/plugins.XXXXXX")
-for p in project network; do
+for p in project network flavor keypair; do
 	cp "$TOP/plugins/$p.lua" "$PLUGINS/"
 done
 
@@ -54,6 +58,7 @@ tidy() {
 		fi
 	done
 	k delete rolebinding alice-edit -n "$A" --ignore-not-found >/dev/null 2>&1
+	k delete flavor "ks-e2e-ten-$$" --ignore-not-found --wait=true --timeout=60s >/dev/null 2>&1
 	cleanup # stops the host first: unlabelled, default would be taken as a project's
 	k label namespace default kupenstack-system kupenstack.io/project- >/dev/null 2>&1
 }
@@ -69,8 +74,8 @@ if ! start_host op "$PLUGINS" - --cluster "$CLUSTER" --os-config "$OS_CLIENT_CON
 	finish
 fi
 
-eventually 60 "namespace A gets a project" op -- eval "[ -n \"\$(pid_of $A)\" ]"
-eventually 60 "namespace B gets a project" op -- eval "[ -n \"\$(pid_of $B)\" ]"
+eventually 180 "namespace A gets a project" op -- eval "[ -n \"\$(pid_of $A)\" ]"
+eventually 180 "namespace B gets a project" op -- eval "[ -n \"\$(pid_of $B)\" ]"
 PA=$(pid_of "$A") PB=$(pid_of "$B")
 check "two namespaces, two projects" -- eval "[ -n '$PA' ] && [ -n '$PB' ] && [ '$PA' != '$PB' ]"
 project_is() { # project_is ID NAMESPACE
@@ -87,8 +92,8 @@ check "the namespaces carry the finalizer kupenstack.io/project" -- eval \
 		index(\"kupenstack.io/project\") != null'"
 
 net "$A" && net "$B" && net "$C"
-eventually 60 "A's Network is Available" op -- avail "$A" net
-eventually 60 "B's Network is Available" op -- avail "$B" net
+eventually 180 "A's Network is Available" op -- avail "$A" net
+eventually 180 "B's Network is Available" op -- avail "$B" net
 NA=$(field network "$A" net .status.id) NB=$(field network "$B" net .status.id)
 in_project() { # in_project NETWORK-ID PROJECT-ID
 	local p
@@ -125,8 +130,133 @@ metadata: {name: alice}
 spec: {}
 EOF
 ! k get network alice -n $B 2>/dev/null"
-eventually 60 "alice's Network in A is Available, in A's project" op -- eval \
+eventually 180 "alice's Network in A is Available, in A's project" op -- eval \
 	"avail $A alice && in_project \$(field network $A alice .status.id) $PA"
+
+# ---- cross-tenant attacks by alice (edit in A) ----------------------------------------------
+
+# refused_as_alice NS FILE: `kubectl apply --as alice` of the object in FILE is forbidden
+# (a file: check runs its command with stdin from /dev/null).
+refused_as_alice() {
+	if k apply -n "$1" --as alice -f "$2" >"$WORK/alice.out" 2>&1; then
+		echo "alice's apply was allowed"
+		return 1
+	fi
+	grep -q forbidden "$WORK/alice.out" || { cat "$WORK/alice.out"; return 1; }
+}
+FLAVOR=ks-e2e-ten-$$
+check "Flavor: alice (edit in A) may not create Flavors, in A or cluster-wide" -- eval \
+	"! k auth can-i create flavors.kupenstack.io -n $A --as alice &&
+	 ! k auth can-i create flavors.kupenstack.io --as alice"
+cat >"$WORK/flavor-alice.yaml" <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: Flavor
+metadata: {name: $FLAVOR-alice}
+spec: {resource: {name: $FLAVOR-alice, ram: 64, vcpus: 1, disk: 1}}
+EOF
+check "Flavor: alice's create of a public flavor is forbidden" -- \
+	refused_as_alice "$A" "$WORK/flavor-alice.yaml"
+cat >"$WORK/flavor-steal.yaml" <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: Flavor
+metadata: {name: $FLAVOR-steal}
+spec: {import: {id: "1"}}
+EOF
+check "Flavor: alice's import of m1.tiny (id 1) is forbidden" -- \
+	refused_as_alice "$A" "$WORK/flavor-steal.yaml"
+check "Flavor: ... and nothing of alice's is in Nova" -- \
+	eval "! openstack flavor show $FLAVOR-alice >/dev/null 2>&1"
+k apply -f - >/dev/null <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: Flavor
+metadata: {name: $FLAVOR}
+spec: {resource: {ram: 64, vcpus: 1, disk: 1, extra_specs: {"hw:cpu_policy": shared}}}
+EOF
+flavor_avail() {
+	k get flavor "$FLAVOR" -o json | jq -e '.status.id != null and
+		any(.status.conditions[]?; .type == "Available" and .status == "True")' >/dev/null &&
+		openstack flavor show "$FLAVOR" >/dev/null
+}
+eventually 180 "Flavor: a cluster admin's (cluster-scoped) Flavor is Available, made with the operator's credentials" op -- \
+	flavor_avail
+check "Flavor: alice may not delete it, nor rewrite its extra specs" -- eval \
+	"! k delete flavor $FLAVOR --as alice 2>/dev/null &&
+	 ! k patch flavor $FLAVOR --as alice --type merge -p '{\"spec\":{\"resource\":{\"extra_specs\":{}}}}' 2>/dev/null &&
+	 openstack flavor show $FLAVOR -f json | jq -e '.properties[\"hw:cpu_policy\"] == \"shared\"' >/dev/null"
+
+# B's key pair (made here by the admin, as B's users would): alice imports it, then deletes
+# her object; she squats its name with its (public) key, then deletes that.
+ssh-keygen -q -t ed25519 -N '' -C "ks-e2e-ten-$$" -f "$WORK/bkey" </dev/null >/dev/null
+k apply -n "$B" -f - >/dev/null <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: KeyPair
+metadata: {name: key}
+spec: {resource: {public_key: "$(cat "$WORK/bkey.pub")"}}
+EOF
+kp_avail() {
+	has keypair "$1" "$2" '.status.id != null and
+		any(.status.conditions[]?; .type == "Available" and .status == "True")'
+}
+eventually 180 "KeyPair: B's key pair is Available" op -- kp_avail "$B" key
+BKEY=$(field keypair "$B" key .status.id)
+BFP=$(openstack keypair show "$BKEY" -f value -c fingerprint 2>/dev/null)
+check "KeyPair: B's is named <namespace>_<name>" -- eval "[ '$BKEY' = '${B}_key' ] && [ -n '$BFP' ]"
+k apply -n "$A" --as alice -f - >/dev/null <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: KeyPair
+metadata: {name: steal}
+spec: {import: {id: "$BKEY"}}
+---
+apiVersion: kupenstack.io/v1alpha1
+kind: KeyPair
+metadata: {name: steal-filter}
+spec: {import: {filter: {name: "$BKEY"}}}
+---
+apiVersion: kupenstack.io/v1alpha1
+kind: KeyPair
+metadata: {name: squat}
+spec: {resource: {name: "$BKEY", public_key: "$(cat "$WORK/bkey.pub")"}}
+EOF
+refused_kp() {
+	has keypair "$A" "$1" '.status.id == null and any(.status.conditions[]?; .type == "Available"
+		and .reason == "InvalidConfiguration" and (.message | test("only name a key pair of this namespace")))'
+}
+eventually 180 "KeyPair: alice's import of B's key pair by id is refused (InvalidConfiguration)" op -- refused_kp steal
+eventually 180 "KeyPair: ... and by a filter on its name" op -- refused_kp steal-filter
+eventually 180 "KeyPair: alice's key pair named like B's, with B's public key, is another one" op -- \
+	eval "kp_avail $A squat && [ \"\$(field keypair $A squat .status.id)\" = '${A}_$BKEY' ]"
+k delete keypair steal steal-filter squat -n "$A" --as alice --wait=true --timeout=180s >/dev/null 2>&1
+check "KeyPair: alice deleted all three: B's key pair is still in Nova, with B's key" -- \
+	eval "[ \"\$(openstack keypair show $BKEY -f value -c fingerprint)\" = '$BFP' ]"
+check "KeyPair: ... and B's KeyPair is still Available" -- kp_avail "$B" key
+
+# A Network made by hand in A's project, then alice's Network of the same name: not ours, so
+# neither adopted nor deleted with her object. And alice's import of another hand-made one,
+# deleted without onDelete: it stays (an import detaches by default).
+HAND=$(openstack network create --project "$PA" "byhand-$$" -f value -c id)
+HAND2=$(openstack network create --project "$PA" "imported-$$" -f value -c id)
+k apply -n "$A" --as alice -f - >/dev/null <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: Network
+metadata: {name: byhand-$$}
+spec: {}
+---
+apiVersion: kupenstack.io/v1alpha1
+kind: Network
+metadata: {name: imported}
+spec: {import: {id: "$HAND2"}}
+EOF
+eventually 180 "Network: alice's, named like one made by hand in A's project, is a network of its own" op -- \
+	eval "avail $A byhand-$$ && [ \"\$(field network $A byhand-$$ .status.id)\" != '$HAND' ]"
+eventually 180 "Network: alice's import by id adopts the other one" op -- \
+	eval "avail $A imported && [ \"\$(field network $A imported .status.id)\" = '$HAND2' ]"
+MINE=$(field network "$A" "byhand-$$" .status.id)
+k delete network "byhand-$$" imported -n "$A" --as alice --wait=true --timeout=180s >/dev/null 2>&1
+check "Network: deleting alice's deletes hers, and not the hand-made one" -- eval \
+	"openstack network show $HAND >/dev/null && ! openstack network show $MINE >/dev/null 2>&1"
+check "Network: deleting the import (onDelete unset) leaves the network in OpenStack" -- \
+	eval "openstack network show $HAND2 >/dev/null"
+openstack network delete "$HAND" "$HAND2" >/dev/null 2>&1
 
 # Deleting A removes its resources, then its project, then the namespace; B stays.
 NALICE=$(field network "$A" alice .status.id)
@@ -150,7 +280,7 @@ if ! start_host op "$PLUGINS" - --cluster "$CLUSTER" --project-namespaces all \
 	fail "--project-namespaces all: the operator starts"
 	finish
 fi
-eventually 60 "--project-namespaces all: an unlabelled namespace gets a project" op -- \
+eventually 180 "--project-namespaces all: an unlabelled namespace gets a project" op -- \
 	eval "[ -n \"\$(pid_of $D)\" ]"
 check "... named <cluster>-<namespace>" -- project_is "$(pid_of "$D")" "$D"
 untouched() { # untouched NS: no project annotation, no finalizer of ours
@@ -176,21 +306,21 @@ metadata: {name: kept}
 spec: {onDelete: detach}
 EOF
 net "$D"
-eventually 60 "D: a Network with onDelete: detach is Available" op -- avail "$D" kept
-eventually 60 "D: ... and a managed one" op -- avail "$D" net
+eventually 180 "D: a Network with onDelete: detach is Available" op -- avail "$D" kept
+eventually 180 "D: ... and a managed one" op -- avail "$D" net
 NKEPT=$(field network "$D" kept .status.id)
 ND=$(field network "$D" net .status.id)
 SGOUT=$(openstack security group create --project "$PD" "ks-e2e-outside-$$" -f value -c id)
 k delete namespace "$D" --wait=false >/dev/null
-eventually 60 "deleting D: its managed network is deleted" op -- \
+eventually 180 "deleting D: its managed network is deleted" op -- \
 	eval "! openstack network show $ND >/dev/null 2>&1"
-eventually 60 "... what is left is named on the Namespace's Progressing condition" op -- \
+eventually 180 "... what is left is named on the Namespace's Progressing condition" op -- \
 	eval "k get namespace $D -o json | jq -e '.status.conditions[]? | select(.type == \"Progressing\")
 		| .message | test(\"1 networks, 1 security groups in project $PD.*keep-project\")' >/dev/null"
 check "... the namespace stays, and so do the project, the detached network and the group" -- \
 	eval "k get namespace $D >/dev/null && in_project $NKEPT $PD && openstack security group show $SGOUT >/dev/null"
 k annotate namespace "$D" kupenstack.io/on-delete=keep-project >/dev/null
-eventually 60 "annotated keep-project: the namespace goes" op -- eval "! k get namespace $D"
+eventually 180 "annotated keep-project: the namespace goes" op -- eval "! k get namespace $D"
 check "... leaving the project with the detached network and the group in it" -- \
 	eval "in_project $NKEPT $PD && openstack security group show $SGOUT >/dev/null"
 check "... and an Event ProjectKept says so" -- eval "k get events -n default -o json | jq -e \

@@ -156,8 +156,10 @@ check "apply deploy/rbac-aggregate.yaml" k apply -f "$TOP/deploy/rbac-aggregate.
 check "create namespace $NS" k create namespace "$NS"
 
 for kind in "${KINDS[@]}"; do
-	says "$kind: served as ${kind}s, short name ${SHORT[$kind]}, category openstack" \
-		"^${kind}s +${SHORT[$kind]} +kupenstack.io/v1alpha1 +true" \
+	namespaced=true scope=namespaced
+	[ "$kind" = flavor ] && namespaced=false scope=cluster-scoped # cloud-wide, like StorageClasses
+	says "$kind: served as ${kind}s, short name ${SHORT[$kind]}, category openstack, $scope" \
+		"^${kind}s +${SHORT[$kind]} +kupenstack.io/v1alpha1 +$namespaced " \
 		k api-resources --api-group=kupenstack.io --categories=openstack --no-headers
 done
 
@@ -266,14 +268,15 @@ done
 
 jp() { k get "$1" "$2" -n "$NS" -o jsonpath="$3"; }
 says "default: managementPolicy managed" '^managed$' jp instance vm '{.spec.managementPolicy}'
-says "default: onDelete delete" '^delete$' jp instance vm '{.spec.onDelete}'
+says "no default for onDelete (unset: delete what was created, detach an import)" '^-$' \
+	jp instance vm '{.spec.onDelete}-'
 says "default: powerState Running" '^Running$' jp instance vm '{.spec.powerState}'
 says "default: recoveryPolicy Recreate/Start/Recreate" '^Recreate Start Recreate$' \
 	jp instance vm '{.spec.recoveryPolicy.onError} {.spec.recoveryPolicy.onShutoff} {.spec.recoveryPolicy.onDeleted}'
 says "default: Subnet ip_version 4" '^4$' jp subnet sub '{.spec.resource.ip_version}'
 says "default: Flavor is_public true" '^true$' jp flavor small '{.spec.resource.is_public}'
-says "default: the common fields on every kind (here Network)" '^managed delete$' \
-	jp network net '{.spec.managementPolicy} {.spec.onDelete}'
+says "default: the common fields on every kind (here Network)" '^managed$' \
+	jp network net '{.spec.managementPolicy}{.spec.onDelete}'
 obj SecurityGroup sg2 '  resource: {rules: [{direction: ingress, protocol: tcp}]}' |
 	accepted "default: SecurityGroup rule ethertype IPv4" '.spec.resource.rules[0].ethertype' IPv4
 
@@ -457,8 +460,22 @@ check "bind the built-in admin to admin" k create rolebinding admin -n "$NS" --c
 can_be "edit: can create instances.kupenstack.io in its namespace" yes editor create instances.kupenstack.io "$NS"
 can_be "edit: cannot in another namespace" no editor create instances.kupenstack.io "$OTHER"
 for kind in "${KINDS[@]}"; do
+	[ "$kind" = flavor ] && continue
 	can_be "edit: can delete ${kind}s" yes editor delete "${kind}s.kupenstack.io" "$NS"
 done
+# Flavor is cluster-scoped and in no aggregated role: no namespace role touches it.
+says "Flavor: cluster-scoped" '^Cluster$' k get crd flavors.kupenstack.io -o jsonpath='{.spec.scope}'
+for sa in editor admin; do
+	for verb in create update patch delete; do
+		can_be "Flavor: $sa of a namespace cannot $verb flavors" no "$sa" "$verb" flavors.kupenstack.io "$NS"
+	done
+done
+check "apply deploy/rbac-aggregate.yaml's kupenstack-flavor-admin" k get clusterrole kupenstack-flavor-admin
+check "bind kupenstack-flavor-admin to flavoradmin (a ClusterRoleBinding)" k create clusterrolebinding \
+	"$NS-flavoradmin" --clusterrole=kupenstack-flavor-admin --serviceaccount="$NS:viewer"
+can_be "Flavor: kupenstack-flavor-admin can create flavors" yes viewer create flavors.kupenstack.io "$NS"
+check "unbind it" k delete clusterrolebinding "$NS-flavoradmin"
+can_be "Flavor: every authenticated user can list flavors (kupenstack-flavor-view)" yes editor list flavors.kupenstack.io "$NS"
 can_be "edit: can deletecollection" yes editor deletecollection floatingips.kupenstack.io "$NS"
 can_be "edit: cannot write status (the operator's)" no editor patch instances.kupenstack.io "$NS" --subresource=status
 can_be "view: can list instances.kupenstack.io" yes viewer list instances.kupenstack.io "$NS"

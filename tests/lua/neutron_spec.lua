@@ -144,19 +144,24 @@ describe("ks.neutron", function()
   end)
 
   describe("create", function()
-    it("POSTs the desired body, then tags it with the UID, then reads it back", function()
+    it("POSTs the desired body marked with the UID, tags it, sets the spec's description", function()
       local c = cloud_of {
         { "POST", "^/networks$", answer({ network = { id = "id1", tags = {} } }) },
         { "PUT", "^/networks/id1/tags$", answer({ tags = { UID } }) },
+        { "PUT", "^/networks/id1$", answer({ network = { id = "id1" } }) },
         { "GET", "^/networks/id1$", answer({ network = { id = "id1", tags = { UID } } }) },
       }
-      local cur = network_kind().create(c, obj({ resource = { description = "d" } }), {})
+      local o = obj({ resource = { description = "d" } })
+      local cur = network_kind().create(c, o, {})
       assert.same({ id = "id1", tags = { UID } }, cur)
-      assert.same({ network = { name = "n1", description = "d" } }, c.calls[1].opts.body)
+      assert.same({ network = { name = "n1", description = neutron.own_description(o) } },
+        c.calls[1].opts.body)
       assert.same({ tags = { UID } }, c.calls[2].opts.body)
+      assert.same({ network = { description = "d" } }, c.calls[3].opts.body)
+      assert.equal(4, #c.calls)
     end)
 
-    it("fails with the tagging's error (the create is found again by name later)", function()
+    it("fails with the tagging's error (the create is found again by its description later)", function()
       local err = { kind = "transient" }
       local c = cloud_of {
         { "POST", "^/networks$", answer({ network = { id = "id1" } }) },
@@ -175,31 +180,38 @@ describe("ks.neutron", function()
       assert.same({ tags = UID }, c.calls[1].opts.query)
     end)
 
-    it("adopts the project's untagged resource of its name, never one of another object", function()
+    it("adopts the project's untagged resource marked with its UID, never one merely of its name", function()
+      local mark
       local c = cloud_of {
         { "GET", "^/networks$", function(_, opts)
           if opts.query.tags then
             return { networks = {} }
           end
-          return { networks = { { id = "theirs", tags = { "kupenstack-uid-u2" } },
-                                { id = "lost", tags = { "user" } } } }
+          return { networks = { { id = "theirs", description = mark, tags = { "kupenstack-uid-u2" } },
+                                { id = "same-name", name = "n1", description = "", tags = {} },
+                                { id = "lost", description = mark, tags = { "user" } } } }
         end },
         { "PUT", "^/networks/lost/tags$", answer({}) },
         { "GET", "^/networks/lost$", answer({ network = { id = "lost" } }) },
       }
-      assert.same({ id = "lost" }, network_kind().find_own(c, obj()))
-      assert.same({ name = "n1", project_id = "p1" }, c.calls[2].opts.query)
+      local o = obj()
+      mark = neutron.own_description(o)
+      assert.same({ id = "lost" }, network_kind().find_own(c, o))
+      assert.same({ description = mark, project_id = "p1" }, c.calls[2].opts.query)
       assert.same({ tags = { "user", UID } }, c.calls[3].opts.body)
     end)
 
-    it("without names: nothing but the tag, unless own_query says what to look for", function()
-      local c = cloud_of { { "GET", "^/networks$", answer({ networks = {} }) } }
-      assert.is_nil(network_kind({ no_name = true }).find_own(c, obj()))
-      assert.equal(1, #c.calls)
-      c = cloud_of { { "GET", "^/networks$", answer({ networks = {} }) } }
-      local k = network_kind({ no_name = true, own_query = function() return { description = "x" } end })
-      assert.is_nil(k.find_own(c, obj()))
-      assert.same({ description = "x", project_id = "p1" }, c.calls[2].opts.query)
+    it("a resource of its name without the mark is not ours: nothing is adopted", function()
+      local c = cloud_of {
+        { "GET", "^/networks$", function(_, opts)
+          if opts.query.tags or opts.query.description then
+            return { networks = {} }
+          end
+          return { networks = { { id = "byhand", name = "n1", tags = {} } } }
+        end },
+      }
+      assert.is_nil(network_kind().find_own(c, obj()))
+      assert.equal(2, #c.calls)
     end)
   end)
 

@@ -255,6 +255,60 @@ TEST(a_candidate_failing_a_fixture_is_refused_naming_it)
 	free(dir);
 }
 
+/* The plugin table's scope (its kind's, and a watched kind's): "Namespaced" or "Cluster", as
+ * the CRD says; anything else is refused naming the field, and the kind keeps its scope. */
+TEST(a_plugin_s_scope_is_checked_and_named)
+{
+	static const struct {
+		const char *fields, *want;
+	} bad[] = {
+		{ "scope = 'Global',", "field 'scope' must be \"Namespaced\" or \"Cluster\"" },
+		{ "scope = 'cluster',", "field 'scope'" },
+		{ "scope = 5,", "field 'scope'" },
+		{ "watches = { { group = 'g', version = 'v1', kind = 'W', scope = true, "
+		  "map = function() end } },",
+		  "field 'watches[1].scope'" },
+	};
+	struct ks_lua_host h = host();
+	struct ks_plugin *p;
+	char *src, *err = NULL;
+	size_t i;
+
+	for (i = 0; i < KS_ARRAY_SIZE(bad); i++) {
+		src = ks_xasprintf(HEAD "%s" TAIL, bad[i].fields);
+		err = NULL;
+		p = ks_plugin_load(&h, "p.lua", src, strlen(src), &err);
+		free(src);
+		if (p || !err || !strstr(err, bad[i].want) || !strstr(err, "p.lua")) {
+			printf("  case %zu: %s\n", i, err ? err : "(accepted)");
+			if (p)
+				ks_plugin_free(p, "test");
+			free(err);
+			FAIL_("case %zu not refused with '%s'", i, bad[i].want);
+		}
+		free(err);
+	}
+	src = ks_xasprintf(HEAD "scope = 'Cluster', watches = { { group = 'g', version = 'v1', "
+				"kind = 'W', scope = 'Cluster', map = function() end }, { group = "
+				"'g', version = 'v1', kind = 'X', map = function() end } }," TAIL);
+	p = ks_plugin_load(&h, "p.lua", src, strlen(src), &err);
+	free(src);
+	if (!p)
+		printf("  %s\n", err);
+	ASSERT(p != NULL);
+	ASSERT(!p->self.res.namespaced);
+	ASSERT_EQ(p->nwatches, 2);
+	ASSERT(!p->watches[0].res.namespaced);
+	ASSERT(p->watches[1].res.namespaced); /* unset: namespaced */
+	ks_plugin_free(p, "test");
+	src = ks_xasprintf(HEAD "scope = 'Namespaced'," TAIL);
+	p = ks_plugin_load(&h, "p.lua", src, strlen(src), &err);
+	free(src);
+	ASSERT(p != NULL);
+	ASSERT(p->self.res.namespaced);
+	ks_plugin_free(p, "test");
+}
+
 int main(void)
 {
 	uv_loop_init(&loop);
@@ -263,6 +317,7 @@ int main(void)
 	RUN(bad_settings_are_refused_naming_the_setting);
 	RUN(a_candidate_s_settings_file_is_checked_and_named);
 	RUN(a_candidate_failing_a_fixture_is_refused_naming_it);
+	RUN(a_plugin_s_scope_is_checked_and_named);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	TEST_MAIN();

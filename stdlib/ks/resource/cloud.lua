@@ -62,6 +62,11 @@ local function secret_cloud(obj, ref)
     if type(err) == "table" and err.code == 404 then
       return nil, nil, "Secret " .. ref.secretName .. " (spec.cloudCredentialsRef) does not exist"
     end
+    if type(err) == "table" and err.code == 403 then
+      return nil, nil, "the operator may not read Secret " .. ref.secretName
+        .. " (spec.cloudCredentialsRef): grant its ServiceAccount get on it with a Role and "
+        .. "RoleBinding in namespace " .. tostring(ns) .. " (see the README)"
+    end
     return nil, err
   end
   local key = ns .. "/" .. ref.secretName .. "@" .. s.metadata.resourceVersion

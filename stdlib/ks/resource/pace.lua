@@ -53,7 +53,7 @@ local counts = {}
 
 
 local function count_polling(kind, ns)
-  local k, now = kind .. "\0" .. ns, time.monotonic()
+  local k, now = kind .. "\0" .. (ns or ""), time.monotonic()
   local c = counts[k]
   if not c or now - c.at > 1 then
     c = { at = now, polling = 0 }
@@ -108,9 +108,10 @@ function _M.is_available(o)
 end
 
 
--- The slots of def.max_creating: by kind and namespace.
+-- The slots of def.max_creating: by kind and namespace (one set for a cluster-scoped kind,
+-- whose objects have none).
 local function slot_key(def, obj)
-  return def.kind .. "\0" .. obj.metadata.namespace
+  return def.kind .. "\0" .. (obj.metadata.namespace or "")
 end
 
 
@@ -179,8 +180,8 @@ function _M.watch(def)
   return { group = GROUP, version = VERSION, kind = def.kind, map = function(o)
     local ns = o.metadata.namespace
     local keys = {}
-    for i, name in ipairs(slots.next(def.kind .. "\0" .. ns)) do
-      keys[i] = ns .. "/" .. name
+    for i, name in ipairs(slots.next(slot_key(def, o))) do
+      keys[i] = ns and ns .. "/" .. name or name
     end
     return keys
   end }
