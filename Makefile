@@ -10,7 +10,7 @@ CFLAGS ?= -O2 -g
 LUA_DIR ?= $(PREFIX)/share/lua/5.1
 KS_DATA ?= $(PREFIX)/share/kupenstack
 
-PKGS := libuv libcurl yaml-0.1 libcjson luajit
+PKGS := libuv libcurl yaml-0.1 libcjson luajit libcrypto
 # On a fresh machine, `make test` or `make demo` installs the build dependencies first,
 # before the flags below are read from pkg-config.
 ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
