@@ -98,7 +98,8 @@ static bool prefix_match(const uint8_t *a, const uint8_t *net, unsigned prefix)
 static bool listed(const struct ks_netguard *g, int family, const uint8_t *a)
 {
 	for (size_t i = 0; g && i < g->n; i++)
-		if (g->allow[i].family == family && prefix_match(a, g->allow[i].addr, g->allow[i].prefix))
+		if (g->allow[i].family == family &&
+		    prefix_match(a, g->allow[i].addr, g->allow[i].prefix))
 			return true;
 	return false;
 }
@@ -185,8 +186,9 @@ int ks_netguard_parse(struct ks_netguard *g, const char *list, char **err)
 		if (n >= sizeof(item) || !parse_one(g, item)) {
 			*err = g->n == KS_NETGUARD_MAX
 				       ? ks_xasprintf("more than %d networks", KS_NETGUARD_MAX)
-				       : ks_xasprintf("'%s' is not a network (a.b.c.d/len or x::y/len)",
-						      item);
+				       : ks_xasprintf(
+						 "'%s' is not a network (a.b.c.d/len or x::y/len)",
+						 item);
 			return -EINVAL;
 		}
 		p += n;

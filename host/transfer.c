@@ -193,7 +193,8 @@ static void src_complete(struct ks_transfer *t, CURLcode rc)
 		return finish(t, -EFBIG, "source", "the data is larger than %llu bytes",
 			      (unsigned long long)t->max_bytes);
 	if (err)
-		return finish(t, err, "source", "%s", t->src_err[0] ? t->src_err : curl_easy_strerror(rc));
+		return finish(t, err, "source", "%s",
+			      t->src_err[0] ? t->src_err : curl_easy_strerror(rc));
 	if (t->res.src_status < 200 || t->res.src_status >= 300)
 		return finish(t, -EREMOTEIO, "source", "the source answered HTTP %ld",
 			      t->res.src_status);

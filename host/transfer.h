@@ -64,9 +64,9 @@ struct ks_transfer_opts {
 	const struct ks_http_tls *dst_tls;
 	/* The source's allowed extra networks; NULL: only public addresses. Copied. */
 	const struct ks_netguard *guard;
-	uint64_t max_bytes;  /* 0: no limit */
-	const char *sha256;  /* expected hex digest (any case), or NULL */
-	long timeout_ms;     /* per side, whole request; 0: none */
+	uint64_t max_bytes; /* 0: no limit */
+	const char *sha256; /* expected hex digest (any case), or NULL */
+	long timeout_ms;    /* per side, whole request; 0: none */
 	ks_transfer_done_cb on_done;
 	void *data;
 };

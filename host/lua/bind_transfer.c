@@ -151,7 +151,8 @@ static void collect_headers(lua_State *L, char **hdrs)
 	while (lua_next(L, -2)) {
 		if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING ||
 		    strpbrk(lua_tostring(L, -1), "\r\n") || strpbrk(lua_tostring(L, -2), "\r\n:"))
-			luaL_error(L, "transfer.stream: headers must map names to one-line strings");
+			luaL_error(L,
+				   "transfer.stream: headers must map names to one-line strings");
 		if (++n > MAX_HEADERS)
 			luaL_error(L, "transfer.stream: more than %d headers", MAX_HEADERS);
 		lua_pop(L, 1);
@@ -209,8 +210,9 @@ static int stream(lua_State *L)
 	o.dst_tls = &tls;
 	ks_lua_check_yieldable(L);
 	if (host->fake)
-		return ks_lua_fail(L, 0, "Unsupported",
-				   "transfer.stream: no data is transferred in plugin tests and dry runs");
+		return ks_lua_fail(
+			L, 0, "Unsupported",
+			"transfer.stream: no data is transferred in plugin tests and dry runs");
 	lua_getfield(L, 1, "headers");
 	if (lua_istable(L, -1))
 		collect_headers(L, hdrs);
