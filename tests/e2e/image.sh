@@ -69,13 +69,15 @@ os_is() {
 }
 # image NAME URL [CHECKSUM]: an Image from URL.
 image() {
+	local sum=
+	[ -n "${3:-}" ] && sum=", checksum: \"$3\""
 	apply <<EOF
 apiVersion: kupenstack.io/v1alpha1
 kind: Image
 metadata: {name: $1}
 spec:
   resource: {container_format: bare, disk_format: raw}
-  source: {url: "$2"${3:+, checksum: $3}}
+  source: {url: "$2"$sum}
 EOF
 }
 # settings YAML: the Image plugin's settings; waits until the host has reloaded it.
@@ -162,7 +164,8 @@ check "stream: the host's peak memory (VmHWM) grew by less than 64 MiB for $SIZE
 	eval "echo \"VmHWM $HWM0 kB -> $HWM1 kB\"; [ $((HWM1 - HWM0)) -lt 65536 ]"
 check "stream: Glance has the data: size, MD5 and SHA-512 of the file" -- \
 	os_is ".status == \"active\" and .size == $((SIZE_MB << 20)) and .checksum == \"$BIG_MD5\"
-		and .os_hash_algo == \"sha512\" and .os_hash_value == \"$BIG_SHA512\"" image show "$(sid image big)"
+		and (.os_hash_algo // .properties.os_hash_algo) == \"sha512\"
+		and (.os_hash_value // .properties.os_hash_value) == \"$BIG_SHA512\"" image show "$(sid image big)"
 # log_has HOST PATTERN...: a line of HOST's log matches every PATTERN (fields are unordered).
 log_has() {
 	local host=$1 lines
@@ -215,7 +218,7 @@ check "refused: ... the redirect's image in Glance got no data (queued)" -- \
 # ---- the size limit -------------------------------------------------------------------------
 settings $'allow_source_networks: "127.0.0.2/32"\nsource_method: stream\nmax_image_mb: 1'
 image toobig "$SRC/small.raw"
-eventually 60 "stream: data over max_image_mb (1 MiB) is refused: InvalidConfiguration" op -- \
+eventually 180 "stream: data over max_image_mb (1 MiB) is refused: InvalidConfiguration" op -- \
 	cond toobig InvalidConfiguration "larger than 1 MiB"
 
 # ---- web-download, when the cloud offers it ---------------------------------------------------
@@ -234,14 +237,24 @@ fi
 if [ -n "$WEB_PID" ]; then
 	settings $'allow_source_networks: "127.0.0.2/32"\nsource_method: web-download'
 	image web "http://127.0.0.2/small.raw"
-	eventually 180 "web-download: Glance imports the data itself: Available (active)" op -- avail image web
-	check "web-download: Glance has the data (size, MD5)" -- \
-		os_is ".status == \"active\" and .size == $((2 << 20)) and .checksum == \"$SMALL_MD5\"" \
-		image show "$(sid image web)"
-	check "web-download: Glance fetched it (the server's log), the host asked Glance and streamed nothing" -- \
-		eval "grep -q 'GET /small.raw' '$WORK/web.log' &&
-			log_has op 'asked Glance to import image data' 'url=\"?http://127.0.0.2/small.raw' &&
-			! log_has op 'streamed image data' 'url=\"?http://127.0.0.2/small.raw'"
+	# Glance's own filtering refuses loopback unless its allowed_hosts names it
+	# (tests/env/openstack.d/glance-api.conf.in does); a Glance started without it answers
+	# 400, and only that the host took the web-download path can be checked.
+	until_ok 60 eval "avail image web || cond web InvalidConfiguration 'web-download does not pass filtering'"
+	if cond web InvalidConfiguration 'web-download does not pass filtering' >/dev/null; then
+		echo "# this Glance's import filtering refuses 127.0.0.2 (started without allowed_hosts): success checks skipped"
+		check "web-download: the host asked Glance to import (Glance's own filter answered)" -- \
+			cond web InvalidConfiguration "POST /images/.*/import: 400 .*web-download does not pass filtering"
+	else
+		eventually 180 "web-download: Glance imports the data itself: Available (active)" op -- avail image web
+		check "web-download: Glance has the data (size, MD5)" -- \
+			os_is ".status == \"active\" and .size == $((2 << 20)) and .checksum == \"$SMALL_MD5\"" \
+			image show "$(sid image web)"
+		check "web-download: Glance fetched it (the server's log), the host asked Glance and streamed nothing" -- \
+			eval "grep -q 'GET /small.raw' '$WORK/web.log' &&
+				log_has op 'asked Glance to import image data' 'url=\"?http://127.0.0.2/small.raw' &&
+				! log_has op 'streamed image data' 'url=\"?http://127.0.0.2/small.raw'"
+	fi
 	image weblo "http://127.0.0.1/small.raw"
 	eventually 60 "web-download: 127.0.0.1 is refused before Glance is asked" op -- \
 		cond weblo InvalidConfiguration "^spec.source.url: 127.0.0.1 is a loopback address: refused"
