@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "list.h"
 #include "log.h"
 #include "map.h"
 
@@ -23,37 +24,6 @@
 
 static const struct ks_kube_res events_res = { "", "v1", "events", true };
 
-/* An intrusive circular list: the head is a node of its own. */
-struct link {
-	struct link *prev, *next;
-};
-
-static void link_init(struct link *l)
-{
-	l->prev = l->next = l;
-}
-
-static bool link_empty(const struct link *l)
-{
-	return l->next == l;
-}
-
-static void link_del(struct link *n)
-{
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	link_init(n);
-}
-
-/* Insert n after at: link_add(head, n) pushes to the front, (head->prev, n) to the back. */
-static void link_add(struct link *at, struct link *n)
-{
-	n->prev = at;
-	n->next = at->next;
-	at->next->prev = n;
-	at->next = n;
-}
-
 enum state {
 	IDLE,
 	QUEUED,
@@ -63,8 +33,8 @@ enum state {
 /* One distinct event (object, type, reason, message) and the Event that counts it. */
 struct entry {
 	struct ks_events *e;
-	struct link lru; /* in e->lru, most recent first, while in_map */
-	struct link q;	 /* in e->queue or e->sending unless IDLE */
+	struct ks_list lru; /* in e->lru, most recent first, while in_map */
+	struct ks_list q;   /* in e->queue or e->sending unless IDLE */
 	enum state state;
 	bool in_map;  /* else freed as soon as IDLE */
 	bool created; /* the server has the Event: repeats are patches */
@@ -81,7 +51,7 @@ struct entry {
 
 /* The spam filter's token bucket for one involved object. */
 struct bucket {
-	struct link lru;
+	struct ks_list lru;
 	double tokens;
 	uint64_t last_ns;
 	char key[];
@@ -95,7 +65,7 @@ struct ks_events {
 	double refill, window;
 	struct ks_map *entries; /* hkey (FNV-1a of the dedup key, checked) -> entry */
 	struct ks_map *buckets; /* object key -> bucket */
-	struct link lru, blru, queue, sending;
+	struct ks_list lru, blru, queue, sending;
 	unsigned pending; /* queued or sending */
 	unsigned inflight;
 	uint64_t seq;
@@ -210,14 +180,14 @@ static bool take_token(struct ks_events *e, const char *okey, uint64_t now)
 	} else {
 		b->tokens += (double)(now - b->last_ns) / NS_PER_S / e->refill;
 		b->tokens = KS_MIN(b->tokens, (double)e->burst);
-		link_del(&b->lru);
+		ks_list_del(&b->lru);
 	}
 	b->last_ns = now;
-	link_add(&e->blru, &b->lru);
+	ks_list_add(&e->blru, &b->lru);
 	while (ks_map_len(e->buckets) > MAX_BUCKETS) {
 		struct bucket *old = KS_CONTAINER_OF(e->blru.prev, struct bucket, lru);
 
-		link_del(&old->lru);
+		ks_list_del(&old->lru);
 		ks_map_del(e->buckets, old->key);
 		free(old);
 	}
@@ -233,7 +203,7 @@ static void forget(struct entry *en)
 	if (!en->in_map)
 		return;
 	ks_map_del(en->e->entries, en->hkey);
-	link_del(&en->lru);
+	ks_list_del(&en->lru);
 	en->in_map = false;
 }
 
@@ -263,7 +233,7 @@ static bool enqueue(struct entry *en, uint64_t delay_ms)
 	e->pending++;
 	en->state = QUEUED;
 	en->not_before = ks_now_ns() + delay_ms * 1000000u;
-	link_add(e->queue.prev, &en->q);
+	ks_list_add(e->queue.prev, &en->q);
 	kick(e);
 	return true;
 }
@@ -288,7 +258,7 @@ static void on_sent(struct ks_kube_result *res, void *data)
 	struct entry *en = data;
 	struct ks_events *e = en->e;
 
-	link_del(&en->q);
+	ks_list_del(&en->q);
 	en->call = NULL;
 	en->state = IDLE;
 	e->inflight--;
@@ -321,7 +291,7 @@ static void on_sent(struct ks_kube_result *res, void *data)
 	if (en->state == IDLE && en->in_map && en->count > en->sent)
 		enqueue(en, 0);
 	settle(en);
-	if (!link_empty(&e->queue))
+	if (!ks_list_empty(&e->queue))
 		kick(e);
 }
 
@@ -333,8 +303,8 @@ static void send_entry(struct entry *en)
 	cJSON *patch = NULL;
 	char *path, *body;
 
-	link_del(&en->q);
-	link_add(e->sending.prev, &en->q);
+	ks_list_del(&en->q);
+	ks_list_add(e->sending.prev, &en->q);
 	en->state = SENDING;
 	e->inflight++;
 	en->sending = en->count;
@@ -361,7 +331,7 @@ static void on_timer(uv_timer_t *t)
 {
 	struct ks_events *e = t->data;
 	uint64_t now = ks_now_ns(), next = 0;
-	struct link *l, *nx;
+	struct ks_list *l, *nx;
 
 	for (l = e->queue.next; l != &e->queue && e->inflight < MAX_INFLIGHT; l = nx) {
 		struct entry *en = KS_CONTAINER_OF(l, struct entry, q);
@@ -381,7 +351,7 @@ static void prune(struct ks_events *e, uint64_t now)
 {
 	uint64_t window = (uint64_t)(e->window * NS_PER_S);
 
-	while (!link_empty(&e->lru)) {
+	while (!ks_list_empty(&e->lru)) {
 		struct entry *old = KS_CONTAINER_OF(e->lru.prev, struct entry, lru);
 
 		if (ks_map_len(e->entries) <= MAX_ENTRIES && now - old->last_ns <= window)
@@ -436,15 +406,15 @@ static void record(struct ks_events *e, const cJSON *obj, const char *key, const
 		}
 		en->count++;
 		en->last_ns = now;
-		link_del(&en->lru);
-		link_add(&e->lru, &en->lru);
+		ks_list_del(&en->lru);
+		ks_list_add(&e->lru, &en->lru);
 		timestamp(ts, time(NULL));
 		set_str(en->ev, "lastTimestamp", ts);
 		return;
 	}
 	en = ks_xcalloc(1, sizeof(*en));
 	en->e = e;
-	link_init(&en->q);
+	ks_list_init(&en->q);
 	memcpy(en->hkey, hkey, sizeof(hkey));
 	en->ev = build_event(e, obj, type, reason, msg);
 	en->count = 1;
@@ -456,7 +426,7 @@ static void record(struct ks_events *e, const cJSON *obj, const char *key, const
 	}
 	en->in_map = true;
 	ks_map_put(e->entries, hkey, en);
-	link_add(&e->lru, &en->lru);
+	ks_list_add(&e->lru, &en->lru);
 }
 
 /* A message cut inside a UTF-8 character loses that character. */
@@ -527,10 +497,10 @@ struct ks_events *ks_events_new(uv_loop_t *loop, struct ks_kube *kube,
 	e->window = o->aggregate_window > 0 ? o->aggregate_window : 600;
 	e->entries = ks_map_new(64);
 	e->buckets = ks_map_new(64);
-	link_init(&e->lru);
-	link_init(&e->blru);
-	link_init(&e->queue);
-	link_init(&e->sending);
+	ks_list_init(&e->lru);
+	ks_list_init(&e->blru);
+	ks_list_init(&e->queue);
+	ks_list_init(&e->sending);
 	uv_timer_init(loop, &e->timer);
 	e->timer.data = e;
 	return e;
@@ -542,14 +512,14 @@ static void on_closed(uv_handle_t *h)
 }
 
 /* Empty a list of busy entries, cancelling their requests. */
-static void drain(struct link *list)
+static void drain(struct ks_list *list)
 {
-	while (!link_empty(list)) {
+	while (!ks_list_empty(list)) {
 		struct entry *en = KS_CONTAINER_OF(list->next, struct entry, q);
 
 		if (en->call)
 			ks_kube_cancel(en->call);
-		link_del(&en->q);
+		ks_list_del(&en->q);
 		en->state = IDLE;
 		forget(en);
 		settle(en);
@@ -563,16 +533,16 @@ void ks_events_free(struct ks_events *e)
 	uv_timer_stop(&e->timer);
 	drain(&e->sending);
 	drain(&e->queue);
-	while (!link_empty(&e->lru)) {
+	while (!ks_list_empty(&e->lru)) {
 		struct entry *en = KS_CONTAINER_OF(e->lru.next, struct entry, lru);
 
 		forget(en);
 		settle(en);
 	}
-	while (!link_empty(&e->blru)) {
+	while (!ks_list_empty(&e->blru)) {
 		struct bucket *b = KS_CONTAINER_OF(e->blru.next, struct bucket, lru);
 
-		link_del(&b->lru);
+		ks_list_del(&b->lru);
 		free(b);
 	}
 	ks_map_free(e->entries);

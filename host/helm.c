@@ -1,29 +1,25 @@
 /*
- * helm.c: `helm template` on the loop: the chart digest (on the thread pool), the
- * child process and its pipes, and the LRU cache of renders.
+ * helm.c: `helm template` on the loop: the values file and the chart digest (chart.c) on
+ * the thread pool, helm as a child process (proc.c), and the LRU cache of renders.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "helm.h"
+#include "chart.h"
 #include "ks.h"
+#include "list.h"
+#include "proc.h"
 #include "yaml.h"
 
-#define MAX_FILES 10000		     /* files in a chart directory */
-#define MAX_CHART_BYTES (256u << 20) /* bytes they hold */
-#define MAX_DEPTH 16		     /* directory levels (symbolic links are followed) */
-#define MAX_OUTPUT (64u << 20)	     /* bytes helm may print */
-#define MAX_STDERR (16u << 10)	     /* the end of stderr kept for messages */
-#define TAIL_LINES 5		     /* lines of stderr in a message */
-#define GRACE_MS 2000		     /* after SIGKILL, or after exit with pipes still open */
+#define MAX_OUTPUT (64u << 20) /* bytes helm may print */
+#define MAX_STDERR (16u << 10) /* the end of stderr kept for messages */
+#define TAIL_LINES 5	       /* lines of stderr in a message */
 #define DEFAULT_TIMEOUT 60.0
 
 enum state {
@@ -36,7 +32,7 @@ struct ks_helm_req {
 	ks_helm_cb cb;
 	void *data;
 	enum state state;
-	bool cancelled, exited, timed_out, too_big, finished;
+	bool cancelled, finished;
 	char *chart, *values, *tmpdir;
 	char **argv; /* NULL-terminated; one free slot at the end for --values= */
 	size_t argc;
@@ -48,145 +44,21 @@ struct ks_helm_req {
 	int work_err;
 	bool values_failed;
 	char tmpfile[PATH_MAX]; /* "" when none */
-	/* The child. */
-	uv_process_t proc;
-	uv_pipe_t out, err;
-	uv_timer_t timer;
-	int open; /* handles not closed yet */
-	int eofs; /* pipes at their end */
-	int64_t status;
-	int signal;
-	struct ks_buf stdout_buf, stderr_buf;
-	char rbuf[65536];
+	struct ks_proc *proc;	/* helm, while it runs */
 };
 
 /* The cache: most recently used first. */
 struct entry {
-	struct entry *prev, *next;
+	struct ks_list lru; /* in cache.lru */
 	uint64_t digest;
 	char *key;
 	cJSON *objects;
 };
 
 static struct {
-	struct entry *head, *tail;
+	struct ks_list lru; /* most recently used first */
 	struct ks_helm_stats stats;
-} cache;
-
-/* --- the chart digest (thread pool) --------------------------------------------- */
-
-struct digest {
-	uint64_t h;
-	size_t files;
-	uint64_t bytes;
-};
-
-static void fnv(uint64_t *h, const void *p, size_t n)
-{
-	const unsigned char *s = p;
-
-	while (n--) {
-		*h ^= *s++;
-		*h *= 0x100000001b3ull;
-	}
-}
-
-/* Mix the relative path, the contents and the length of one file into d. */
-static int hash_file(struct digest *d, const char *path, const char *rel)
-{
-	char buf[16384];
-	uint64_t len = 0;
-	ssize_t n;
-	int fd, rc = 0;
-
-	if (++d->files > MAX_FILES)
-		return -EFBIG;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY); /* /proc/kmsg: no hang */
-	if (fd < 0)
-		return -errno;
-	fnv(&d->h, rel, strlen(rel) + 1);
-	while ((n = read(fd, buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			break;
-		}
-		fnv(&d->h, buf, (size_t)n);
-		len += (uint64_t)n;
-		d->bytes += (uint64_t)n;
-		if (d->bytes > MAX_CHART_BYTES) {
-			rc = -EFBIG;
-			break;
-		}
-	}
-	fnv(&d->h, &len, sizeof(len));
-	close(fd);
-	return rc;
-}
-
-static int by_name(const struct dirent **a, const struct dirent **b)
-{
-	return strcmp((*a)->d_name, (*b)->d_name);
-}
-
-/* Hash every regular file under path (a buffer of PATH_MAX), in name order. */
-static int walk(struct digest *d, char *path, size_t root_len, int depth)
-{
-	size_t len = strlen(path);
-	struct dirent **names;
-	struct stat st;
-	int i, n, rc = 0;
-
-	if (depth > MAX_DEPTH)
-		return -ELOOP;
-	n = scandir(path, &names, NULL, by_name);
-	if (n < 0)
-		return -errno;
-	for (i = 0; i < n; i++) {
-		const char *name = names[i]->d_name;
-
-		if (rc || !strcmp(name, ".") || !strcmp(name, ".."))
-			goto next;
-		if (len + 1 + strlen(name) >= PATH_MAX) {
-			rc = -ENAMETOOLONG;
-			goto next;
-		}
-		snprintf(path + len, PATH_MAX - len, "/%s", name);
-		if (stat(path, &st) != 0)
-			rc = -errno;
-		else if (S_ISDIR(st.st_mode))
-			rc = walk(d, path, root_len, depth + 1);
-		else if (S_ISREG(st.st_mode))
-			rc = hash_file(d, path, path + root_len);
-		path[len] = '\0';
-	next:
-		free(names[i]);
-	}
-	free(names);
-	return rc;
-}
-
-static int digest_chart(const char *chart, uint64_t *out)
-{
-	struct digest d = { .h = 0xcbf29ce484222325ull };
-	char path[PATH_MAX];
-	struct stat st;
-	int rc;
-
-	if (stat(chart, &st) != 0)
-		return -errno;
-	if (snprintf(path, sizeof(path), "%s", chart) >= (int)sizeof(path))
-		return -ENAMETOOLONG;
-	if (S_ISDIR(st.st_mode))
-		rc = walk(&d, path, strlen(path), 0);
-	else if (S_ISREG(st.st_mode))
-		rc = hash_file(&d, path, "");
-	else
-		rc = -EINVAL;
-	*out = d.h;
-	return rc;
-}
+} cache = { .lru = { &cache.lru, &cache.lru } };
 
 static int write_values(struct ks_helm_req *r)
 {
@@ -219,7 +91,7 @@ static void work(uv_work_t *w)
 {
 	struct ks_helm_req *r = w->data;
 
-	r->work_err = digest_chart(r->chart, &r->digest);
+	r->work_err = ks_chart_digest(r->chart, &r->digest);
 	if (!r->work_err && r->values) {
 		r->work_err = write_values(r);
 		r->values_failed = r->work_err != 0;
@@ -230,26 +102,13 @@ static void work(uv_work_t *w)
 
 static void unlink_entry(struct entry *e)
 {
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		cache.head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		cache.tail = e->prev;
+	ks_list_del(&e->lru);
 	cache.stats.entries--;
 }
 
 static void push_front(struct entry *e)
 {
-	e->prev = NULL;
-	e->next = cache.head;
-	if (cache.head)
-		cache.head->prev = e;
-	cache.head = e;
-	if (!cache.tail)
-		cache.tail = e;
+	ks_list_add(&cache.lru, &e->lru);
 	cache.stats.entries++;
 }
 
@@ -262,16 +121,22 @@ static void free_entry(struct entry *e)
 
 static struct entry *cache_find(uint64_t digest, const char *key)
 {
-	struct entry *e;
+	struct ks_list *l, *nx;
+	struct entry *found = NULL;
 
-	for (e = cache.head; e; e = e->next)
-		if (e->digest == digest && !strcmp(e->key, key))
+	ks_list_foreach_safe(l, nx, &cache.lru) {
+		struct entry *e = KS_CONTAINER_OF(l, struct entry, lru);
+
+		if (e->digest == digest && !strcmp(e->key, key)) {
+			found = e;
 			break;
-	if (e) {
-		unlink_entry(e);
-		push_front(e);
+		}
 	}
-	return e;
+	if (found) {
+		unlink_entry(found);
+		push_front(found);
+	}
+	return found;
 }
 
 /* Keep objects (owned from now on) as the render of digest + key. */
@@ -290,7 +155,7 @@ static void cache_put(uint64_t digest, const char *key, cJSON *objects)
 	e->objects = objects;
 	push_front(e);
 	while (cache.stats.entries > KS_HELM_CACHE_SIZE) {
-		struct entry *old = cache.tail;
+		struct entry *old = KS_CONTAINER_OF(ks_list_last(&cache.lru), struct entry, lru);
 
 		unlink_entry(old);
 		free_entry(old);
@@ -299,8 +164,8 @@ static void cache_put(uint64_t digest, const char *key, cJSON *objects)
 
 void ks_helm_cache_clear(void)
 {
-	while (cache.head) {
-		struct entry *e = cache.head;
+	while (!ks_list_empty(&cache.lru)) {
+		struct entry *e = KS_CONTAINER_OF(ks_list_first(&cache.lru), struct entry, lru);
 
 		unlink_entry(e);
 		free_entry(e);
@@ -325,8 +190,6 @@ static void req_free(struct ks_helm_req *r)
 	free(r->values);
 	free(r->tmpdir);
 	free(r->key);
-	ks_buf_deinit(&r->stdout_buf);
-	ks_buf_deinit(&r->stderr_buf);
 	free(r);
 }
 
@@ -338,10 +201,10 @@ static void remove_tmpfile(struct ks_helm_req *r)
 }
 
 /* The last TAIL_LINES non-empty lines of stderr, after a newline; "" when none. */
-static char *stderr_tail(struct ks_helm_req *r)
+static char *stderr_tail(const struct ks_buf *err)
 {
-	const char *s = r->stderr_buf.data ? r->stderr_buf.data : "";
-	const char *end = s + r->stderr_buf.len, *p;
+	const char *s = err && err->data ? err->data : "";
+	const char *end = s + (err ? err->len : 0), *p;
 	int lines = 0;
 
 	while (end > s && (end[-1] == '\n' || end[-1] == ' '))
@@ -359,13 +222,15 @@ static char *stderr_tail(struct ks_helm_req *r)
 	return p < end ? ks_xasprintf("\n%.*s", (int)(end - p), p) : ks_xstrdup("");
 }
 
-static void report_error(struct ks_helm_req *r, int err, const char *reason, char *line)
+/* Report err; pr is helm's result when it ran, else NULL. Takes line. */
+static void report_error(struct ks_helm_req *r, const struct ks_proc_result *pr, int err,
+			 const char *reason, char *line)
 {
-	char *tail = stderr_tail(r), *msg = ks_xasprintf("%s%s", line, tail);
+	char *tail = stderr_tail(pr ? pr->err : NULL), *msg = ks_xasprintf("%s%s", line, tail);
 	struct ks_helm_result res = { .err = err, .reason = reason, .message = msg };
 
-	if (!r->timed_out && !r->signal)
-		res.status = (int)r->status;
+	if (pr && !pr->timed_out && !pr->signal)
+		res.status = (int)pr->status;
 	cache.stats.failures++;
 	r->cb(&res, r->data);
 	free(tail);
@@ -373,33 +238,33 @@ static void report_error(struct ks_helm_req *r, int err, const char *reason, cha
 	free(line);
 }
 
-static void report(struct ks_helm_req *r)
+static void report(struct ks_helm_req *r, const struct ks_proc_result *pr)
 {
 	struct ks_helm_result res = { 0 };
+	const struct ks_buf *out = pr->out;
 	char *perr = NULL;
 	cJSON *objects;
 
-	if (r->too_big)
+	if (pr->too_big)
 		return report_error(
-			r, -EFBIG, "OutputTooLarge",
+			r, pr, -EFBIG, "OutputTooLarge",
 			ks_xasprintf("helm template printed more than %u MiB", MAX_OUTPUT >> 20));
-	if (r->timed_out)
+	if (pr->timed_out)
 		return report_error(
-			r, -ETIMEDOUT, "Timeout",
+			r, pr, -ETIMEDOUT, "Timeout",
 			ks_xasprintf("helm template timed out after %g s and was killed",
 				     (double)r->timeout_ms / 1000));
-	if (r->signal)
+	if (pr->signal)
 		return report_error(
-			r, -EIO, "HelmFailed",
-			ks_xasprintf("helm template was killed by signal %d", r->signal));
-	if (r->status)
+			r, pr, -EIO, "HelmFailed",
+			ks_xasprintf("helm template was killed by signal %d", pr->signal));
+	if (pr->status)
 		return report_error(
-			r, -EIO, "HelmFailed",
-			ks_xasprintf("helm template exited with status %d", (int)r->status));
-	objects = ks_yaml_parse_all(r->stdout_buf.data ? r->stdout_buf.data : "", r->stdout_buf.len,
-				    &perr);
+			r, pr, -EIO, "HelmFailed",
+			ks_xasprintf("helm template exited with status %d", (int)pr->status));
+	objects = ks_yaml_parse_all(out->data ? out->data : "", out->len, &perr);
 	if (!objects) {
-		report_error(r, -EBADMSG, "ParseError",
+		report_error(r, pr, -EBADMSG, "ParseError",
 			     ks_xasprintf("could not parse helm's output: %s", perr ? perr : "?"));
 		free(perr);
 		return;
@@ -409,139 +274,39 @@ static void report(struct ks_helm_req *r)
 	r->cb(&res, r->data);
 }
 
-static void closed(uv_handle_t *h)
+/* helm was reaped and its pipes are at their end (never after ks_helm_cancel). */
+static void on_helm_done(const struct ks_proc_result *pr, void *data)
 {
-	struct ks_helm_req *r = h->data;
+	struct ks_helm_req *r = data;
 
-	if (--r->open == 0)
-		req_free(r);
-}
-
-static void close_all(struct ks_helm_req *r)
-{
-	uv_close((uv_handle_t *)&r->proc, closed);
-	uv_close((uv_handle_t *)&r->out, closed);
-	uv_close((uv_handle_t *)&r->err, closed);
-	uv_close((uv_handle_t *)&r->timer, closed);
-}
-
-/* Once helm is reaped and both pipes are at their end: report, then close. */
-static void maybe_finish(struct ks_helm_req *r)
-{
-	if (r->finished || !r->exited || r->eofs < 2)
-		return;
 	r->finished = true;
-	uv_timer_stop(&r->timer);
+	r->proc = NULL;
 	remove_tmpfile(r);
-	if (!r->cancelled)
-		report(r);
-	close_all(r);
-}
-
-/* SIGKILL helm's process group (it leads one: UV_PROCESS_DETACHED), not yet reaped. */
-static void kill_group(struct ks_helm_req *r)
-{
-	if (!r->exited && r->proc.pid > 0)
-		kill(-r->proc.pid, SIGKILL);
-}
-
-static void on_timer(uv_timer_t *t)
-{
-	struct ks_helm_req *r = t->data;
-
-	if (r->exited) { /* reaped, but something else holds its pipes open */
-		uv_read_stop((uv_stream_t *)&r->out);
-		uv_read_stop((uv_stream_t *)&r->err);
-		r->eofs = 2;
-		maybe_finish(r);
-		return;
-	}
-	if (!r->cancelled)
-		r->timed_out = true;
-	kill_group(r);
-	uv_timer_start(&r->timer, on_timer, GRACE_MS, 0);
-}
-
-static void on_exit_(uv_process_t *p, int64_t status, int signal)
-{
-	struct ks_helm_req *r = p->data;
-
-	r->exited = true;
-	r->status = status;
-	r->signal = signal;
-	if (r->eofs < 2)
-		uv_timer_start(&r->timer, on_timer, GRACE_MS, 0);
-	maybe_finish(r);
-}
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	struct ks_helm_req *r = h->data;
-
-	(void)hint;
-	*buf = uv_buf_init(r->rbuf, sizeof(r->rbuf));
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-	struct ks_helm_req *r = s->data;
-	struct ks_buf *b = s == (uv_stream_t *)&r->out ? &r->stdout_buf : &r->stderr_buf;
-
-	if (n < 0) {
-		uv_read_stop(s);
-		r->eofs++;
-		maybe_finish(r);
-		return;
-	}
-	if (b == &r->stdout_buf && (r->too_big || b->len + (size_t)n > MAX_OUTPUT)) {
-		r->too_big = true; /* read on to the end, dropping the rest */
-		kill_group(r);
-		return;
-	}
-	ks_buf_append(b, buf->base, (size_t)n);
-	if (b == &r->stderr_buf && b->len > MAX_STDERR)
-		ks_buf_consume(b, b->len - MAX_STDERR);
+	report(r, pr);
+	req_free(r);
 }
 
 static void spawn(struct ks_helm_req *r)
 {
-	uv_process_options_t po = { 0 };
-	uv_stdio_container_t io[3];
+	struct ks_proc_opts po = { .argv = r->argv,
+				   .timeout_ms = r->timeout_ms,
+				   .max_output = MAX_OUTPUT,
+				   .max_stderr = MAX_STDERR };
 	int rc;
 
 	r->state = RUN;
-	uv_pipe_init(r->loop, &r->out, 0);
-	uv_pipe_init(r->loop, &r->err, 0);
-	uv_timer_init(r->loop, &r->timer);
-	r->proc.data = r->out.data = r->err.data = r->timer.data = r;
-	r->open = 4;
 	if (r->tmpfile[0])
 		r->argv[r->argc++] = ks_xasprintf("--values=%s", r->tmpfile);
-	io[0].flags = UV_IGNORE;
-	io[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-	io[1].data.stream = (uv_stream_t *)&r->out;
-	io[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-	io[2].data.stream = (uv_stream_t *)&r->err;
-	po.file = r->argv[0];
-	po.args = r->argv;
-	po.stdio = io;
-	po.stdio_count = 3;
-	po.exit_cb = on_exit_;
-	po.flags = UV_PROCESS_DETACHED;
-	rc = uv_spawn(r->loop, &r->proc, &po);
-	r->proc.data = r;
+	rc = ks_proc_start(r->loop, &po, on_helm_done, r, &r->proc);
 	if (rc) {
 		r->finished = true;
 		remove_tmpfile(r);
-		report_error(r, -ENOENT, "SpawnError",
+		report_error(r, NULL, -ENOENT, "SpawnError",
 			     ks_xasprintf("could not run %s: %s", r->argv[0], uv_strerror(rc)));
-		close_all(r);
+		req_free(r);
 		return;
 	}
 	cache.stats.runs++;
-	uv_read_start((uv_stream_t *)&r->out, on_alloc, on_read);
-	uv_read_start((uv_stream_t *)&r->err, on_alloc, on_read);
-	uv_timer_start(&r->timer, on_timer, r->timeout_ms, 0);
 }
 
 static void after_work(uv_work_t *w, int status)
@@ -557,7 +322,7 @@ static void after_work(uv_work_t *w, int status)
 	}
 	if (r->work_err) {
 		remove_tmpfile(r);
-		report_error(r, r->work_err, "ChartError",
+		report_error(r, NULL, r->work_err, "ChartError",
 			     ks_xasprintf(r->values_failed ? "could not write the values to %s: %s"
 							   : "could not read chart %s: %s",
 					  r->values_failed ? r->tmpdir : r->chart,
@@ -652,8 +417,6 @@ struct ks_helm_req *ks_helm_render(uv_loop_t *loop, const struct ks_helm_opts *o
 	r->tmpdir = ks_xstrdup(tmpdir && tmpdir[0] ? tmpdir : "/tmp");
 	r->timeout_ms = (uint64_t)((o->timeout > 0 ? o->timeout : DEFAULT_TIMEOUT) * 1000);
 	build_args(r, o);
-	ks_buf_init(&r->stdout_buf);
-	ks_buf_init(&r->stderr_buf);
 	r->work.data = r;
 	cache.stats.renders++;
 	ks_require(uv_queue_work(loop, &r->work, work, after_work) == 0);
@@ -670,11 +433,11 @@ void ks_helm_cancel(struct ks_helm_req *r)
 		return;
 	}
 	remove_tmpfile(r);
-	kill_group(r);
-	uv_timer_start(&r->timer, on_timer, GRACE_MS, 0);
+	ks_proc_cancel(r->proc); /* kills helm's group, and frees itself once it is reaped */
+	req_free(r);
 }
 
 pid_t ks_helm_pid(const struct ks_helm_req *r)
 {
-	return r->state == RUN && !r->exited && !r->finished ? r->proc.pid : 0;
+	return r->state == RUN && r->proc ? ks_proc_pid(r->proc) : 0;
 }

@@ -4,11 +4,10 @@
  * rendered. Knows nothing of Lua (host/lua/bind_helm.c offers it as ks.core.helm).
  *
  * A render goes in three steps, none of which blocks the loop: the chart's digest
- * (every file of a chart directory, path and contents, or a .tgz's bytes) is computed
- * and the values are written to a private temporary file (mkstemp, 0600, in $TMPDIR or
- * /tmp), both on libuv's thread pool; then, unless the cache holds the same render,
- * helm runs (uv_spawn, in its own process group, stdin closed, stdout and stderr
- * read through pipes, killed with SIGKILL past the timeout); then its output is
+ * (chart.h) is computed and the values are written to a private temporary file
+ * (mkstemp, 0600, in $TMPDIR or /tmp), both on libuv's thread pool; then, unless the
+ * cache holds the same render, helm runs as a child process (proc.h: its own process
+ * group, stdin closed, killed with SIGKILL past the timeout); then its output is
  * parsed as multi-document YAML. The temporary file is removed as soon as helm exits
  * or the render is cancelled.
  *
@@ -72,7 +71,7 @@ struct ks_helm_req *ks_helm_render(uv_loop_t *loop, const struct ks_helm_opts *o
 /*
  * Cancel a request whose callback has not run: the callback never runs, helm (and
  * its process group) is killed with SIGKILL, the temporary file is removed now, and
- * the request frees itself from the loop once helm is reaped and its handles closed.
+ * req must not be used again (the child process frees itself once it is reaped).
  */
 void ks_helm_cancel(struct ks_helm_req *req);
 

@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 
+#include "list.h"
 #include "log.h"
 
 /* A body we buffer larger than this is refused: nothing the host asks for is this big. */
@@ -20,7 +21,7 @@ struct sock {
 	uv_poll_t poll;
 	curl_socket_t fd;
 	struct ks_http *h;
-	struct sock *next, *prev;
+	struct ks_list link; /* in h->socks */
 };
 
 struct ks_http_req {
@@ -37,7 +38,7 @@ struct ks_http_req {
 	bool cancelled;
 	bool completing;
 	bool too_big;
-	struct ks_http_req *next, *prev;
+	struct ks_list link; /* in h->reqs or h->reap */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -45,33 +46,21 @@ struct ks_http {
 	uv_loop_t *loop;
 	CURLM *multi;
 	uv_timer_t timer;
-	struct ks_http_req *reqs;
-	struct ks_http_req *reap;
-	struct sock *socks;
+	struct ks_list reqs;  /* started, not completed */
+	struct ks_list reap;  /* completed or cancelled while dispatching: freed after */
+	struct ks_list socks; /* struct sock, one per socket libcurl watches */
 	size_t pending;
 	int dispatching;
 	int open_handles;
 	bool closing;
 };
 
-static void list_add(struct ks_http_req **head, struct ks_http_req *r)
+/* The first request of l, or NULL. */
+static struct ks_http_req *first_req(const struct ks_list *l)
 {
-	r->prev = NULL;
-	r->next = *head;
-	if (*head)
-		(*head)->prev = r;
-	*head = r;
-}
+	struct ks_list *n = ks_list_first(l);
 
-static void list_del(struct ks_http_req **head, struct ks_http_req *r)
-{
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		*head = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	r->next = r->prev = NULL;
+	return n ? KS_CONTAINER_OF(n, struct ks_http_req, link) : NULL;
 }
 
 static void req_free(struct ks_http_req *r)
@@ -103,14 +92,7 @@ static void on_handle_closed(uv_handle_t *handle)
 
 static void sock_close(struct sock *s)
 {
-	struct ks_http *h = s->h;
-
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		h->socks = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
+	ks_list_del(&s->link);
 	uv_poll_stop(&s->poll);
 	uv_close((uv_handle_t *)&s->poll, on_handle_closed);
 }
@@ -204,7 +186,7 @@ static void complete(struct ks_http *h, struct ks_http_req *r, CURLcode rc)
 	stopped = r->on_data && !deliver_stream(r);
 
 	curl_multi_remove_handle(h->multi, r->easy);
-	list_del(&h->reqs, r);
+	ks_list_del(&r->link);
 	h->pending--;
 	if (!r->cancelled) {
 		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->resp.status);
@@ -221,20 +203,22 @@ static void complete(struct ks_http *h, struct ks_http_req *r, CURLcode rc)
 		r->completing = true;
 		r->on_done(r, &r->resp, r->data);
 	}
-	list_add(&h->reap, r);
+	ks_list_add(&h->reap, &r->link);
 }
 
 /* Deliver streamed data, then completions: all user code runs here, after libcurl. */
 static void after_curl(struct ks_http *h)
 {
 	struct ks_http_req *r, **ready = NULL;
+	struct ks_list *l, *nx;
 	size_t n = 0, cap = 0;
 	CURLMsg *msg;
 	int left;
 
 	h->dispatching++;
 	/* Snapshot first: a consumer may cancel other requests while we deliver. */
-	for (r = h->reqs; r; r = r->next) {
+	ks_list_foreach_safe(l, nx, &h->reqs) {
+		r = KS_CONTAINER_OF(l, struct ks_http_req, link);
 		if (!r->stream.len)
 			continue;
 		if (n == cap) {
@@ -257,8 +241,8 @@ static void after_curl(struct ks_http *h)
 	}
 	h->dispatching--;
 	if (h->dispatching == 0) {
-		while ((r = h->reap)) {
-			list_del(&h->reap, r);
+		while ((r = first_req(&h->reap))) {
+			ks_list_del(&r->link);
 			req_free(r);
 		}
 	}
@@ -325,10 +309,7 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *ud, void
 		}
 		s->poll.data = h;
 		h->open_handles++;
-		s->next = h->socks;
-		if (h->socks)
-			h->socks->prev = s;
-		h->socks = s;
+		ks_list_add(&h->socks, &s->link);
 		curl_multi_assign(h->multi, fd, s);
 	}
 	if (what & CURL_POLL_IN)
@@ -350,6 +331,9 @@ struct ks_http *ks_http_new(uv_loop_t *loop)
 	}
 	h = ks_xcalloc(1, sizeof(*h));
 	h->loop = loop;
+	ks_list_init(&h->reqs);
+	ks_list_init(&h->reap);
+	ks_list_init(&h->socks);
 	h->multi = curl_multi_init();
 	ks_require(h->multi);
 	uv_timer_init(loop, &h->timer);
@@ -369,13 +353,13 @@ void ks_http_free(struct ks_http *h)
 
 	if (!h)
 		return;
-	while ((r = h->reqs)) {
+	while ((r = first_req(&h->reqs))) {
 		curl_multi_remove_handle(h->multi, r->easy);
-		list_del(&h->reqs, r);
+		ks_list_del(&r->link);
 		req_free(r);
 	}
-	while ((r = h->reap)) {
-		list_del(&h->reap, r);
+	while ((r = first_req(&h->reap))) {
+		ks_list_del(&r->link);
 		req_free(r);
 	}
 	h->pending = 0;
@@ -385,8 +369,8 @@ void ks_http_free(struct ks_http *h)
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, NULL);
 	curl_multi_cleanup(h->multi);
 	h->multi = NULL;
-	while (h->socks)
-		sock_close(h->socks);
+	while (!ks_list_empty(&h->socks))
+		sock_close(KS_CONTAINER_OF(ks_list_first(&h->socks), struct sock, link));
 	uv_timer_stop(&h->timer);
 	uv_close((uv_handle_t *)&h->timer, on_handle_closed);
 }
@@ -442,6 +426,7 @@ struct ks_http_req *ks_http_request(struct ks_http *h, const struct ks_http_opts
 	struct ks_http_req *r = ks_xcalloc(1, sizeof(*r));
 	CURL *e;
 
+	ks_list_init(&r->link);
 	ks_require(o->url && o->on_done && !h->closing);
 	r->h = h;
 	r->on_done = o->on_done;
@@ -479,7 +464,7 @@ struct ks_http_req *ks_http_request(struct ks_http *h, const struct ks_http_opts
 		req_free(r);
 		return NULL;
 	}
-	list_add(&h->reqs, r);
+	ks_list_add(&h->reqs, &r->link);
 	h->pending++;
 	return r;
 }
@@ -492,10 +477,10 @@ void ks_http_cancel(struct ks_http_req *r)
 		return;
 	r->cancelled = true;
 	curl_multi_remove_handle(h->multi, r->easy);
-	list_del(&h->reqs, r);
+	ks_list_del(&r->link);
 	h->pending--;
 	if (h->dispatching)
-		list_add(&h->reap, r);
+		ks_list_add(&h->reap, &r->link);
 	else
 		req_free(r);
 }

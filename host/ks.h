@@ -2,8 +2,8 @@
 /*
  * ks.h: what every unit of the KupenStack host shares: allocation that aborts on
  * out-of-memory (as Redis and Neovim do: a controller that cannot allocate cannot
- * make progress, and a clean abort beats a half-applied change), invariants, and
- * small string helpers. Nothing here does I/O.
+ * make progress, and a clean abort beats a half-applied change), invariants, a
+ * growable buffer, small string helpers, clocks, and reading a whole file (the only I/O).
  */
 #include <stdarg.h>
 #include <stdbool.h>
@@ -60,11 +60,11 @@ void ks_buf_consume(struct ks_buf *b, size_t n);
 /* Hand the data over to the caller (who frees it) and reset the buffer. */
 char *ks_buf_steal(struct ks_buf *b);
 
-/* Monotonic clock in nanoseconds and wall clock in seconds since the epoch. */
 /* The whole file at path, NUL-terminated, in a fresh buffer (*len bytes); NULL with
- * *rc = -errno when it cannot be read. */
+ * *rc = -errno when it cannot be read. Blocking: for start-up and commands, not the loop. */
 char *ks_read_file(const char *path, size_t *len, int *rc);
 
+/* Monotonic clock in nanoseconds and wall clock in seconds since the epoch. */
 uint64_t ks_now_ns(void);
 double ks_wall(void);
 /* A uniform random double in [0, 1): for jitter, not for secrets. */

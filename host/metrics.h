@@ -2,8 +2,8 @@
 /*
  * metrics.h: the Prometheus side of the operator. A registry of counters,
  * gauges and histograms with label sets, rendered in the text exposition format
- * 0.0.4 exactly as client_golang writes it, and the ops HTTP server on the libuv
- * loop that serves /metrics, /healthz and /readyz.
+ * 0.0.4 exactly as client_golang writes it, and the ops endpoints /metrics, /healthz
+ * and /readyz, served on the libuv loop by host/serve.c.
  *
  * Every registry comes with controller-runtime's and client-go's families under
  * their exact names and buckets (reconcile, workqueue, REST client), so that

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "list.h"
 #include "map.h"
 
 #define NOT_DELAYED SIZE_MAX
@@ -19,8 +20,7 @@
  * remember. Freed when it is none of these.
  */
 struct item {
-	struct item *prev; /* in q->waiting[prio] or q->running */
-	struct item *next;
+	struct ks_list link;  /* in q->waiting[prio] or q->running */
 	uint64_t added_ns;    /* when it became dirty: queue_duration starts */
 	uint64_t started_ns;  /* when it was handed out: work_duration starts */
 	uint64_t deadline_ns; /* of its delayed add */
@@ -32,19 +32,14 @@ struct item {
 	char key[];
 };
 
-struct list {
-	struct item *head;
-	struct item *tail;
-};
-
 struct ks_queue {
 	uv_idle_t idle;	  /* runs while there is something to hand out or a drain to report */
 	uv_timer_t timer; /* runs while q->heap is not empty */
 	struct ks_queue_opts o;
 	char *name;
 	struct ks_map *items; /* key -> struct item * */
-	struct list waiting[2];
-	struct list running;
+	struct ks_list waiting[2];
+	struct ks_list running;
 	size_t ndirty;
 	size_t nrunning;
 	struct item **heap; /* min-heap on deadline_ns */
@@ -62,28 +57,22 @@ struct ks_queue {
 	bool closing;
 };
 
-static void list_push(struct list *l, struct item *it)
+static void list_push(struct ks_list *l, struct item *it)
 {
-	it->next = NULL;
-	it->prev = l->tail;
-	if (l->tail)
-		l->tail->next = it;
-	else
-		l->head = it;
-	l->tail = it;
+	ks_list_add_tail(l, &it->link);
 }
 
-static void list_unlink(struct list *l, struct item *it)
+static void list_unlink(struct item *it)
 {
-	if (it->prev)
-		it->prev->next = it->next;
-	else
-		l->head = it->next;
-	if (it->next)
-		it->next->prev = it->prev;
-	else
-		l->tail = it->prev;
-	it->prev = it->next = NULL;
+	ks_list_del(&it->link);
+}
+
+/* The first item of l, or NULL. */
+static struct item *list_first(const struct ks_list *l)
+{
+	struct ks_list *n = ks_list_first(l);
+
+	return n ? KS_CONTAINER_OF(n, struct item, link) : NULL;
 }
 
 static void heap_swap(struct ks_queue *q, size_t a, size_t b)
@@ -147,6 +136,7 @@ static struct item *get_or_create(struct ks_queue *q, const char *key)
 		return it;
 	n = strlen(key);
 	it = ks_xcalloc(1, sizeof(*it) + n + 1);
+	ks_list_init(&it->link);
 	memcpy(it->key, key, n + 1);
 	it->heap_idx = NOT_DELAYED;
 	ks_map_put(q->items, key, it);
@@ -160,7 +150,8 @@ static bool want_idle(const struct ks_queue *q)
 	if (q->drain_pending)
 		return true;
 	return !q->shutting_down && q->nrunning < q->o.concurrency &&
-	       (q->waiting[KS_QUEUE_HIGH].head || q->waiting[KS_QUEUE_LOW].head);
+	       (!ks_list_empty(&q->waiting[KS_QUEUE_HIGH]) ||
+		!ks_list_empty(&q->waiting[KS_QUEUE_LOW]));
 }
 
 static void on_idle(uv_idle_t *h);
@@ -175,7 +166,7 @@ static void handout(struct ks_queue *q, struct item *it)
 {
 	uint64_t now = ks_now_ns();
 
-	list_unlink(&q->waiting[it->prio], it);
+	list_unlink(it);
 	it->dirty = false;
 	q->ndirty--;
 	it->in_flight = true;
@@ -194,8 +185,8 @@ static void on_idle(uv_idle_t *h)
 	struct item *it;
 
 	for (int n = 0; n < BATCH && want_idle(q) && !q->drain_pending; n++) {
-		it = q->waiting[KS_QUEUE_HIGH].head;
-		handout(q, it ? it : q->waiting[KS_QUEUE_LOW].head);
+		it = list_first(&q->waiting[KS_QUEUE_HIGH]);
+		handout(q, it ? it : list_first(&q->waiting[KS_QUEUE_LOW]));
 	}
 	if (q->drain_pending && !q->closing) {
 		q->drain_pending = false;
@@ -214,7 +205,7 @@ static void add_item(struct ks_queue *q, struct item *it, enum ks_queue_prio pri
 		/* Already queued: only a move up to a better priority. */
 		if (prio < it->prio) {
 			if (!it->in_flight) {
-				list_unlink(&q->waiting[it->prio], it);
+				list_unlink(it);
 				list_push(&q->waiting[prio], it);
 			}
 			it->prio = (unsigned char)prio;
@@ -373,7 +364,7 @@ void ks_queue_done(struct ks_queue *q, const char *key)
 	struct item *it = in_flight_item(q, key);
 
 	it->in_flight = false;
-	list_unlink(&q->running, it);
+	list_unlink(it);
 	q->nrunning--;
 	ks_metric_observe(q->m.work_duration, (double)(ks_now_ns() - it->started_ns) / 1e9);
 	if (it->dirty && q->shutting_down) {
@@ -399,8 +390,8 @@ void ks_queue_shut_down(struct ks_queue *q, ks_queue_drain_cb drain_cb, void *da
 	q->drain_cb = drain_cb;
 	q->drain_data = data;
 	for (int p = KS_QUEUE_HIGH; p <= KS_QUEUE_LOW; p++) {
-		while ((it = q->waiting[p].head)) {
-			list_unlink(&q->waiting[p], it);
+		while ((it = list_first(&q->waiting[p]))) {
+			list_unlink(it);
 			it->dirty = false;
 			q->ndirty--;
 			maybe_free(q, it);
@@ -441,7 +432,10 @@ static void collect(struct ks_metrics *m, void *data)
 	uint64_t now = ks_now_ns();
 	double sum = 0, longest = 0;
 
-	for (struct item *it = q->running.head; it; it = it->next) {
+	struct ks_list *l, *nx;
+
+	ks_list_foreach_safe(l, nx, &q->running) {
+		struct item *it = KS_CONTAINER_OF(l, struct item, link);
 		double s = (double)(now - it->started_ns) / 1e9;
 
 		sum += s;
@@ -469,6 +463,9 @@ struct ks_queue *ks_queue_new(uv_loop_t *loop, const struct ks_queue_opts *opts)
 	q->tokens = o->burst;
 	q->bucket_ns = ks_now_ns();
 	q->items = ks_map_new(0);
+	ks_list_init(&q->waiting[0]);
+	ks_list_init(&q->waiting[1]);
+	ks_list_init(&q->running);
 	q->registry = o->metrics ? o->metrics : ks_metrics_default();
 	ks_metrics_workqueue_init(q->registry, q->name, &q->m);
 	if (q->registry)
