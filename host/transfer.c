@@ -16,6 +16,8 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include "list.h"
+
 /* Bytes in flight between the two sides at most (plus one libcurl write, 16 KiB). */
 #define BUF_CAP (1u << 20)
 /* The destination's answer kept at most. */
@@ -26,7 +28,7 @@ struct tsock {
 	uv_poll_t poll;
 	curl_socket_t fd;
 	struct ks_transfer *t;
-	struct tsock *next, *prev;
+	struct ks_list link; /* in t->socks */
 };
 
 struct ks_transfer {
@@ -35,7 +37,7 @@ struct ks_transfer {
 	uv_loop_t *loop;
 	CURL *src, *dst;
 	struct curl_slist *dst_hdrs;
-	struct tsock *socks;
+	struct ks_list socks; /* struct tsock, one per socket libcurl watches */
 	int open_handles;
 	struct ks_netguard guard;
 	EVP_MD_CTX *sha, *md5;
@@ -74,14 +76,7 @@ static void on_closed(uv_handle_t *h)
 
 static void sock_close(struct tsock *s)
 {
-	struct ks_transfer *t = s->t;
-
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		t->socks = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
+	ks_list_del(&s->link);
 	uv_poll_stop(&s->poll);
 	uv_close((uv_handle_t *)&s->poll, on_closed);
 }
@@ -101,8 +96,8 @@ static void teardown(struct ks_transfer *t)
 	EVP_MD_CTX_free(t->sha);
 	EVP_MD_CTX_free(t->md5);
 	free(t->buf);
-	while (t->socks)
-		sock_close(t->socks);
+	while (!ks_list_empty(&t->socks))
+		sock_close(KS_CONTAINER_OF(ks_list_first(&t->socks), struct tsock, link));
 	uv_timer_stop(&t->timer);
 	uv_close((uv_handle_t *)&t->timer, on_closed);
 }
@@ -319,10 +314,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *ud, void *soc
 		}
 		s->poll.data = t;
 		t->open_handles++;
-		s->next = t->socks;
-		if (t->socks)
-			t->socks->prev = s;
-		t->socks = s;
+		ks_list_add(&t->socks, &s->link);
 		curl_multi_assign(t->multi, fd, s);
 	}
 	if (what & CURL_POLL_IN)
@@ -491,6 +483,7 @@ struct ks_transfer *ks_transfer_start(uv_loop_t *loop, const struct ks_transfer_
 		global_done = true;
 	}
 	t->loop = loop;
+	ks_list_init(&t->socks);
 	t->on_done = o->on_done;
 	t->data = o->data;
 	t->max_bytes = o->max_bytes;
