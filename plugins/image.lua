@@ -5,14 +5,15 @@
 --   web-download  Glance's interoperable import (POST .../import): Glance fetches the URL
 --                 itself (importing, then active). Used when the cloud offers it (GET
 --                 /v2/info/import) and spec.source has no checksum: Glance cannot check a
---                 SHA-256 given beforehand.
+--                 SHA-256 given beforehand, so a checksum always means stream.
 --   stream        the host streams the URL's data into the image (PUT .../file) through
 --                 ks.core.transfer: 1 MiB in flight at most, never in the plugin's memory,
 --                 SHA-256 computed in C as it passes; with spec.source.checksum the upload
 --                 is only completed when the data has it, so a mismatch leaves the image
 --                 queued, without data (marked with kupenstack_refused_sha256, so it is not
 --                 fetched again for the same checksum).
--- The setting source_method forces one ("auto" by default).
+-- The setting source_method forces one ("auto" by default; web-download only for
+-- images without a checksum).
 --
 -- The URL is the tenant's, and the fetch is made from the operator's place in the network
 -- (or Glance's): spec.source.url is refused when its name resolves to a loopback,
@@ -152,7 +153,7 @@ end
 -- How the data of obj gets into Glance: "web-download" or "stream"; or nil and an error.
 local function method_for(cloud, obj)
   local want = settings.source_method or "auto"
-  if want == "stream" or (want == "auto" and obj.spec.source.checksum) then
+  if want == "stream" or obj.spec.source.checksum then
     return "stream"
   end
   local methods, err = glance.import_methods(cloud)
@@ -181,8 +182,12 @@ local function stream_error(cloud, cur, src, err)
       .. tostring(settings.max_image_mb) .. " MiB (the Image plugin's setting max_image_mb)" }
   end
   if r == "ChecksumMismatch" then
-    glance.image_patch(cloud, cur.id, { { op = "add", path = glance.pointer(REFUSED_PROPERTY),
-                                          value = err.sha256 } })
+    local _, merr = glance.image_mark_after_upload(cloud, cur.id, REFUSED_PROPERTY, err.sha256,
+                                                   cur.updated_at)
+    if merr then
+      log.warn("could not mark the image with the refused SHA-256 (it is fetched again)",
+        { id = cur.id, error = tostring(merr) })
+    end
     return { kind = "invalid", message = "the data at " .. src.url .. " has SHA-256 "
       .. err.sha256 .. ", not " .. src.checksum:lower() .. " (spec.source.checksum): refused" }
   end
@@ -398,8 +403,9 @@ local plugin = resource.plugin {
       description = "networks (CIDRs, comma-separated) spec.source.url may reach although "
         .. "they are loopback, link-local or private; empty: public addresses only" },
     source_method = { type = "string", default = "auto", enum = { "auto", "web-download", "stream" },
-      description = "how image data gets into Glance: web-download (Glance fetches), stream "
-        .. "(the host streams it), auto (web-download when offered and no checksum is given)" },
+      description = "how image data gets into Glance: web-download (Glance fetches; an "
+        .. "image with spec.source.checksum is always streamed), stream (the host streams "
+        .. "it), auto (web-download when offered and no checksum is given)" },
     max_image_mb = { type = "number", default = 102400,
       description = "the largest image data streamed, in MiB" },
   },

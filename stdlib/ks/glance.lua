@@ -4,6 +4,7 @@
 -- additional properties.
 local json = require "ks.core.json"
 local transfer = require "ks.core.transfer"
+local time = require "ks.core.time"
 local openstack = require "ks.openstack"
 local catalog = require "ks.openstack.catalog"
 local errors = require "ks.openstack.errors"
@@ -150,6 +151,45 @@ function _M.image_stream(cloud, id, opts)
       { status = res.status, body = res.body, headers = {} })
   end
   return res
+end
+
+
+-- Glance takes an image whose upload failed back to queued by saving the image as it read
+-- it when the upload began, which drops a property added in between. So a property is
+-- only set on an image whose upload was just dropped once Glance is done with it: the
+-- image is out of "saving" and its updated_at is no longer since (its value before the
+-- upload), or, if Glance never got that far, after opts.wait seconds (default 30). The
+-- property is then added and read back, and added again if a late save took it away.
+-- The image after, or nil and an error.
+function _M.image_mark_after_upload(cloud, id, k, v, since, opts)
+  opts = opts or {}
+  local deadline = time.monotonic() + (opts.wait or 30)
+  local op = { { op = "add", path = _M.pointer(k), value = v } }
+  local patches = 0
+  return cloud:wait_for(function()
+    local im, err = _M.image_get(cloud, id)
+    if not im then
+      return nil, err
+    end
+    local settled = im.status ~= "saving" and im.updated_at ~= since
+    if not settled and time.monotonic() < deadline then
+      return nil -- Glance may still save the image as it read it before
+    end
+    if im[k] == v and (settled or patches > 0) then
+      return im
+    end
+    if patches >= 3 then
+      return nil, { kind = "transient", message = "image " .. id .. ": the property " .. k
+        .. " did not stay after " .. patches .. " tries" }
+    end
+    patches = patches + 1
+    local _, perr = _M.image_patch(cloud, id, op)
+    if perr then
+      return nil, perr
+    end
+    return nil -- read back at the next call
+  end, { timeout = (opts.wait or 30) + 60, interval = opts.interval or 1,
+         what = "image " .. id .. " to settle after a dropped upload" })
 end
 
 
