@@ -243,6 +243,8 @@ echo "# Glance's import methods: ${METHODS:-(none: GET /v2/info/import failed)}"
 # by default).
 WEB_PID=
 WEB_SKIP="web-download is not offered (GET /v2/info/import), or port 80 of 127.0.0.2 is taken"
+# IMAGE_WEB=0 leaves web-download out (for runs side by side: port 80 is one).
+[ "${IMAGE_WEB:-1}" = 0 ] && METHODS= WEB_SKIP="IMAGE_WEB=0"
 if [ -n "$METHODS" ] && jq -e 'index("web-download")' <<<"$METHODS" >/dev/null; then
 	python3 -m http.server 80 --bind 127.0.0.2 --directory "$WWW" >"$WORK/web.log" 2>&1 &
 	WEB_PID=$!
