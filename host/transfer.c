@@ -14,8 +14,7 @@
 #include <sys/socket.h>
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
-
+#include "digest.h"
 #include "list.h"
 
 /* Bytes in flight between the two sides at most (plus one libcurl write, 16 KiB). */
@@ -40,7 +39,7 @@ struct ks_transfer {
 	struct ks_list socks; /* struct tsock, one per socket libcurl watches */
 	int open_handles;
 	struct ks_netguard guard;
-	EVP_MD_CTX *sha, *md5;
+	struct ks_digest digest;
 	char *buf;
 	size_t head, tail; /* pending bytes: buf[head..tail) */
 	uint64_t max_bytes;
@@ -93,8 +92,7 @@ static void teardown(struct ks_transfer *t)
 	curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, NULL);
 	curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, NULL);
 	curl_multi_cleanup(t->multi);
-	EVP_MD_CTX_free(t->sha);
-	EVP_MD_CTX_free(t->md5);
+	ks_digest_deinit(&t->digest);
 	free(t->buf);
 	while (!ks_list_empty(&t->socks))
 		sock_close(KS_CONTAINER_OF(ks_list_first(&t->socks), struct tsock, link));
@@ -129,23 +127,11 @@ static int curl_err(CURLcode rc)
 	}
 }
 
-static void hex(const unsigned char *d, unsigned n, char *out)
-{
-	for (unsigned i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
 static void digests(struct ks_transfer *t)
 {
-	unsigned char d[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
-
-	if (t->res.sha256[0])
-		return;
-	EVP_DigestFinal_ex(t->sha, d, &n);
-	hex(d, n, t->res.sha256);
-	EVP_DigestFinal_ex(t->md5, d, &n);
-	hex(d, n, t->res.md5);
+	ks_digest_finish(&t->digest);
+	memcpy(t->res.sha256, t->digest.sha256_hex, sizeof(t->res.sha256));
+	memcpy(t->res.md5, t->digest.md5_hex, sizeof(t->res.md5));
 }
 
 /* Report (once) and mark for teardown; err 0 is success. */
@@ -350,8 +336,7 @@ static size_t src_write(char *p, size_t size, size_t n, void *ud)
 	}
 	memcpy(t->buf + t->tail, p, len);
 	t->tail += len;
-	EVP_DigestUpdate(t->sha, p, len);
-	EVP_DigestUpdate(t->md5, p, len);
+	ks_digest_update(&t->digest, p, len);
 	t->res.bytes += len;
 	t->want_dst = true;
 	return len;
@@ -494,10 +479,7 @@ struct ks_transfer *ks_transfer_start(uv_loop_t *loop, const struct ks_transfer_
 		snprintf(t->expect, sizeof(t->expect), "%s", o->sha256);
 	t->buf = ks_xmalloc(BUF_CAP + (16u << 10) + CURL_MAX_WRITE_SIZE);
 	ks_buf_init(&t->res.dst_body);
-	t->sha = EVP_MD_CTX_new();
-	t->md5 = EVP_MD_CTX_new();
-	ks_require(t->sha && t->md5 && EVP_DigestInit_ex(t->sha, EVP_sha256(), NULL) &&
-		   EVP_DigestInit_ex(t->md5, EVP_md5(), NULL));
+	ks_digest_init(&t->digest);
 	t->src = src_new(t, o);
 	t->dst = dst_new(t, o);
 	common(t->src, o);

@@ -3,7 +3,7 @@
  * transfer.h: stream the body of a GET of one URL into a PUT (or POST) of another,
  * without holding it: at most 1 MiB is in flight between the two (the source is paused
  * while the destination is behind, and the other way round). Its SHA-256 and MD5 are
- * computed (OpenSSL) as the bytes pass, its size is capped, and every connection the
+ * computed (host/digest.h) as the bytes pass, its size is capped, and every connection the
  * source side opens, the redirects' included, is checked against a netguard.h allow-list
  * (on the address really connected to, so DNS tricks gain nothing). Used to put a
  * tenant's image URL into Glance.
