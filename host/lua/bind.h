@@ -28,6 +28,7 @@ int ks_lua_open_metrics(lua_State *L);
 int ks_lua_open_helm(lua_State *L);
 int ks_lua_open_fault(lua_State *L);
 int ks_lua_open_amqp(lua_State *L);
+int ks_lua_open_transfer(lua_State *L);
 
 /*
  * JSON <-> Lua. Objects become tables; arrays become tables with the array

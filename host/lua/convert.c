@@ -48,7 +48,7 @@ static const struct {
 	{ "ks.core.http", ks_lua_open_http },	  { "ks.core.kube", ks_lua_open_kube },
 	{ "ks.core.config", ks_lua_open_config }, { "ks.core.metrics", ks_lua_open_metrics },
 	{ "ks.core.helm", ks_lua_open_helm },	  { "ks.core.fault", ks_lua_open_fault },
-	{ "ks.core.amqp", ks_lua_open_amqp },
+	{ "ks.core.amqp", ks_lua_open_amqp },	  { "ks.core.transfer", ks_lua_open_transfer },
 };
 
 static int error_tostring(lua_State *L)

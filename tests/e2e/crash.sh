@@ -36,6 +36,8 @@ for p in project network subnet router securitygroup port floatingip flavor keyp
 	instance volume; do
 	cp "$TOP/plugins/$p.lua" "$PLUGINS/"
 done
+# The image data is served on loopback: the operator's allow-list names it; streamed by the host.
+printf 'allow_source_networks: "127.0.0.0/8"\nsource_method: stream\n' >"$PLUGINS/image.config.yaml"
 declare -A KIND=([network]=Network [subnet]=Subnet [router]=Router [securitygroup]=SecurityGroup
 	[port]=Port [floatingip]=FloatingIP [image]=Image [keypair]=KeyPair [instance]=Instance
 	[volume]=Volume)
