@@ -201,6 +201,8 @@ TEST(wrong_ca_is_a_tls_error)
 }
 
 static const struct ks_kube_res secrets = { "", "v1", "secrets", true };
+/* What deploy/rbac.yaml lets it read: the plugin ConfigMaps of kupenstack-system. */
+static const struct ks_kube_res configmaps = { "", "v1", "configmaps", true };
 
 TEST(restricted_identity_gets_a_clear_403_and_rotated_tokens_work)
 {
@@ -218,7 +220,7 @@ TEST(restricted_identity_gets_a_clear_403_and_rotated_tokens_work)
 	ASSERT_STR(r.reason, "Forbidden");
 	ASSERT(strstr(r.message, "secrets") != NULL);
 	kt_res_clear(&r);
-	ks_kube_list(rt.kube, &secrets, "kupenstack-system", NULL, kt_store, &r);
+	ks_kube_list(rt.kube, &configmaps, "kupenstack-system", NULL, kt_store, &r);
 	kt_wait(&rt, &r, 30);
 	ASSERT_EQ(r.code, 200);
 	/* Rotate: a bad token is used at once (401), then the good one again (200). */
@@ -230,14 +232,14 @@ TEST(restricted_identity_gets_a_clear_403_and_rotated_tokens_work)
 	fputs("not-a-valid-token", f);
 	fclose(f);
 	kt_res_clear(&r);
-	ks_kube_list(rt.kube, &secrets, "kupenstack-system", NULL, kt_store, &r);
+	ks_kube_list(rt.kube, &configmaps, "kupenstack-system", NULL, kt_store, &r);
 	kt_wait(&rt, &r, 30);
 	ASSERT_EQ(r.code, 401);
 	f = fopen(rt.cfg.token_file, "w");
 	fwrite(tok, 1, n, f);
 	fclose(f);
 	kt_res_clear(&r);
-	ks_kube_list(rt.kube, &secrets, "kupenstack-system", NULL, kt_store, &r);
+	ks_kube_list(rt.kube, &configmaps, "kupenstack-system", NULL, kt_store, &r);
 	kt_wait(&rt, &r, 30);
 	ASSERT_EQ(r.code, 200);
 	kt_res_clear(&r);

@@ -5,7 +5,7 @@
  * from a file, the cluster's CA and the namespace), and KUBERNETES_SERVICE_HOST/PORT
  * pointing at the test API server, make the configuration ks_kubeconfig_in_cluster()
  * builds. The identity is the one deploy/rbac.yaml grants: it lists namespaces and the
- * leases of its own namespace, and is refused Secrets elsewhere; and the CA it is given
+ * ConfigMaps of its own namespace (the plugins), and is refused Secrets; and the CA it is given
  * is the one that verifies the server.
  */
 #include <stdio.h>
@@ -21,7 +21,7 @@ static char root[64], other_root[64]; /* other_root has another CA */
 static struct ks_kubeconfig restricted;
 
 static const struct ks_kube_res namespaces = { "", "v1", "namespaces", false };
-static const struct ks_kube_res leases = { "coordination.k8s.io", "v1", "leases", true };
+static const struct ks_kube_res configmaps = { "", "v1", "configmaps", true };
 static const struct ks_kube_res secrets = { "", "v1", "secrets", true };
 
 static void put_file(const char *dir, const char *name, const char *data, size_t n)
@@ -161,7 +161,7 @@ TEST(service_account_lists_what_its_rbac_allows)
 	ASSERT_EQ(r.code, 200);
 	ASSERT(has_item(&r, "kupenstack-system"));
 	ASSERT(has_item(&r, "default"));
-	list(k, &leases, cfg.namespace, &r);
+	list(k, &configmaps, cfg.namespace, &r); /* the plugin ConfigMaps it may read */
 	ASSERT_EQ(r.code, 200);
 	/* Not the admin: Secrets outside its namespace are refused, naming who asked. */
 	list(k, &secrets, "default", &r);

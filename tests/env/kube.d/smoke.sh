@@ -219,10 +219,13 @@ refused "restricted: Secrets in default are forbidden" \
 	kr -n default get secrets
 check "restricted: listing Secrets in default is a 403" \
 	is "$(token_call /api/v1/namespaces/default/secrets)" 403
-check "restricted: Secrets in kupenstack-system are readable" \
+refused "restricted: Secrets in kupenstack-system are forbidden too (it reads no Secret)" \
+	'secrets is forbidden: User "system:serviceaccount:kupenstack-system:kupenstack"' \
 	kr -n kupenstack-system get secrets
+check "restricted: the plugin ConfigMaps in kupenstack-system are readable" \
+	kr -n kupenstack-system get configmaps
 check "restricted: the token is the ServiceAccount's" \
-	is "$(token_call /api/v1/namespaces/kupenstack-system/secrets)" 200
+	is "$(token_call /api/v1/namespaces/kupenstack-system/configmaps)" 200
 # may ANSWER VERB RESOURCE[.GROUP][/SUBRESOURCE] [NAMESPACE]: a SelfSubjectAccessReview
 # by the restricted identity is answered ANSWER (yes or no). RBAC is checked whether or not
 # the resource exists, so kupenstack.io kinds need no CRD here.
@@ -245,50 +248,48 @@ yes get         instances.kupenstack.io              tenant-a
 yes list        instances.kupenstack.io
 yes watch       networks.kupenstack.io
 yes patch       instances.kupenstack.io              tenant-a
-yes update      instances.kupenstack.io              tenant-a
-yes update      instances.kupenstack.io/status       tenant-a
+no  update      instances.kupenstack.io              tenant-a
 yes patch       instances.kupenstack.io/status       tenant-a
-yes update      networks.kupenstack.io/finalizers    tenant-a
+no  update      instances.kupenstack.io/status       tenant-a
+no  update      networks.kupenstack.io/finalizers    tenant-a
 no  create      instances.kupenstack.io              tenant-a
 no  delete      instances.kupenstack.io              tenant-a
 no  get         widgets.test.kupenstack.io           default
 yes create      events                               tenant-a
 yes patch       events                               tenant-a
-yes create      events.events.k8s.io                 tenant-a
-yes patch       events.events.k8s.io                 tenant-a
+no  create      events.events.k8s.io                 tenant-a
 no  delete      events                               tenant-a
 yes get         leases.coordination.k8s.io           kupenstack-system
-yes watch       leases.coordination.k8s.io           kupenstack-system
 yes create      leases.coordination.k8s.io           kupenstack-system
 yes update      leases.coordination.k8s.io           kupenstack-system
-yes patch       leases.coordination.k8s.io           kupenstack-system
+no  watch       leases.coordination.k8s.io           kupenstack-system
 no  delete      leases.coordination.k8s.io           kupenstack-system
 no  create      leases.coordination.k8s.io           default
 no  get         leases.coordination.k8s.io           kube-system
-yes watch       configmaps
-yes create      configmaps                           tenant-a
-yes update      configmaps                           tenant-a
-yes delete      configmaps                           tenant-a
-yes get         secrets                              kupenstack-system
-yes watch       secrets                              kupenstack-system
-no  update      secrets                              kupenstack-system
+yes get         configmaps                           kupenstack-system
+yes watch       configmaps                           kupenstack-system
+no  watch       configmaps
+no  get         configmaps                           tenant-a
+no  create      configmaps                           kupenstack-system
+no  delete      configmaps                           tenant-a
+no  get         secrets                              kupenstack-system
 no  list        secrets                              default
 no  list        secrets
 yes watch       namespaces
 yes patch       namespaces
-yes update      namespaces
+yes patch       namespaces/status
+no  update      namespaces
 no  create      namespaces
 no  delete      namespaces
 no  update      namespaces/finalize
-yes watch       customresourcedefinitions.apiextensions.k8s.io
+no  watch       customresourcedefinitions.apiextensions.k8s.io
 no  create      customresourcedefinitions.apiextensions.k8s.io
-no  update      customresourcedefinitions.apiextensions.k8s.io
-yes create      deployments.apps                     tenant-a
-yes delete      statefulsets.apps                    tenant-a
-yes patch       daemonsets.apps                      tenant-a
-yes create      services                             tenant-a
-yes delete      serviceaccounts                      tenant-a
-yes create      jobs.batch                           tenant-a
+no  create      deployments.apps                     tenant-a
+no  delete      statefulsets.apps                    tenant-a
+no  patch       daemonsets.apps                      tenant-a
+no  create      services                             tenant-a
+no  delete      serviceaccounts                      tenant-a
+no  create      jobs.batch                           tenant-a
 no  update      deployments.apps/scale               tenant-a
 no  list        pods                                 default
 no  create      pods                                 tenant-a
@@ -302,7 +303,7 @@ echo not-a-token >"$A/restricted.token"
 refused "restricted: a rewritten tokenFile is used (401 with a bad token)" "Unauthorized" \
 	kr -n kupenstack-system get secrets
 cp "$BASE/token" "$A/restricted.token"
-check "restricted: the restored token works again" kr -n kupenstack-system get secrets
+check "restricted: the restored token works again" kr -n kupenstack-system get configmaps
 
 
 # --- a watch from a compacted resourceVersion on B: 410 Gone ------------------------------
