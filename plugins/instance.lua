@@ -161,6 +161,12 @@ local function create(cloud, obj, deps)
   end
   local id, err = nova.server_create(cloud, server)
   if not id then
+    -- A network with no subnet yet is not a mistake in the spec: its Subnet may be on its
+    -- way (applied with it). Nova says 400; look again later instead of giving up.
+    local msg = type(err) == "table" and tostring(err.message or "") or ""
+    if msg:find("requires a subnet in order to boot instances on", 1, true) then
+      return nil, { kind = "transient", backoff = 10, message = msg .. " (waiting for it)" }
+    end
     return nil, err
   end
   return nova.server_get(cloud, id)
