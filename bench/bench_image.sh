@@ -62,7 +62,7 @@ kind: Image
 metadata: {name: bench}
 spec:
   resource: {container_format: bare, disk_format: raw}
-  source: {url: "http://127.0.0.1:$PORT/img.raw", checksum: $SUM}
+  source: {url: "http://127.0.0.1:$PORT/img.raw", checksum: "$SUM"}
 EOF
 until k get image bench -n "$NS" -o json | jq -e 'any(.status.conditions[]?; .type == "Available" and .status == "True")' >/dev/null 2>&1; do
 	sleep 0.2
