@@ -1300,7 +1300,12 @@ k delete namespace "$NS" --wait=false >/dev/null
 eventually 300 "deleting the namespace deletes its OpenStack resources, then the project, then the namespace" op -- \
 	k_gone namespace "$NS"
 check "nothing of the project is left in Nova, Cinder and Glance" -- leftovers
-check "the namespace's flavors are gone from Nova" -- \
+# Flavors are cluster-scoped (issue 13): the namespace's deletion leaves them, and deleting
+# the Flavor object deletes what it made.
+check "a Flavor outlives the namespace (cluster-scoped): still in Nova" -- \
+	openstack flavor show "$C_FLAVOR" -f value -c id
+k delete flavor "kst-$RUN-crash" --wait=false >/dev/null 2>&1
+eventually 120 "deleting the Flavor object deletes its flavor from Nova" op -- \
 	os_gone flavor show "$C_FLAVOR"
 
 finish
