@@ -7,7 +7,7 @@
 # minimal and full create, in-place update, import by id and by filter (zero, one, two
 # matches), waiting on a missing dependency, delete, delete with onDelete: detach,
 # deletion blocked while in use, deleted and edited behind KupenStack's back, a spec the
-# API server rejects; crash safety (an untagged Network of the CR's name is adopted);
+# API server rejects; a same-named Network made by hand is not adopted (only what carries the UID);
 # finally deleting the namespace removes its project and everything in it. Needs
 # KUBECONFIG (admin, the CRDs applied) and OS_CLIENT_CONFIG_FILE (and OS_CLOUD, default
 # kupenstack-admin, an admin with an external network `public`). Prints TAP lines and
@@ -319,8 +319,10 @@ eventually 60 "Network: update of mutable fields (description, mtu) reaches Open
 	os_has "/networks/$NET_FULL" '.network.description == "changed" and .network.mtu == 1300'
 eventually 30 "Network: Event Updated" -- event Network net-full Updated
 
-# Crash safety: a network made in the project with the object's name but no tag is what
-# a create whose tagging was lost leaves; the object adopts it instead of making another.
+# A network made by hand in the project with the object's name, but neither our UID tag nor
+# the description a create of ours carries, is someone else's: the object makes its own and
+# leaves that one alone (issue 13: adoption by UID only; tenancy.sh has the attack, crash.sh
+# the create whose tagging was lost, which is adopted by its description).
 CRASH_ID=$(openstack --os-project-id "$PID" network create "net-crash" -f value -c id 2>"$OUT")
 apply <<EOF
 apiVersion: kupenstack.io/v1alpha1
@@ -328,10 +330,11 @@ kind: Network
 metadata: {name: net-crash}
 spec: {}
 EOF
-eventually 60 "Network: crash safety: an untagged network of the object's name in the project is adopted" op -- \
-	id_is network net-crash "$CRASH_ID"
-check "Network: crash safety: exactly one network of that name in the project, now tagged" -- \
-	eval "count_named networks net-crash 1 && os_has /networks/$CRASH_ID '.network.tags | any(.[]; startswith(\"kupenstack-uid-\"))'"
+eventually 60 "Network: a same-named network made by hand is not adopted: the object makes its own" op -- \
+	new_id network net-crash "$CRASH_ID"
+check "Network: ... the hand-made one is left as it was (untagged), beside ours" -- \
+	eval "count_named networks net-crash 2 && os_has /networks/$CRASH_ID '.network.tags | all(.[]; startswith(\"kupenstack-uid-\") | not)'"
+openstack network delete "$CRASH_ID" >/dev/null 2>&1 # no object deletes it
 
 mk_network() { echo "{\"name\": \"$1\"}"; }
 import_suite Network networks network name mk_network
