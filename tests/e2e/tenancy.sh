@@ -34,6 +34,18 @@ avail() {
 	has network "$1" "$2" '.status.id != null and
 		any(.status.conditions[]?; .type == "Available" and .status == "True")'
 }
+# os_absent ARGS...: `openstack ARGS` fails because the thing is not found (not because of
+# any other failure: auth, network, a CLI error).
+os_absent() {
+	local out
+	if out=$(openstack "$@" 2>&1); then
+		echo "openstack $* still finds it"
+		return 1
+	fi
+	grep -qE '^(Error while executing command: )?No [A-Za-z]+ (found for|with a name or ID of) ' <<<"$out" && return 0
+	echo "openstack $* failed otherwise: $out"
+	return 1
+}
 pid_of() { k get namespace "$1" -o json | jq -r '.metadata.annotations["kupenstack.io/project-id"] // empty'; }
 net() {
 	k apply -n "$1" -f - >/dev/null <<EOF
@@ -165,7 +177,7 @@ EOF
 check "Flavor: alice's import of m1.tiny (id 1) is forbidden" -- \
 	refused_as_alice "$A" "$WORK/flavor-steal.yaml"
 check "Flavor: ... and nothing of alice's is in Nova" -- \
-	eval "! openstack flavor show $FLAVOR-alice >/dev/null 2>&1"
+	os_absent flavor show "$FLAVOR-alice"
 k apply -f - >/dev/null <<EOF
 apiVersion: kupenstack.io/v1alpha1
 kind: Flavor
@@ -253,7 +265,7 @@ eventually 180 "Network: alice's import by id adopts the other one" op -- \
 MINE=$(field network "$A" "byhand-$$" .status.id)
 k delete network "byhand-$$" imported -n "$A" --as alice --wait=true --timeout=180s >/dev/null 2>&1
 check "Network: deleting alice's deletes hers, and not the hand-made one" -- eval \
-	"openstack network show $HAND >/dev/null && ! openstack network show $MINE >/dev/null 2>&1"
+	"openstack network show $HAND >/dev/null && os_absent network show $MINE"
 check "Network: deleting the import (onDelete unset) leaves the network in OpenStack" -- \
 	eval "openstack network show $HAND2 >/dev/null"
 openstack network delete "$HAND" "$HAND2" >/dev/null 2>&1
@@ -263,8 +275,8 @@ NALICE=$(field network "$A" alice .status.id)
 k delete namespace "$A" --wait=false >/dev/null
 eventually 180 "deleting namespace A: the namespace goes" op -- eval "! k get namespace $A"
 check "A's networks are gone from Neutron" -- eval \
-	"! openstack network show $NA >/dev/null 2>&1 && ! openstack network show $NALICE >/dev/null 2>&1"
-check "A's project is gone from Keystone" -- eval "! openstack project show $PA >/dev/null 2>&1"
+	"os_absent network show $NA && os_absent network show $NALICE"
+check "A's project is gone from Keystone" -- os_absent project show "$PA"
 check "B's project and network are untouched" -- eval "openstack project show $PB >/dev/null && in_project $NB $PB"
 check "B's Network is still Available" -- avail "$B" net
 
@@ -293,7 +305,7 @@ check "a namespace labelled kupenstack.io/project=false is left alone" -- untouc
 check "kube-system is left alone (no finalizer, no project)" -- untouched kube-system
 check "kube-public likewise" -- untouched kube-public
 check "no project for kube-system in Keystone" -- \
-	eval "! openstack project show $CLUSTER-kube-system >/dev/null 2>&1"
+	os_absent project show "$CLUSTER-kube-system"
 
 # What no object of a namespace deletes (onDelete: detach, or made outside KupenStack)
 # keeps its deletion waiting, named on the Namespace's conditions; the annotation
@@ -313,7 +325,7 @@ ND=$(field network "$D" net .status.id)
 SGOUT=$(openstack security group create --project "$PD" "ks-e2e-outside-$$" -f value -c id)
 k delete namespace "$D" --wait=false >/dev/null
 eventually 180 "deleting D: its managed network is deleted" op -- \
-	eval "! openstack network show $ND >/dev/null 2>&1"
+	os_absent network show "$ND"
 eventually 180 "... what is left is named on the Namespace's Progressing condition" op -- \
 	eval "k get namespace $D -o json | jq -e '.status.conditions[]? | select(.type == \"Progressing\")
 		| .message | test(\"1 networks, 1 security groups in project $PD.*keep-project\")' >/dev/null"
