@@ -40,7 +40,7 @@ else
 Q := @
 endif
 
-HOST_SRC := $(filter-out host/main.c,$(wildcard host/*.c host/lua/*.c))
+HOST_SRC := $(filter-out host/main.c,$(wildcard host/*.c host/*/*.c))
 HOST_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libks.a
 BIN := bin/kupenstack
