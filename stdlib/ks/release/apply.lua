@@ -164,17 +164,19 @@ end
 
 
 -- Create obj unless an object of its name exists (pre-install hooks: never overwritten).
+-- Returns the live object and whether this call created it, or nil, err.
 function _M.create_absent(obj, ctx)
   local live, err = _M.live(obj)
   if live == nil then return nil, err end
-  if live then return live end
-  if ctx.plan then plan(ctx, "create", obj); return obj end
+  if live then return live, false end
+  if ctx.plan then plan(ctx, "create", obj); return obj, false end
   ctx.writes = ctx.writes + 1
   local o, cerr = kube.create(obj)
   if not o and not (type(cerr) == "table" and cerr.code == 409) then
     return nil, "could not create " .. util.name(obj) .. ": " .. util.truncate(tostring(cerr))
   end
-  return o or _M.live(obj)
+  if o then return o, true end
+  return _M.live(obj), false
 end
 
 

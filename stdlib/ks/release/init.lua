@@ -360,9 +360,23 @@ function _M.apply(spec)
     ctx.writes = ctx.writes + n
   end
 
+  -- Pre-install objects: created once, never overwritten; the ones this release created
+  -- join its inventory (and go with it), one that was there before is not its own.
   for _, item in ipairs(parts.pre_install) do
-    local live, perr = apply.create_absent(item.obj, ctx)
-    if not live then return nil, perr end
+    local o = item.obj
+    local k = o.kind .. "/" .. o.metadata.name
+    keep[k] = true
+    local live, created = apply.create_absent(o, ctx)
+    if not live then return nil, created end
+    if created then
+      local e = entry_of(o, live)
+      e.hook = true
+      local i = inventory_index(st.inventory)[k]
+      st.inventory[i or #st.inventory + 1] = e
+      local n, serr = state.save(spec.namespace, spec.name, st, spec.owner, labels)
+      if not n then return nil, serr end
+      ctx.writes = ctx.writes + n
+    end
   end
   local config, workloads = {}, {}
   for _, o in ipairs(parts.plain) do
@@ -416,7 +430,8 @@ function _M.history(namespace, name)
 end
 
 
--- Tear a release down: its pre-delete hooks first when spec.run_pre_delete (waited for),
+-- Tear a release down: its pre-delete hooks first when spec.run_pre_delete (waited for;
+-- left in place, as Helm leaves them, unless their delete policy says hook-succeeded),
 -- then everything its inventory holds, newest first, then its state. Returns true when
 -- done, or false, message while waiting, or nil, err.
 function _M.delete(spec)
@@ -438,7 +453,7 @@ function _M.delete(spec)
       if s == "waiting" then return false, "waiting for pre-delete hook " ..
         util.name(item.obj) .. ": " .. msg end
       if s == "failed" then return nil, "pre-delete hook " .. util.name(item.obj) .. ": " .. msg end
-      ran[#ran + 1] = entry_of(item.obj, live)
+      if item.hook.delete["hook-succeeded"] then ran[#ran + 1] = entry_of(item.obj, live) end
     end
   end
   for _, e in ipairs(ran) do st.inventory[#st.inventory + 1] = e end

@@ -52,6 +52,7 @@ function ChartRelease.reconcile(obj, ctx)
   local r, err = release.apply(spec_of(obj, ctx))
   if not r then return nil, err end
   if r.writes > 0 then writes:inc({ obj.metadata.name }, r.writes) end
+  ctx.log.info("release applied", { phase = r.phase, progress = r.progress, writes = r.writes })
   local nd = r.nondeterministic
   local status = { phase = r.phase, progress = r.progress, revision = r.revision }
   if r.plan then status.plan = r.plan end
