@@ -67,13 +67,14 @@ api_writes() {
 		awk '/^rest_client_requests_total/ && !/method="GET"/ { s += $2 } END { print s + 0 }'
 }
 applied_lines() { logged h 'msg="release applied"'; }
+applied_since() { [ "$(applied_lines)" -gt "$1" ]; }
 # poke NAME: make the plugin reconcile NAME once more (an annotation, no spec change) and
 # wait until it has.
 poke() {
 	local before
 	before=$(applied_lines)
 	k annotate chartrelease -n "$NS" "$1" "poke=$RANDOM$RANDOM" --overwrite >/dev/null
-	until_ok 60 test "$(applied_lines)" -gt "$before"
+	until_ok 60 applied_since "$before"
 }
 event_like() { k get events -n "$NS" -o json | jq -e --arg r "$1" --arg m "$2" '[.items[] | select(.reason == $r and (.message | test($m)))] | length > 0'; }
 t_of() { date -d "$1" +%s; }

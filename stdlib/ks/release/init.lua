@@ -223,6 +223,12 @@ local function run_post_hooks(post, ctx)
         if not live then return false, "failed", err end
         ctx.applied[#ctx.applied + 1] = { obj = obj, live = live, hook = true }
         ctx.st.hooks[util.name(obj)] = { d = d, done = false }
+        if not ctx.plan then
+          local e = entry_of(obj, live)
+          e.hook = true
+          local inv = ctx.st.inventory
+          inv[inventory_index(inv)[obj.kind .. "/" .. obj.metadata.name] or #inv + 1] = e
+        end
         if ctx.plan then return false, "waiting", "would run hook " .. util.name(obj) end
         local state_of, msg = readiness.of(live)
         if state_of == "failed" then
