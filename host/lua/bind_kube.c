@@ -9,6 +9,7 @@
  *   kube.create(obj)                   -> obj | nil, err
  *   kube.patch(res, ns, name, patch, {type="merge"|"json"|"strategic", subresource=})
  *   kube.delete(res, ns, name, {uid=, propagation=}) -> true | nil, err
+ *   kube.batch(verb, objs, opts)       -> many fetches or applies at once (bind_kube_batch.c)
  *   kube.discover(group_version)       -> APIResourceList | nil, err (live GET of
  *                                         /api/v1 or /apis/GROUP/VERSION; 404: not served)
  *
@@ -538,8 +539,7 @@ static int discover(lua_State *L)
 	if (slash)
 		snprintf(r.group, sizeof(r.group), "%.*s", (int)(slash - gv), gv);
 	snprintf(r.version, sizeof(r.version), "%s", slash ? slash + 1 : gv);
-	if (!*r.version || strchr(r.version, '/') || strchr(r.group, '?') ||
-	    strchr(r.version, '?'))
+	if (!*r.version || strchr(r.version, '/') || strchr(r.group, '?') || strchr(r.version, '?'))
 		return luaL_error(L, "kube.discover: '%s' is not a group/version", gv);
 	r.r.group = r.group;
 	r.r.version = r.version;
@@ -557,8 +557,10 @@ static int discover(lua_State *L)
 int ks_lua_open_kube(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-		{ "get", get },	      { "list", list },	  { "fetch", fetch },	{ "apply", apply },
-		{ "create", create }, { "patch", patch }, { "delete", delete }, { "discover", discover }, { NULL, NULL },
+		{ "get", get },	      { "list", list },		{ "fetch", fetch },
+		{ "apply", apply },   { "create", create },	{ "patch", patch },
+		{ "delete", delete }, { "discover", discover }, { "batch", ks_lua_kube_batch },
+		{ NULL, NULL },
 	};
 
 	luaL_newlib(L, fns);

@@ -23,6 +23,10 @@
 [ -n "${KS_HELM:-}" ] || eval "$("$TOP/tests/env/helm")"
 export KS_HELM
 
+# The bound on each wait (seconds): generous for a loaded machine, not an assertion on
+# speed; a mutation run lowers KS_WAIT to fail sooner.
+W=${KS_WAIT:-150}
+W2=$((W / 2))
 NS=rel-$$
 VICTIM=rel-victim-$$
 PLUG=$WORK/plugins
@@ -74,7 +78,7 @@ poke() {
 	local before
 	before=$(applied_lines)
 	k annotate chartrelease -n "$NS" "$1" "poke=$RANDOM$RANDOM" --overwrite >/dev/null
-	until_ok 60 applied_since "$before"
+	until_ok "$W2" applied_since "$before"
 }
 event_like() { k get events -n "$NS" -o json | jq -e --arg r "$1" --arg m "$2" '[.items[] | select(.reason == $r and (.message | test($m)))] | length > 0'; }
 t_of() { date -d "$1" +%s; }
@@ -143,7 +147,7 @@ start_host h "$PLUG" "$NS" || { echo "host did not start"; exit 3; }
 
 # --- 1. install ------------------------------------------------------------------------
 cr svc '{}'
-eventually 180 "install: the release becomes Ready, 9/9 ready" h -- \
+eventually "$W" "install: the release becomes Ready, 9/9 ready" h -- \
 	ready_progress svc "9/9 ready"
 check "fit: the PDB written as policy/v1 is served as policy/v1beta1" -- \
 	k get poddisruptionbudgets.v1beta1.policy -n "$NS" svc-api
@@ -191,7 +195,7 @@ check "drift: an Event names the patching manager and the field" -- \
 # --- 4. conf change rolls only what it hashes into ------------------------------------
 api_rs=$(rs_of api) worker_rs=$(rs_of worker) db_uid=$(uid_of job svc-db-sync)
 cr svc '{"conf": {"api": {"DEFAULT": {"debug": true}}}}'
-eventually 120 "conf: the release is Ready again" h -- \
+eventually "$W" "conf: the release is Ready again" h -- \
 	ready_rev svc 2
 check "conf: the api Deployment rolled (a new ReplicaSet)" -- test "$(rs_of api)" != "$api_rs"
 check "conf: the worker Deployment did not roll (same ReplicaSet)" -- test "$(rs_of worker)" = "$worker_rs"
@@ -202,7 +206,7 @@ check "conf: the db-sync hook Job, unchanged, was left alone (same UID)" -- \
 ks_uid=$(uid_of job svc-ks-user)
 api_rs=$(rs_of api)
 cr svc '{"conf": {"api": {"DEFAULT": {"debug": true}}}, "images": {"tags": {"db_sync": "docker.io/example/svc-db-sync:2.0", "ks_user": "docker.io/example/svc-ks-user:2.0", "api": "docker.io/example/svc-api:2.0"}}}'
-eventually 120 "image bump: the release is Ready again at revision 3" h -- \
+eventually "$W" "image bump: the release is Ready again at revision 3" h -- \
 	ready_rev svc 3
 check "image bump: the db-sync hook Job was re-created (new UID, new image)" -- \
 	has job "$NS" svc-db-sync ".metadata.uid != \"$db_uid\" and (.spec.template.spec.containers[0].image | test(\"svc-db-sync:2.0\"))"
@@ -217,30 +221,30 @@ check "image bump: db-sync completed before the api Deployment rolled ($db_done 
 # --- 6. prune --------------------------------------------------------------------------
 V3='{"conf": {"api": {"DEFAULT": {"debug": true}}}, "images": {"tags": {"db_sync": "docker.io/example/svc-db-sync:2.0", "ks_user": "docker.io/example/svc-ks-user:2.0", "api": "docker.io/example/svc-api:2.0"}}'
 cr svc "$V3, \"manifests\": {\"configmap_extra\": false}}"
-eventually 120 "prune: the ConfigMap removed from the chart is deleted" h -- \
+eventually "$W" "prune: the ConfigMap removed from the chart is deleted" h -- \
 	absent configmap -n "$NS" svc-extra
-eventually 60 "prune: the inventory no longer lists it" -- \
+eventually "$W2" "prune: the inventory no longer lists it" -- \
 	not_listed svc svc-extra
 
 # --- 7. a failing Job ------------------------------------------------------------------
 cr svc "$V3, \"manifests\": {\"configmap_extra\": false}, \"pod\": {\"fault\": {\"ks_user\": \"fail\"}}}"
-eventually 120 "failure: a failing Job turns the release Failed with the Job's message" h -- \
+eventually "$W" "failure: a failing Job turns the release Failed with the Job's message" h -- \
 	says svc Failed "Job/svc-ks-user.*Job failed.*BackoffLimitExceeded"
 cr svc "$V3, \"manifests\": {\"configmap_extra\": false}}"
-eventually 120 "failure: fixed, the Job is re-created and the release is Ready" h -- \
+eventually "$W" "failure: fixed, the Job is re-created and the release is Ready" h -- \
 	ready svc
 
 # --- 8. dry run ------------------------------------------------------------------------
 gen=$(field deploy "$NS" svc-worker .metadata.generation)
 cr svc "$V3, \"manifests\": {\"configmap_extra\": false}, \"pod\": {\"replicas\": {\"worker\": 2}}}" "  dryRun: true"
-eventually 60 "dry run: the plan names the Deployment and the field it would change" h -- \
+eventually "$W2" "dry run: the plan names the Deployment and the field it would change" h -- \
 	has chartrelease "$NS" svc '.status.plan[] | select(.action == "update" and .object == "Deployment/svc-worker" and (.fields[0] | test("spec.replicas")))'
 check "dry run: nothing was written (the Deployment's generation is unchanged)" -- \
 	test "$(field deploy "$NS" svc-worker .metadata.generation)" = "$gen"
 
 # --- 9. rollback -----------------------------------------------------------------------
 cr svc "$V3, \"manifests\": {\"configmap_extra\": false}}" "  rollbackTo: 1"
-eventually 120 "rollback: to revision 1: the api image is 1.0 again and the release Ready" h -- \
+eventually "$W" "rollback: to revision 1: the api image is 1.0 again and the release Ready" h -- \
 	rolled_back
 check "rollback: recorded as a new revision that names revision 1" -- \
 	last_rollback_of svc 1
@@ -249,12 +253,12 @@ check "rollback: the pruned ConfigMap is back (revision 1 had it)" -- k get conf
 # --- 10. isolation ---------------------------------------------------------------------
 k create configmap -n "$VICTIM" bystander --from-literal=a=b >/dev/null
 cr svc "{\"manifests\": {\"foreign_namespace\": \"$VICTIM\"}}"
-eventually 60 "isolation: an object naming another namespace refuses the render, naming it" h -- \
+eventually "$W2" "isolation: an object naming another namespace refuses the render, naming it" h -- \
 	says svc Failed "ConfigMap/svc-planted names namespace '$VICTIM'"
 check "isolation: nothing was written in the other namespace" -- \
 	absent configmap -n "$VICTIM" svc-planted
 cr svc '{"manifests": {"cluster_role": true}}'
-eventually 60 "isolation: a cluster-scoped object (ClusterRole) refuses the render" h -- \
+eventually "$W2" "isolation: a cluster-scoped object (ClusterRole) refuses the render" h -- \
 	says svc Failed "ClusterRole/svc-escalate is cluster-scoped"
 check "isolation: no ClusterRole was created" -- \
 	absent clusterrole svc-escalate
@@ -265,7 +269,7 @@ forged=$(secret_json svc | jq -c --arg ns "$VICTIM" --arg uid "$buid" \
 	'.inventory += [{apiVersion: "v1", kind: "ConfigMap", name: "bystander", namespace: $ns, uid: $uid}] | .inventory | tostring | @base64')
 k patch secret -n "$NS" kupenstack-release-svc --type merge -p "{\"data\":{\"inventory\":$forged}}" >/dev/null
 cr svc '{}'
-eventually 120 "isolation: after a forged inventory entry the release is Ready again" h -- \
+eventually "$W" "isolation: after a forged inventory entry the release is Ready again" h -- \
 	ready svc
 check "isolation: the other namespace's ConfigMap named by the forged entry survives" -- \
 	k get configmap -n "$VICTIM" bystander
@@ -279,7 +283,7 @@ HPID[h]=
 mid=$(k get all,secret,configmap -n "$NS" -l kupenstack.io/release=svc2 -o name | wc -l)
 echo "# killed the host with $mid objects of svc2 applied"
 start_host h "$PLUG" "$NS" || { echo "host did not restart"; exit 3; }
-eventually 180 "kill -9: after a restart svc2 converges to Ready" h -- \
+eventually "$W" "kill -9: after a restart svc2 converges to Ready" h -- \
 	ready svc2
 check "kill -9: one ReplicaSet per Deployment, one Job per name" -- \
 	counts svc2 rs 2 job 2
@@ -288,13 +292,13 @@ check "kill -9: every object labelled svc2 is in its inventory with its UID (no 
 
 # --- 12. deletion ----------------------------------------------------------------------
 k delete chartrelease -n "$NS" svc2 --wait=false >/dev/null
-eventually 120 "delete: svc2 is gone with everything it applied and its state" h -- \
+eventually "$W" "delete: svc2 is gone with everything it applied and its state" h -- \
 	release_gone svc2
 check "delete: svc2's pre-delete hook did not run (not asked)" -- \
 	absent job -n "$NS" svc2-drop-db
 k patch chartrelease -n "$NS" svc --type merge -p '{"spec":{"runPreDelete":true}}' >/dev/null
 k delete chartrelease -n "$NS" svc --wait=false >/dev/null
-eventually 120 "delete: svc is gone with everything it applied" h -- \
+eventually "$W" "delete: svc is gone with everything it applied" h -- \
 	release_gone svc
 check "delete: asked for, svc's pre-delete hook Job ran to completion (and is left, as Helm leaves it)" -- \
 	has job "$NS" svc-drop-db '.status.succeeded == 1'

@@ -43,10 +43,17 @@ end
 
 -- The other managers and fields of a 409 apply conflict, as the API server words it:
 -- 'conflict with "kubectl-edit" using apps/v1: .spec.replicas'.
+-- Several fields of one manager come as lines "- .spec.a" under its "...using apps/v1:".
 function _M.conflicts(message)
-  local out = {}
-  for manager, field in tostring(message):gmatch('conflicts? with "([^"]+)"[^:]*: ([^\n]+)') do
-    out[#out + 1] = { manager = manager, field = field }
+  local out, manager = {}, nil
+  for line in (tostring(message) .. "\n"):gmatch("([^\n]*)\n") do
+    local m, rest = line:match('conflicts? with "([^"]+)"[^:]*:%s*(.*)$')
+    if m then
+      manager = m
+      if rest ~= "" then out[#out + 1] = { manager = m, field = rest } end
+    elseif manager and line:match("^%- ") then
+      out[#out + 1] = { manager = manager, field = line:sub(3) }
+    end
   end
   return out
 end
@@ -111,35 +118,37 @@ local function plan(ctx, action, obj, fields)
 end
 
 
--- Bring obj to its declaration. ctx: { writes = n, plan = {} | nil (dry run when set),
--- event = function(type, reason, message) | nil, drift = bool (the declaration is the
--- one applied last: a difference is someone else's change) }. Returns the live object
--- after (the declared one in a dry run), or nil, err.
-function _M.put(obj, ctx)
+-- Give an immutable object the digest of its declaration (kupenstack.io/template-hash),
+-- which tells at the next apply whether it changed.
+local function prepare(obj)
   if IMMUTABLE[obj.kind] then
     obj.metadata.annotations = obj.metadata.annotations or {}
     obj.metadata.annotations[_M.HASH] = nil
     obj.metadata.annotations[_M.HASH] = util.digest(obj)
   end
-  local live, err = _M.live(obj)
-  if live == nil then return nil, err end
+end
+
+
+-- What obj needs, live being the object (false: absent): "keep", "recreate" or "apply",
+-- and for an update the first field that differs.
+local function decide(obj, live)
   if live and IMMUTABLE[obj.kind] then
     local have = ((live.metadata.annotations or {})[_M.HASH])
-    if have == obj.metadata.annotations[_M.HASH] then return live end
-    if ctx.plan then plan(ctx, "recreate", obj, { "spec" }); return obj end
-    return recreate(obj, live, ctx)
+    if have == obj.metadata.annotations[_M.HASH] then return "keep" end
+    return "recreate"
   end
   local where = live and util.differs(obj, live)
-  if live and not where then return live end
-  if ctx.plan then
-    plan(ctx, live and "update" or "create", obj, where and { where } or nil)
-    return obj
-  end
-  ctx.writes = ctx.writes + 1
-  local o, aerr = kube.apply(obj, { field_manager = _M.MANAGER })
+  if live and not where then return "keep" end
+  return "apply", where
+end
+
+
+-- What follows an apply of obj (answered o or aerr): a conflict with another manager
+-- forced with an Event naming it and the field; someone else's change reverted without a
+-- conflict reported too; an immutable field re-created. The live object, or nil, err.
+local function settle(obj, live, where, o, aerr, ctx)
   if not o and type(aerr) == "table" and aerr.code == 409 then
-    local who = _M.conflicts(aerr.message)
-    for _, c in ipairs(who) do
+    for _, c in ipairs(_M.conflicts(aerr.message)) do
       if ctx.event then
         ctx.event("Warning", "DriftReverted", util.name(obj) .. " " .. c.field ..
           " was changed by " .. c.manager .. ": the release's value is restored")
@@ -147,10 +156,9 @@ function _M.put(obj, ctx)
     end
     ctx.writes = ctx.writes + 1
     o, aerr = kube.apply(obj, { field_manager = _M.MANAGER, force = true })
-  elseif o and live and ctx.drift and ctx.event then
+  elseif o and live and ctx.drift and ctx.drift[util.key(obj)] and ctx.event then
     ctx.event("Warning", "DriftReverted", util.name(obj) .. " " .. where .. " was changed" ..
-      other_manager(live, where) ..
-      ": the release's value is restored")
+      other_manager(live, where) .. ": the release's value is restored")
   end
   if not o and type(aerr) == "table" and aerr.code == 422 and live and
     tostring(aerr.message):find("immutable", 1, true) then
@@ -160,6 +168,95 @@ function _M.put(obj, ctx)
     return nil, "could not apply " .. util.name(obj) .. ": " .. util.truncate(tostring(aerr))
   end
   return o
+end
+
+
+-- Bring obj to its declaration. ctx: { writes = n, plan = {} | nil (dry run when set),
+-- event = function(type, reason, message) | nil, drift = { [key] = true } (the
+-- declarations that are the ones applied last: a difference is someone else's change) }.
+-- Returns the live object after (the declared one in a dry run), or nil, err.
+function _M.put(obj, ctx)
+  prepare(obj)
+  local live, err = _M.live(obj)
+  if live == nil then return nil, err end
+  local what, where = decide(obj, live)
+  if what == "keep" then return live end
+  if ctx.plan then
+    plan(ctx, what == "recreate" and "recreate" or (live and "update" or "create"), obj,
+         where and { where } or (what == "recreate" and { "spec" }) or nil)
+    return obj
+  end
+  if what == "recreate" then return recreate(obj, live, ctx) end
+  ctx.writes = ctx.writes + 1
+  local o, aerr = kube.apply(obj, { field_manager = _M.MANAGER })
+  return settle(obj, live, where, o, aerr, ctx)
+end
+
+
+local function batch_failed(r)
+  return r and r.object == nil and r.code ~= 404
+end
+
+
+-- put() for each of objs, with up to ctx.concurrency (default 4) GETs, then applies, in
+-- flight at once (kube.batch); one at a time where that is not offered. Returns the live
+-- objects in the order of objs, or nil, err.
+function _M.put_many(objs, ctx)
+  local conc = ctx.concurrency or 4
+  local fetched = #objs > 1 and conc > 1 and kube.batch and
+    kube.batch("fetch", objs, { concurrency = conc })
+  if not fetched then
+    local out = {}
+    for i, obj in ipairs(objs) do
+      local live, err = _M.put(obj, ctx)
+      if not live then return nil, err end
+      out[i] = live
+    end
+    return out
+  end
+  local out, todo, lives, wheres = {}, {}, {}, {}
+  for i, obj in ipairs(objs) do
+    prepare(obj)
+    local r = fetched[i]
+    if batch_failed(r) then
+      return nil, "could not read " .. util.name(obj) .. ": " ..
+        util.truncate(tostring(r.reason) .. ": " .. tostring(r.message))
+    end
+    local live = r.object or false
+    local what, where = decide(obj, live)
+    if what == "keep" then
+      out[i] = live
+    elseif ctx.plan then
+      plan(ctx, what == "recreate" and "recreate" or (live and "update" or "create"), obj,
+           where and { where } or (what == "recreate" and { "spec" }) or nil)
+      out[i] = obj
+    elseif what == "recreate" then
+      local o, err = recreate(obj, live, ctx)
+      if not o then return nil, err end
+      out[i] = o
+    else
+      todo[#todo + 1] = i
+      lives[i], wheres[i] = live, where
+    end
+  end
+  if #todo == 0 then return out end
+  local batch = {}
+  for n, i in ipairs(todo) do batch[n] = objs[i] end
+  ctx.writes = ctx.writes + #batch
+  local applied, berr = kube.batch("apply", batch, { concurrency = conc,
+                                                     field_manager = _M.MANAGER })
+  if not applied then return nil, "could not apply: " .. util.truncate(tostring(berr)) end
+  for n, i in ipairs(todo) do
+    local r = applied[n]
+    local err = r.object == nil and { code = r.code, reason = r.reason, message = r.message }
+    if err then
+      setmetatable(err, { __tostring = function(e) return e.reason .. ": " .. e.message end })
+    end
+    local o, serr = settle(objs[i], lives[i], wheres[i], r.object, err, ctx)
+    if not o then return nil, serr end
+    out[i] = o
+  end
+  return out
 end
 
 

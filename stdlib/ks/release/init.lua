@@ -6,7 +6,7 @@
 --   local r = release.apply{ chart = "/charts/keystone", values = {...}, name = "keystone",
 --                            namespace = obj.metadata.namespace, owner = obj,
 --                            event = ctx.event, pins = { ["secrets.key"] = 32 },
---                            rollback_to = nil, dry_run = false }
+--                            rollback_to = nil, dry_run = false, concurrency = 4 }
 --   r = { phase = "Ready"|"Progressing"|"Failed", ready = 3, total = 5,
 --         progress = "3/5 ready", message = "waiting for Deployment/keystone-api: ...",
 --         revision = 2, writes = 0, plan = {...} (dry run), nondeterministic = {...} }
@@ -173,7 +173,7 @@ end
 
 local function new_ctx(spec, st)
   return { writes = 0, plan = spec.dry_run and {} or nil, event = spec.event,
-           applied = {}, digests = {}, st = st }
+           applied = {}, st = st, concurrency = spec.concurrency or 4 }
 end
 
 
@@ -192,19 +192,19 @@ local function inventory_index(inv)
 end
 
 
--- Put each of objs; records inventory entries in ctx.applied; returns the live objects
--- by key, or nil, err.
+-- Put each of objs (up to spec.concurrency at once); records them in ctx.applied; returns
+-- the live objects in the order of objs, or nil, err.
 local function put_all(objs, ctx)
   local idx = inventory_index(ctx.st.inventory)
-  local lives = {}
+  ctx.drift = {}
   for _, obj in ipairs(objs) do
-    local d = util.digest(obj)
     local prev = ctx.st.inventory[idx[obj.kind .. "/" .. obj.metadata.name] or 0]
-    ctx.drift = prev ~= nil and prev.d == d
-    local live, err = apply.put(obj, ctx)
-    if not live then return nil, err end
-    lives[util.key(obj)] = live
-    ctx.applied[#ctx.applied + 1] = { obj = obj, live = live }
+    if prev ~= nil and prev.d == util.digest(obj) then ctx.drift[util.key(obj)] = true end
+  end
+  local lives, err = apply.put_many(objs, ctx)
+  if not lives then return nil, err end
+  for i, obj in ipairs(objs) do
+    ctx.applied[#ctx.applied + 1] = { obj = obj, live = lives[i] }
   end
   return lives
 end
