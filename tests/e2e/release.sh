@@ -141,7 +141,34 @@ release_gone() {
 	absent chartrelease -n "$NS" "$1" &&
 		[ -z "$(k get "$KINDS" -n "$NS" -l "kupenstack.io/release=$1" -o name | grep -v "job.batch/$1-drop-db")" ]
 }
+# pinned_in_use NAME: the release's svc-keys Secret holds the 24 characters its state pins.
+pinned_in_use() {
+	local pin have
+	pin=$(secret_json "$1" | jq -r '.pins["secrets.secret_key"]')
+	have=$(field secret "$NS" "$1-keys" '.data.secret_key | @base64d')
+	echo "pinned '$pin', in the Secret '$have'"
+	[ "${#pin}" = 24 ] && [ "$pin" = "$have" ]
+}
 image_of() { field deploy "$NS" "$1" '.spec.template.spec.containers[0].image'; }
+
+# At exit the host is stopped first: the ChartReleases' finalizers go, or their namespace
+# would never finish terminating.
+release_cleanup() {
+	local ns o
+	[ -n "${HPID[h]:-}" ] && stop_host h TERM
+	for ns in "${NAMESPACES[@]}"; do
+		for o in $(k get chartreleases -n "$ns" -o name 2>/dev/null); do
+			k patch "$o" -n "$ns" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+		done
+	done
+	cleanup
+}
+trap release_cleanup EXIT
+# section_done: KS_FAIL_FAST=1 (mutation runs) stops at the first section with a failure.
+section_done() {
+	[ -n "${KS_FAIL_FAST:-}" ] && [ "$failed" -gt 0 ] && finish
+	return 0
+}
 
 start_host h "$PLUG" "$NS" || { echo "host did not start"; exit 3; }
 
@@ -171,6 +198,7 @@ check "hooks: the post-install Job completed before the Deployment was created (
 check "determinism: the randomised Secret is reported with its field" -- \
 	has chartrelease "$NS" svc '.status.conditions[] | select(.type == "Deterministic" and .status == "False") | .message | test("Secret/svc-keys .stringData.secret_key")'
 
+section_done
 # --- 2. no writes on a re-apply --------------------------------------------------------
 poke svc
 w0=$(writes svc) a0=$(api_writes)
@@ -180,6 +208,7 @@ w1=$(writes svc) a1=$(api_writes)
 check "no-op: two re-applies of the same inputs: 0 engine writes ($w0 -> $w1), 0 API writes of the host ($a0 -> $a1)" -- \
 	test "$w0" = "$w1" -a "$a0" = "$a1"
 
+section_done
 # --- 3. drift --------------------------------------------------------------------------
 k scale deployment -n "$NS" svc-api --replicas=3 >/dev/null
 k patch deployment -n "$NS" svc-worker --type merge \
@@ -192,6 +221,7 @@ check "drift: an Event names the scaled field" -- event_like DriftReverted 'Depl
 check "drift: an Event names the patching manager and the field" -- \
 	event_like DriftReverted 'Deployment/svc-worker .*image.* by kubectl-patch'
 
+section_done
 # --- 4. conf change rolls only what it hashes into ------------------------------------
 api_rs=$(rs_of api) worker_rs=$(rs_of worker) db_uid=$(uid_of job svc-db-sync)
 cr svc '{"conf": {"api": {"DEFAULT": {"debug": true}}}}'
@@ -202,6 +232,7 @@ check "conf: the worker Deployment did not roll (same ReplicaSet)" -- test "$(rs
 check "conf: the db-sync hook Job, unchanged, was left alone (same UID)" -- \
 	test "$(uid_of job svc-db-sync)" = "$db_uid"
 
+section_done
 # --- 5. image bump: changed Jobs re-run first ------------------------------------------
 ks_uid=$(uid_of job svc-ks-user)
 api_rs=$(rs_of api)
@@ -218,6 +249,7 @@ rs_made=$(k get -n "$NS" "$new_rs" -o jsonpath='{.metadata.creationTimestamp}' 2
 check "image bump: db-sync completed before the api Deployment rolled ($db_done <= $rs_made)" -- \
 	test -n "$rs_made" -a "$(t_of "$db_done")" -le "$(t_of "${rs_made:-now}")"
 
+section_done
 # --- 6. prune --------------------------------------------------------------------------
 V3='{"conf": {"api": {"DEFAULT": {"debug": true}}}, "images": {"tags": {"db_sync": "docker.io/example/svc-db-sync:2.0", "ks_user": "docker.io/example/svc-ks-user:2.0", "api": "docker.io/example/svc-api:2.0"}}'
 cr svc "$V3, \"manifests\": {\"configmap_extra\": false}}"
@@ -226,6 +258,7 @@ eventually "$W" "prune: the ConfigMap removed from the chart is deleted" h -- \
 eventually "$W2" "prune: the inventory no longer lists it" -- \
 	not_listed svc svc-extra
 
+section_done
 # --- 7. a failing Job ------------------------------------------------------------------
 cr svc "$V3, \"manifests\": {\"configmap_extra\": false}, \"pod\": {\"fault\": {\"ks_user\": \"fail\"}}}"
 eventually "$W" "failure: a failing Job turns the release Failed with the Job's message" h -- \
@@ -234,6 +267,7 @@ cr svc "$V3, \"manifests\": {\"configmap_extra\": false}}"
 eventually "$W" "failure: fixed, the Job is re-created and the release is Ready" h -- \
 	ready svc
 
+section_done
 # --- 8. dry run ------------------------------------------------------------------------
 gen=$(field deploy "$NS" svc-worker .metadata.generation)
 cr svc "$V3, \"manifests\": {\"configmap_extra\": false}, \"pod\": {\"replicas\": {\"worker\": 2}}}" "  dryRun: true"
@@ -242,6 +276,7 @@ eventually "$W2" "dry run: the plan names the Deployment and the field it would 
 check "dry run: nothing was written (the Deployment's generation is unchanged)" -- \
 	test "$(field deploy "$NS" svc-worker .metadata.generation)" = "$gen"
 
+section_done
 # --- 9. rollback -----------------------------------------------------------------------
 cr svc "$V3, \"manifests\": {\"configmap_extra\": false}}" "  rollbackTo: 1"
 eventually "$W" "rollback: to revision 1: the api image is 1.0 again and the release Ready" h -- \
@@ -250,6 +285,7 @@ check "rollback: recorded as a new revision that names revision 1" -- \
 	last_rollback_of svc 1
 check "rollback: the pruned ConfigMap is back (revision 1 had it)" -- k get configmap -n "$NS" svc-extra
 
+section_done
 # --- 10. isolation ---------------------------------------------------------------------
 k create configmap -n "$VICTIM" bystander --from-literal=a=b >/dev/null
 cr svc "{\"manifests\": {\"foreign_namespace\": \"$VICTIM\"}}"
@@ -274,23 +310,44 @@ eventually "$W" "isolation: after a forged inventory entry the release is Ready 
 check "isolation: the other namespace's ConfigMap named by the forged entry survives" -- \
 	k get configmap -n "$VICTIM" bystander
 
-# --- 11. kill -9 mid-apply -------------------------------------------------------------
+section_done
+# --- 11. pins ---------------------------------------------------------------------------
+fernet=$(field secret "$NS" svc-fernet .data.key)
+cr svc '{}' "  pins:
+    secrets.secret_key: 24"
+eventually "$W" "pins: with the random value pinned, two renders are equal (Deterministic)" h -- \
+	has chartrelease "$NS" svc '.status.observedGeneration == .metadata.generation and (.status.conditions[] | select(.type == "Deterministic") | .status == "True")'
+check "pins: the Secret holds the value generated once and kept in the release's state" -- \
+	pinned_in_use svc
+check "pre-install: the hook Secret was never rewritten (same random key as at install)" -- \
+	test "$(field secret "$NS" svc-fernet .data.key)" = "$fernet"
+
+section_done
+# --- 12. kill -9 mid-apply -------------------------------------------------------------
+# The host is killed once svc2's ConfigMap is applied, before the release is done (its
+# post-install hook Job takes a second or more); the ConfigMap is then dropped from the
+# chart before the host comes back: the restarted host must prune it, though the killed
+# one never recorded its UID.
 cr svc2 '{}'
-until_ok 60 k get secret -n "$NS" kupenstack-release-svc2
+until_ok "$W2" k get configmap -n "$NS" svc2-extra
 kill -KILL "${HPID[h]}"
 wait "${HPID[h]}" 2>/dev/null
 HPID[h]=
 mid=$(k get all,secret,configmap -n "$NS" -l kupenstack.io/release=svc2 -o name | wc -l)
-echo "# killed the host with $mid objects of svc2 applied"
+echo "# killed the host with $mid objects of svc2 applied, phase '$(crj svc2 .status.phase)'"
+cr svc2 '{"manifests": {"configmap_extra": false}}'
 start_host h "$PLUG" "$NS" || { echo "host did not restart"; exit 3; }
 eventually "$W" "kill -9: after a restart svc2 converges to Ready" h -- \
 	ready svc2
+check "kill -9: the ConfigMap applied before the kill, then dropped from the chart, is pruned" -- \
+	absent configmap -n "$NS" svc2-extra
 check "kill -9: one ReplicaSet per Deployment, one Job per name" -- \
 	counts svc2 rs 2 job 2
 check "kill -9: every object labelled svc2 is in its inventory with its UID (no orphan)" -- \
 	no_orphans svc2
 
-# --- 12. deletion ----------------------------------------------------------------------
+section_done
+# --- 13. deletion ----------------------------------------------------------------------
 k delete chartrelease -n "$NS" svc2 --wait=false >/dev/null
 eventually "$W" "delete: svc2 is gone with everything it applied and its state" h -- \
 	release_gone svc2
@@ -303,4 +360,5 @@ eventually "$W" "delete: svc is gone with everything it applied" h -- \
 check "delete: asked for, svc's pre-delete hook Job ran to completion (and is left, as Helm leaves it)" -- \
 	has job "$NS" svc-drop-db '.status.succeeded == 1'
 
+section_done
 finish

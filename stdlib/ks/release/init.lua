@@ -149,14 +149,17 @@ end
 
 
 -- The objects and fields in which two renders differ: { "Secret/x .stringData.key" }.
+-- Pre-install hooks are not compared: they are created once and never rewritten.
 local function compare_renders(a, b)
   local by = {}
   for _, o in ipairs(b) do by[util.key(o)] = o end
   local out = {}
   for _, o in ipairs(a) do
-    local other = by[util.key(o)]
-    for _, p in ipairs(util.diff_paths(o, other or {}, 5)) do
-      out[#out + 1] = util.name(o) .. " " .. p
+    local h = hooks.of(o)
+    if not (h and h.events["pre-install"]) then
+      for _, p in ipairs(util.diff_paths(o, by[util.key(o)] or {}, 5)) do
+        out[#out + 1] = util.name(o) .. " " .. p
+      end
     end
   end
   return out
@@ -269,14 +272,37 @@ local function roll_up(applied)
 end
 
 
+-- The UID of the object of entry e when it is this release's (its label and annotation
+-- say so): an entry listed before its object was applied (the host stopped in between)
+-- has none of its own. nil when there is no such object, or nil, err.
+local function uid_of_own(e, spec)
+  local live, err = apply.live({ apiVersion = e.apiVersion, kind = e.kind,
+                                 metadata = { namespace = spec.namespace, name = e.name } })
+  if live == nil then return nil, err end
+  local md = live and live.metadata or {}
+  if (md.labels or {})["kupenstack.io/release"] == spec.name and
+    (md.annotations or {})["kupenstack.io/release"] == spec.namespace .. "/" .. spec.name then
+    return md.uid
+  end
+  return nil
+end
+
+
 -- Delete what the inventory holds but objs no longer declare, newest first.
 local function prune(ctx, spec, keep)
   local inv, left = ctx.st.inventory, {}
   for i = #inv, 1, -1 do
     local e = inv[i]
-    if not keep[e.kind .. "/" .. e.name] and e.uid then
-      local ok, err = apply.remove(e, spec.namespace, ctx)
-      if not ok then return nil, err end
+    if not keep[e.kind .. "/" .. e.name] then
+      if not e.uid then
+        local uid, uerr = uid_of_own(e, spec)
+        if uerr then return nil, uerr end
+        e = uid and { apiVersion = e.apiVersion, kind = e.kind, name = e.name, uid = uid }
+      end
+      if e then
+        local ok, err = apply.remove(e, spec.namespace, ctx)
+        if not ok then return nil, err end
+      end
     end
   end
   for _, e in ipairs(inv) do
