@@ -324,17 +324,20 @@ check "pre-install: the hook Secret was never rewritten (same random key as at i
 
 section_done
 # --- 12. kill -9 mid-apply -------------------------------------------------------------
-# The host is killed once svc2's ConfigMap is applied, before the release is done (its
-# post-install hook Job takes a second or more); the ConfigMap is then dropped from the
-# chart before the host comes back: the restarted host must prune it, though the killed
-# one never recorded its UID.
+# The host kills itself (SIGKILL, the crash point release-config-applied-svc2 of
+# ks.release, host/fault.h) once svc2's configuration objects are applied and before
+# anything more is recorded; the ConfigMap is then dropped from the chart before the host
+# comes back: the restarted host must prune it, though the killed one never recorded it
+# but as an intent.
+stop_host h
+export KUPENSTACK_CRASH_AT=ChartRelease:release-config-applied-svc2
+start_host h "$PLUG" "$NS" || { echo "host did not restart"; exit 3; }
+unset KUPENSTACK_CRASH_AT
 cr svc2 '{}'
-until_ok "$W2" k get configmap -n "$NS" svc2-extra
-kill -KILL "${HPID[h]}"
-wait "${HPID[h]}" 2>/dev/null
-HPID[h]=
+wait_exit h "$W"
+check "kill -9: the host was killed at the crash point (status ${HRC[h]})" -- test "${HRC[h]}" = 137
 mid=$(k get all,secret,configmap -n "$NS" -l kupenstack.io/release=svc2 -o name | wc -l)
-echo "# killed the host with $mid objects of svc2 applied, phase '$(crj svc2 .status.phase)'"
+echo "# killed the host with $mid objects of svc2 applied"
 cr svc2 '{"manifests": {"configmap_extra": false}}'
 start_host h "$PLUG" "$NS" || { echo "host did not restart"; exit 3; }
 eventually "$W" "kill -9: after a restart svc2 converges to Ready" h -- \

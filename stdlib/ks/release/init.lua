@@ -15,6 +15,7 @@
 -- The parts: render (ks.core.helm, pins, the determinism check), fit (discovery, version
 -- fallbacks, namespace confinement), apply (one object), hooks, readiness, state (the
 -- inventory, history, hook runs and pins, in a Secret of the release).
+local fault = require "ks.core.fault"
 local helm = require "ks.core.helm"
 local time = require "ks.core.time"
 local apply = require "ks.release.apply"
@@ -225,14 +226,14 @@ local function run_post_hooks(post, ctx)
         local live, err = apply.put(obj, ctx)
         if not live then return false, "failed", err end
         ctx.applied[#ctx.applied + 1] = { obj = obj, live = live, hook = true }
+        if ctx.plan then goto next_hook end -- planned by put(); a dry run goes on
         ctx.st.hooks[util.name(obj)] = { d = d, done = false }
-        if not ctx.plan then
+        do
           local e = entry_of(obj, live)
           e.hook = true
           local inv = ctx.st.inventory
           inv[inventory_index(inv)[obj.kind .. "/" .. obj.metadata.name] or #inv + 1] = e
         end
-        if ctx.plan then return false, "waiting", "would run hook " .. util.name(obj) end
         local state_of, msg = readiness.of(live)
         if state_of == "failed" then
           if h.delete["hook-failed"] then apply.remove(entry_of(obj, live), obj.metadata.namespace, ctx) end
@@ -247,6 +248,7 @@ local function run_post_hooks(post, ctx)
         end
       end
     end
+    ::next_hook::
   end
   return true
 end
@@ -416,8 +418,12 @@ function _M.apply(spec)
   end
   local _, cerr = put_all(config, ctx)
   if cerr then return nil, cerr end
+  -- A crash point (host/fault.h) for the tests: the configuration applied, nothing
+  -- recorded of it since the inventory's first write.
+  fault.point(spec.owner and spec.owner.kind, "release-config-applied-" .. spec.name)
   local ok, how, msg = run_post_hooks(parts.post, ctx)
   r.writes = ctx.writes
+  r.ready, r.total = #config, #parts.plain -- the workloads wait for the hooks
   if not ok then
     r.plan = ctx.plan
     if not ctx.plan then state.save(spec.namespace, spec.name, st, spec.owner, labels) end
