@@ -1,0 +1,192 @@
+-- plugins/controlplane.lua: kupenstack.io/v1alpha1 ControlPlane -> the service objects
+-- (Keystone, Glance, Placement, Nova, Neutron) it creates and owns, named
+-- "<controlplane>-<service>" and labelled kupenstack.io/controlplane. The shared settings
+-- (version, imageRegistry, endpoints) are written once and inherited; spec.services.<name>
+-- overrides them and adds replicas, conf, images, values, chart, paused. A service left
+-- out of spec.services is deleted. The order of the lifecycle is the services' own: each
+-- waits until the components it depends on are ready at its version (ks.service), so an
+-- install or an upgrade goes keystone -> glance, placement -> nova -> neutron. Deleting the
+-- ControlPlane deletes its services in the reverse order, each gone before the next.
+local kube = require "ks.core.kube"
+local service = require "ks.service"
+
+local ipairs = ipairs
+local pairs = pairs
+local tostring = tostring
+local type = type
+
+-- The documented order (install and upgrade); deletion goes backwards.
+local SERVICES = {
+  { name = "keystone", kind = "Keystone" },
+  { name = "glance", kind = "Glance" },
+  { name = "placement", kind = "Placement" },
+  { name = "nova", kind = "Nova" },
+  { name = "neutron", kind = "Neutron" },
+}
+local KNOWN = {}
+for _, s in ipairs(SERVICES) do KNOWN[s.name] = s end
+
+local function res(kind)
+  return { group = service.GROUP, version = service.VERSION, kind = kind }
+end
+
+local owns = {}
+for i, s in ipairs(SERVICES) do owns[i] = res(s.kind) end
+
+local ControlPlane = {
+  api = 1, group = service.GROUP, version = service.VERSION, kind = "ControlPlane",
+  finalizer = "kupenstack.io/controlplane",
+  owns = owns,
+  config_schema = {
+    poll = { type = "number", default = 2, description = "seconds between status checks" },
+  },
+}
+
+-- Per service: the fields it inherits from the ControlPlane and those only it has.
+local SHARED = { "version", "imageRegistry", "paused" }
+local OWN = { "replicas", "conf", "images", "values", "chart" }
+
+
+local function child_name(cp, svc)
+  return cp.metadata.name .. "-" .. svc
+end
+
+
+-- The service object's spec: the shared settings, the service's overrides over them.
+local function child_spec(spec, o)
+  local out = {}
+  for _, f in ipairs(SHARED) do
+    if o[f] ~= nil then out[f] = o[f] else out[f] = spec[f] end
+  end
+  if spec.endpoints or o.endpoints then
+    out.endpoints = service.merge(spec.endpoints or {}, o.endpoints or {})
+  end
+  for _, f in ipairs(OWN) do out[f] = o[f] end
+  return out
+end
+
+
+local function check(spec)
+  if type(spec.version) ~= "string" or spec.version == "" then
+    return "spec.version must name an OpenStack release"
+  end
+  if type(spec.services) ~= "table" or next(spec.services) == nil then
+    return "spec.services must name at least one service (keystone, glance, placement, nova, neutron)"
+  end
+  for name, o in pairs(spec.services) do
+    if not KNOWN[name] then
+      return "spec.services." .. tostring(name) ..
+        ": unknown service (keystone, glance, placement, nova, neutron)"
+    end
+    if type(o) ~= "table" or o[1] ~= nil then
+      return "spec.services." .. name .. " must be a mapping (may be empty: {})"
+    end
+  end
+  return nil
+end
+
+
+local function owned_by(obj, cp)
+  for _, r in ipairs(obj.metadata.ownerReferences or {}) do
+    if r.uid == cp.metadata.uid then return true end
+  end
+  return false
+end
+
+
+local function cond_of(obj, ctype)
+  for _, c in ipairs((obj.status or {}).conditions or {}) do
+    if c.type == ctype then return c end
+  end
+  return nil
+end
+
+
+function ControlPlane.reconcile(cp, ctx)
+  local spec = cp.spec or {}
+  local bad = check(spec)
+  if bad then ctx.terminal(bad, "InvalidConfiguration") end
+  local ns = cp.metadata.namespace
+  local owner = { { apiVersion = cp.apiVersion, kind = cp.kind, name = cp.metadata.name,
+                    uid = cp.metadata.uid, controller = true, blockOwnerDeletion = true } }
+  local summary, ready, total, degraded, versions = {}, 0, 0, nil, {}
+  for _, s in ipairs(SERVICES) do
+    local name = child_name(cp, s.name)
+    local o = spec.services[s.name]
+    if o then
+      total = total + 1
+      local live, err = kube.apply({
+        apiVersion = service.GROUP .. "/" .. service.VERSION, kind = s.kind,
+        metadata = { name = name, namespace = ns, ownerReferences = owner,
+                     labels = { ["kupenstack.io/controlplane"] = cp.metadata.name } },
+        spec = child_spec(spec, o),
+      }, { force = true })
+      if not live then return nil, "applying " .. s.kind .. "/" .. name .. ": " .. tostring(err) end
+      -- The answer of the apply, not the cache: its generation is the one just written.
+      local st = live and live.status or {}
+      local rc = cond_of(live, "Ready")
+      local dc = cond_of(live, "Degraded")
+      local wanted = (o.version or spec.version)
+      local is_ready = rc and rc.status == "True" and st.version == wanted and
+        (st.observedGeneration or 0) >= (live.metadata.generation or 0)
+      if is_ready then ready = ready + 1 end
+      versions[st.version or "none"] = true
+      summary[s.name] = { phase = st.phase or "Pending", version = st.version,
+                          ready = st.ready, message = rc and rc.message }
+      if dc and dc.status == "True" and not degraded then
+        degraded = s.kind .. "/" .. name .. ": " .. tostring(dc.message)
+      end
+    else
+      -- Left out of the spec: deleted if it is ours.
+      local live = kube.get(res(s.kind), ns, name)
+      if live and owned_by(live, cp) and not live.metadata.deletionTimestamp then
+        local _, err = kube.delete(res(s.kind), ns, name, { uid = live.metadata.uid })
+        if err and err.code ~= 404 then return nil, err end
+      end
+    end
+  end
+  local all = ready == total
+  local running = next(versions)
+  if next(versions, running) then running = nil end -- not one version everywhere
+  local phase = all and "Ready" or (degraded and "Degraded" or
+    ((running and running ~= spec.version and running ~= "none") and "Upgrading" or "Progressing"))
+  local msg = all and ("all " .. total .. " services ready at " .. spec.version)
+    or degraded or ("waiting for " .. (total - ready) .. " of " .. total .. " services")
+  return {
+    status = { phase = phase, ready = ready .. "/" .. total, services = summary,
+               version = running ~= "none" and running or nil, wantedVersion = spec.version },
+    conditions = {
+      { type = "Ready", status = all and "True" or "False", reason = phase, message = msg },
+      { type = "Progressing", status = (not all and not degraded) and "True" or "False",
+        reason = phase, message = msg },
+      { type = "Degraded", status = degraded and "True" or "False",
+        reason = degraded and "ServiceDegraded" or "Healthy", message = degraded or "healthy" },
+    },
+    requeue_after = (not all) and ctx.config.poll or nil,
+  }
+end
+
+
+-- Delete the services in the reverse order, each gone before the next is deleted.
+function ControlPlane.finalize(cp, ctx)
+  local ns = cp.metadata.namespace
+  for i = #SERVICES, 1, -1 do
+    local s = SERVICES[i]
+    local name = child_name(cp, s.name)
+    local live, err = kube.fetch(res(s.kind), ns, name)
+    if live and owned_by(live, cp) then
+      if not live.metadata.deletionTimestamp then
+        local _, derr = kube.delete(res(s.kind), ns, name, { uid = live.metadata.uid })
+        if derr and derr.code ~= 404 then return nil, derr end
+        ctx.log.info("deleting service", { service = s.kind .. "/" .. name })
+      end
+      return { requeue_after = ctx.config.poll }
+    elseif not live and err and err.code ~= 404 then
+      return nil, err
+    end
+  end
+  return {}
+end
+
+
+return ControlPlane

@@ -1,0 +1,6 @@
+-- plugins/keystone.lua: kupenstack.io/v1alpha1 Keystone -> OpenStack-Helm's keystone chart
+-- deployed as a release (ks.service). The identity service: everything else waits for it.
+return require("ks.service").kind {
+  kind = "Keystone", chart = "keystone",
+  components = { "api" }, jobs = { "db_sync" },
+}

@@ -1,0 +1,7 @@
+-- plugins/neutron.lua: kupenstack.io/v1alpha1 Neutron -> the neutron chart (ks.service). It
+-- comes with Nova: its server notifies Nova's API of port changes.
+return require("ks.service").kind {
+  kind = "Neutron", chart = "neutron",
+  components = { "server" }, jobs = { "db_sync" },
+  depends = { Keystone = { "api" }, Nova = { "api" } },
+}

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# tests/e2e/services.sh: the service kinds (plugins/keystone.lua ... neutron.lua on
+# stdlib/ks/service, plugins/controlplane.lua) through the real host, against the real API
+# server, controllers and scheduler with the stand-in kubelet (tests/env/kube up),
+# deploying the fixture charts tests/fixtures/charts/osh-{keystone,glance,placement,nova,
+# neutron} (OpenStack-Helm's layout: a db-sync hook Job, Deployments per component, a conf
+# Secret whose hash is on the pod templates):
+#   1. a ControlPlane of the five services from nothing to Ready, in dependency order
+#      (keystone -> glance, placement -> nova -> neutron: each service's first Job is
+#      created after the Deployments it depends on became Available), shared settings
+#      inherited;
+#   2. scale: Nova's api to 3 replicas changes that Deployment and no other;
+#   3. reconfigure: a Keystone conf change rolls Keystone's pods and no other's;
+#   4. upgrade: a version bump upgrades every service, each one's db-sync Job complete
+#      before its Deployments roll, each dependency's new pods Ready before the dependent's
+#      Job starts;
+#   5. deletion of the ControlPlane deletes its services in reverse order and everything
+#      their releases made.
+# No timed assertions: polls with generous bounds, then outcomes, counts and order.
+. "$(dirname "$0")/lib.sh"
+
+[ -n "${KS_HELM:-}" ] || eval "$("$TOP/tests/env/helm")"
+export KS_HELM
+
+W=${KS_WAIT:-150}
+NS=svc-$$
+PLUG=$WORK/plugins
+CHARTS=$WORK/charts
+SERVICES="keystone glance placement nova neutron"
+mkdir -p "$PLUG" "$CHARTS"
+for s in $SERVICES; do
+	cp "$TOP/plugins/$s.lua" "$PLUG/"
+	ln -s "$TOP/tests/fixtures/charts/osh-$s" "$CHARTS/$s"
+	printf 'charts_dir: "%s"\npoll: 0.5\n' "$CHARTS" >"$PLUG/$s.config.yaml"
+done
+cp "$TOP/plugins/controlplane.lua" "$PLUG/"
+printf 'poll: 0.5\n' >"$PLUG/controlplane.config.yaml"
+
+for s in $SERVICES controlplane; do
+	k apply -f "$TOP/crds/$s.yaml" >/dev/null || exit 3
+done
+k wait --for condition=established --timeout=60s crd/controlplanes.kupenstack.io \
+	crd/keystones.kupenstack.io crd/neutrons.kupenstack.io >/dev/null || exit 3
+until_ok 30 k get controlplanes -A || exit 3
+new_ns "$NS" bare
+# What the services deploy is granted in this namespace only (deploy/rbac.yaml).
+k create rolebinding kupenstack-services -n "$NS" --clusterrole=kupenstack-services \
+	--serviceaccount=kupenstack-system:kupenstack >/dev/null || exit 3
+
+# controlplane VERSION KEYSTONE_CONF NOVA_API_REPLICAS: create or replace the ControlPlane cp.
+controlplane() {
+	k apply -n "$NS" -f - >/dev/null <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: ControlPlane
+metadata:
+  name: cp
+spec:
+  version: "$1"
+  endpoints:
+    oslo_db:
+      host: db-$$
+  services:
+    keystone:
+      conf: {keystone: {DEFAULT: {debug: $2}}}
+    glance: {}
+    placement:
+      endpoints:
+        oslo_db:
+          host: placement-db-$$
+    nova:
+      replicas: {api: $3}
+    neutron: {}
+EOF
+}
+cpj() { field controlplane "$NS" cp "$1"; }
+# all_ready VERSION: the ControlPlane and its five services have seen their last change and
+# are Ready at VERSION.
+all_ready() {
+	local s
+	has controlplane "$NS" cp ".status.observedGeneration == .metadata.generation and .status.phase == \"Ready\" and .status.ready == \"5/5\" and .status.version == \"$1\"" || return 1
+	for s in $SERVICES; do
+		has "$s" "$NS" "cp-$s" ".status.observedGeneration == .metadata.generation and .status.phase == \"Ready\" and .status.version == \"$1\" and (.status.conditions[] | select(.type == \"Ready\") | .status == \"True\")" || return 1
+	done
+}
+t_of() { date -d "$1" +%s; }
+made() { k get "$1" -n "$NS" "$2" -o jsonpath='{.metadata.creationTimestamp}'; }
+available_since() { field deploy "$NS" "$1" '.status.conditions[] | select(.type == "Available") | .lastTransitionTime'; }
+# before_or_at WHAT_A TIME_A WHAT_B TIME_B: TIME_A <= TIME_B (both set).
+before_or_at() {
+	echo "$1 at $2, $3 at $4"
+	[ -n "$2" ] && [ -n "$4" ] && [ "$(t_of "$2")" -le "$(t_of "$4")" ]
+}
+DEPENDS="keystone:glance keystone:placement keystone:nova glance:nova placement:nova keystone:neutron nova:neutron"
+# Every Deployment of the namespace with its generation / its ReplicaSets.
+generations() { k get deploy -n "$NS" -o json | jq -r '.items[] | "\(.metadata.name) \(.metadata.generation)"' | sort; }
+replicasets() { k get rs -n "$NS" -o json | jq -r '.items[] | "\(.metadata.ownerReferences[0].name) \(.metadata.name)"' | sort; }
+# changed BEFORE AFTER: the first words of the lines that differ.
+changed() { diff <(echo "$1") <(echo "$2") | awk '/^[<>]/ { print $2 }' | sort -u | tr '\n' ' '; }
+# The newest pod of Deployment D with image tag T: when it became Ready.
+pod_ready_at() {
+	k get pods -n "$NS" -l "app.kubernetes.io/instance=${1%-*},component=${1##*-}" -o json |
+		jq -r --arg t "$2" '[.items[] | select(.spec.containers[0].image | endswith($t)) | .status.conditions[]? | select(.type == "Ready" and .status == "True") | .lastTransitionTime] | max // empty'
+}
+newest_rs_made() {
+	k get rs -n "$NS" -l "app.kubernetes.io/instance=${1%-*},component=${1##*-}" -o json |
+		jq -r --arg t "$2" '[.items[] | select(.spec.template.spec.containers[0].image | endswith($t)) | .metadata.creationTimestamp] | max // empty'
+}
+deployments_of() { k get deploy -n "$NS" -l "app.kubernetes.io/instance=cp-$1" -o name | sed 's|.*/||'; }
+images_all() {
+	k get deploy,job -n "$NS" -o json | jq -e --arg t "$1" '[.items[] | .spec.template.spec.containers[0].image] | length >= 11 and all(endswith($t))'
+}
+section_done() {
+	[ -n "${KS_FAIL_FAST:-}" ] && [ "$failed" -gt 0 ] && finish
+	return 0
+}
+services_cleanup() {
+	local ns o kind
+	[ -n "${HPID[h]:-}" ] && stop_host h TERM
+	for ns in "${NAMESPACES[@]}"; do
+		for kind in controlplanes $SERVICES; do
+			for o in $(k get "$kind" -n "$ns" -o name 2>/dev/null); do
+				k patch "$o" -n "$ns" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+			done
+		done
+	done
+	cleanup
+}
+trap services_cleanup EXIT
+
+start_host h "$PLUG" "$NS" || { echo "host did not start"; exit 3; }
+
+# --- 1. install in dependency order ---------------------------------------------------
+controlplane 2023.1 false 1
+eventually "$W" "install: the ControlPlane and its five services are Ready at 2023.1" h -- \
+	all_ready 2023.1
+check "install: kubectl get openstack-services lists the ControlPlane and the five services" -- \
+	test "$(k get openstack-services -n "$NS" -o name | wc -l)" = 6
+check "install: kubectl get controlplanes shows VERSION / READY / PHASE" -- \
+	bash -c "kubectl get controlplanes -n $NS | tee /dev/stderr | grep -Eq 'VERSION +READY +PHASE' && kubectl get controlplanes -n $NS | grep -Eq 'cp +2023.1 +5/5 +Ready'"
+check "install: every image at the release table's 2023.1 tag" -- images_all ":2023.1-ubuntu_jammy"
+check "install: the shared endpoint is inherited (glance's db-sync Job gets db-$$)" -- \
+	has job "$NS" cp-glance-db-sync ".spec.template.spec.containers[0].env[0].value == \"db-$$\""
+check "install: a per-service endpoint overrides it (placement's gets placement-db-$$)" -- \
+	has job "$NS" cp-placement-db-sync ".spec.template.spec.containers[0].env[0].value == \"placement-db-$$\""
+check "install: Nova reports its components ready (api, conductor, scheduler 1/1)" -- \
+	has nova "$NS" cp-nova '.status.ready == "3/3" and ([.status.components[] | .ready] == ["1/1","1/1","1/1"])'
+for e in $DEPENDS; do
+	a=${e%:*} b=${e#*:}
+	dep_api=cp-$a-api
+	check "install order: $b's db-sync Job was created after $a's api became Available" -- \
+		before_or_at "$dep_api Available" "$(available_since "$dep_api")" \
+		"cp-$b-db-sync created" "$(made job "cp-$b-db-sync")"
+done
+
+section_done
+# --- 2. scale one component -----------------------------------------------------------
+g0=$(generations) rs0=$(replicasets)
+controlplane 2023.1 false 3
+nova_api_3() { has nova "$NS" cp-nova '.status.components.api.ready == "3/3"' && all_ready 2023.1; }
+eventually "$W" "scale: Nova's api is at 3/3 and everything Ready again" h -- nova_api_3
+g1=$(generations)
+check "scale: only the Deployment cp-nova-api changed (changed: $(changed "$g0" "$g1"))" -- \
+	test "$(changed "$g0" "$g1")" = "cp-nova-api "
+check "scale: no Deployment rolled (same ReplicaSets)" -- test "$(replicasets)" = "$rs0"
+
+section_done
+# --- 3. a conf change rolls only that service's pods ---------------------------------
+g0=$(generations) rs0=$(replicasets)
+controlplane 2023.1 true 3
+eventually "$W" "conf: Keystone's conf Secret holds the change" h -- \
+	bash -c "kubectl get secret -n $NS cp-keystone-etc -o jsonpath='{.data.keystone\.conf}' | base64 -d | grep -q 'debug: true'"
+until_ok "$W" all_ready 2023.1
+rs1=$(replicasets)
+check "conf: only Keystone's api rolled (new ReplicaSets of: $(changed "$rs0" "$rs1"))" -- \
+	test "$(changed "$rs0" "$rs1")" = "cp-keystone-api "
+check "conf: only Keystone's Deployment changed (changed: $(changed "$g0" "$(generations)"))" -- \
+	test "$(changed "$g0" "$(generations)")" = "cp-keystone-api "
+
+section_done
+# --- 4. a version bump upgrades in order ----------------------------------------------
+controlplane 2024.1 true 3
+eventually "$W" "upgrade: the ControlPlane and its services are Ready at 2024.1" h -- \
+	all_ready 2024.1
+check "upgrade: every image at the 2024.1 tag" -- images_all ":2024.1-ubuntu_jammy"
+T=:2024.1-ubuntu_jammy
+for s in $SERVICES; do
+	done_at=$(field job "$NS" "cp-$s-db-sync" .status.completionTime)
+	for d in $(deployments_of "$s"); do
+		check "upgrade: $s's db-sync Job completed before $d rolled" -- \
+			before_or_at "cp-$s-db-sync completed" "$done_at" "$d's 2024.1 ReplicaSet created" "$(newest_rs_made "$d" "$T")"
+	done
+done
+for e in $DEPENDS; do
+	a=${e%:*} b=${e#*:}
+	check "upgrade order: $b's 2024.1 db-sync Job was created after $a's 2024.1 api pods were Ready" -- \
+		before_or_at "cp-$a-api 2024.1 pod Ready" "$(pod_ready_at "cp-$a-api" "$T")" \
+		"cp-$b-db-sync created" "$(made job "cp-$b-db-sync")"
+done
+
+section_done
+# --- 5. deletion ------------------------------------------------------------------------
+k delete controlplane -n "$NS" cp --wait=false >/dev/null
+gone() {
+	! k get controlplane -n "$NS" cp &&
+		[ -z "$(k get "$(echo $SERVICES | tr ' ' ,)" -n "$NS" -o name)" ] &&
+		[ -z "$(k get deploy,rs,job,secret -n "$NS" -l app.kubernetes.io/managed-by=kupenstack -o name)" ] &&
+		[ -z "$(k get secret -n "$NS" -o name | grep kupenstack-release)" ]
+}
+eventually "$W" "delete: the ControlPlane, its services and everything their releases made are gone" h -- gone
+order=$(grep -o 'msg="deleting service" .*service=[A-Za-z]*' "${HLOG[h]}" | sed 's/.*service=//' | tr '\n' ' ')
+check "delete: the services were deleted in reverse order ($order)" -- \
+	test "$order" = "Neutron Nova Placement Glance Keystone "
+
+finish
