@@ -23,8 +23,8 @@
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
-#include "app.h"
-#include "lua/cli.h"
+#include "cmd/app.h"
+#include "cmd/plugin.h"
 #include "lua/script.h"
 #include "watch.h"
 

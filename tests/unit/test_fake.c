@@ -14,7 +14,7 @@
 #include "ks.h"
 #include "lua/engine.h"
 #include "lua/fake.h"
-#include "lua/plugin.h"
+#include "plugin/plugin.h"
 #include "test.h"
 
 static uv_loop_t loop;

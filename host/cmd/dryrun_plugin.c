@@ -1,5 +1,5 @@
 /*
- * plugin_run.c: `kupenstack plugin run FILE --dry-run [--once]`: the plugin's reads go to the
+ * dryrun_plugin.c: `kupenstack plugin run FILE --dry-run [--once]`: the plugin's reads go to the
  * cluster and the cloud, its writes and the host's are printed (dryrun.h). Without --once
  * the real controller runs with its dry_run flag; with --once each object of the kind is
  * reconciled once, in key order, through the same steps (finalizer, reconcile or
@@ -18,9 +18,9 @@
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
-#include "lua/plugin_run.h"
+#include "cmd/dryrun_plugin.h"
 #include "lua/fake.h"
-#include "lua/plugin.h"
+#include "plugin/plugin.h"
 #include "manager.h"
 
 struct dry {

@@ -1,5 +1,5 @@
 /*
- * cli.c: `kupenstack plugin test|run|status`: options, and the status table.
+ * plugin.c: `kupenstack plugin test|run|status`: options, and the status table.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -10,9 +10,9 @@
 #include "json.h"
 #include "ks.h"
 #include "log.h"
-#include "lua/cli.h"
-#include "lua/fixture.h"
-#include "lua/plugin_run.h"
+#include "cmd/plugin.h"
+#include "fixture/fixture.h"
+#include "cmd/dryrun_plugin.h"
 #include "scrape.h"
 
 #define USAGE                                                                                   \
