@@ -451,9 +451,8 @@ static int setup(struct dry *d)
 							  .stdlib_dir = o->stdlib_dir,
 							  .cache_for = cache_for,
 							  .cache_data = d->manager,
-							  .clouds_yaml = o->clouds_yaml,
-							  .cloud = o->cloud,
-							  .cluster = "kupenstack",
+							  .settings = o->settings,
+							  .nsettings = o->nsettings,
 							  .fake = &d->fake },
 				   b ? b + 1 : o->file, src, len, &err);
 	free(src);

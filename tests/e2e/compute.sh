@@ -249,7 +249,7 @@ fingerprint() { ssh-keygen -l -E md5 -f "$WORK/key$1.pub" | awk '{ print $2 }' |
 new_ns "$NS"
 k label namespace "$NS" kupenstack.io/project=true >/dev/null
 # host_up [ARG...]: start the operator (ARGs added to `kupenstack run`'s).
-host_up() { start_host op "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" "$@"; }
+host_up() { start_host op "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD" "$@"; }
 if ! host_up; then
 	echo "the host did not come up" >"$OUT"
 	fail "the operator starts" op

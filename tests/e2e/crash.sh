@@ -70,7 +70,7 @@ host() {
 	RUN=$((RUN + 1))
 	HOST=op$RUN
 	if [ -n "${1:-}" ]; then export KUPENSTACK_CRASH_AT=$1; else unset KUPENSTACK_CRASH_AT; fi
-	start_host "$HOST" "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD"
+	start_host "$HOST" "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD"
 	local rc=$?
 	unset KUPENSTACK_CRASH_AT
 	HPID[op]=${HPID[$HOST]}

@@ -154,7 +154,7 @@ API=$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
 printf 'allow_source_networks: "127.0.0.2/32"\nsource_method: stream\n' >"$PLUGINS/image.config.yaml"
 new_ns "$NS"
 k label namespace "$NS" kupenstack.io/project=true >/dev/null
-if ! start_host op "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD"; then
+if ! start_host op "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD"; then
 	echo "the host did not come up" >"$OUT"
 	fail "the operator starts" op
 	finish

@@ -262,7 +262,7 @@ trap tidy EXIT
 
 new_ns "$NS"
 k label namespace "$NS" kupenstack.io/project=true >/dev/null
-if ! start_host op "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD"; then
+if ! start_host op "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD"; then
 	echo "the host did not come up" >"$OUT"
 	fail "the operator starts" op
 	finish
@@ -1085,7 +1085,7 @@ EOF
 until_ok 60 avail network net-drift
 ND=$(sid network net-drift)
 stop_host op TERM
-if ! start_host op "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" \
+if ! start_host op "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD" \
 	--resync "$RESYNC"; then
 	echo "the host did not come up" >"$OUT"
 	fail "the operator starts again, with --resync $RESYNC" op
