@@ -41,3 +41,14 @@ struct ks_cmd_settings {
  * file that cannot be read, said) or 2 (a usage error, said). */
 int ks_cmd_setting(struct ks_cmd_settings *s, const char *arg, bool file);
 void ks_cmd_settings_free(struct ks_cmd_settings *s);
+
+/* The options `run` and `exec` share, as their getopt_long tables return them: 'E'
+ * --set, 'F' --set-file, 's' --stdlib, 'l' --log-level. */
+struct ks_cmd_shared {
+	struct ks_cmd_settings settings;
+	char *stdlib; /* --stdlib, or NULL */
+};
+/* Take option c (its argument arg) into sh when it is a shared one: returns 0 or the exit
+ * status of a usage error (said); -1 when c is none of them. */
+int ks_cmd_shared_opt(struct ks_cmd_shared *sh, int c, const char *arg);
+void ks_cmd_shared_free(struct ks_cmd_shared *sh);

@@ -158,3 +158,27 @@ void ks_cmd_settings_free(struct ks_cmd_settings *s)
 	free(s->v);
 	*s = (struct ks_cmd_settings){ 0 };
 }
+
+int ks_cmd_shared_opt(struct ks_cmd_shared *sh, int c, const char *arg)
+{
+	switch (c) {
+	case 'E':
+	case 'F':
+		return ks_cmd_setting(&sh->settings, arg, c == 'F');
+	case 's':
+		free(sh->stdlib);
+		sh->stdlib = ks_xstrdup(arg);
+		return 0;
+	case 'l':
+		return ks_cmd_log_level(arg);
+	default:
+		return -1;
+	}
+}
+
+void ks_cmd_shared_free(struct ks_cmd_shared *sh)
+{
+	ks_cmd_settings_free(&sh->settings);
+	free(sh->stdlib);
+	sh->stdlib = NULL;
+}

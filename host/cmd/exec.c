@@ -27,9 +27,8 @@ int ks_cmd_exec(int argc, char **argv)
 	};
 	const char *kc = getenv("KUBECONFIG");
 	struct ks_lua_host host = { .loop = uv_default_loop() };
-	struct ks_cmd_settings settings = { 0 };
+	struct ks_cmd_shared sh = { 0 };
 	struct ks_kubeconfig cfg;
-	char *stdlib = NULL;
 	int c, rc = 0;
 
 	while ((c = getopt_long(argc, argv, "+k:E:F:s:l:h", opts, NULL)) != -1) {
@@ -37,28 +36,17 @@ int ks_cmd_exec(int argc, char **argv)
 		case 'k':
 			kc = optarg;
 			break;
-		case 'E':
-		case 'F':
-			rc = ks_cmd_setting(&settings, optarg, c == 'F');
-			if (rc != 0)
-				goto out;
-			break;
-		case 's':
-			free(stdlib);
-			stdlib = ks_xstrdup(optarg);
-			break;
-		case 'l':
-			rc = ks_cmd_log_level(optarg);
-			if (rc != 0)
-				goto out;
-			break;
 		case 'h':
 			ks_cmd_usage(stdout);
 			goto out;
 		default:
-			ks_cmd_usage(stderr);
-			rc = 2;
-			goto out;
+			rc = ks_cmd_shared_opt(&sh, c, optarg);
+			if (rc == -1) {
+				ks_cmd_usage(stderr);
+				rc = 2;
+			}
+			if (rc != 0)
+				goto out;
 		}
 	}
 	if (optind >= argc) {
@@ -66,9 +54,11 @@ int ks_cmd_exec(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	host.settings = settings.v;
-	host.nsettings = settings.n;
-	host.stdlib_dir = stdlib = stdlib ? stdlib : ks_cmd_stdlib();
+	host.settings = sh.settings.v;
+	host.nsettings = sh.settings.n;
+	if (!sh.stdlib)
+		sh.stdlib = ks_cmd_stdlib();
+	host.stdlib_dir = sh.stdlib;
 	host.http = ks_http_new(host.loop);
 	if (kc) {
 		if (ks_cmd_kubeconfig(&cfg, kc, NULL) != 0) {
@@ -85,7 +75,6 @@ out:
 		ks_http_free(host.http);
 	uv_run(host.loop, UV_RUN_DEFAULT);
 	uv_loop_close(host.loop);
-	ks_cmd_settings_free(&settings);
-	free(stdlib);
+	ks_cmd_shared_free(&sh);
 	return rc;
 }

@@ -64,8 +64,8 @@ int ks_cmd_run(int argc, char **argv)
 				 .plugin_max_memory_mb = 256,
 				 .plugin_max_instructions = 1e10,
 				 .plugin_max_seconds = 1800 };
-	struct ks_cmd_settings settings = { 0 };
-	char *stdlib = NULL, *end;
+	struct ks_cmd_shared sh = { 0 };
+	char *end;
 	int c, rc = 0;
 	long n;
 
@@ -123,22 +123,6 @@ int ks_cmd_run(int argc, char **argv)
 				goto out;
 			}
 			break;
-		case 'E':
-		case 'F':
-			rc = ks_cmd_setting(&settings, optarg, c == 'F');
-			if (rc != 0)
-				goto out;
-			break;
-		case 's':
-			free(stdlib);
-			stdlib = ks_xstrdup(optarg);
-			break;
-		case 'l':
-			if (ks_cmd_log_level(optarg) != 0) {
-				rc = 2;
-				goto out;
-			}
-			break;
 		case 'M':
 		case 'I':
 		case 'S':
@@ -151,9 +135,13 @@ int ks_cmd_run(int argc, char **argv)
 			ks_cmd_usage(stdout);
 			goto out;
 		default:
-			ks_cmd_usage(stderr);
-			rc = 2;
-			goto out;
+			rc = ks_cmd_shared_opt(&sh, c, optarg);
+			if (rc == -1) {
+				ks_cmd_usage(stderr);
+				rc = 2;
+			}
+			if (rc != 0)
+				goto out;
 		}
 	}
 	if (optind != argc || (!o.plugins_dir && !o.plugins_configmaps)) {
@@ -167,12 +155,13 @@ int ks_cmd_run(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	o.settings = settings.v;
-	o.nsettings = settings.n;
-	o.stdlib_dir = stdlib = stdlib ? stdlib : ks_cmd_stdlib();
+	o.settings = sh.settings.v;
+	o.nsettings = sh.settings.n;
+	if (!sh.stdlib)
+		sh.stdlib = ks_cmd_stdlib();
+	o.stdlib_dir = sh.stdlib;
 	rc = ks_app_run(&o);
 out:
-	ks_cmd_settings_free(&settings);
-	free(stdlib);
+	ks_cmd_shared_free(&sh);
 	return rc;
 }
