@@ -15,7 +15,7 @@ local kube = require "ks.core.kube"
 local config = require "ks.core.config"
 local resource = require "ks.resource"
 local openstack = require "ks.openstack"
-local cinder = require "ks.cinder"
+local cinder = require "ks.openstack.cinder"
 
 local ipairs = ipairs
 local tostring = tostring
