@@ -29,7 +29,7 @@ CHART=$TOP/tests/fixtures/charts/osh-svc
 OURS=bench-rel-ks-$$
 THEIRS=bench-rel-helm-$$
 WORK=$(mktemp -d /tmp/kupenstack-bench-release.XXXXXX)
-HOST_PID= PROXY_PID=
+HOST_PID='' PROXY_PID=''
 RKC=${KS_RESTRICTED_KUBECONFIG:-${KS_KUBE_DIR:-/tmp/kupenstack-kube}/restricted.kubeconfig}
 
 k() { kubectl --cache-dir="$WORK/kcache" --request-timeout=30s "$@"; }
