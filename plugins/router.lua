@@ -3,8 +3,9 @@
 -- and an interface on each Subnet of spec.interfaces: missing ones are added, others
 -- removed. Deleting the Router removes its interfaces first.
 local resource = require "ks.resource"
-local neutron = require "ks.neutron"
+local neutron = require "ks.resource.neutron"
 local json = require "ks.core.json"
+local spec_of = require("ks.resource.fields").spec_of
 
 local ipairs = ipairs
 local pairs = pairs
@@ -20,12 +21,6 @@ local INTERFACE_OWNERS = {
   ["network:router_interface_distributed"] = true,
   ["network:ha_router_replicated_interface"] = true,
 }
-
-
-local function spec_of(obj)
-  local spec = obj.spec or {}
-  return spec, spec.resource or {}
-end
 
 
 local function resolve(obj)

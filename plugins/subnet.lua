@@ -2,20 +2,15 @@
 -- network. cidr, ip_version and the network are fixed at creation; the rest is updated in
 -- place. gateway_ip "none" is a subnet without a gateway.
 local resource = require "ks.resource"
-local neutron = require "ks.neutron"
+local neutron = require "ks.resource.neutron"
 local json = require "ks.core.json"
+local spec_of = require("ks.resource.fields").spec_of
 
 local tostring = tostring
 
 
 local MUTABLE = { "name", "description", "gateway_ip", "enable_dhcp", "dns_nameservers",
                   "allocation_pools", "host_routes" }
-
-
-local function spec_of(obj)
-  local spec = obj.spec or {}
-  return spec, spec.resource or {}
-end
 
 
 local function resolve(obj)

@@ -139,7 +139,7 @@ no_orphans() {
 # pre-delete hook Job (left, as Helm leaves it).
 release_gone() {
 	absent chartrelease -n "$NS" "$1" &&
-		[ -z "$(k get "$KINDS" -n "$NS" -l "kupenstack.io/release=$1" -o name | grep -v "job.batch/$1-drop-db")" ]
+		! k get "$KINDS" -n "$NS" -l "kupenstack.io/release=$1" -o name | grep -qv "job.batch/$1-drop-db"
 }
 # pinned_in_use NAME: the release's svc-keys Secret holds the 24 characters its state pins.
 pinned_in_use() {

@@ -6,6 +6,7 @@
 -- to status.plan instead; spec.rollbackTo re-applies revision N's values; deleting the
 -- object tears the release down (its pre-delete hooks only with spec.runPreDelete). Every
 -- write the engine makes is counted in kupenstack_plugin_release_writes_total.
+local config = require "ks.core.config"
 local metrics = require "ks.core.metrics"
 local release = require "ks.release"
 
@@ -22,7 +23,8 @@ local ChartRelease = {
   concurrency = 2,
   limits = { seconds = 180 },
   config_schema = {
-    charts_dir = { type = "string", required = true, description = "where the charts are" },
+    charts_dir = { type = "string",
+                   description = "where the charts are (else the operator setting charts_dir)" },
     poll = { type = "number", default = 1, description = "seconds between readiness checks" },
   },
 }
@@ -35,7 +37,9 @@ local function chart_of(obj, ctx)
     ctx.terminal("spec.chart must name a chart of the operator's charts directory",
                  "InvalidConfiguration")
   end
-  return ctx.config.charts_dir .. "/" .. c
+  local dir = ctx.config.charts_dir or config.get("charts_dir")
+  if not dir then ctx.terminal("no charts_dir: set it in chartrelease.config.yaml or with --set") end
+  return dir .. "/" .. c
 end
 
 
