@@ -1,0 +1,93 @@
+-- Unit tests of the pure parts of ks.service: the merge of settings, the release table and
+-- the operator's additions, the spec check (errors name the field), the chart values a
+-- spec gives and the per-component readiness gate. The kinds run against a real cluster
+-- in tests/e2e/services.sh.
+-- luacheck: std +busted
+package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
+local shim = require "shim.core"
+package.preload["ks.core.kube"] = function() return {} end
+package.preload["ks.release"] = function() return {} end -- the engine: not under test here
+
+local service
+
+local NOVA = { kind = "Nova", chart = "nova", components = { "api", "conductor" },
+               jobs = { "db_sync" } }
+
+
+describe("ks.service", function()
+  before_each(function()
+    shim.reset()
+    package.loaded["ks.service"] = nil
+    service = require "ks.service"
+  end)
+
+  it("merges mappings key by key and replaces lists and scalars", function()
+    local out = service.merge({ a = { x = 1, y = 2 }, l = { 1, 2 }, s = "a" },
+                              { a = { y = 3 }, l = { 9 }, s = "b" })
+    assert.same({ a = { x = 1, y = 3 }, l = { 9 }, s = "b" }, out)
+  end)
+
+  it("extends the release table from the setting 'releases'", function()
+    local t = assert(service.releases({ releases = "2099.1: {tag: future}\n2023.1: {tag: mine}" }))
+    assert.equal("future", t["2099.1"].tag)
+    assert.equal("mine", t["2023.1"].tag)
+    assert.equal("2024.1-ubuntu_jammy", t["2024.1"].tag)
+    assert.equal("2023.1-ubuntu_jammy", service.RELEASES["2023.1"].tag) -- not changed
+    local bad, err = service.releases({ releases = "2099.1: {tag: [1]}" })
+    assert.is_nil(bad)
+    assert.matches("release '2099.1' needs a string 'tag'", err, 1, true)
+  end)
+
+  it("names the field of a bad spec", function()
+    local t = service.RELEASES
+    assert.matches("spec.version must name", service.check(NOVA, {}, t), 1, true)
+    assert.matches("spec.version: unknown release '1999.9'",
+                   service.check(NOVA, { version = "1999.9" }, t), 1, true)
+    assert.matches("spec.replicas.compute: Nova has no such component",
+                   service.check(NOVA, { version = "2024.1", replicas = { compute = 1 } }, t), 1, true)
+    assert.matches("spec.replicas.api must be a whole number",
+                   service.check(NOVA, { version = "2024.1", replicas = { api = 1.5 } }, t), 1, true)
+    assert.matches("spec.images.x: Nova has no such image",
+                   service.check(NOVA, { version = "2024.1", images = { x = "a" } }, t), 1, true)
+    assert.matches("spec.conf must be a mapping",
+                   service.check(NOVA, { version = "2024.1", conf = { 1 } }, t), 1, true)
+    assert.is_nil(service.check(NOVA, { version = "2024.1", replicas = { api = 3 } }, t))
+  end)
+
+  it("chooses images from the release table, spec.images winning; raw values last", function()
+    local t = assert(service.releases({ releases = "2024.1: {images: {nova.conductor: reg/c:x}}" }))
+    local v = service.values(NOVA, { version = "2024.1", images = { api = "my/api:1" },
+                                     replicas = { api = 3 }, conf = { nova = { DEFAULT = { debug = true } } },
+                                     values = { pod = { replicas = { conductor = 2 } } } },
+                             t, { registry = "docker.io/openstackhelm" })
+    assert.same({ api = "my/api:1", conductor = "reg/c:x",
+                  db_sync = "docker.io/openstackhelm/nova:2024.1-ubuntu_jammy" }, v.images.tags)
+    assert.same({ api = 3, conductor = 2 }, v.pod.replicas)
+    assert.is_true(v.conf.nova.DEFAULT.debug)
+    local r = service.values(NOVA, { version = "2023.1", imageRegistry = "r.example" }, t, { registry = "x" })
+    assert.equal("r.example/nova:2023.1-ubuntu_jammy", r.images.tags.api)
+    assert.is_nil(r.pod)
+  end)
+
+  it("gates on a dependency's component ready at the wanted version", function()
+    local function svc(st, gen)
+      return { kind = "Keystone", metadata = { name = "cp-keystone", generation = gen or 1 },
+               status = st }
+    end
+    local ready = { observedGeneration = 1, version = "2024.1",
+                    components = { api = { ready = "2/2", upToDate = true } } }
+    assert.is_true(service.component_ready(svc(ready), "api", "2024.1"))
+    local ok, why = service.component_ready(svc(ready), "api", "2024.2")
+    assert.is_false(ok)
+    assert.matches("Keystone/cp-keystone runs 2024.1, not 2024.2", why, 1, true)
+    ok, why = service.component_ready(svc(ready, 2), "api", "2024.1")
+    assert.is_false(ok)
+    assert.matches("change not yet reconciled", why, 1, true)
+    ready.components.api = { ready = "1/2", upToDate = true }
+    ok, why = service.component_ready(svc(ready), "api", "2024.1")
+    assert.is_false(ok)
+    assert.matches("api is not ready (1/2)", why, 1, true)
+    ready.components.api = { ready = "2/2", upToDate = false }
+    assert.is_false(service.component_ready(svc(ready), "api", "2024.1"))
+  end)
+end)
