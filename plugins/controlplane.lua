@@ -105,7 +105,7 @@ end
 function ControlPlane.reconcile(cp, ctx)
   local spec = cp.spec or {}
   local bad = check(spec)
-  if bad then ctx.terminal(bad, "InvalidConfiguration") end
+  if bad then return service.failed("InvalidConfiguration", bad, true) end
   local ns = cp.metadata.namespace
   local owner = { { apiVersion = cp.apiVersion, kind = cp.kind, name = cp.metadata.name,
                     uid = cp.metadata.uid, controller = true, blockOwnerDeletion = true } }

@@ -14,6 +14,8 @@
 #   4. upgrade: a version bump upgrades every service, each one's db-sync Job complete
 #      before its Deployments roll, each dependency's new pods Ready before the dependent's
 #      Job starts;
+#   0. bad input refused naming the field; a namespace editor may create no service kind;
+#      a service where the operator was granted nothing fails, creating nothing;
 #   5. deletion of the ControlPlane deletes its services in reverse order and everything
 #      their releases made.
 # No timed assertions: polls with generous bounds, then outcomes, counts and order.
@@ -127,7 +129,50 @@ services_cleanup() {
 }
 trap services_cleanup EXIT
 
-start_host h "$PLUG" "$NS" || { echo "host did not start"; exit 3; }
+# A second namespace where the operator was granted nothing of kupenstack-services.
+OTHER=svc-other-$$
+new_ns "$OTHER" bare
+start_host h "$PLUG" - || { echo "host did not start"; exit 3; }
+
+# --- 0. bad input, isolation ------------------------------------------------------------
+# says_ready KIND NS NAME REGEX: status.message and the Progressing condition say REGEX.
+says_ready() { has "$1" "$2" "$3" "(.status.message | test(\"$4\")) and (.status.conditions[] | select(.type == \"Progressing\") | .message | test(\"$4\"))"; }
+absent_bad() { [ -z "$(k get controlplanes,keystones -n "$NS" -o name)$(k get keystones -n "$OTHER" -o name)" ]; }
+k apply -n "$NS" -f - >/dev/null <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: ControlPlane
+metadata: {name: bad}
+spec: {version: "2024.1", services: {keystone: {}, horizon: {}}}
+---
+apiVersion: kupenstack.io/v1alpha1
+kind: Keystone
+metadata: {name: keystone}
+spec: {version: "1999.9"}
+EOF
+eventually "$W" "bad input: an unknown service is refused, naming spec.services.horizon" h -- \
+	says_ready controlplane "$NS" bad "spec.services.horizon: unknown service"
+eventually "$W" "bad input: an unknown release is refused, naming spec.version" h -- \
+	says_ready keystone "$NS" keystone "spec.version: unknown release '1999.9'"
+check "bad input: the refused ControlPlane created no service" -- \
+	test -z "$(k get keystones -n "$NS" -l kupenstack.io/controlplane=bad -o name)"
+k delete controlplane,keystone -n "$NS" --all --wait=false >/dev/null
+k create rolebinding mallory-edit -n "$NS" --clusterrole=edit --user=mallory >/dev/null
+cannot() { ! k auth can-i "$1" "$2" -n "$NS" --as mallory; }
+check "isolation: a namespace editor may not create a ControlPlane or a Nova" -- \
+	eval 'cannot create controlplanes.kupenstack.io && cannot create novas.kupenstack.io'
+k apply -n "$OTHER" -f - >/dev/null <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: Keystone
+metadata: {name: keystone}
+spec: {version: "2024.1"}
+EOF
+eventually "$W" "isolation: a service where the operator holds no kupenstack-services binding fails, saying Forbidden" h -- \
+	says_ready keystone "$OTHER" keystone "[Ff]orbidden"
+check "isolation: it created nothing in that namespace" -- \
+	test -z "$(k get deploy,job -n "$OTHER" -o name)"
+k delete keystone -n "$OTHER" keystone --wait=false >/dev/null
+until_ok "$W" absent_bad
+section_done
 
 # --- 1. install in dependency order ---------------------------------------------------
 controlplane 2023.1 false 1

@@ -267,6 +267,17 @@ local function cond(ctype, ok, reason, message)
 end
 
 
+-- A failure: status.phase Failed and status.message; the host puts the error on the
+-- conditions Progressing and Available (reason: InvalidConfiguration when terminal, not
+-- retried; else Transient, retried with backoff).
+function _M.failed(reason, message, terminal, base)
+  base = base or {}
+  base.phase = "Failed"
+  base.message = message
+  return { status = base, error = message, terminal = terminal or nil, reason = reason }
+end
+
+
 local function config_schema()
   return {
     charts_dir = { type = "string", required = true, description = "where the charts are" },
@@ -291,9 +302,9 @@ function _M.kind(def)
     local spec = obj.spec or {}
     local st = obj.status or {}
     local tbl, terr = _M.releases(ctx.config)
-    if not tbl then ctx.terminal(terr, "InvalidConfiguration") end
+    if not tbl then return _M.failed("InvalidConfiguration", terr, true) end
     local bad = _M.check(def, spec, tbl)
-    if bad then ctx.terminal(bad, "InvalidConfiguration") end
+    if bad then return _M.failed("InvalidConfiguration", bad, true) end
     local running = st.version
     local upgrading = running ~= nil and running ~= spec.version
     local base = { wantedVersion = spec.version, version = running }
@@ -324,7 +335,10 @@ function _M.kind(def)
       name = obj.metadata.name, namespace = obj.metadata.namespace, owner = obj,
       event = ctx.event,
     }
-    if not r then return nil, err end
+    if not r then
+      return _M.failed("ApplyFailed", tostring(err), false,
+                       { wantedVersion = spec.version, version = running })
+    end
     local comps, n = {}, 0
     if r.phase ~= "Failed" or r.revision then
       comps, n = components(def, obj)
