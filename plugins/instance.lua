@@ -159,7 +159,14 @@ local function create(cloud, obj, deps)
     return nil, { kind = "invalid", message = "an Instance needs flavorRef, networks and "
       .. "imageRef or bootVolumeRef (or spec.import)" }
   end
-  local id, err = nova.server_create(cloud, server)
+  local hints = r.scheduler_hints -- an InstanceSet's placement: its server group
+  if hints and hints.group then
+    local gerr = nova.server_group_check(cloud, hints.group)
+    if gerr then
+      return nil, gerr
+    end
+  end
+  local id, err = nova.server_create(cloud, server, hints)
   if not id then
     -- A network with no subnet yet is not a mistake in the spec: its Subnet may be on its
     -- way (applied with it). Nova says 400; look again later instead of giving up.
