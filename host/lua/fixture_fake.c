@@ -370,6 +370,21 @@ static void not_found(struct ks_lua_fake_reply *out, const struct ks_lua_fake_ku
 				    k->res->resource, k->name ? k->name : "");
 }
 
+/* A create with metadata.generateName and no name is named as the API server would, with
+ * a suffix of 5 characters: here the write's number (00001, ...), so fixtures can expect it. */
+static void generate_name(cJSON *obj, int n)
+{
+	cJSON *m = cJSON_GetObjectItem(obj, "metadata");
+	const char *g = cJSON_GetStringValue(cJSON_GetObjectItem(m, "generateName"));
+	char *name;
+
+	if (!g || cJSON_GetObjectItem(m, "name"))
+		return;
+	name = ks_xasprintf("%s%05d", g, n % 100000);
+	cJSON_AddStringToObject(m, "name", name);
+	free(name);
+}
+
 static bool fake_kube(struct ks_lua_fake *f, const struct ks_lua_fake_kube *k,
 		      struct ks_lua_fake_reply *out)
 {
@@ -381,6 +396,8 @@ static bool fake_kube(struct ks_lua_fake *f, const struct ks_lua_fake_kube *k,
 	if (strcmp(k->verb, "apply") == 0 || strcmp(k->verb, "create") == 0) {
 		out->status = strcmp(k->verb, "create") == 0 ? 201 : 200;
 		out->json = cJSON_Duplicate(k->body, true);
+		if (strcmp(k->verb, "create") == 0)
+			generate_name(out->json, cJSON_GetArraySize(x->writes));
 	} else if (!o) {
 		not_found(out, k);
 	} else {
