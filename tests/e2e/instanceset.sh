@@ -28,6 +28,7 @@ for p in project network flavor image instance instanceset; do
 done
 IMG_ID=
 SAMPLER=
+FOREIGN=
 
 apply() { k apply -n "$NS" -f - >"$WORK/apply.out" 2>&1 || { cat "$WORK/apply.out" >&2; return 1; }; }
 sid() { field "$1" "$NS" "$2" '.status.id // empty'; }
@@ -80,6 +81,7 @@ tidy() {
 	k delete flavor "kst-$RUN-f" --wait=false >/dev/null 2>&1
 	k patch flavor "kst-$RUN-f" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
 	[ -n "$IMG_ID" ] && openstack image delete "$IMG_ID" >/dev/null 2>&1
+	[ -n "$FOREIGN" ] && openstack server group delete "$FOREIGN" >/dev/null 2>&1
 	cleanup
 }
 trap tidy EXIT
@@ -278,6 +280,25 @@ k delete instanceset aa -n "$NS" --wait=false >/dev/null
 eventually 180 "deleting the set: its Instances go, their servers and its server group are gone from OpenStack" op -- \
 	eval '[ -z "$(k get instances -n "$NS" -l app=aa -o name)" ] && os_gone server group show "$GID" &&
 		for id in $AA_IDS; do os_gone server show "$id" || exit 1; done'
+
+# An Instance may not join a server group of another project (Nova itself would let it, by ID).
+FOREIGN=$(openstack --os-compute-api-version 2.64 server group create --policy anti-affinity \
+	"kst-$RUN-foreign" -f value -c id)
+apply <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: Instance
+metadata: {name: foreign}
+spec:
+  imageRef: {name: img}
+  flavorRef: {name: kst-$RUN-f}
+  networks: [{networkRef: {name: net}}]
+  resource: {scheduler_hints: {group: "$FOREIGN"}}
+EOF
+eventually 60 "an Instance naming a server group of another project: InvalidConfiguration naming the field, no server in the group" op -- \
+	eval 'has instance "$NS" foreign ".status.id == null and any(.status.conditions[]?; .reason == \"InvalidConfiguration\"
+		and (.message | test(\"spec.resource.scheduler_hints.group: server group .* is not of this namespace.s project\")))" &&
+		openstack --os-compute-api-version 2.64 server group show "$FOREIGN" -f json | jq -e ".members == []"'
+k delete instance foreign -n "$NS" --wait=false >/dev/null
 
 # ---- orphan, then cascade ---------------------------------------------------------------
 
