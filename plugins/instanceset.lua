@@ -56,6 +56,18 @@ local InstanceSet = {
   api = 1, group = GROUP, version = VERSION, kind = "InstanceSet",
   finalizer = "kupenstack.io/instanceset",
   owns = { INSTANCES },
+  -- The namespace's project (for the server group) is read from the Namespace: once it
+  -- has one, the sets of that namespace look again.
+  watches = {
+    { group = "", version = "v1", kind = "Namespace", map = function(n)
+      local keys = {}
+      for i, o in ipairs(kube.list({ group = GROUP, version = VERSION, kind = "InstanceSet" },
+          { namespace = n.metadata.name })) do
+        keys[i] = n.metadata.name .. "/" .. o.metadata.name
+      end
+      return keys
+    end },
+  },
   concurrency = 4, resync = 300,
 }
 
