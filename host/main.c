@@ -50,6 +50,10 @@ static void usage(FILE *f)
 	      "                      [--stdlib DIR] [--log-level debug|info|warn|error]\n"
 	      "                      [--plugin-max-memory MIB] [--plugin-max-instructions N]\n"
 	      "                      [--plugin-max-seconds S]\n"
+	      "                      [--admission-addr HOST:PORT [--admission-url URL]\n"
+	      "                       [--admission-namespace NS] [--admission-failure-policy "
+	      "Fail|Ignore]\n"
+	      "                       [--admission-cert-seconds S]]\n"
 	      "  caps on what plugins declare in 'limits' (defaults 256 MiB, 1e10, 1800 s);\n"
 	      "  one run of a plugin may hold the loop for lease-duration / 6 (2.5 s), and a\n"
 	      "  --leader-elect host whose loop stops turning for lease-duration / 3 (5 s)\n"
@@ -367,6 +371,11 @@ static int cmd_run(int argc, char **argv)
 		{ "plugin-max-memory", required_argument, NULL, 'M' },
 		{ "plugin-max-instructions", required_argument, NULL, 'I' },
 		{ "plugin-max-seconds", required_argument, NULL, 'S' },
+		{ "admission-addr", required_argument, NULL, 1000 },
+		{ "admission-url", required_argument, NULL, 1001 },
+		{ "admission-namespace", required_argument, NULL, 1002 },
+		{ "admission-failure-policy", required_argument, NULL, 1003 },
+		{ "admission-cert-seconds", required_argument, NULL, 1004 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -467,6 +476,10 @@ static int cmd_run(int argc, char **argv)
 		case 'I':
 		case 'S':
 			if (plugin_cap(&o, c, optarg) != 0)
+				return 2;
+			break;
+		case 1000 ... 1004:
+			if (ks_admission_flag(&o.admission, c - 1000, optarg) != 0)
 				return 2;
 			break;
 		case 'h':

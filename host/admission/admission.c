@@ -1,0 +1,487 @@
+/* admission.c: the admission webhooks' policies, caches and requests. */
+#include "admission/impl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "admission/review.h"
+#include "ks.h"
+#include "log.h"
+
+#define PENDING_TTL_NS (30ull * 1000000000ull)
+
+static const struct ks_kube_res cpol_res = { "kupenstack.io", "v1alpha1", "clusterpolicies",
+					     false };
+static const struct ks_kube_res pol_res = { "kupenstack.io", "v1alpha1", "policies", true };
+static const struct ks_kube_res ns_res = { "", "v1", "namespaces", false };
+
+static cJSON *str_path(const cJSON *o, const char *a, const char *b)
+{
+	o = cJSON_GetObjectItemCaseSensitive(o, a);
+	return o ? cJSON_GetObjectItemCaseSensitive(o, b) : NULL;
+}
+
+static const char *meta(const cJSON *o, const char *k)
+{
+	const cJSON *v = str_path(o, "metadata", k);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* ---- pending: admitted CREATEs the cache has not seen yet (quota) ---- */
+
+void ks_adm_pending_drop(struct ks_admission *a, size_t i)
+{
+	struct pending *p = &a->pending[i];
+
+	free(p->group);
+	free(p->resource);
+	free(p->ns);
+	free(p->name);
+	cJSON_Delete(p->obj);
+	a->pending[i] = a->pending[--a->npending];
+}
+
+static void pending_expire(struct ks_admission *a)
+{
+	uint64_t now = ks_now_ns();
+
+	for (size_t i = a->npending; i-- > 0;) {
+		if (a->pending[i].expires_ns < now)
+			ks_adm_pending_drop(a, i);
+	}
+}
+
+static void pending_seen(struct ks_admission *a, const struct read_cache *rc, const char *ns,
+			 const char *name)
+{
+	for (size_t i = a->npending; i-- > 0;) {
+		struct pending *p = &a->pending[i];
+
+		if (strcmp(p->group, rc->group) == 0 && strcmp(p->resource, rc->resource) == 0 &&
+		    strcmp(p->ns, ns ? ns : "") == 0 && strcmp(p->name, name) == 0)
+			ks_adm_pending_drop(a, i);
+	}
+}
+
+/* ---- ctx.list ---- */
+
+static struct read_cache *find_read(struct ks_admission *a, const char *res)
+{
+	for (size_t i = 0; i < a->nreads; i++) {
+		if (strcmp(a->reads[i].res, res) == 0)
+			return &a->reads[i];
+	}
+	return NULL;
+}
+
+struct list_ctx {
+	cJSON *items;
+	const char *ns;
+};
+
+static void add_obj(const struct ks_cache_obj *o, void *data)
+{
+	struct list_ctx *l = data;
+	cJSON *obj;
+
+	if (l->ns) {
+		size_t n = strlen(l->ns);
+
+		if (strncmp(o->key, l->ns, n) != 0 || o->key[n] != '/')
+			return;
+	}
+	obj = cJSON_ParseWithLength(o->json, o->len);
+	if (obj)
+		cJSON_AddItemToArray(l->items, obj);
+}
+
+static cJSON *env_list(void *data, const char *res, const char *ns, const char **err)
+{
+	struct ks_admission *a = data;
+	struct read_cache *rc = find_read(a, res);
+	struct list_ctx l = { NULL, ns };
+
+	if (!rc || !ks_watch_synced(rc->watch)) {
+		*err = "the host's cache of that resource is not synced yet";
+		return NULL;
+	}
+	l.items = cJSON_CreateArray();
+	ks_cache_foreach(rc->cache, add_obj, &l);
+	pending_expire(a);
+	for (size_t i = 0; i < a->npending; i++) {
+		struct pending *p = &a->pending[i];
+
+		if (strcmp(p->group, rc->group) == 0 && strcmp(p->resource, rc->resource) == 0 &&
+		    (!ns || strcmp(p->ns, ns) == 0) &&
+		    !ks_cache_get(rc->cache, p->ns, p->name))
+			cJSON_AddItemToArray(l.items, cJSON_Duplicate(p->obj, 1));
+	}
+	return l.items;
+}
+
+struct read_handler {
+	struct ks_admission *a;
+	struct read_cache *rc;
+};
+
+static void read_added(const struct ks_cache_obj *o, void *data)
+{
+	struct read_handler *h = data;
+	const char *slash = strchr(o->key, '/');
+	char *ns = slash ? ks_xstrndup(o->key, (size_t)(slash - o->key)) : ks_xstrdup("");
+
+	pending_seen(h->a, h->rc, ns, slash ? slash + 1 : o->key);
+	free(ns);
+}
+
+/* Start a cache of res ("group/version/resource"), unless there is one. */
+static void ensure_read(struct ks_admission *a, const char *res)
+{
+	struct read_cache *rc;
+	char *copy, *v, *r;
+	struct read_handler *h;
+
+	if (find_read(a, res) || a->nreads == MAX_READS)
+		return;
+	rc = &a->reads[a->nreads++];
+	rc->res = ks_xstrdup(res);
+	copy = ks_xstrdup(res);
+	r = strrchr(copy, '/');
+	*r++ = '\0';
+	v = strrchr(copy, '/');
+	if (v)
+		*v++ = '\0';
+	rc->group = ks_xstrdup(v ? copy : "");
+	rc->version = ks_xstrdup(v ? v : copy);
+	rc->resource = ks_xstrdup(r);
+	free(copy);
+	rc->cache = ks_cache_new();
+	h = ks_xcalloc(1, sizeof(*h)); /* freed with the admission */
+	h->a = a;
+	h->rc = rc;
+	rc->handler = h;
+	ks_cache_add_handler(rc->cache, &(struct ks_cache_handler){ read_added, NULL, NULL, h });
+	rc->watch = ks_watch_new(
+		a->loop, a->kube, rc->cache,
+		&(struct ks_watch_opts){
+			.res = { rc->group, rc->version, rc->resource, true } });
+	ks_watch_start(rc->watch);
+	ks_info("admission: caching for policies", "resource=%s", res);
+}
+
+/* ---- policies ---- */
+
+static struct entry *find_entry(struct ks_admission *a, const char *id)
+{
+	for (size_t i = 0; i < a->nentries; i++) {
+		if (strcmp(a->entries[i].id, id) == 0)
+			return &a->entries[i];
+	}
+	return NULL;
+}
+
+static void status_done(struct ks_kube_result *res, void *data)
+{
+	char *id = data;
+
+	if (!ks_kube_ok(res) && res->code != 404)
+		ks_warn("admission: could not write a policy's status", "policy=%s error=%s", id,
+			res->message);
+	free(id);
+}
+
+static void write_status(struct ks_admission *a, const cJSON *cr, long long gen, const char *err)
+{
+	cJSON *patch = cJSON_CreateObject(), *st = cJSON_AddObjectToObject(patch, "status"), *c;
+	char now[32];
+	const char *ns = meta(cr, "namespace");
+	time_t t = time(NULL);
+
+	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+	cJSON_AddStringToObject(st, "phase", err ? "Refused" : "Loaded");
+	cJSON_AddStringToObject(st, "message", err ? err : "compiled and in force");
+	cJSON_AddNumberToObject(st, "observedGeneration", (double)gen);
+	c = cJSON_AddArrayToObject(st, "conditions");
+	c = cJSON_AddObjectToObject(c, "");
+	cJSON_DetachItemViaPointer(cJSON_GetObjectItem(st, "conditions"), c);
+	cJSON_AddItemToArray(cJSON_GetObjectItem(st, "conditions"), c);
+	cJSON_AddStringToObject(c, "type", "Ready");
+	cJSON_AddStringToObject(c, "status", err ? "False" : "True");
+	cJSON_AddStringToObject(c, "reason", err ? "Refused" : "Loaded");
+	cJSON_AddStringToObject(c, "message",
+				err ? err : "the policy is compiled and enforced");
+	cJSON_AddStringToObject(c, "lastTransitionTime", now);
+	cJSON_AddNumberToObject(c, "observedGeneration", (double)gen);
+	ks_kube_patch(a->kube, ns ? &pol_res : &cpol_res, ns, meta(cr, "name"), "status",
+		      KS_PATCH_MERGE, patch, status_done, ks_xstrdup(meta(cr, "name")));
+	cJSON_Delete(patch);
+}
+
+static void policy_changed(const struct ks_cache_obj *o, struct ks_admission *a)
+{
+	cJSON *cr = cJSON_ParseWithLength(o->json, o->len);
+	struct entry *e = find_entry(a, o->key);
+	struct ks_policy *p;
+	char *err = NULL;
+
+	if (!cr)
+		return;
+	if (e && e->generation == o->generation) {
+		cJSON_Delete(cr);
+		return; /* a status change: nothing to compile */
+	}
+	if (!e) {
+		a->entries = ks_xrealloc(a->entries, (a->nentries + 1) * sizeof(*e));
+		e = &a->entries[a->nentries++];
+		memset(e, 0, sizeof(*e));
+		e->id = ks_xstrdup(o->key);
+	}
+	e->generation = o->generation;
+	p = ks_policy_new(a->loop, cr, &err);
+	if (p) {
+		ks_policy_free(e->p);
+		e->p = p;
+		for (const char *const *r = ks_policy_reads(p); *r; r++)
+			ensure_read(a, *r);
+		ks_info("admission: policy loaded", "policy=%s generation=%lld", o->key,
+			o->generation);
+	} else {
+		ks_warn("admission: policy refused", "policy=%s error=%s kept=%s", o->key, err,
+			e->p ? "the previous version" : "none");
+	}
+	write_status(a, cr, o->generation, err);
+	free(err);
+	cJSON_Delete(cr);
+	ks_adm_apply_soon(a);
+}
+
+static void on_pol_add(const struct ks_cache_obj *o, void *data)
+{
+	policy_changed(o, data);
+}
+
+static void on_pol_update(const struct ks_cache_obj *old, const struct ks_cache_obj *o,
+			  void *data)
+{
+	policy_changed(o, data);
+}
+
+static void on_pol_delete(const struct ks_cache_obj *o, void *data)
+{
+	struct ks_admission *a = data;
+	struct entry *e = find_entry(a, o->key);
+
+	if (!e)
+		return;
+	ks_policy_free(e->p);
+	free(e->id);
+	*e = a->entries[--a->nentries];
+	ks_info("admission: policy removed", "policy=%s", o->key);
+	ks_adm_apply_soon(a);
+}
+
+/* The policies in force, ClusterPolicies first, each in name order. */
+static size_t in_force(struct ks_admission *a, struct ks_policy **out)
+{
+	size_t n = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		size_t first = n;
+
+		for (size_t i = 0; i < a->nentries; i++) {
+			struct entry *e = &a->entries[i];
+
+			if (e->p && (strchr(e->id, '/') == NULL) == (pass == 0))
+				out[n++] = e->p;
+		}
+		for (size_t i = first + 1; i < n; i++) { /* insertion sort by id */
+			struct ks_policy *p = out[i];
+			size_t j = i;
+
+			for (; j > first && strcmp(ks_policy_id(out[j - 1]), ks_policy_id(p)) > 0;
+			     j--)
+				out[j] = out[j - 1];
+			out[j] = p;
+		}
+	}
+	return n;
+}
+
+cJSON *ks_adm_rules(struct ks_admission *a)
+{
+	cJSON *all = cJSON_CreateArray(), *rules, *r;
+
+	for (size_t i = 0; i < a->nentries; i++) {
+		if (!a->entries[i].p)
+			continue;
+		rules = ks_policy_rules(a->entries[i].p);
+		while ((r = cJSON_DetachItemFromArray(rules, 0)))
+			cJSON_AddItemToArray(all, r);
+		cJSON_Delete(rules);
+	}
+	return all;
+}
+
+/* ---- requests ---- */
+
+static void remember(struct ks_admission *a, const cJSON *doc, const struct ks_policy_req *r)
+{
+	const cJSON *res = str_path(doc, "request", "resource");
+	const cJSON *g = cJSON_GetObjectItemCaseSensitive(res, "group"),
+		    *rs = cJSON_GetObjectItemCaseSensitive(res, "resource");
+	struct pending *p;
+	bool read = false;
+
+	if (!cJSON_IsString(g) || !cJSON_IsString(rs) || !r->object || !*r->name)
+		return;
+	for (size_t i = 0; i < a->nreads; i++)
+		read |= strcmp(a->reads[i].group, g->valuestring) == 0 &&
+			strcmp(a->reads[i].resource, rs->valuestring) == 0;
+	if (!read)
+		return;
+	a->pending = ks_xrealloc(a->pending, (a->npending + 1) * sizeof(*p));
+	p = &a->pending[a->npending++];
+	p->group = ks_xstrdup(g->valuestring);
+	p->resource = ks_xstrdup(rs->valuestring);
+	p->ns = ks_xstrdup(r->ns);
+	p->name = ks_xstrdup(r->name);
+	p->obj = cJSON_Duplicate(r->object, 1);
+	p->expires_ns = ks_now_ns() + PENDING_TTL_NS;
+}
+
+static bool exempt(struct ks_admission *a, const char *ns)
+{
+	return strcmp(ns, "kube-system") == 0 || strcmp(ns, a->o.namespace) == 0;
+}
+
+int ks_adm_serve(void *data, const char *path, const char *body, size_t len, struct ks_buf *out,
+		 const char **ctype)
+{
+	struct ks_admission *a = data;
+	bool mutate = strcmp(path, "/mutate") == 0, dry_run = false;
+	struct ks_policy *ps[256];
+	struct ks_policy_env env = { env_list, a };
+	struct ks_review_out res = { .allowed = true };
+	struct ks_policy_req r;
+	const struct ks_cache_obj *nso;
+	const char *uid, *err;
+	cJSON *doc, *nsdoc = NULL;
+	char *text;
+	size_t n;
+
+	if (!mutate && strcmp(path, "/validate") != 0) {
+		ks_buf_puts(out, "{\"message\":\"no such webhook (/validate, /mutate)\"}");
+		return 404;
+	}
+	doc = ks_review_parse(body, &r, &uid, &dry_run, &err);
+	if (!doc) {
+		ks_buf_printf(out, "{\"message\":\"%s\"}", err);
+		return 400;
+	}
+	nso = ks_cache_get(a->ns_cache, NULL, *r.ns ? r.ns : r.name);
+	if (nso && (*r.ns || strcmp(r.kind, "Namespace") == 0))
+		nsdoc = cJSON_ParseWithLength(nso->json, nso->len);
+	r.namespace_obj = *r.ns ? nsdoc : NULL;
+	if (!exempt(a, r.ns)) {
+		n = in_force(a, ps);
+		ks_review_run(ps, n, &r, &env, mutate, &res);
+	}
+	if (res.audits) {
+		text = cJSON_PrintUnformatted(res.audits);
+		ks_info("admission: audit", "op=%s kind=%s namespace=%s name=%s violations=%s",
+			r.operation, r.kind, r.ns, r.name, text);
+		free(text);
+	}
+	if (!mutate && res.allowed && !dry_run && strcmp(r.operation, "CREATE") == 0)
+		remember(a, doc, &r);
+	if (!res.allowed)
+		ks_info("admission: denied", "op=%s kind=%s namespace=%s name=%s message=%s",
+			r.operation, r.kind, r.ns, r.name, res.message);
+	text = ks_review_response(uid, &res);
+	ks_buf_puts(out, text);
+	free(text);
+	ks_review_out_deinit(&res);
+	cJSON_Delete(nsdoc);
+	cJSON_Delete(doc);
+	(void)len;
+	*ctype = "application/json";
+	return 200;
+}
+
+/* ---- life ---- */
+
+static struct ks_watch *watch(struct ks_admission *a, struct ks_cache *c,
+			      const struct ks_kube_res *res)
+{
+	struct ks_watch *w = ks_watch_new(a->loop, a->kube, c, &(struct ks_watch_opts){ .res = *res });
+
+	ks_watch_start(w);
+	return w;
+}
+
+struct ks_admission *ks_admission_new(uv_loop_t *loop, struct ks_kube *kube,
+				      const struct ks_admission_opts *o)
+{
+	struct ks_admission *a = ks_xcalloc(1, sizeof(*a));
+	struct ks_cache_handler h = { on_pol_add, on_pol_update, on_pol_delete, a };
+
+	a->loop = loop;
+	a->kube = kube;
+	a->o = *o;
+	a->o.namespace = o->namespace ? o->namespace : "kupenstack-system";
+	a->o.failure_policy = o->failure_policy ? o->failure_policy : "Fail";
+	a->o.timeout_seconds = o->timeout_seconds ? o->timeout_seconds : 5;
+	a->o.cert_seconds = o->cert_seconds ? o->cert_seconds : 365L * 86400;
+	a->o.name = o->name ? o->name : "kupenstack";
+	a->url = o->url ? ks_xstrdup(o->url) : ks_xasprintf("https://%s", o->addr);
+	a->cpol_cache = ks_cache_new();
+	a->pol_cache = ks_cache_new();
+	a->ns_cache = ks_cache_new();
+	ks_cache_add_handler(a->cpol_cache, &h);
+	ks_cache_add_handler(a->pol_cache, &h);
+	a->cpol_watch = watch(a, a->cpol_cache, &cpol_res);
+	a->pol_watch = watch(a, a->pol_cache, &pol_res);
+	a->ns_watch = watch(a, a->ns_cache, &ns_res);
+	ks_adm_cert_start(a);
+	return a;
+}
+
+int ks_admission_flag(struct ks_admission_opts *o, int i, const char *arg)
+{
+	char *end;
+	long n;
+
+	switch (i) {
+	case 0:
+		o->addr = arg;
+		return 0;
+	case 1:
+		if (strncmp(arg, "https://", 8) != 0)
+			break;
+		o->url = arg;
+		return 0;
+	case 2:
+		o->namespace = arg;
+		return 0;
+	case 3:
+		if (strcmp(arg, "Fail") != 0 && strcmp(arg, "Ignore") != 0)
+			break;
+		o->failure_policy = arg;
+		return 0;
+	default:
+		n = strtol(arg, &end, 10);
+		if (*end || n < 30 || n > 10L * 365 * 86400)
+			break;
+		o->cert_seconds = n;
+		return 0;
+	}
+	fprintf(stderr, "kupenstack: --admission-%s: %s\n",
+		(const char *[]){ "addr", "url", "namespace", "failure-policy", "cert-seconds" }[i],
+		(const char *[]){ "", "an https:// URL", "", "Fail or Ignore",
+				  "seconds, from 30 to ten years" }[i]);
+	return -EINVAL;
+}
