@@ -23,6 +23,7 @@
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
+#include "admission/cli.h"
 #include "app.h"
 #include "lua/cli.h"
 #include "lua/script.h"
@@ -64,7 +65,8 @@ static void usage(FILE *f)
 	      "       kupenstack exec [--kubeconfig F] [--os-cloud C] [--stdlib DIR] FILE.lua "
 	      "[ARGS]\n"
 	      "  runs FILE.lua in the plugin sandbox with the host modules (ks.core.*)\n"
-	      "       kupenstack plugin test|run|status ...   (kupenstack plugin help)\n",
+	      "       kupenstack plugin test|run|status ...   (kupenstack plugin help)\n"
+	      "       kupenstack policy test DIR...   (admission policies against fixtures)\n",
 	      f);
 }
 
@@ -545,6 +547,8 @@ int main(int argc, char **argv)
 		return cmd_exec(argc - 1, argv + 1);
 	if (strcmp(argv[1], "plugin") == 0)
 		return cmd_plugin(argc - 1, argv + 1);
+	if (strcmp(argv[1], "policy") == 0)
+		return ks_policy_cli(argc - 1, argv + 1);
 	fprintf(stderr, "kupenstack: unknown command %s\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -122,13 +124,15 @@ int ks_cert_make(struct ks_cert_pair *out, const char *const *sans, long seconds
 	EVP_PKEY *ca_key = EVP_EC_gen("P-256"), *key = EVP_EC_gen("P-256");
 	X509 *ca = NULL, *cert = NULL;
 	int rc = -EINVAL;
+	char cn[64];
 
 	memset(out, 0, sizeof(*out));
 	if (!ca_key || !key) {
 		*err = ssl_error("make an EC key");
 		goto out;
 	}
-	ca = make_cert(ca_key, "kupenstack-admission-ca", NULL, NULL, NULL, seconds);
+	snprintf(cn, sizeof(cn), "kupenstack-admission-ca-%lld", (long long)time(NULL));
+	ca = make_cert(ca_key, cn, NULL, NULL, NULL, seconds);
 	cert = ca ? make_cert(key, sans[0], ca, ca_key, sans, seconds) : NULL;
 	if (!cert) {
 		*err = ssl_error("make a certificate");

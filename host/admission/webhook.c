@@ -96,6 +96,11 @@ static void swap_cert(uv_timer_t *t)
 		free(err);
 	} else {
 		ks_info("admission: serving the new certificate", "port=%d", ks_https_port(a->https));
+		free(a->cert.cert_pem);
+		free(a->cert.key_pem);
+		a->cert.cert_pem = a->next_cert;
+		a->cert.key_pem = a->next_key;
+		a->next_cert = a->next_key = NULL;
 	}
 	free(a->next_cert);
 	free(a->next_key);
@@ -263,14 +268,16 @@ static void rotate(struct ks_admission *a)
 	cJSON_Delete(s);
 }
 
-/* Seconds until the certificate should be replaced: at two thirds of its life. */
-static long renew_in(const char *pem)
+/* Seconds until the certificate should be replaced: at two thirds of its life, or now
+ * when it was made for longer than the host is told to make them (--admission-cert-seconds
+ * lowered). */
+static long renew_in(const char *pem, long want)
 {
 	long left, total;
 
-	if (!pem || !ks_cert_remaining(pem, &left, &total))
+	if (!pem || !ks_cert_remaining(pem, &left, &total) || total > want + 120)
 		return -1;
-	return left - total / 3;
+	return left - KS_MIN(total - 60, want) / 3; /* made valid from a minute back */
 }
 
 static void schedule_check(struct ks_admission *a)
@@ -305,7 +312,9 @@ static void secret_read(struct ks_kube_result *res, void *data)
 				a->o.name);
 	}
 	serving = a->next_cert ? a->next_cert : a->cert.cert_pem;
-	if (renew_in(serving) <= 0) {
+	if (a->next_cert) {
+		/* a rotation is under way: its certificate is served after the grace delay */
+	} else if (renew_in(serving, a->o.cert_seconds) <= 0) {
 		rotate(a);
 	} else if (!a->https) {
 		start_serving(a);
