@@ -69,7 +69,7 @@ static void pending_seen(struct ks_admission *a, const struct read_cache *rc, co
 
 /* ---- ctx.list ---- */
 
-static struct read_cache *find_read(struct ks_admission *a, const char *res)
+struct read_cache *ks_adm_find_read(struct ks_admission *a, const char *res)
 {
 	for (size_t i = 0; i < a->nreads; i++) {
 		if (strcmp(a->reads[i].res, res) == 0)
@@ -99,10 +99,10 @@ static void add_obj(const struct ks_cache_obj *o, void *data)
 		cJSON_AddItemToArray(l->items, obj);
 }
 
-static cJSON *env_list(void *data, const char *res, const char *ns, const char **err)
+cJSON *ks_adm_env_list(void *data, const char *res, const char *ns, const char **err)
 {
 	struct ks_admission *a = data;
-	struct read_cache *rc = find_read(a, res);
+	struct read_cache *rc = ks_adm_find_read(a, res);
 	struct list_ctx l = { NULL, ns };
 
 	if (!rc || !ks_watch_synced(rc->watch)) {
@@ -139,13 +139,13 @@ static void read_added(const struct ks_cache_obj *o, void *data)
 }
 
 /* Start a cache of res ("group/version/resource"), unless there is one. */
-static void ensure_read(struct ks_admission *a, const char *res)
+void ks_adm_ensure_read(struct ks_admission *a, const char *res)
 {
 	struct read_cache *rc;
 	char *copy, *v, *r;
 	struct read_handler *h;
 
-	if (find_read(a, res) || a->nreads == MAX_READS)
+	if (ks_adm_find_read(a, res) || a->nreads == MAX_READS)
 		return;
 	rc = &a->reads[a->nreads++];
 	rc->res = ks_xstrdup(res);
@@ -246,7 +246,7 @@ static void policy_changed(const struct ks_cache_obj *o, struct ks_admission *a)
 		ks_policy_free(e->p);
 		e->p = p;
 		for (const char *const *r = ks_policy_reads(p); *r; r++)
-			ensure_read(a, *r);
+			ks_adm_ensure_read(a, *r);
 		ks_info("admission: policy loaded", "policy=%s generation=%lld", o->key,
 			o->generation);
 	} else {
@@ -257,6 +257,11 @@ static void policy_changed(const struct ks_cache_obj *o, struct ks_admission *a)
 	free(err);
 	cJSON_Delete(cr);
 	ks_adm_apply_soon(a);
+	if (p) { /* audit the new version: its caches need a moment to sync */
+		free(e->audit);
+		e->audit = NULL;
+		ks_adm_audit_soon(a, 1);
+	}
 }
 
 static void on_pol_add(const struct ks_cache_obj *o, void *data)
@@ -279,6 +284,7 @@ static void on_pol_delete(const struct ks_cache_obj *o, void *data)
 		return;
 	ks_policy_free(e->p);
 	free(e->id);
+	free(e->audit);
 	*e = a->entries[--a->nentries];
 	ks_info("admission: policy removed", "policy=%s", o->key);
 	ks_adm_apply_soon(a);
@@ -326,6 +332,11 @@ cJSON *ks_adm_rules(struct ks_admission *a)
 	return all;
 }
 
+const struct ks_kube_res *ks_adm_policy_res(bool cluster)
+{
+	return cluster ? &cpol_res : &pol_res;
+}
+
 /* ---- requests ---- */
 
 static void remember(struct ks_admission *a, const cJSON *doc, const struct ks_policy_req *r)
@@ -333,10 +344,11 @@ static void remember(struct ks_admission *a, const cJSON *doc, const struct ks_p
 	const cJSON *res = str_path(doc, "request", "resource");
 	const cJSON *g = cJSON_GetObjectItemCaseSensitive(res, "group"),
 		    *rs = cJSON_GetObjectItemCaseSensitive(res, "resource");
+	const char *name = r->object ? meta(r->object, "name") : NULL; /* generateName: set */
 	struct pending *p;
 	bool read = false;
 
-	if (!cJSON_IsString(g) || !cJSON_IsString(rs) || !r->object || !*r->name)
+	if (!cJSON_IsString(g) || !cJSON_IsString(rs) || !name || !*name)
 		return;
 	for (size_t i = 0; i < a->nreads; i++)
 		read |= strcmp(a->reads[i].group, g->valuestring) == 0 &&
@@ -348,7 +360,7 @@ static void remember(struct ks_admission *a, const cJSON *doc, const struct ks_p
 	p->group = ks_xstrdup(g->valuestring);
 	p->resource = ks_xstrdup(rs->valuestring);
 	p->ns = ks_xstrdup(r->ns);
-	p->name = ks_xstrdup(r->name);
+	p->name = ks_xstrdup(name);
 	p->obj = cJSON_Duplicate(r->object, 1);
 	p->expires_ns = ks_now_ns() + PENDING_TTL_NS;
 }
@@ -364,7 +376,7 @@ int ks_adm_serve(void *data, const char *path, const char *body, size_t len, str
 	struct ks_admission *a = data;
 	bool mutate = strcmp(path, "/mutate") == 0, dry_run = false;
 	struct ks_policy *ps[256];
-	struct ks_policy_env env = { env_list, a };
+	struct ks_policy_env env = { ks_adm_env_list, a };
 	struct ks_review_out res = { .allowed = true };
 	struct ks_policy_req r;
 	const struct ks_cache_obj *nso;
@@ -424,14 +436,16 @@ static struct ks_watch *watch(struct ks_admission *a, struct ks_cache *c,
 }
 
 struct ks_admission *ks_admission_new(uv_loop_t *loop, struct ks_kube *kube,
-				      const struct ks_admission_opts *o)
+				      struct ks_events *events, const struct ks_admission_opts *o)
 {
 	struct ks_admission *a = ks_xcalloc(1, sizeof(*a));
 	struct ks_cache_handler h = { on_pol_add, on_pol_update, on_pol_delete, a };
 
 	a->loop = loop;
 	a->kube = kube;
+	a->events = events;
 	a->o = *o;
+	a->o.audit_seconds = o->audit_seconds > 0 ? o->audit_seconds : 300;
 	a->o.namespace = o->namespace ? o->namespace : "kupenstack-system";
 	a->o.failure_policy = o->failure_policy ? o->failure_policy : "Fail";
 	a->o.timeout_seconds = o->timeout_seconds ? o->timeout_seconds : 5;
@@ -472,6 +486,11 @@ int ks_admission_flag(struct ks_admission_opts *o, int i, const char *arg)
 			break;
 		o->failure_policy = arg;
 		return 0;
+	case 5:
+		o->audit_seconds = strtod(arg, &end);
+		if (*end || !(o->audit_seconds >= 1 && o->audit_seconds <= 86400))
+			break;
+		return 0;
 	default:
 		n = strtol(arg, &end, 10);
 		if (*end || n < 30 || n > 10L * 365 * 86400)
@@ -480,8 +499,9 @@ int ks_admission_flag(struct ks_admission_opts *o, int i, const char *arg)
 		return 0;
 	}
 	fprintf(stderr, "kupenstack: --admission-%s: %s\n",
-		(const char *[]){ "addr", "url", "namespace", "failure-policy", "cert-seconds" }[i],
+		(const char *[]){ "addr", "url", "namespace", "failure-policy", "cert-seconds",
+				  "audit-seconds" }[i],
 		(const char *[]){ "", "an https:// URL", "", "Fail or Ignore",
-				  "seconds, from 30 to ten years" }[i]);
+				  "seconds, from 30 to ten years", "seconds, from 1 to 86400" }[i]);
 	return -EINVAL;
 }

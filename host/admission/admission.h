@@ -10,6 +10,7 @@
 #include <uv.h>
 
 struct ks_kube;
+struct ks_events;
 struct ks_admission;
 
 struct ks_admission_opts {
@@ -20,15 +21,17 @@ struct ks_admission_opts {
 	int timeout_seconds;	    /* 0: 5 */
 	long cert_seconds;	    /* serving certificate validity; 0: a year */
 	const char *name;	    /* webhook configurations and Secret; NULL: kupenstack */
+	double audit_seconds;	    /* between audits of existing objects; 0: 300 */
 };
 
-/* Start (watches, Secret, server). Never NULL; failures are logged and retried. */
+/* Start (watches, Secret, server, audits). events (not owned; may be NULL) gets the
+ * audit's PolicyViolation Events. Never NULL; failures are logged and retried. */
 struct ks_admission *ks_admission_new(uv_loop_t *loop, struct ks_kube *kube,
-				      const struct ks_admission_opts *o);
+				      struct ks_events *events, const struct ks_admission_opts *o);
 /* Stop serving and free (once the loop has closed its handles). */
 void ks_admission_free(struct ks_admission *a);
 /*
  * Set option i of o from a --admission-* flag (0 addr, 1 url, 2 namespace, 3
- * failure-policy, 4 cert-seconds). Returns 0, or -EINVAL after printing why.
+ * failure-policy, 4 cert-seconds, 5 audit-seconds). Returns 0, or -EINVAL after printing why.
  */
 int ks_admission_flag(struct ks_admission_opts *o, int i, const char *arg);

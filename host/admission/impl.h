@@ -8,6 +8,7 @@
 #include "admission/https.h"
 #include "admission/policy.h"
 #include "cache.h"
+#include "event.h"
 #include "kube.h"
 #include "watch.h"
 
@@ -23,6 +24,7 @@ struct read_cache {
 
 struct entry { /* one ClusterPolicy or Policy */
 	char *id;
+	char *audit; /* the last audit's summary, to write it (and its Events) when it changes */
 	long long generation; /* the last one compiled */
 	struct ks_policy *p;  /* the version in force, or NULL */
 	bool cluster;
@@ -42,7 +44,8 @@ struct ks_admission {
 	struct ks_https *https;
 	struct ks_cert_pair cert; /* in force (cert_pem, key_pem; ca_pem is the bundle) */
 	char *next_cert, *next_key; /* served after the grace delay */
-	uv_timer_t cert_timer, swap_timer, apply_timer;
+	uv_timer_t cert_timer, swap_timer, apply_timer, audit_timer;
+	struct ks_events *events;
 	bool apply_pending;
 	int applying;
 	struct ks_cache *cpol_cache, *pol_cache, *ns_cache;
@@ -60,7 +63,14 @@ struct ks_admission {
 /* webhook.c */
 void ks_adm_cert_start(struct ks_admission *a);
 void ks_adm_apply_soon(struct ks_admission *a);
+/* audit.c */
+void ks_adm_audit_soon(struct ks_admission *a, double seconds);
+void ks_adm_audit_run(uv_timer_t *t);
 /* admission.c */
+cJSON *ks_adm_env_list(void *data, const char *res, const char *ns, const char **err);
+struct read_cache *ks_adm_find_read(struct ks_admission *a, const char *res);
+void ks_adm_ensure_read(struct ks_admission *a, const char *res);
+const struct ks_kube_res *ks_adm_policy_res(bool cluster);
 cJSON *ks_adm_rules(struct ks_admission *a);
 void ks_adm_pending_drop(struct ks_admission *a, size_t i);
 int ks_adm_serve(void *data, const char *path, const char *body, size_t len, struct ks_buf *out,

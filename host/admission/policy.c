@@ -380,17 +380,26 @@ static bool labels_match(const cJSON *want, const cJSON *ns_obj)
 	return true;
 }
 
-bool ks_policy_matches(const struct ks_policy *p, const struct ks_policy_req *r)
+const char *const *ks_policy_kinds(const struct ks_policy *p)
+{
+	return (const char *const *)p->kinds;
+}
+
+bool ks_policy_in_scope(const struct ks_policy *p, const char *ns, const cJSON *ns_obj)
 {
 	bool named = !p->names[0];
 
-	if (!(p->ops & op_bit(r->operation)) || !kind_matches(p, r->group, r->kind))
-		return false;
 	if (p->ns) /* a Policy: its own namespace, nothing else */
-		return strcmp(p->ns, r->ns) == 0;
+		return strcmp(p->ns, ns) == 0;
 	for (size_t i = 0; !named && p->names[i]; i++)
-		named = strcmp(p->names[i], r->ns) == 0;
-	return named && (!p->selector || labels_match(p->selector, r->namespace_obj));
+		named = strcmp(p->names[i], ns) == 0;
+	return named && (!p->selector || labels_match(p->selector, ns_obj));
+}
+
+bool ks_policy_matches(const struct ks_policy *p, const struct ks_policy_req *r)
+{
+	return (p->ops & op_bit(r->operation)) && kind_matches(p, r->group, r->kind) &&
+	       ks_policy_in_scope(p, r->ns, r->namespace_obj);
 }
 
 /* ctx.list(resource [, namespace]): the cached objects, read-only copies. */

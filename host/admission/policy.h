@@ -65,6 +65,11 @@ bool ks_policy_has_validate(const struct ks_policy *p);
 const char *const *ks_policy_reads(const struct ks_policy *p);
 /* The webhook rules the policy needs (an array of admissionregistration rules), new. */
 cJSON *ks_policy_rules(const struct ks_policy *p);
+/* The kinds it matches, as written in spec.match.kinds, NULL-terminated. */
+const char *const *ks_policy_kinds(const struct ks_policy *p);
+/* Whether a request in namespace ns ("" for cluster scope; ns_obj its Namespace or NULL)
+ * is in the policy's scope (namespaces, selector, a Policy's own namespace). */
+bool ks_policy_in_scope(const struct ks_policy *p, const char *ns, const cJSON *ns_obj);
 /* Whether the policy applies to r. */
 bool ks_policy_matches(const struct ks_policy *p, const struct ks_policy_req *r);
 

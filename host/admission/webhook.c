@@ -341,7 +341,7 @@ static void timer_closed(uv_handle_t *h)
 
 void ks_adm_cert_start(struct ks_admission *a)
 {
-	uv_timer_t *ts[] = { &a->cert_timer, &a->swap_timer, &a->apply_timer };
+	uv_timer_t *ts[] = { &a->cert_timer, &a->swap_timer, &a->apply_timer, &a->audit_timer };
 
 	for (size_t i = 0; i < KS_ARRAY_SIZE(ts); i++) {
 		ks_require(uv_timer_init(a->loop, ts[i]) == 0);
@@ -349,11 +349,12 @@ void ks_adm_cert_start(struct ks_admission *a)
 		a->open_timers++;
 	}
 	check_cert(&a->cert_timer);
+	ks_adm_audit_soon(a, a->o.audit_seconds);
 }
 
 void ks_admission_free(struct ks_admission *a)
 {
-	uv_timer_t *ts[] = { &a->cert_timer, &a->swap_timer, &a->apply_timer };
+	uv_timer_t *ts[] = { &a->cert_timer, &a->swap_timer, &a->apply_timer, &a->audit_timer };
 
 	if (!a)
 		return;
@@ -378,6 +379,7 @@ void ks_admission_free(struct ks_admission *a)
 	for (size_t i = 0; i < a->nentries; i++) {
 		ks_policy_free(a->entries[i].p);
 		free(a->entries[i].id);
+		free(a->entries[i].audit);
 	}
 	free(a->entries);
 	while (a->npending)

@@ -64,6 +64,7 @@ int ks_cmd_run(int argc, char **argv)
 		{ "admission-namespace", required_argument, NULL, 1002 },
 		{ "admission-failure-policy", required_argument, NULL, 1003 },
 		{ "admission-cert-seconds", required_argument, NULL, 1004 },
+		{ "admission-audit-seconds", required_argument, NULL, 1005 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -161,7 +162,7 @@ int ks_cmd_run(int argc, char **argv)
 			if (plugin_cap(&o, c, optarg) != 0)
 				return 2;
 			break;
-		case 1000 ... 1004:
+		case 1000 ... 1005:
 			if (ks_admission_flag(&o.admission, c - 1000, optarg) != 0)
 				return 2;
 			break;
