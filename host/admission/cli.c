@@ -134,7 +134,7 @@ static int run_fixture(struct ks_policy *p, const char *name, cJSON *fx)
 	else
 		val = mut, memset(&mut, 0, sizeof(mut));
 	problem = compare(cJSON_GetObjectItem(fx, "expect"), &val, r.object);
-	if (mut.patch)
+	if (mut.patch && cJSON_GetArraySize(mut.patch) > 0)
 		patch = cJSON_PrintUnformatted(mut.patch);
 	op = !val.allowed ? "denied: " : patch ? "mutated: " : "admitted";
 	printf("%s - %s: %s%s%s\n", problem ? "not ok" : "ok", name, op,

@@ -71,6 +71,20 @@ admission_host() { # NAME PORT [flags]
 		--admission-namespace "$OPNS" "$@"
 }
 
+# Offline: kupenstack policy test.
+check "policy test: the shipped policies pass their fixtures" -- \
+	bash -c "'$KS' policy test '$TOP'/deploy/policies/*/ | tee /dev/stderr | grep -q '^[1-9][0-9]* passed, 0 failed' && ! '$KS' policy test '$TOP'/deploy/policies/*/ | grep -q '^not ok'"
+mkdir -p "$WORK/pt/fixtures"
+cp "$TOP/deploy/policies/allowed-flavors/policy.yaml" "$WORK/pt/"
+sed 's/m1.huge is not allowed/m1.huge is not permitted/' \
+	"$TOP/deploy/policies/allowed-flavors/fixtures/forbidden.yaml" >"$WORK/pt/fixtures/wrong.yaml"
+check "policy test: a fixture expecting another message fails, saying what differed" -- \
+	expect_out "expected the message '\\[allowed-flavors\\] flavor m1.huge is not permitted.*got '\\[allowed-flavors\\] flavor m1.huge is not allowed" \
+	bash -c "'$KS' policy test '$WORK/pt'; [ \$? = 1 ]"
+sed -i 's/^    return {$/    return {{/' "$WORK/pt/policy.yaml"
+check "policy test: a policy that does not compile is reported with the Lua error" -- \
+	expect_out "not ok - .*policy.yaml: allowed-flavors:[0-9]+: .*expected" bash -c "'$KS' policy test '$WORK/pt'"
+
 mkdir -p "$WORK/plugins"
 new_ns "$A" bare
 new_ns "$B" bare
