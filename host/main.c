@@ -27,9 +27,10 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-	{ "version", version },	     { "help", help },		{ "--help", help },
-	{ "run", ks_cmd_run },	     { "watch", ks_cmd_watch }, { "exec", ks_cmd_exec },
-	{ "plugin", ks_cmd_plugin },	{ "policy", ks_policy_cli },
+	{ "version", version },	     { "help", help },
+	{ "--help", help },	     { "run", ks_cmd_run },
+	{ "watch", ks_cmd_watch },   { "exec", ks_cmd_exec },
+	{ "plugin", ks_cmd_plugin }, { "policy", ks_policy_cli },
 };
 
 int main(int argc, char **argv)

@@ -116,8 +116,7 @@ cJSON *ks_adm_env_list(void *data, const char *res, const char *ns, const char *
 		struct pending *p = &a->pending[i];
 
 		if (strcmp(p->group, rc->group) == 0 && strcmp(p->resource, rc->resource) == 0 &&
-		    (!ns || strcmp(p->ns, ns) == 0) &&
-		    !ks_cache_get(rc->cache, p->ns, p->name))
+		    (!ns || strcmp(p->ns, ns) == 0) && !ks_cache_get(rc->cache, p->ns, p->name))
 			cJSON_AddItemToArray(l.items, cJSON_Duplicate(p->obj, 1));
 	}
 	return l.items;
@@ -167,8 +166,7 @@ void ks_adm_ensure_read(struct ks_admission *a, const char *res)
 	ks_cache_add_handler(rc->cache, &(struct ks_cache_handler){ read_added, NULL, NULL, h });
 	rc->watch = ks_watch_new(
 		a->loop, a->kube, rc->cache,
-		&(struct ks_watch_opts){
-			.res = { rc->group, rc->version, rc->resource, true } });
+		&(struct ks_watch_opts){ .res = { rc->group, rc->version, rc->resource, true } });
 	ks_watch_start(rc->watch);
 	ks_info("admission: caching for policies", "resource=%s", res);
 }
@@ -212,8 +210,7 @@ static void write_status(struct ks_admission *a, const cJSON *cr, long long gen,
 	cJSON_AddStringToObject(c, "type", "Ready");
 	cJSON_AddStringToObject(c, "status", err ? "False" : "True");
 	cJSON_AddStringToObject(c, "reason", err ? "Refused" : "Loaded");
-	cJSON_AddStringToObject(c, "message",
-				err ? err : "the policy is compiled and enforced");
+	cJSON_AddStringToObject(c, "message", err ? err : "the policy is compiled and enforced");
 	cJSON_AddStringToObject(c, "lastTransitionTime", now);
 	cJSON_AddNumberToObject(c, "observedGeneration", (double)gen);
 	ks_kube_patch(a->kube, ns ? &pol_res : &cpol_res, ns, meta(cr, "name"), "status",
@@ -269,8 +266,7 @@ static void on_pol_add(const struct ks_cache_obj *o, void *data)
 	policy_changed(o, data);
 }
 
-static void on_pol_update(const struct ks_cache_obj *old, const struct ks_cache_obj *o,
-			  void *data)
+static void on_pol_update(const struct ks_cache_obj *old, const struct ks_cache_obj *o, void *data)
 {
 	policy_changed(o, data);
 }
@@ -429,7 +425,8 @@ int ks_adm_serve(void *data, const char *path, const char *body, size_t len, str
 static struct ks_watch *watch(struct ks_admission *a, struct ks_cache *c,
 			      const struct ks_kube_res *res)
 {
-	struct ks_watch *w = ks_watch_new(a->loop, a->kube, c, &(struct ks_watch_opts){ .res = *res });
+	struct ks_watch *w =
+		ks_watch_new(a->loop, a->kube, c, &(struct ks_watch_opts){ .res = *res });
 
 	ks_watch_start(w);
 	return w;

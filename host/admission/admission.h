@@ -14,9 +14,10 @@ struct ks_events;
 struct ks_admission;
 
 struct ks_admission_opts {
-	const char *addr;	    /* listen, "127.0.0.1:8443" */
-	const char *url;	    /* base URL the API server calls; NULL: https://addr */
-	const char *namespace;	    /* the operator's (Secret; never admitted); NULL: kupenstack-system */
+	const char *addr; /* listen, "127.0.0.1:8443" */
+	const char *url;  /* base URL the API server calls; NULL: https://addr */
+	const char
+		*namespace; /* the operator's (Secret; never admitted); NULL: kupenstack-system */
 	const char *failure_policy; /* "Fail" or "Ignore"; NULL: Fail */
 	int timeout_seconds;	    /* 0: 5 */
 	long cert_seconds;	    /* serving certificate validity; 0: a year */

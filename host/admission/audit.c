@@ -127,8 +127,8 @@ static void report(struct run *r)
 	cJSON_AddItemToObject(au, "firstViolations", cJSON_Duplicate(r->first, 1));
 	ks_kube_patch(r->a->kube, ks_adm_policy_res(!ns), ns, slash ? slash + 1 : r->e->id,
 		      "status", KS_PATCH_MERGE, patch, status_done, NULL);
-	ks_info("admission: audit", "policy=%s violations=%u checked=%u", r->e->id,
-		r->violations, r->seen);
+	ks_info("admission: audit", "policy=%s violations=%u checked=%u", r->e->id, r->violations,
+		r->seen);
 	for (v = r->objs ? r->objs->child : NULL; v && v->next && r->a->events;
 	     v = v->next->next, i++) {
 		if (i < 20) /* the status counts them all */

@@ -132,7 +132,7 @@ int ks_cert_make(struct ks_cert_pair *out, const char *const *sans, long seconds
 		goto out;
 	}
 	snprintf(cn, sizeof(cn), "kupenstack-admission-ca-%lld", (long long)time(NULL));
-	ca = make_cert(ca_key, cn, NULL, NULL, NULL, seconds);
+	ca = make_cert(ca_key, cn, NULL, NULL, (const char *const[]){ NULL }, seconds);
 	cert = ca ? make_cert(key, sans[0], ca, ca_key, sans, seconds) : NULL;
 	if (!cert) {
 		*err = ssl_error("make a certificate");
@@ -175,8 +175,8 @@ bool ks_cert_remaining(const char *pem, long *left, long *total)
 	if (x && ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x))) {
 		*left = days * 86400L + secs;
 		ok = true;
-		if (total && ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x),
-					    X509_get0_notAfter(x)))
+		if (total &&
+		    ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x), X509_get0_notAfter(x)))
 			*total = days * 86400L + secs;
 	}
 	X509_free(x);

@@ -20,7 +20,8 @@ static cJSON *fixture_list(void *data, const char *res, const char *ns, const ch
 	const cJSON *items = cJSON_GetObjectItemCaseSensitive(f->cache, res), *o;
 	cJSON *out = cJSON_CreateArray();
 
-	cJSON_ArrayForEach(o, items) {
+	cJSON_ArrayForEach(o, items)
+	{
 		const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "metadata");
 		const cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "namespace");
 
@@ -56,7 +57,8 @@ static bool subset(const cJSON *want, const cJSON *have)
 		return have && cJSON_Compare(want, have, true);
 	if (!cJSON_IsObject(have))
 		return false;
-	cJSON_ArrayForEach(w, want) {
+	cJSON_ArrayForEach(w, want)
+	{
 		if (!subset(w, cJSON_GetObjectItemCaseSensitive(have, w->string)))
 			return false;
 	}
@@ -72,9 +74,9 @@ static char *compare(const cJSON *expect, const struct ks_review_out *out, const
 	const cJSON *want = cJSON_GetObjectItemCaseSensitive(expect, "object");
 
 	if (cJSON_IsBool(allowed) && cJSON_IsTrue(allowed) != out->allowed)
-		return ks_xasprintf("expected %s, got %s%s", out->allowed ? "a denial" : "admitted",
-				    out->allowed ? "admitted" : "denied: ",
-				    out->allowed ? "" : out->message);
+		return ks_xasprintf(
+			"expected %s, got %s%s", out->allowed ? "a denial" : "admitted",
+			out->allowed ? "admitted" : "denied: ", out->allowed ? "" : out->message);
 	if (cJSON_IsString(msg) && (!out->message || strcmp(msg->valuestring, out->message)))
 		return ks_xasprintf("expected the message '%s', got '%s'", msg->valuestring,
 				    out->message ? out->message : "(none)");
@@ -112,21 +114,19 @@ static int run_fixture(struct ks_policy *p, const char *name, cJSON *fx)
 			      ? o->valuestring
 			      : "CREATE";
 	r.ns = (o = cJSON_GetObjectItem(req, "namespace")) && cJSON_IsString(o) ? o->valuestring
-										  : "";
+										: "";
 	r.object = cJSON_GetObjectItem(req, "object");
 	r.old = cJSON_GetObjectItem(req, "oldObject");
 	r.user = cJSON_GetObjectItem(req, "userInfo");
 	r.namespace_obj = cJSON_GetObjectItem(fx, "namespace");
 	k = cJSON_GetObjectItem(req, "kind");
 	r.group = (o = cJSON_GetObjectItem(k, "group")) && cJSON_IsString(o) ? o->valuestring
-									   : "kupenstack.io";
-	r.kind = (o = cJSON_GetObjectItem(k, "kind")) && cJSON_IsString(o) ? o->valuestring
-		 : (o = cJSON_GetObjectItem(r.object, "kind")) && cJSON_IsString(o)
-			 ? o->valuestring
-			 : "";
-	o = cJSON_GetObjectItem(cJSON_GetObjectItem(r.object ? r.object : (cJSON *)r.old,
-						    "metadata"),
-				"name");
+									     : "kupenstack.io";
+	r.kind = (o = cJSON_GetObjectItem(k, "kind")) && cJSON_IsString(o)	    ? o->valuestring
+		 : (o = cJSON_GetObjectItem(r.object, "kind")) && cJSON_IsString(o) ? o->valuestring
+										    : "";
+	o = cJSON_GetObjectItem(
+		cJSON_GetObjectItem(r.object ? r.object : (cJSON *)r.old, "metadata"), "name");
 	r.name = cJSON_IsString(o) ? o->valuestring : "";
 	ks_review_run(&p, 1, &r, &env, true, &mut);
 	if (mut.allowed)
@@ -138,7 +138,9 @@ static int run_fixture(struct ks_policy *p, const char *name, cJSON *fx)
 		patch = cJSON_PrintUnformatted(mut.patch);
 	op = !val.allowed ? "denied: " : patch ? "mutated: " : "admitted";
 	printf("%s - %s: %s%s%s\n", problem ? "not ok" : "ok", name, op,
-	       !val.allowed ? val.message : patch ? patch : "",
+	       !val.allowed ? val.message
+	       : patch	    ? patch
+			    : "",
 	       val.warnings ? " (with warnings)" : "");
 	if (problem)
 		printf("#   %s\n", problem);
@@ -208,8 +210,9 @@ int ks_policy_cli(int argc, char **argv)
 	int rc = 0;
 
 	if (argc < 3 || strcmp(argv[1], "test") != 0) {
-		fprintf(stderr, "usage: kupenstack policy test DIR...\n"
-				"  DIR holds policy.yaml and fixtures/*.yaml (host/admission/cli.h)\n");
+		fprintf(stderr,
+			"usage: kupenstack policy test DIR...\n"
+			"  DIR holds policy.yaml and fixtures/*.yaml (host/admission/cli.h)\n");
 		return 2;
 	}
 	for (int i = 2; i < argc; i++)

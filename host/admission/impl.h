@@ -42,7 +42,7 @@ struct ks_admission {
 	struct ks_admission_opts o;
 	char *url;
 	struct ks_https *https;
-	struct ks_cert_pair cert; /* in force (cert_pem, key_pem; ca_pem is the bundle) */
+	struct ks_cert_pair cert;   /* in force (cert_pem, key_pem; ca_pem is the bundle) */
 	char *next_cert, *next_key; /* served after the grace delay */
 	uv_timer_t cert_timer, swap_timer, apply_timer, audit_timer;
 	struct ks_events *events;

@@ -56,7 +56,8 @@ static char *strings(const cJSON *obj, const char *field, char **out)
 		return NULL;
 	if (!cJSON_IsArray(a))
 		return ks_xasprintf("%s must be a list of strings", field);
-	cJSON_ArrayForEach(v, a) {
+	cJSON_ArrayForEach(v, a)
+	{
 		if (!cJSON_IsString(v) || !*v->valuestring)
 			return ks_xasprintf("%s[%zu] must be a non-empty string", field, n);
 		if (n == MAX_LIST)
@@ -89,9 +90,11 @@ static char *parse_match(struct ks_policy *p, const cJSON *m)
 	if (sel)
 		p->selector = cJSON_Duplicate(sel, 1);
 	p->ops = ops ? 0 : op_bit("CREATE") | op_bit("UPDATE");
-	cJSON_ArrayForEach(v, ops) {
+	cJSON_ArrayForEach(v, ops)
+	{
 		if (!err && (!cJSON_IsString(v) || !op_bit(v->valuestring)))
-			err = ks_xstrdup("spec.match.operations: CREATE, UPDATE, DELETE or CONNECT");
+			err = ks_xstrdup(
+				"spec.match.operations: CREATE, UPDATE, DELETE or CONNECT");
 		else if (!err)
 			p->ops |= op_bit(v->valuestring);
 	}
@@ -166,9 +169,10 @@ static char *load_reads(struct ks_policy *p, lua_State *L)
 			break;
 		}
 		if (!strchr(r, '/') || strstr(r, "secrets") || strchr(r, '?')) {
-			char *e = ks_xasprintf("reads[%d] %s: group/version/resource (v1/namespaces "
-					       "for the core group), never secrets",
-					       i, r);
+			char *e =
+				ks_xasprintf("reads[%d] %s: group/version/resource (v1/namespaces "
+					     "for the core group), never secrets",
+					     i, r);
 			lua_pop(L, 2);
 			return e;
 		}
@@ -183,9 +187,9 @@ static char *load_reads(struct ks_policy *p, lua_State *L)
 static char *load_lua(struct ks_policy *p, uv_loop_t *loop, const char *src)
 {
 	static const char *const refused[] = {
-		"ks.core.http",	 "ks.core.kube",  "ks.core.config",   "ks.core.metrics",
-		"ks.core.helm",	 "ks.core.fault", "ks.core.transfer", "ks.core.amqp",
-		"ks.core.time",
+		"ks.core.http",	    "ks.core.kube", "ks.core.config",
+		"ks.core.metrics",  "ks.core.helm", "ks.core.fault",
+		"ks.core.transfer", "ks.core.amqp", "ks.core.time",
 	};
 	struct ks_lua_host host = { .loop = loop };
 	struct ks_lua_limits lim = { KS_POLICY_MEMORY, KS_POLICY_INSTRUCTIONS, KS_POLICY_SECONDS,
@@ -202,8 +206,9 @@ static char *load_lua(struct ks_policy *p, uv_loop_t *loop, const char *src)
 		goto out;
 	run(p, 0, &c);
 	if (!c.ok || c.ref == LUA_NOREF) {
-		err = c.msg ? c.msg : ks_xstrdup("spec.lua must return a table "
-						 "{ validate = function, default = function }");
+		err = c.msg ? c.msg
+			    : ks_xstrdup("spec.lua must return a table "
+					 "{ validate = function, default = function }");
 		goto out;
 	}
 	p->ref = c.ref;
@@ -216,7 +221,8 @@ static char *load_lua(struct ks_policy *p, uv_loop_t *loop, const char *src)
 	err = load_reads(p, L);
 	lua_pop(L, 1);
 	if (!err && !p->has_validate && !p->has_default)
-		err = ks_xstrdup("spec.lua: the table has neither validate nor default (functions)");
+		err = ks_xstrdup(
+			"spec.lua: the table has neither validate nor default (functions)");
 out:
 	free(chunk);
 	return err;
@@ -334,9 +340,8 @@ cJSON *ks_policy_rules(const struct ks_policy *p)
 				      cJSON_CreateStringArray((const char *const[]){ group }, 1));
 		cJSON_AddItemToObject(rule, "apiVersions",
 				      cJSON_CreateStringArray((const char *const[]){ "*" }, 1));
-		cJSON_AddItemToObject(
-			rule, "resources",
-			cJSON_CreateStringArray((const char *const[]){ plural }, 1));
+		cJSON_AddItemToObject(rule, "resources",
+				      cJSON_CreateStringArray((const char *const[]){ plural }, 1));
 		ops = cJSON_AddArrayToObject(rule, "operations");
 		for (size_t o = 0; o < KS_ARRAY_SIZE(op_names); o++) {
 			if (p->ops & (1u << o))
@@ -370,7 +375,8 @@ static bool labels_match(const cJSON *want, const cJSON *ns_obj)
 				     : NULL,
 		    *w;
 
-	cJSON_ArrayForEach(w, want) {
+	cJSON_ArrayForEach(w, want)
+	{
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(labels, w->string);
 
 		if (!cJSON_IsString(w) || !cJSON_IsString(v) ||
@@ -445,9 +451,9 @@ static void push_field(lua_State *L, const cJSON *o, const char *key, const char
 
 static void push_ctx(lua_State *L, struct call *c, const struct ks_policy_req *r)
 {
-	const cJSON *meta = r->namespace_obj ? cJSON_GetObjectItemCaseSensitive(r->namespace_obj,
-										"metadata")
-					     : NULL;
+	const cJSON *meta = r->namespace_obj
+				    ? cJSON_GetObjectItemCaseSensitive(r->namespace_obj, "metadata")
+				    : NULL;
 
 	lua_newtable(L);
 	lua_pushstring(L, r->operation);

@@ -35,9 +35,9 @@ struct ks_policy_req {
 	const char *operation; /* CREATE UPDATE DELETE CONNECT */
 	const char *ns;	       /* "" for cluster-scoped objects */
 	const char *name, *group, *kind;
-	cJSON *object;		  /* NULL for DELETE */
-	const cJSON *old;	  /* NULL for CREATE */
-	const cJSON *user;	  /* userInfo: username, groups */
+	cJSON *object;		    /* NULL for DELETE */
+	const cJSON *old;	    /* NULL for CREATE */
+	const cJSON *user;	    /* userInfo: username, groups */
 	const cJSON *namespace_obj; /* the request's Namespace, or NULL */
 };
 

@@ -76,7 +76,8 @@ int ks_review_set_fields(cJSON *obj, const cJSON *fields, cJSON *patch, char **e
 	const cJSON *f;
 	int rc = 0;
 
-	cJSON_ArrayForEach(f, fields) {
+	cJSON_ArrayForEach(f, fields)
+	{
 		if (!rc && f->string)
 			rc = set_one(obj, f->string, f, patch, err);
 	}
@@ -167,8 +168,8 @@ static const char *sget(const cJSON *o, const char *k)
 	return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-cJSON *ks_review_parse(const char *body, struct ks_policy_req *r, const char **uid,
-		       bool *dry_run, const char **err)
+cJSON *ks_review_parse(const char *body, struct ks_policy_req *r, const char **uid, bool *dry_run,
+		       const char **err)
 {
 	cJSON *doc = cJSON_Parse(body), *req, *o;
 

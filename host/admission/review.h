@@ -35,8 +35,8 @@ void ks_review_out_deinit(struct ks_review_out *out);
  * Parse an AdmissionReview: returns the document (free it; r points into it) and sets
  * *uid, or NULL with *err (static text).
  */
-cJSON *ks_review_parse(const char *body, struct ks_policy_req *r, const char **uid,
-		       bool *dry_run, const char **err);
+cJSON *ks_review_parse(const char *body, struct ks_policy_req *r, const char **uid, bool *dry_run,
+		       const char **err);
 /* The AdmissionReview answering uid with out, as JSON text (free it). */
 char *ks_review_response(const char *uid, const struct ks_review_out *out);
 /* Set the "dotted.path" fields (an object) on obj, appending JSON patch ops to patch.

@@ -95,7 +95,8 @@ static void swap_cert(uv_timer_t *t)
 		ks_err("admission: the new certificate was refused", "error=%s", err);
 		free(err);
 	} else {
-		ks_info("admission: serving the new certificate", "port=%d", ks_https_port(a->https));
+		ks_info("admission: serving the new certificate", "port=%d",
+			ks_https_port(a->https));
 		free(a->cert.cert_pem);
 		free(a->cert.key_pem);
 		a->cert.cert_pem = a->next_cert;
@@ -165,8 +166,8 @@ static void check_cert(uv_timer_t *t);
 
 static char *secret_field(const cJSON *s, const char *key)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(s, "data"), key);
+	const cJSON *v =
+		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(s, "data"), key);
 	size_t n;
 
 	return cJSON_IsString(v) ? ks_base64_decode(v->valuestring, strlen(v->valuestring), &n)
@@ -252,13 +253,13 @@ static void rotate(struct ks_admission *a)
 	d = cJSON_AddObjectToObject(s, "data");
 	cJSON_AddItemToObject(d, "ca.crt", cJSON_CreateString(bundle = b64(p.ca_pem)));
 	free(bundle);
-	cJSON_AddItemToObject(d, "tls.crt",
-			      cJSON_CreateString(bundle = b64(a->next_cert ? a->next_cert
-									    : p.cert_pem)));
+	cJSON_AddItemToObject(
+		d, "tls.crt",
+		cJSON_CreateString(bundle = b64(a->next_cert ? a->next_cert : p.cert_pem)));
 	free(bundle);
-	cJSON_AddItemToObject(d, "tls.key",
-			      cJSON_CreateString(bundle = b64(a->next_key ? a->next_key
-									   : p.key_pem)));
+	cJSON_AddItemToObject(
+		d, "tls.key",
+		cJSON_CreateString(bundle = b64(a->next_key ? a->next_key : p.key_pem)));
 	free(bundle);
 	ks_cert_deinit(&a->cert);
 	a->cert = p;

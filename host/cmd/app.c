@@ -162,8 +162,7 @@ static void probed(struct ks_kube_result *res, void *data)
 		return;
 	}
 	if (a->o->admission.addr) /* every replica serves: admission writes nothing */
-		a->admission = ks_admission_new(a->loop, a->kube, a->events,
-						 &a->o->admission);
+		a->admission = ks_admission_new(a->loop, a->kube, a->events, &a->o->admission);
 	if (a->o->leader_elect) {
 		a->lease = ks_lease_new(
 			a->loop, a->kube,
