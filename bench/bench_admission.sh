@@ -90,7 +90,7 @@ run() { # NAME
 		END { split(b, x, " "); split(a, y, " "); c = y[2] - x[2]
 		      printf "%-10s %5d req  p50 %6.1f ms  p99 %6.1f ms  not-201 %d  apiserver webhook mean %s\n",
 			name, NR, t[int(NR * 0.5)], t[int(NR * 0.99)], bad + 0,
-			c > 0 ? sprintf("%.1f ms (%d calls)", (y[1] - x[1]) / c * 1000, c) : "- (no calls)" }'
+			(c > 0 ? sprintf("%.1f ms (%d calls)", (y[1] - x[1]) / c * 1000, c) : "- (no calls)") }'
 }
 wait_curls() { while pgrep -P $$ curl >/dev/null; do sleep 0.1; done; }
 rss() { awk '/VmRSS/ { print $2 }' "/proc/$HOST_PID/status"; }
