@@ -12,6 +12,7 @@
 #include "log.h"
 
 #define PENDING_TTL_NS (30ull * 1000000000ull)
+#define MAX_PENDING 10000 /* past it, one is dropped (forged reviews cannot grow it) */
 
 static const struct ks_kube_res cpol_res = { "kupenstack.io", "v1alpha1", "clusterpolicies",
 					     false };
@@ -351,6 +352,9 @@ static void remember(struct ks_admission *a, const cJSON *doc, const struct ks_p
 			strcmp(a->reads[i].resource, rs->valuestring) == 0;
 	if (!read)
 		return;
+	pending_expire(a);
+	if (a->npending >= MAX_PENDING)
+		ks_adm_pending_drop(a, 0);
 	a->pending = ks_xrealloc(a->pending, (a->npending + 1) * sizeof(*p));
 	p = &a->pending[a->npending++];
 	p->group = ks_xstrdup(g->valuestring);

@@ -122,9 +122,11 @@ static int run_fixture(struct ks_policy *p, const char *name, cJSON *fx)
 	k = cJSON_GetObjectItem(req, "kind");
 	r.group = (o = cJSON_GetObjectItem(k, "group")) && cJSON_IsString(o) ? o->valuestring
 									     : "kupenstack.io";
-	r.kind = (o = cJSON_GetObjectItem(k, "kind")) && cJSON_IsString(o)	    ? o->valuestring
-		 : (o = cJSON_GetObjectItem(r.object, "kind")) && cJSON_IsString(o) ? o->valuestring
-										    : "";
+	r.kind = (o = cJSON_GetObjectItem(k, "kind")) && cJSON_IsString(o) ? o->valuestring
+		 : (o = cJSON_GetObjectItem(r.object ? r.object : (cJSON *)r.old, "kind")) &&
+				 cJSON_IsString(o)
+			 ? o->valuestring
+			 : "";
 	o = cJSON_GetObjectItem(
 		cJSON_GetObjectItem(r.object ? r.object : (cJSON *)r.old, "metadata"), "name");
 	r.name = cJSON_IsString(o) ? o->valuestring : "";

@@ -3,7 +3,7 @@
 # API server calling the host's webhook over TLS (clientConfig.url on loopback).
 #  - host a (failurePolicy Fail) makes its CA and certificate (Secret kupenstack-system/
 #    kupenstack) and both webhook configurations; the shipped policies (deploy/policies/)
-#    load: a forbidden flavor is refused at `kubectl apply` with the policy's message, a
+#    load: a Network still used cannot be deleted; a forbidden flavor is refused at `kubectl apply` with the policy's message, a
 #    default is in the stored object, 20 parallel creates against a quota of 10 admit 10;
 #    a Warn policy admits with the warning kubectl prints; a new version with a syntax
 #    error is Refused with the error and the old one still enforced; a policy looping
@@ -23,7 +23,7 @@ export WORK OPNS=kupenstack-system
 A=ks-e2e-pol-a-$$
 B=ks-e2e-pol-b-$$
 Q=ks-e2e-pol-q-$$
-POLICIES=(allowed-flavors namespace-quota default-recovery e2e-warn-$$ e2e-loop-$$)
+POLICIES=(allowed-flavors namespace-quota default-recovery network-in-use e2e-warn-$$ e2e-loop-$$)
 
 policy_cleanup() {
 	k delete validatingwebhookconfiguration kupenstack --ignore-not-found >/dev/null 2>&1
@@ -94,12 +94,13 @@ k annotate ns "$A" kupenstack.io/allowed-flavors=m1.small,m1.medium \
 k annotate ns "$Q" kupenstack.io/max-instances=10 >/dev/null
 k apply -f "$TOP/deploy/policies/allowed-flavors/policy.yaml" \
 	-f "$TOP/deploy/policies/quota/policy.yaml" \
-	-f "$TOP/deploy/policies/default-recovery/policy.yaml" >/dev/null
+	-f "$TOP/deploy/policies/default-recovery/policy.yaml" \
+	-f "$TOP/deploy/policies/network-in-use/policy.yaml" >/dev/null
 
 PORT=$(free_port)
 admission_host a "$PORT" --admission-failure-policy Fail --admission-audit-seconds 5
 eventually 30 "the shipped policies are Loaded" a -- \
-	bash -c "$(declare -f k phase); for p in allowed-flavors namespace-quota default-recovery; do phase \$p | grep -q '^Loaded 1' || exit 1; done" 
+	bash -c "$(declare -f k phase); for p in allowed-flavors namespace-quota default-recovery network-in-use; do phase \$p | grep -q '^Loaded 1' || exit 1; done" 
 eventually 30 "the webhook configurations hold the policies' rules and Fail" a -- \
 	webhook_ready Fail
 check "the CA and certificate are kept in the Secret" -- \
@@ -114,6 +115,12 @@ check "the default is in the stored object (recoveryPolicy.onError Rebuild)" -- 
 check "an immutable field's change is refused at apply time" a -- \
 	expect_out 'spec.flavorRef.name is immutable \(m1.small to m1.medium\)' instance "$A" vm1 m1.medium
 check "a namespace without the annotation may use any flavor" a -- instance "$B" vm1 m1.huge
+echo '{"apiVersion":"kupenstack.io/v1alpha1","kind":"Network","metadata":{"name":"net"},"spec":{}}' >"$WORK/net.json"
+k apply -n "$A" -f "$WORK/net.json" >/dev/null
+check "deleting a Network an Instance still names is refused, saying which" a -- \
+	expect_out 'denied the request: \[network-in-use\] Network net is still used by Instance vm1: delete them first' \
+	k delete network net -n "$A"
+check "the refused delete left the Network" -- k get network net -n "$A"
 
 # 20 parallel creates against a quota of 10: one curl, 20 POSTs at once (kubectl processes
 # would start too far apart to race), through a kubectl proxy.
