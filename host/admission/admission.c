@@ -370,6 +370,14 @@ static bool exempt(struct ks_admission *a, const char *ns)
 	return strcmp(ns, "kube-system") == 0 || strcmp(ns, a->o.namespace) == 0;
 }
 
+/* An update of an object being deleted (its finalizers taken off): never refused, or a
+ * policy made after the object could hold its deletion forever. */
+static bool being_deleted(const struct ks_policy_req *r)
+{
+	return r->old && strcmp(r->operation, "UPDATE") == 0 &&
+	       str_path(r->old, "metadata", "deletionTimestamp");
+}
+
 int ks_adm_serve(void *data, const char *path, const char *body, size_t len, struct ks_buf *out,
 		 const char **ctype)
 {
@@ -398,7 +406,7 @@ int ks_adm_serve(void *data, const char *path, const char *body, size_t len, str
 	if (nso && (*r.ns || strcmp(r.kind, "Namespace") == 0))
 		nsdoc = cJSON_ParseWithLength(nso->json, nso->len);
 	r.namespace_obj = *r.ns ? nsdoc : NULL;
-	if (!exempt(a, r.ns)) {
+	if (!exempt(a, r.ns) && !being_deleted(&r)) {
 		n = in_force(a, ps);
 		ks_review_run(ps, n, &r, &env, mutate, &res);
 	}

@@ -194,6 +194,11 @@ static char *load_lua(struct ks_policy *p, uv_loop_t *loop, const char *src)
 	struct ks_lua_host host = { .loop = loop };
 	struct ks_lua_limits lim = { KS_POLICY_MEMORY, KS_POLICY_INSTRUCTIONS, KS_POLICY_SECONDS,
 				     0 };
+
+	if (p->ns) {
+		lim.instructions /= 10;
+		lim.seconds /= 10;
+	}
 	struct call c = { .p = p, .want_table = true, .ref = LUA_NOREF };
 	lua_State *L;
 	char *err = NULL, *chunk = ks_xasprintf("=%s", p->id);

@@ -43,7 +43,8 @@ struct ks_policy_req {
 
 struct ks_policy;
 
-/* The limits every policy runs under (per call). */
+/* The limits every policy runs under (per call); a namespaced Policy (which a namespace's
+ * own users may be granted) gets a tenth of the instructions and time. */
 #define KS_POLICY_MEMORY (16u << 20)
 #define KS_POLICY_INSTRUCTIONS 10000000ull
 #define KS_POLICY_SECONDS 1.0

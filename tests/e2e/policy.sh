@@ -23,7 +23,8 @@ export WORK OPNS=kupenstack-system
 A=ks-e2e-pol-a-$$
 B=ks-e2e-pol-b-$$
 Q=ks-e2e-pol-q-$$
-POLICIES=(allowed-flavors namespace-quota default-recovery network-in-use e2e-warn-$$ e2e-loop-$$)
+POLICIES=(allowed-flavors namespace-quota default-recovery network-in-use e2e-warn-$$ e2e-loop-$$
+	e2e-freeze-$$)
 
 policy_cleanup() {
 	k delete validatingwebhookconfiguration kupenstack --ignore-not-found >/dev/null 2>&1
@@ -190,6 +191,26 @@ eventually 30 "the audit finds the existing violation: a PolicyViolation Event o
 	bash -c "$(declare -f k); k get events -n $B --field-selector involvedObject.name=vm1,reason=PolicyViolation -o jsonpath='{.items[*].message}' | grep -F '[allowed-flavors] flavor m1.huge is not allowed'"
 check "the audit changed nothing: vm1 keeps its flavor" -- \
 	expect_out '^m1.huge$' k get instance vm1 -n "$B" -o jsonpath='{.spec.flavorRef.name}{"\n"}'
+
+# An object being deleted: its finalizers come off even under a policy refusing updates.
+k patch instance vm2 -n "$B" --type merge -p '{"metadata":{"finalizers":["e2e.kupenstack.io/hold"]}}' >/dev/null
+k apply -f - >/dev/null <<EOT
+apiVersion: kupenstack.io/v1alpha1
+kind: ClusterPolicy
+metadata: {name: e2e-freeze-$$}
+spec:
+  match: {kinds: [kupenstack.io/Instance], namespaces: [$B], operations: [UPDATE]}
+  lua: |
+    return { validate = function() return "no updates in this namespace" end }
+EOT
+eventually 30 "a policy refusing every update in B is Loaded" a -- bash -c "$(declare -f k phase); phase e2e-freeze-$$ | grep -q ^Loaded"
+check "an update in B is refused" a -- \
+	expect_out 'denied the request: \[e2e-freeze-'$$'\] no updates' k label instance vm2 -n "$B" x=y
+k delete instance vm2 -n "$B" --wait=false >/dev/null
+check "the finalizer of an object being deleted still comes off (the policy is not run)" a -- \
+	k patch instance vm2 -n "$B" --type merge -p '{"metadata":{"finalizers":null}}'
+eventually 30 "and the object is gone" -- bash -c "$(declare -f k); ! k get instance vm2 -n $B"
+k delete clusterpolicy "e2e-freeze-$$" >/dev/null
 
 # Namespaced Policies: A's does not reach B, nor kinds outside kupenstack.io, nor B's objects.
 k apply -n "$A" -f - >/dev/null <<EOT
