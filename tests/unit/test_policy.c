@@ -148,8 +148,11 @@ TEST(namespaced_policy_stays_in_its_namespace)
 {
 	char *err = NULL;
 	struct ks_policy *p = policy(CR(",\"namespace\":\"a\"", "Deny", "\"Instance\"",
-					"return {validate=function() return 'no' end}"),
+					"return {validate=function(o) while o.loop do end "
+					"return 'no' end}"),
 				     &err);
+	cJSON *obj = cJSON_Parse("{\"loop\":true}");
+	char *msg = NULL;
 	struct ks_policy_req r = {
 		.operation = "CREATE", .ns = "a", .group = "kupenstack.io", .kind = "Instance"
 	};
@@ -160,6 +163,12 @@ TEST(namespaced_policy_stays_in_its_namespace)
 	ASSERT(!ks_policy_matches(p, &r));
 	r.ns = "";
 	ASSERT(!ks_policy_matches(p, &r));
+	r.ns = "a";
+	r.object = obj; /* a tenth of a ClusterPolicy's budget */
+	ASSERT_EQ(ks_policy_validate(p, &r, NULL, &msg), -EINVAL);
+	ASSERT(strstr(msg, "more than 1 million instructions"));
+	free(msg);
+	cJSON_Delete(obj);
 	ks_policy_free(p);
 }
 
