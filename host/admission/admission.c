@@ -288,7 +288,7 @@ static void on_pol_delete(const struct ks_cache_obj *o, void *data)
 }
 
 /* The policies in force, ClusterPolicies first, each in name order. */
-static size_t in_force(struct ks_admission *a, struct ks_policy **out)
+static size_t in_force(struct ks_admission *a, struct ks_policy **out, size_t cap)
 {
 	size_t n = 0;
 
@@ -298,7 +298,7 @@ static size_t in_force(struct ks_admission *a, struct ks_policy **out)
 		for (size_t i = 0; i < a->nentries; i++) {
 			struct entry *e = &a->entries[i];
 
-			if (e->p && (strchr(e->id, '/') == NULL) == (pass == 0))
+			if (e->p && (strchr(e->id, '/') == NULL) == (pass == 0) && n < cap)
 				out[n++] = e->p;
 		}
 		for (size_t i = first + 1; i < n; i++) { /* insertion sort by id */
@@ -383,7 +383,7 @@ int ks_adm_serve(void *data, const char *path, const char *body, size_t len, str
 {
 	struct ks_admission *a = data;
 	bool mutate = strcmp(path, "/mutate") == 0, dry_run = false;
-	struct ks_policy *ps[256];
+	struct ks_policy **ps = NULL;
 	struct ks_policy_env env = { ks_adm_env_list, a };
 	struct ks_review_out res = { .allowed = true };
 	struct ks_policy_req r;
@@ -405,9 +405,10 @@ int ks_adm_serve(void *data, const char *path, const char *body, size_t len, str
 	nso = ks_cache_get(a->ns_cache, NULL, *r.ns ? r.ns : r.name);
 	if (nso && (*r.ns || strcmp(r.kind, "Namespace") == 0))
 		nsdoc = cJSON_ParseWithLength(nso->json, nso->len);
-	r.namespace_obj = *r.ns ? nsdoc : NULL;
+	r.namespace_obj = nsdoc; /* for a Namespace itself: the stored one */
 	if (!exempt(a, r.ns) && !being_deleted(&r)) {
-		n = in_force(a, ps);
+		ps = ks_xcalloc(a->nentries + 1, sizeof(*ps));
+		n = in_force(a, ps, a->nentries);
 		ks_review_run(ps, n, &r, &env, mutate, &res);
 	}
 	if (res.audits) {
@@ -427,6 +428,7 @@ int ks_adm_serve(void *data, const char *path, const char *body, size_t len, str
 	ks_review_out_deinit(&res);
 	cJSON_Delete(nsdoc);
 	cJSON_Delete(doc);
+	free(ps);
 	(void)len;
 	*ctype = "application/json";
 	return 200;
