@@ -102,7 +102,7 @@ test check:
 	@$(MAKE) --no-print-directory test-all
 
 test-all: $(BIN) $(UNIT_BIN) $(KT_BIN)
-	@tests/run all $(UNIT_BIN) -- $(KT_BIN)
+	@KS_SAN=$(SAN) tests/run all $(UNIT_BIN) -- $(KT_BIN)
 
 bench: $(BIN) $(BENCH_BIN)
 	@bench/run $(BENCH_BIN)

@@ -1,5 +1,5 @@
 -- plugins/project.lua: Namespace = Project. A Namespace labelled kupenstack.io/project=true
--- (with --project-namespaces all: any namespace but kube-* and those labelled false) gets
+-- (with --set project_namespaces=all: any namespace but kube-* and those labelled false) gets
 -- a Keystone project "<cluster>-<namespace>", tagged with the Namespace's UID, in which the
 -- operator's user is a member; its ID is recorded on the Namespace. Deleting the Namespace
 -- waits until its resources are gone from OpenStack (their own finalizers delete them),
@@ -26,10 +26,16 @@ local LABEL = "kupenstack.io/project"
 local ON_DELETE = "kupenstack.io/on-delete"
 local MEMBER_ROLE = "member"
 
--- Which namespaces get a project (`kupenstack run --project-namespaces`): "labelled", those
--- labelled kupenstack.io/project=true; "all", every namespace but Kubernetes' own (kube-*)
--- and those labelled kupenstack.io/project=false.
-local ALL = config.get("project_namespaces") == "all"
+-- Which namespaces get a project (the operator's setting project_namespaces, `kupenstack
+-- run --set project_namespaces=all`): "labelled" (the default), those labelled
+-- kupenstack.io/project=true; "all", every namespace but Kubernetes' own (kube-*) and those
+-- labelled kupenstack.io/project=false. The cluster's name (setting cluster, default
+-- "kupenstack") prefixes the projects' names.
+local WHICH = config.get("project_namespaces") or "labelled"
+if WHICH ~= "labelled" and WHICH ~= "all" then
+  error("the setting project_namespaces is '" .. WHICH .. "': labelled or all", 0)
+end
+local ALL = WHICH == "all"
 
 local Project = {
   api = 1, group = "", version = "v1", kind = "Namespace",

@@ -233,11 +233,8 @@ static int setup(struct app *a, struct ks_kubeconfig *cfg)
 							   .events = a->events,
 							   .metrics = a->metrics,
 							   .stdlib_dir = o->stdlib_dir,
-							   .clouds_yaml = o->clouds_yaml,
-							   .cloud = o->cloud,
-							   .cluster = o->cluster,
-							   .project_namespaces =
-								   o->project_namespaces,
+							   .settings = o->settings,
+							   .nsettings = o->nsettings,
 							   .caps = plugin_caps(o),
 						   },
 						   .vet = ks_fixture_vet,

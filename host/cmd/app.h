@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "admission/admission.h"
+#include "lua/engine.h"
 
 struct ks_app_opts {
 	const char *kubeconfig; /* NULL: in-cluster */
@@ -23,10 +24,9 @@ struct ks_app_opts {
 	double lease_duration, renew_deadline, retry_period; /* 0: 15, 10, 2 */
 	unsigned concurrency;				     /* 0: each plugin's own */
 	double resync; /* seconds between full resyncs; 0: each plugin's own */
-	const char *clouds_yaml, *cloud, *cluster;
-	/* Which namespaces get a project: "labelled" (kupenstack.io/project=true) or "all"
-	 * (but kube-* and those labelled false); ks.core.config's project_namespaces. */
-	const char *project_namespaces;
+	/* The operator's settings for the plugins (ks.core.config); not owned. */
+	const struct ks_setting *settings;
+	size_t nsettings;
 	double drain_seconds; /* SIGTERM waits this long for in-flight work; 0: 30 */
 	/* Caps on the limits plugins declare (and run their top level under); 0: none. */
 	double plugin_max_memory_mb, plugin_max_instructions, plugin_max_seconds;

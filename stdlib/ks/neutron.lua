@@ -12,12 +12,13 @@ local resource = require "ks.resource"
 local openstack = require "ks.openstack"
 local kube = require "ks.core.kube"
 local fault = require "ks.core.fault"
+local os_name = require("ks.fields").os_name
+local same_set = require("ks.tags").same_set
 
 local ipairs = ipairs
 local type = type
 local pairs = pairs
 local tostring = tostring
-local sort = table.sort
 local concat = table.concat
 
 
@@ -34,27 +35,8 @@ local function is_ours(tags)
 end
 
 
--- Do arrays of strings a and b hold the same strings, in any order?
-function _M.same_set(a, b)
-  if #a ~= #b then
-    return false
-  end
-  local x, y = {}, {}
-  for i, v in ipairs(a) do
-    x[i] = tostring(v)
-  end
-  for i, v in ipairs(b) do
-    y[i] = tostring(v)
-  end
-  sort(x)
-  sort(y)
-  for i = 1, #x do
-    if x[i] ~= y[i] then
-      return false
-    end
-  end
-  return true
-end
+-- Do arrays of strings a and b hold the same strings, in any order (ks.tags.same_set)?
+_M.same_set = same_set
 
 
 -- Do arrays a and b hold equal values (ks.resource.equal), in any order?
@@ -88,18 +70,8 @@ end
 
 
 -- The OpenStack name for obj: spec.resource.name, else metadata.name; nil for an import
--- that names none (an adopted resource keeps its name).
-function _M.name(obj)
-  local spec = obj.spec or {}
-  local r = spec.resource
-  if r and r.name then
-    return r.name
-  end
-  if spec.import then
-    return nil
-  end
-  return obj.metadata.name
-end
+-- that names none (ks.fields.os_name).
+_M.name = os_name
 
 
 -- The ID of the kind object named name in obj's namespace once it exists in OpenStack and

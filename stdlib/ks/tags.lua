@@ -4,13 +4,15 @@
 local resource = require "ks.resource"
 
 local ipairs = ipairs
+local tostring = tostring
 local sort = table.sort
 
 
 local _M = {}
 
 
--- Whether lists a and b hold the same strings, in any order.
+-- Whether lists a and b (nil: empty) hold the same strings, in any order; values that are
+-- not strings compare as their tostring().
 function _M.same_set(a, b)
   a, b = a or {}, b or {}
   if #a ~= #b then
@@ -18,10 +20,10 @@ function _M.same_set(a, b)
   end
   local x, y = {}, {}
   for i, v in ipairs(a) do
-    x[i] = v
+    x[i] = tostring(v)
   end
   for i, v in ipairs(b) do
-    y[i] = v
+    y[i] = tostring(v)
   end
   sort(x)
   sort(y)
