@@ -289,6 +289,35 @@ static void schedule_check(struct ks_admission *a)
 		uv_timer_start(&a->cert_timer, check_cert, (uint64_t)period * 1000, 0);
 }
 
+/* Another replica rotated: serve what the Secret holds when it lives longer than ours,
+ * so that replicas sharing the Secret converge on one certificate (the rotating one has
+ * put its CA in the bundle already). */
+static void adopt_newer(struct ks_admission *a, const cJSON *secret)
+{
+	struct ks_cert_pair kept = { secret_field(secret, "ca.crt"), NULL,
+				     secret_field(secret, "tls.crt"),
+				     secret_field(secret, "tls.key") };
+	long theirs, ours, total;
+	char *err = NULL;
+
+	if (kept.ca_pem && kept.cert_pem && kept.key_pem && a->https && !a->next_cert &&
+	    strcmp(kept.cert_pem, a->cert.cert_pem) != 0 &&
+	    ks_cert_remaining(kept.cert_pem, &theirs, &total) &&
+	    ks_cert_remaining(a->cert.cert_pem, &ours, &total) && theirs > 0 &&
+	    theirs + 5 >= ours) {
+		if (ks_https_set_cert(a->https, kept.cert_pem, kept.key_pem, &err) == 0) {
+			ks_info("admission: serving the Secret's newer certificate", "name=%s",
+				a->o.name);
+			ks_cert_deinit(&a->cert);
+			a->cert = kept;
+			return;
+		}
+		ks_warn("admission: the Secret's certificate was refused", "error=%s", err);
+		free(err);
+	}
+	ks_cert_deinit(&kept);
+}
+
 static void secret_read(struct ks_kube_result *res, void *data)
 {
 	struct ks_admission *a = data;
@@ -311,6 +340,8 @@ static void secret_read(struct ks_kube_result *res, void *data)
 		else
 			ks_info("admission: reusing the certificate of the Secret", "name=%s",
 				a->o.name);
+	} else if (ks_kube_ok(res)) {
+		adopt_newer(a, res->body);
 	}
 	serving = a->next_cert ? a->next_cert : a->cert.cert_pem;
 	if (a->next_cert) {
