@@ -66,12 +66,18 @@ void ks_adm_apply_soon(struct ks_admission *a);
 /* audit.c */
 void ks_adm_audit_soon(struct ks_admission *a, double seconds);
 void ks_adm_audit_run(uv_timer_t *t);
-/* admission.c */
+/* reads.c */
+/* ctx.list: the cache of res (NULL with *err until synced) plus what is pending. */
 cJSON *ks_adm_env_list(void *data, const char *res, const char *ns, const char **err);
 struct read_cache *ks_adm_find_read(struct ks_admission *a, const char *res);
+/* Start a cache of res ("group/version/resource") unless there is one. */
 void ks_adm_ensure_read(struct ks_admission *a, const char *res);
+void ks_adm_pending_drop(struct ks_admission *a, size_t i);
+/* Count an admitted CREATE (request doc) of a resource some policy reads until its cache
+ * has it (or for 30 s). */
+void ks_adm_remember(struct ks_admission *a, const cJSON *doc, const struct ks_policy_req *r);
+/* admission.c */
 const struct ks_kube_res *ks_adm_policy_res(bool cluster);
 cJSON *ks_adm_rules(struct ks_admission *a);
-void ks_adm_pending_drop(struct ks_admission *a, size_t i);
 int ks_adm_serve(void *data, const char *path, const char *body, size_t len, struct ks_buf *out,
 		 const char **ctype);
