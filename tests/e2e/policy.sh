@@ -24,7 +24,7 @@ A=ks-e2e-pol-a-$$
 B=ks-e2e-pol-b-$$
 Q=ks-e2e-pol-q-$$
 POLICIES=(allowed-flavors namespace-quota default-recovery network-in-use e2e-warn-$$ e2e-loop-$$
-	e2e-freeze-$$)
+	e2e-freeze-$$ e2e-audit-$$)
 
 policy_cleanup() {
 	k delete validatingwebhookconfiguration kupenstack --ignore-not-found >/dev/null 2>&1
@@ -155,6 +155,22 @@ eventually 30 "the Warn policy is Loaded" a -- bash -c "$(declare -f k phase); p
 check "Warn admits, and kubectl prints the warning" a -- \
 	expect_out 'Warning: \[e2e-warn-'$$'\] Instance vm2 has no owner label' instance "$B" vm2 m1.small
 check "the Warn-admitted Instance is stored" -- k get instance vm2 -n "$B"
+k delete clusterpolicy "e2e-warn-$$" >/dev/null
+k apply -f - >/dev/null <<EOT
+apiVersion: kupenstack.io/v1alpha1
+kind: ClusterPolicy
+metadata: {name: e2e-audit-$$}
+spec:
+  action: Audit
+  match: {kinds: [kupenstack.io/Instance], namespaces: [$B], operations: [CREATE]}
+  lua: |
+    return { validate = function(obj) return "audited " .. obj.metadata.name end }
+EOT
+eventually 30 "the Audit policy is Loaded" a -- bash -c "$(declare -f k phase); phase e2e-audit-$$ | grep -q ^Loaded"
+check "Audit admits without a warning" a -- \
+	bash -c "$(declare -f k instance); out=\$(instance $B vm10 m1.small 2>&1); echo \"\$out\"; ! grep -q Warning <<<\"\$out\" && grep -q created <<<\"\$out\""
+check "and the host logs the violation" -- grep -q 'admission: audit.*audited vm10' "${HLOG[a]}"
+k delete clusterpolicy "e2e-audit-$$" >/dev/null
 
 # A broken new version: refused, the old one kept.
 sed 's/^    return {$/    return {{/' "$TOP/deploy/policies/allowed-flavors/policy.yaml" | k apply -f - >/dev/null
