@@ -57,6 +57,12 @@ int ks_cmd_run(int argc, char **argv)
 		{ "plugin-max-memory", required_argument, NULL, 'M' },
 		{ "plugin-max-instructions", required_argument, NULL, 'I' },
 		{ "plugin-max-seconds", required_argument, NULL, 'S' },
+		{ "admission-addr", required_argument, NULL, 1000 },
+		{ "admission-url", required_argument, NULL, 1001 },
+		{ "admission-namespace", required_argument, NULL, 1002 },
+		{ "admission-failure-policy", required_argument, NULL, 1003 },
+		{ "admission-cert-seconds", required_argument, NULL, 1004 },
+		{ "admission-audit-seconds", required_argument, NULL, 1005 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -130,6 +136,10 @@ int ks_cmd_run(int argc, char **argv)
 				rc = 2;
 				goto out;
 			}
+			break;
+		case 1000 ... 1005:
+			if (ks_admission_flag(&o.admission, c - 1000, optarg) != 0)
+				return 2;
 			break;
 		case 'h':
 			ks_cmd_usage(stdout);

@@ -23,6 +23,8 @@ int ks_lua_open_log(lua_State *L);
 int ks_lua_open_time(lua_State *L);
 int ks_lua_open_http(lua_State *L);
 int ks_lua_open_kube(lua_State *L);
+/* kube.batch, part of ks.core.kube (bind_kube_batch.c). */
+int ks_lua_kube_batch(lua_State *L);
 int ks_lua_open_config(lua_State *L);
 int ks_lua_open_metrics(lua_State *L);
 int ks_lua_open_helm(lua_State *L);

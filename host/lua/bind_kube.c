@@ -9,6 +9,9 @@
  *   kube.create(obj)                   -> obj | nil, err
  *   kube.patch(res, ns, name, patch, {type="merge"|"json"|"strategic", subresource=})
  *   kube.delete(res, ns, name, {uid=, propagation=}) -> true | nil, err
+ *   kube.batch(verb, objs, opts)       -> many fetches or applies at once (bind_kube_batch.c)
+ *   kube.discover(group_version)       -> APIResourceList | nil, err (live GET of
+ *                                         /api/v1 or /apis/GROUP/VERSION; 404: not served)
  *
  * res is { group=, version=, resource= } or { group=, version=, kind= } (the plural is
  * derived) or an object's { apiVersion=, kind= }.
@@ -523,11 +526,41 @@ static int delete (lua_State *L)
 	return ks_lua_op_start(L, &k->op);
 }
 
+/* kube.discover("policy/v1"): what the API server serves of one group/version. */
+static int discover(lua_State *L)
+{
+	const char *gv = luaL_checkstring(L, 1), *slash = strchr(gv, '/');
+	struct kube_op *k;
+	struct res r;
+	char *path;
+	int ret;
+
+	memset(&r, 0, sizeof(r));
+	if (slash)
+		snprintf(r.group, sizeof(r.group), "%.*s", (int)(slash - gv), gv);
+	snprintf(r.version, sizeof(r.version), "%s", slash ? slash + 1 : gv);
+	if (!*r.version || strchr(r.version, '/') || strchr(r.group, '?') || strchr(r.version, '?'))
+		return luaL_error(L, "kube.discover: '%s' is not a group/version", gv);
+	r.r.group = r.group;
+	r.r.version = r.version;
+	r.r.resource = r.resource;
+	if (faked(L, &(struct ks_lua_fake_kube){ .verb = "get", .res = &r.r }, false, &ret))
+		return ret;
+	k = new_op();
+	path = *r.group ? ks_xasprintf("/apis/%s/%s", r.group, r.version)
+			: ks_xasprintf("/api/%s", r.version);
+	ks_kube_request(kube_of(L), "GET", path, NULL, NULL, answered, k);
+	free(path);
+	return ks_lua_op_start(L, &k->op);
+}
+
 int ks_lua_open_kube(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-		{ "get", get },	      { "list", list },	  { "fetch", fetch },	{ "apply", apply },
-		{ "create", create }, { "patch", patch }, { "delete", delete }, { NULL, NULL },
+		{ "get", get },	      { "list", list },		{ "fetch", fetch },
+		{ "apply", apply },   { "create", create },	{ "patch", patch },
+		{ "delete", delete }, { "discover", discover }, { "batch", ks_lua_kube_batch },
+		{ NULL, NULL },
 	};
 
 	luaL_newlib(L, fns);

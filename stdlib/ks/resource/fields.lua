@@ -1,4 +1,4 @@
--- ks/fields.lua: small things the Nova, Glance and Cinder kinds share: JSON null as nil,
+-- ks/resource/fields.lua: small things the Nova, Glance and Cinder kinds share: JSON null as nil,
 -- the OpenStack name of an object, and status.resource written so that what OpenStack no
 -- longer reports goes away.
 local json = require "ks.core.json"

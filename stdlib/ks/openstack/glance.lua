@@ -1,4 +1,4 @@
--- ks/glance.lua: the Glance (image v2) calls the Image plugin makes, for ks.resource:
+-- ks/openstack/glance.lua: the Glance (image v2) calls the Image plugin makes, for ks.resource:
 -- images, JSON-patch updates, the image data (interoperable import with web-download, or
 -- a URL streamed into the image by ks.core.transfer), and which fields of an image are its
 -- additional properties.

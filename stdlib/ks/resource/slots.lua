@@ -1,4 +1,4 @@
--- ks/slots.lua: at most a given number of things at once per key (the Instances of a
+-- ks/resource/slots.lua: at most a given number of things at once per key (the Instances of a
 -- namespace whose servers are being built), counted by every task of this Lua state.
 --
 -- A holder takes a slot before it starts and releases it when it is done. One this state

@@ -1,4 +1,4 @@
--- ks/nova.lua: the Nova calls the Flavor, KeyPair and Instance plugins make, for
+-- ks/openstack/nova.lua: the Nova calls the Flavor, KeyPair and Instance plugins make, for
 -- ks.resource. Every request asks for one microversion (2.79: server tags at creation
 -- need 2.52, flavor descriptions 2.55, extra specs inside a flavor 2.61), so the shapes
 -- the plugins read do not depend on the cloud's default.

@@ -1,4 +1,4 @@
--- ks/cinder.lua: the Cinder (block-storage v3) calls the Volume plugin makes, for
+-- ks/openstack/cinder.lua: the Cinder (block-storage v3) calls the Volume plugin makes, for
 -- ks.resource. Cinder volumes have no tags; metadata stands in for them, and the volume
 -- list filters on it (metadata={"k": "v"}).
 local json = require "ks.core.json"

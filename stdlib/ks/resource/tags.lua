@@ -1,4 +1,4 @@
--- ks/tags.lua: the tags of a resource whose service can tag at creation (Nova servers,
+-- ks/resource/tags.lua: the tags of a resource whose service can tag at creation (Nova servers,
 -- Glance images): the user's (spec.resource.tags) and our UID tag, which stays on what we
 -- made and is never added to what we adopted by spec.import.
 local resource = require "ks.resource"

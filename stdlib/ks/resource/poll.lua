@@ -1,4 +1,4 @@
--- ks/poll.lua: resources on their way somewhere (servers in BUILD), many at a time, looked
+-- ks/resource/poll.lua: resources on their way somewhere (servers in BUILD), many at a time, looked
 -- at with one list of their project instead of a GET each. On a small cloud that matters:
 -- a Nova API worker answers a GET /servers/{id} with two Neutron queries of its own, and
 -- a hundred servers polled one by one every 2 s keep Nova and Neutron busy enough to

@@ -1,4 +1,4 @@
--- ks/neutron.lua: the operations every Neutron resource kind shares (networks, subnets,
+-- ks/resource/neutron.lua: the operations every Neutron resource kind shares (networks, subnets,
 -- ports, routers, security groups, floating IPs), for ks.resource.
 --
 -- Neutron here cannot tag at creation (no tag-creation extension), so a new resource is
@@ -12,8 +12,8 @@ local resource = require "ks.resource"
 local openstack = require "ks.openstack"
 local kube = require "ks.core.kube"
 local fault = require "ks.core.fault"
-local os_name = require("ks.fields").os_name
-local same_set = require("ks.tags").same_set
+local os_name = require("ks.resource.fields").os_name
+local same_set = require("ks.resource.tags").same_set
 
 local ipairs = ipairs
 local type = type
@@ -35,7 +35,7 @@ local function is_ours(tags)
 end
 
 
--- Do arrays of strings a and b hold the same strings, in any order (ks.tags.same_set)?
+-- Do arrays of strings a and b hold the same strings, in any order (ks.resource.tags.same_set)?
 _M.same_set = same_set
 
 
@@ -70,7 +70,7 @@ end
 
 
 -- The OpenStack name for obj: spec.resource.name, else metadata.name; nil for an import
--- that names none (ks.fields.os_name).
+-- that names none (ks.resource.fields.os_name).
 _M.name = os_name
 
 

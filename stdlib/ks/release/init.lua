@@ -1,0 +1,508 @@
+-- ks/release: a Helm chart deployed as a release, declared, applied and kept, the way
+-- `helm upgrade --install` would do it and better where Helm fails operators. Service
+-- plugins call it with (chart, values, release name, namespace):
+--
+--   local release = require "ks.release"
+--   local r = release.apply{ chart = "/charts/keystone", values = {...}, name = "keystone",
+--                            namespace = obj.metadata.namespace, owner = obj,
+--                            event = ctx.event, pins = { ["secrets.key"] = 32 },
+--                            rollback_to = nil, dry_run = false, concurrency = 4 }
+--   r = { phase = "Ready"|"Progressing"|"Failed", ready = 3, total = 5,
+--         progress = "3/5 ready", message = "waiting for Deployment/keystone-api: ...",
+--         revision = 2, writes = 0, plan = {...} (dry run), nondeterministic = {...} }
+--   local done, err = release.delete{ name =, namespace =, run_pre_delete = true }
+--
+-- The parts: render (ks.core.helm, pins, the determinism check), fit (discovery, version
+-- fallbacks, namespace confinement), apply (one object), hooks, readiness, state (the
+-- inventory, history, hook runs and pins, in a Secret of the release).
+local fault = require "ks.core.fault"
+local helm = require "ks.core.helm"
+local time = require "ks.core.time"
+local apply = require "ks.release.apply"
+local fit = require "ks.release.fit"
+local hooks = require "ks.release.hooks"
+local readiness = require "ks.release.readiness"
+local state = require "ks.release.state"
+local util = require "ks.release.util"
+
+local ipairs = ipairs
+local pairs = pairs
+local tostring = tostring
+local type = type
+
+
+local _M = {}
+
+-- The order Helm installs kinds in; kinds not named go after, workloads last.
+local ORDER = {
+  "NetworkPolicy", "ResourceQuota", "LimitRange", "PodDisruptionBudget", "ServiceAccount",
+  "Secret", "ConfigMap", "PersistentVolumeClaim", "Role", "RoleBinding", "Service",
+  "DaemonSet", "Pod", "ReplicaSet", "Deployment", "HorizontalPodAutoscaler", "StatefulSet",
+  "Job", "CronJob", "Ingress",
+}
+local RANK = {}
+for i, k in ipairs(ORDER) do RANK[k] = i end
+-- Long-running workloads and Jobs: applied after the post-install/upgrade hook Jobs ran.
+local WORKLOAD = { DaemonSet = true, Pod = true, ReplicaSet = true, Deployment = true,
+                   StatefulSet = true, Job = true, CronJob = true,
+                   HorizontalPodAutoscaler = true }
+
+
+local function rank(obj)
+  return RANK[obj.kind] or 15
+end
+
+
+local function install_order(a, b)
+  if rank(a) ~= rank(b) then return rank(a) < rank(b) end
+  return util.key(a) < util.key(b)
+end
+
+
+local function labels_of(spec)
+  return { ["app.kubernetes.io/managed-by"] = "kupenstack",
+           ["kupenstack.io/release"] = spec.name }
+end
+
+
+-- Trace obj to its release: labels and an annotation.
+local function mark(obj, spec)
+  local md = obj.metadata
+  md.labels = md.labels or {}
+  for k, v in pairs(labels_of(spec)) do md.labels[k] = v end
+  md.annotations = md.annotations or {}
+  md.annotations["kupenstack.io/release"] = spec.namespace .. "/" .. spec.name
+end
+
+
+local function set_path(t, path, v)
+  local parts = {}
+  for p in path:gmatch("[^.]+") do parts[#parts + 1] = p end
+  for i = 1, #parts - 1 do
+    if type(t[parts[i]]) ~= "table" then t[parts[i]] = {} end
+    t = t[parts[i]]
+  end
+  t[parts[#parts]] = v
+end
+
+
+local ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+local seeded = false
+
+
+local function generate(n)
+  if not seeded then
+    math.randomseed(math.floor((time.now() % 1e4) * 1e5 + time.monotonic() * 1e3))
+    seeded = true
+  end
+  local out = {}
+  for i = 1, n do
+    local j = math.random(1, #ALNUM)
+    out[i] = ALNUM:sub(j, j)
+  end
+  return table.concat(out)
+end
+
+
+-- The values to render: spec.values (or revision N's), with every pinned value set
+-- (generated once, kept in the state).
+local function values_of(spec, st)
+  local values = spec.values or {}
+  if spec.rollback_to then
+    local rev
+    for _, r in ipairs(st.history) do
+      if r.revision == spec.rollback_to then rev = r end
+    end
+    if not rev then
+      return nil, "no revision " .. tostring(spec.rollback_to) .. " in the release's history"
+    end
+    values = rev.values
+  end
+  local v = util.canonical(values)
+  local copy = require("ks.core.json").decode(v)
+  for path, len in pairs(spec.pins or {}) do
+    local given = util.at(copy, path)
+    if given == nil or given == "" then
+      st.pins[path] = st.pins[path] or generate(tonumber(len) or 32)
+      set_path(copy, path, st.pins[path])
+    end
+  end
+  return copy
+end
+
+
+local function render(spec, values, salt)
+  local v = values
+  if salt then
+    v = util.canonical(values)
+    v = require("ks.core.json").decode(v)
+    v.__kupenstack_render_check = salt
+  end
+  local objs, err = helm.render(spec.chart, v, { release = spec.name,
+                                                  namespace = spec.namespace,
+                                                  timeout = spec.timeout })
+  if not objs then
+    return nil, "could not render " .. tostring(spec.chart) .. ": " ..
+      util.truncate(tostring(err))
+  end
+  return objs
+end
+
+
+-- The objects and fields in which two renders differ: { "Secret/x .stringData.key" }.
+-- Pre-install hooks are not compared: they are created once and never rewritten.
+local function compare_renders(a, b)
+  local by = {}
+  for _, o in ipairs(b) do by[util.key(o)] = o end
+  local out = {}
+  for _, o in ipairs(a) do
+    local h = hooks.of(o)
+    if not (h and h.events["pre-install"]) then
+      for _, p in ipairs(util.diff_paths(o, by[util.key(o)] or {}, 5)) do
+        out[#out + 1] = util.name(o) .. " " .. p
+      end
+    end
+  end
+  return out
+end
+
+
+local function result(phase, r, message)
+  r.phase = phase
+  r.message = message
+  r.progress = (r.ready or 0) .. "/" .. (r.total or 0) .. " ready"
+  return r
+end
+
+
+local function new_ctx(spec, st)
+  return { writes = 0, plan = spec.dry_run and {} or nil, event = spec.event,
+           applied = {}, st = st, concurrency = spec.concurrency or 4 }
+end
+
+
+-- The inventory entry of obj as applied (live: the object the API server answered).
+local function entry_of(obj, live)
+  return { apiVersion = obj.apiVersion, kind = obj.kind, name = obj.metadata.name,
+           uid = live and live.metadata and live.metadata.uid or nil,
+           d = util.digest(obj) }
+end
+
+
+local function inventory_index(inv)
+  local by = {}
+  for i, e in ipairs(inv) do by[e.kind .. "/" .. e.name] = i end
+  return by
+end
+
+
+-- Put each of objs (up to spec.concurrency at once); records them in ctx.applied; returns
+-- the live objects in the order of objs, or nil, err.
+local function put_all(objs, ctx)
+  local idx = inventory_index(ctx.st.inventory)
+  ctx.drift = {}
+  for _, obj in ipairs(objs) do
+    local prev = ctx.st.inventory[idx[obj.kind .. "/" .. obj.metadata.name] or 0]
+    if prev ~= nil and prev.d == util.digest(obj) then ctx.drift[util.key(obj)] = true end
+  end
+  local lives, err = apply.put_many(objs, ctx)
+  if not lives then return nil, err end
+  for i, obj in ipairs(objs) do
+    ctx.applied[#ctx.applied + 1] = { obj = obj, live = lives[i] }
+  end
+  return lives
+end
+
+
+-- Run the post-install/upgrade hook Jobs due, by weight, each once per declaration:
+-- true when all ran, or false, "waiting"|"failed", message.
+local function run_post_hooks(post, ctx)
+  for _, item in ipairs(post) do
+    local obj, h = item.obj, item.hook
+    if hooks.due(item, ctx.st.installed) or (ctx.st.hooks[util.name(obj)] ~= nil) then
+      local d = util.digest(obj)
+      local run = ctx.st.hooks[util.name(obj)]
+      if not (run and run.d == d and run.done) then
+        local live, err = apply.put(obj, ctx)
+        if not live then return false, "failed", err end
+        ctx.applied[#ctx.applied + 1] = { obj = obj, live = live, hook = true }
+        if ctx.plan then goto next_hook end -- planned by put(); a dry run goes on
+        ctx.st.hooks[util.name(obj)] = { d = d, done = false }
+        do
+          local e = entry_of(obj, live)
+          e.hook = true
+          local inv = ctx.st.inventory
+          inv[inventory_index(inv)[obj.kind .. "/" .. obj.metadata.name] or #inv + 1] = e
+        end
+        local state_of, msg = readiness.of(live)
+        if state_of == "failed" then
+          if h.delete["hook-failed"] then apply.remove(entry_of(obj, live), obj.metadata.namespace, ctx) end
+          return false, "failed", "hook " .. util.name(obj) .. ": " .. msg
+        elseif state_of == "waiting" then
+          return false, "waiting", "waiting for hook " .. util.name(obj) .. ": " .. msg
+        end
+        ctx.st.hooks[util.name(obj)] = { d = d, done = true }
+        if h.delete["hook-succeeded"] then
+          local ok, rerr = apply.remove(entry_of(obj, live), obj.metadata.namespace, ctx)
+          if not ok then return false, "failed", rerr end
+        end
+      end
+    end
+    ::next_hook::
+  end
+  return true
+end
+
+
+-- Readiness of the applied plain objects: ready count, total, first waiting, first failed.
+local function roll_up(applied)
+  local ready, total, waiting, failed = 0, 0, nil, nil
+  for _, a in ipairs(applied) do
+    if not a.hook then
+      total = total + 1
+      local s, msg = readiness.of(a.live)
+      if s == "ready" then
+        ready = ready + 1
+      elseif s == "failed" then
+        failed = failed or (util.name(a.obj) .. ": " .. msg)
+      else
+        waiting = waiting or ("waiting for " .. util.name(a.obj) .. ": " .. msg)
+      end
+    end
+  end
+  return ready, total, waiting, failed
+end
+
+
+-- The UID of the object of entry e when it is this release's (its label and annotation
+-- say so): an entry listed before its object was applied (the host stopped in between)
+-- has none of its own. nil when there is no such object, or nil, err.
+local function uid_of_own(e, spec)
+  local live, err = apply.live({ apiVersion = e.apiVersion, kind = e.kind,
+                                 metadata = { namespace = spec.namespace, name = e.name } })
+  if live == nil then return nil, err end
+  local md = live and live.metadata or {}
+  if (md.labels or {})["kupenstack.io/release"] == spec.name and
+    (md.annotations or {})["kupenstack.io/release"] == spec.namespace .. "/" .. spec.name then
+    return md.uid
+  end
+  return nil
+end
+
+
+-- Delete what the inventory holds but objs no longer declare, newest first.
+local function prune(ctx, spec, keep)
+  local inv, left = ctx.st.inventory, {}
+  for i = #inv, 1, -1 do
+    local e = inv[i]
+    if not keep[e.kind .. "/" .. e.name] then
+      if not e.uid then
+        local uid, uerr = uid_of_own(e, spec)
+        if uerr then return nil, uerr end
+        e = uid and { apiVersion = e.apiVersion, kind = e.kind, name = e.name, uid = uid }
+      end
+      if e then
+        local ok, err = apply.remove(e, spec.namespace, ctx)
+        if not ok then return nil, err end
+      end
+    end
+  end
+  for _, e in ipairs(inv) do
+    if keep[e.kind .. "/" .. e.name] then left[#left + 1] = e end
+  end
+  return left
+end
+
+
+local function record_revision(st, key, values, rollback_of, nd)
+  local last = st.history[#st.history]
+  if last and last.key == key then return last.revision end
+  local n = last and last.revision + 1 or 1
+  st.history[#st.history + 1] = { revision = n, key = key, values = values,
+                                  rollback_of = rollback_of, nd = nd }
+  while #st.history > state.KEEP do table.remove(st.history, 1) end
+  return n
+end
+
+
+local function check_spec(spec)
+  for _, f in ipairs({ "chart", "name", "namespace" }) do
+    if type(spec[f]) ~= "string" or spec[f] == "" then
+      error("ks.release: spec." .. f .. " must be a non-empty string", 3)
+    end
+  end
+end
+
+
+-- Apply a release (see the top of this file). Returns the report, or nil, err.
+function _M.apply(spec)
+  check_spec(spec)
+  local r = { writes = 0 }
+  local st, err = state.load(spec.namespace, spec.name)
+  if not st then return nil, err end
+  local values, verr = values_of(spec, st)
+  if not values then return result("Failed", r, verr) end
+  local objs, rerr = render(spec, values)
+  if not objs then return nil, rerr end
+  local last = st.history[#st.history]
+  local key = util.digest({ chart = spec.chart, values = values, render = util.canonical(objs) })
+  if last and last.key == key then
+    r.nondeterministic = last.nd
+  else
+    local again, aerr = render(spec, values, key)
+    if not again then return nil, aerr end
+    local diffs = compare_renders(objs, again)
+    if #diffs > 0 then
+      r.nondeterministic = diffs
+      if spec.event then
+        spec.event("Warning", "NondeterministicRender", "two renders of the same inputs " ..
+          "differ: " .. util.truncate(table.concat(diffs, ", "), 400))
+      end
+    end
+  end
+  local fitted, ferr = fit.fit(objs, spec.namespace)
+  if not fitted then return result("Failed", r, ferr) end
+  local parts = hooks.split(fitted)
+  for _, o in ipairs(fitted) do mark(o, spec) end
+  table.sort(parts.plain, install_order)
+  local ctx = new_ctx(spec, st)
+  local labels = labels_of(spec)
+
+  -- The inventory first holds every object about to be applied (as well as the old
+  -- ones): an apply cut short (the host killed) leaves nothing that is not listed.
+  local idx = inventory_index(st.inventory)
+  local keep = {}
+  for _, o in ipairs(parts.plain) do
+    local k = o.kind .. "/" .. o.metadata.name
+    keep[k] = true
+    if not idx[k] then
+      st.inventory[#st.inventory + 1] = { apiVersion = o.apiVersion, kind = o.kind,
+                                          name = o.metadata.name }
+    end
+  end
+  for _, item in ipairs(parts.post) do
+    local o, k = item.obj, item.obj.kind .. "/" .. item.obj.metadata.name
+    if not idx[k] and not keep[k] then
+      st.inventory[#st.inventory + 1] = { apiVersion = o.apiVersion, kind = o.kind,
+                                          name = o.metadata.name, hook = true }
+    end
+    keep[k] = true
+  end
+  if not ctx.plan then
+    local n, serr = state.save(spec.namespace, spec.name, st, spec.owner, labels)
+    if not n then return nil, serr end
+    ctx.writes = ctx.writes + n
+  end
+
+  -- Pre-install objects: created once, never overwritten; the ones this release created
+  -- join its inventory (and go with it), one that was there before is not its own.
+  for _, item in ipairs(parts.pre_install) do
+    local o = item.obj
+    local k = o.kind .. "/" .. o.metadata.name
+    keep[k] = true
+    local live, created = apply.create_absent(o, ctx)
+    if not live then return nil, created end
+    if created then
+      local e = entry_of(o, live)
+      e.hook = true
+      local i = inventory_index(st.inventory)[k]
+      st.inventory[i or #st.inventory + 1] = e
+      local n, serr = state.save(spec.namespace, spec.name, st, spec.owner, labels)
+      if not n then return nil, serr end
+      ctx.writes = ctx.writes + n
+    end
+  end
+  local config, workloads = {}, {}
+  for _, o in ipairs(parts.plain) do
+    if WORKLOAD[o.kind] then workloads[#workloads + 1] = o else config[#config + 1] = o end
+  end
+  local _, cerr = put_all(config, ctx)
+  if cerr then return nil, cerr end
+  -- A crash point (host/fault.h) for the tests: the configuration applied, nothing
+  -- recorded of it since the inventory's first write.
+  fault.point(spec.owner and spec.owner.kind, "release-config-applied-" .. spec.name)
+  local ok, how, msg = run_post_hooks(parts.post, ctx)
+  r.writes = ctx.writes
+  r.ready, r.total = #config, #parts.plain -- the workloads wait for the hooks
+  if not ok then
+    r.plan = ctx.plan
+    if not ctx.plan then state.save(spec.namespace, spec.name, st, spec.owner, labels) end
+    return result(how == "failed" and "Failed" or "Progressing", r, msg)
+  end
+  local _, werr = put_all(workloads, ctx)
+  if werr then return nil, werr end
+
+  -- Every declared object is applied: record their UIDs, prune the rest, newest first.
+  local by = inventory_index(st.inventory)
+  for _, a in ipairs(ctx.applied) do
+    local i = by[a.obj.kind .. "/" .. a.obj.metadata.name]
+    local e = entry_of(a.obj, a.live)
+    e.hook = a.hook or nil
+    if i and not ctx.plan then st.inventory[i] = e end
+  end
+  local left, perr = prune(ctx, spec, keep)
+  if not left then return nil, perr end
+  r.ready, r.total, r.waiting, r.failed = roll_up(ctx.applied)
+  if not ctx.plan then
+    st.inventory = left
+    st.installed = true
+    r.revision = record_revision(st, key, values, spec.rollback_to, r.nondeterministic)
+    local n, serr = state.save(spec.namespace, spec.name, st, spec.owner, labels)
+    if not n then return nil, serr end
+    ctx.writes = ctx.writes + n
+  else
+    r.plan = ctx.plan
+  end
+  r.writes = ctx.writes
+  if r.failed then return result("Failed", r, r.failed) end
+  if r.waiting then return result("Progressing", r, r.waiting) end
+  return result("Ready", r, "all " .. r.total .. " objects ready")
+end
+
+
+-- The release's history: { {revision=, key=, rollback_of=}... }, oldest first.
+function _M.history(namespace, name)
+  local st, err = state.load(namespace, name)
+  if not st then return nil, err end
+  return st.history
+end
+
+
+-- Tear a release down: its pre-delete hooks first when spec.run_pre_delete (waited for;
+-- left in place, as Helm leaves them, unless their delete policy says hook-succeeded),
+-- then everything its inventory holds, newest first, then its state. Returns true when
+-- done, or false, message while waiting, or nil, err.
+function _M.delete(spec)
+  check_spec({ chart = "-", name = spec.name, namespace = spec.namespace })
+  local st, err = state.load(spec.namespace, spec.name)
+  if not st then return nil, err end
+  local ctx, ran = new_ctx(spec, st), {}
+  if spec.run_pre_delete and spec.chart and #st.history > 0 then
+    local values = st.history[#st.history].values
+    local objs, rerr = render(spec, values)
+    if not objs then return nil, rerr end
+    local fitted, ferr = fit.fit(objs, spec.namespace)
+    if not fitted then return nil, ferr end
+    for _, item in ipairs(hooks.split(fitted).pre_delete) do
+      mark(item.obj, spec)
+      local live, perr = apply.put(item.obj, ctx)
+      if not live then return nil, perr end
+      local s, msg = readiness.of(live)
+      if s == "waiting" then return false, "waiting for pre-delete hook " ..
+        util.name(item.obj) .. ": " .. msg end
+      if s == "failed" then return nil, "pre-delete hook " .. util.name(item.obj) .. ": " .. msg end
+      if item.hook.delete["hook-succeeded"] then ran[#ran + 1] = entry_of(item.obj, live) end
+    end
+  end
+  for _, e in ipairs(ran) do st.inventory[#st.inventory + 1] = e end
+  for i = #st.inventory, 1, -1 do
+    local ok, derr = apply.remove(st.inventory[i], spec.namespace, ctx)
+    if not ok then return nil, derr end
+  end
+  local ok, derr = state.drop(spec.namespace, spec.name)
+  if not ok then return nil, derr end
+  return true
+end
+
+
+return _M
