@@ -28,7 +28,7 @@ local time = require "ks.core.time"
 local k8s = require "ks.k8s"
 local plan = require "ks.set.plan"
 local resource = require "ks.resource"
-local nova = require "ks.nova"
+local nova = require "ks.openstack.nova"
 local openstack = require "ks.openstack"
 
 local type = type
