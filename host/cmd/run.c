@@ -48,6 +48,7 @@ int ks_cmd_run(int argc, char **argv)
 		{ "metrics-addr", required_argument, NULL, 'm' },
 		{ "leader-elect", no_argument, NULL, 'L' },
 		{ "lease-duration", required_argument, NULL, 'D' },
+		{ "drain-seconds", required_argument, NULL, 'T' },
 		{ "concurrency", required_argument, NULL, 'j' },
 		{ "resync", required_argument, NULL, 'r' },
 		{ "set", required_argument, NULL, 'E' },
@@ -75,8 +76,8 @@ int ks_cmd_run(int argc, char **argv)
 	int c, rc = 0;
 	long n;
 
-	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:j:r:o:C:K:N:s:l:M:I:S:h", opts,
-				NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:T:j:r:E:F:s:l:M:I:S:h", opts, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'k':
 			o.kubeconfig = optarg;
@@ -109,6 +110,15 @@ int ks_cmd_run(int argc, char **argv)
 			}
 			o.renew_deadline = o.lease_duration * 2 / 3;
 			o.retry_period = o.lease_duration / 7.5;
+			break;
+		case 'T':
+			o.drain_seconds = strtod(optarg, &end);
+			if (*end || !(o.drain_seconds >= 1 && o.drain_seconds <= 3600)) {
+				fprintf(stderr,
+					"kupenstack: --drain-seconds: seconds, from 1 to 3600\n");
+				rc = 2;
+				goto out;
+			}
 			break;
 		case 'j':
 			n = strtol(optarg, &end, 10);

@@ -17,6 +17,7 @@
 #include "event.h"
 #include "json.h"
 #include "ks.h"
+#include "list.h"
 #include "log.h"
 #include "plugin/candidate.h"
 #include "plugin/loader.h"
@@ -30,6 +31,7 @@ struct binding {
 	struct ks_controller *ctrl;
 	struct ks_plugin_watch watches[KS_PLUGIN_MAX_KINDS];
 	struct ks_loader *l;
+	struct ks_list link; /* in l->drains while its controller drains */
 };
 
 struct slot {
@@ -64,6 +66,7 @@ struct ks_loader {
 	bool deferred; /* started, waiting for the ConfigMaps' first list */
 	double deferred_since;
 	size_t draining;
+	struct ks_list drains; /* struct binding, stopped and not drained yet */
 	unsigned long failures;
 	struct ks_plugin_metrics *pm; /* kupenstack_plugin_* series */
 	void (*done)(void *data);
@@ -108,19 +111,28 @@ static void retired(void *data)
 	struct binding *b = data;
 	struct ks_loader *l = b->l;
 
+	ks_list_del(&b->link);
 	ks_controller_free(b->ctrl);
 	ks_plugin_free(b->plugin, "retired");
 	free(b);
 	l->draining--;
-	maybe_done(l);
+	if (!l->stopping_free)
+		maybe_done(l);
+}
+
+/* Stop b's controller; retired() frees b once its in-flight reconciles are done. */
+static void drain(struct ks_loader *l, struct binding *b)
+{
+	l->draining++;
+	ks_list_add_tail(&l->drains, &b->link);
+	ks_controller_stop(b->ctrl, retired, b);
 }
 
 /* Stop b's controller: its plugin's tasks are cancelled first so the drain is quick. */
 static void retire(struct ks_loader *l, struct binding *b, const char *why)
 {
 	ks_lua_cancel_all(b->plugin->lua, why);
-	l->draining++;
-	ks_controller_stop(b->ctrl, retired, b);
+	drain(l, b);
 }
 
 /* In-flight reconciles finish on the version they started with; it is freed once they
@@ -570,6 +582,7 @@ struct ks_loader *ks_loader_new(uv_loop_t *loop, const struct ks_loader_opts *o)
 {
 	struct ks_loader *l = ks_xcalloc(1, sizeof(*l));
 
+	ks_list_init(&l->drains);
 	l->pm = ks_plugin_metrics_new(o->metrics);
 	if (o->metrics)
 		ks_metrics_add_collector(o->metrics, collect_memory, l);
@@ -636,8 +649,7 @@ void ks_loader_stop(struct ks_loader *l, void (*done)(void *data), void *data)
 	l->done_data = data;
 	for (s = l->slots; s; s = s->next) {
 		if (s->b) {
-			l->draining++;
-			ks_controller_stop(s->b->ctrl, retired, s->b);
+			drain(l, s->b);
 			s->b = NULL;
 		}
 	}
@@ -658,6 +670,18 @@ void ks_loader_free(struct ks_loader *l)
 
 	if (!l)
 		return;
+	l->stopping_free = true;
+	/* Bindings whose drain did not finish (the host's drain timed out): their tasks are
+	 * cancelled, which ends their reconciles and so the drain (retired() frees them);
+	 * what is left after that is freed here, so that no callback comes later. */
+	while (!ks_list_empty(&l->drains)) {
+		struct binding *b =
+			KS_CONTAINER_OF(ks_list_first(&l->drains), struct binding, link);
+
+		ks_lua_cancel_all(b->plugin->lua, "the host is stopping");
+		if (ks_list_first(&l->drains) == &b->link)
+			retired(b);
+	}
 	for (s = l->slots; s; s = next) {
 		next = s->next;
 		if (s->b) {
@@ -670,7 +694,6 @@ void ks_loader_free(struct ks_loader *l)
 		free(s);
 	}
 	reap_versions(l, true);
-	l->stopping_free = true;
 	l->closing = 2 + l->fs_open;
 	uv_close((uv_handle_t *)&l->debounce, handle_closed);
 	if (l->fs_watching) {
