@@ -33,6 +33,8 @@ local openstack = require "ks.openstack"
 local clouds = require "ks.resource.cloud"
 local pace = require "ks.resource.pace"
 local k8s = require "ks.k8s"
+local time = require "ks.core.time"
+local errors = require "ks.openstack.errors"
 
 local type = type
 local pairs = pairs
@@ -40,6 +42,7 @@ local ipairs = ipairs
 local tostring = tostring
 local getmetatable = getmetatable
 local concat = table.concat
+local floor = math.floor
 
 
 local _M = {}
@@ -57,6 +60,11 @@ _M.is_available = pace.is_available
 -- The kinds of this group that are cluster-scoped (crds/: scope Cluster): a reference to
 -- one names an object of the cluster, not of the namespace.
 _M.CLUSTER_KINDS = { Flavor = true }
+-- A create that got no answer (a timeout after the request went out) may still be made
+-- by the service: for this long the object only looks for it (find_own) before creating
+-- again. Kept in this Lua state: a restarted host does not remember it.
+_M.UNANSWERED_GRACE = 180
+local unanswered = {} -- object UID -> time.now() of a create that got no answer
 
 
 -- The tag that marks a resource as the one created for obj.
@@ -258,14 +266,27 @@ local function obtain(def, cloud, obj, ctx, deps)
     pace.release(def, obj)
     return nil, _M.failed(err)
   end
+  local uid = obj.metadata.uid
   if cur then
+    unanswered[uid] = nil
     ctx.event("Normal", "Adopted", "found " .. def.kind .. " " .. cur.id
       .. " created for this object earlier; adopting it")
     return cur
   end
+  local since = unanswered[uid]
+  if since and time.now() - since < _M.UNANSWERED_GRACE then
+    pace.release(def, obj)
+    return nil, _M.waiting("the create of the " .. def.kind .. " got no answer "
+      .. floor(time.now() - since) .. " s ago; looking for it by its tag before creating "
+      .. "again (for up to " .. _M.UNANSWERED_GRACE .. " s)", 10)
+  end
+  unanswered[uid] = nil
   cur, err = def.create(cloud, obj, deps)
   if not cur then
     pace.release(def, obj)
+    if type(err) == "table" and err.status == 0 and not errors.not_sent(err) then
+      unanswered[uid] = time.now()
+    end
     return nil, _M.failed(err)
   end
   pace.wrote(def, cur.id)
