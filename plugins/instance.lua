@@ -11,18 +11,16 @@
 -- of a namespace (a setting, default 8) are being built at once; the other Instances wait
 -- their turn, so that a hundred applied together do not swamp Nova and Neutron.
 --
--- TODO(recoveryPolicy, a following issue): nothing here rebuilds or recreates a server in
--- ERROR, and status.recovery is never written. What happens today without it: ERROR is
--- reported (Available False, reason ResourceError, Nova's fault as the message); a server
--- found SHUTOFF while powerState is Running is started, because that is what powerState
--- says; a server deleted behind our back is created again (ks.resource does that for
--- every kind), whatever recoveryPolicy.onDeleted says.
+-- spec.recoveryPolicy (ks.recovery.server): a server in ERROR is rebuilt or recreated, one
+-- found SHUTOFF while powerState is Running is started, one deleted behind our back is
+-- made again, or each is only reported; at most maxRecoveries in a window, with backoff.
 local json = require "ks.core.json"
 local resource = require "ks.resource"
 local base64 = require "ks.base64"
 local nova = require "ks.nova"
 local tags = require "ks.tags"
 local fields_of = require "ks.fields"
+local recovery = require "ks.recovery.server"
 
 local ipairs = ipairs
 local tostring = tostring
@@ -102,10 +100,16 @@ local function resolve(obj)
 end
 
 
+-- Ours, by the UID tag; while a recovery has two, the one not broken nor going.
 local function find_own(cloud, obj)
   local items, err = nova.servers(cloud, { tags = resource.uid_tag(obj) })
   if not items then
     return nil, err
+  end
+  for _, s in ipairs(items) do
+    if s.status ~= "ERROR" and value(s["OS-EXT-STS:task_state"]) ~= "deleting" then
+      return s
+    end
   end
   return items[1]
 end
@@ -330,6 +334,7 @@ local function observe(cur, obj)
 end
 
 
+local def = { create = create, find_own = find_own }
 local plugin = resource.plugin {
   kind = "Instance", depends = DEPENDS, poll = 2, concurrency = 8, async_delete = true,
   config_schema = {
@@ -337,6 +342,7 @@ local plugin = resource.plugin {
                      description = "servers of a namespace being built at once (0: no limit)" },
   },
   max_creating = function(ctx) return (ctx.config or {}).max_building end,
+  recover = recovery.recover(def), gone = recovery.gone(def),
   get = nova.server_get, list = building, find_own = find_own, find = find, resolve = resolve,
   create = create, update = update, immutable = immutable, observe = fields_of.observer(observe),
   delete = function(cloud, cur) return nova.server_delete(cloud, cur.id) end,
@@ -357,7 +363,7 @@ plugin.reconcile = function(obj, ctx)
     local ps = fields["OS-EXT-STS:power_state"]
     res.status.powerState = nova.POWER_STATES[ps] or "Unknown"
   end
-  return res, err
+  return recovery.finish(res, obj, ctx), err
 end
 
 return plugin
