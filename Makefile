@@ -120,13 +120,15 @@ deps:
 demo:
 	@tests/env/demo
 
-# The binary finds its library at KS_DATA/stdlib, compiled in from PREFIX: main.c is
-# compiled again here with this PREFIX (bin/kupenstack may have been built with another).
+# The binary finds its library at KS_DATA/stdlib, compiled in from PREFIX: host/cmd/common.c
+# (ks_cmd_stdlib) is compiled again here with this PREFIX and linked before the archive
+# (bin/kupenstack may have been built with another).
 # The library also goes to LUA_DIR, the Lua module path (LuaRocks' tree for the rock).
-install: $(LIB)
+install: $(LIB) $(BUILD)/host/main.o
 	@mkdir -p $(BUILD)/install
-	$(Q)$(CC) $(KS_CFLAGS) $(CFLAGS) -c host/main.c -o $(BUILD)/install/main.o
-	$(Q)$(CC) $(LDFLAGS) -o $(BUILD)/install/kupenstack $(BUILD)/install/main.o $(LIB) $(PKG_LIBS)
+	$(Q)$(CC) $(KS_CFLAGS) $(CFLAGS) -c host/cmd/common.c -o $(BUILD)/install/common.o
+	$(Q)$(CC) $(LDFLAGS) -o $(BUILD)/install/kupenstack $(BUILD)/host/main.o \
+		$(BUILD)/install/common.o $(LIB) $(PKG_LIBS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LUA_DIR) $(DESTDIR)$(KS_DATA)
 	install -m 0755 $(BUILD)/install/kupenstack $(DESTDIR)$(PREFIX)/bin/kupenstack
 	cd stdlib && find ks -name '*.lua' ! -name '*_spec.lua' \

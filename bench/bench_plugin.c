@@ -3,7 +3,7 @@
  * of issue 5.
  *
  * Overhead per reconcile of an empty plugin (its reconcile returns {}): ks_plugin_run(),
- * the path ks_plugin_reconcile() in host/lua/run.c takes, without a controller (the
+ * the path ks_plugin_reconcile() in host/plugin/run.c takes, without a controller (the
  * object pushed as a Lua table, ctx built with the event closure over the object's JSON
  * text, the task spawned, its result turned into a struct ks_outcome, the task's timer
  * closed by the loop), against a C reconcile callback called directly with the same
@@ -31,7 +31,7 @@
 #include "ks.h"
 #include "log.h"
 #include "lua/engine.h"
-#include "lua/plugin.h"
+#include "plugin/plugin.h"
 
 enum { N = 200000, WARMUP = 5000, CLOSE_BATCH = 64, STATES = 20 };
 

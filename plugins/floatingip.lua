@@ -7,14 +7,9 @@
 local resource = require "ks.resource"
 local neutron = require "ks.neutron"
 local json = require "ks.core.json"
+local spec_of = require("ks.fields").spec_of
 
 local tostring = tostring
-
-
-local function spec_of(obj)
-  local spec = obj.spec or {}
-  return spec, spec.resource or {}
-end
 
 
 local function resolve(obj)

@@ -5,6 +5,7 @@
 local resource = require "ks.resource"
 local neutron = require "ks.neutron"
 local json = require "ks.core.json"
+local spec_of = require("ks.fields").spec_of
 
 local ipairs = ipairs
 local type = type
@@ -14,12 +15,6 @@ local lower = string.lower
 
 local MUTABLE = { "name", "description", "admin_state_up", "port_security_enabled",
                   "security_groups" }
-
-
-local function spec_of(obj)
-  local spec = obj.spec or {}
-  return spec, spec.resource or {}
-end
 
 
 local function resolve(obj)

@@ -5,6 +5,7 @@
 local resource = require "ks.resource"
 local neutron = require "ks.neutron"
 local json = require "ks.core.json"
+local spec_of = require("ks.fields").spec_of
 
 local ipairs = ipairs
 local pairs = pairs
@@ -20,12 +21,6 @@ local INTERFACE_OWNERS = {
   ["network:router_interface_distributed"] = true,
   ["network:ha_router_replicated_interface"] = true,
 }
-
-
-local function spec_of(obj)
-  local spec = obj.spec or {}
-  return spec, spec.resource or {}
-end
 
 
 local function resolve(obj)

@@ -5,6 +5,7 @@
 local resource = require "ks.resource"
 local neutron = require "ks.neutron"
 local json = require "ks.core.json"
+local spec_of = require("ks.fields").spec_of
 
 local ipairs = ipairs
 local tostring = tostring
@@ -14,12 +15,6 @@ local lower = string.lower
 local MUTABLE = { "name", "description", "stateful" }
 local RULE_FIELDS = { "direction", "ethertype", "protocol", "port_range_min", "port_range_max",
                       "remote_ip_prefix", "remote_group_id", "description" }
-
-
-local function spec_of(obj)
-  local spec = obj.spec or {}
-  return spec, spec.resource or {}
-end
 
 
 -- The SecurityGroups the rules refer to: {name = id}; this group is "self" until created.

@@ -179,7 +179,8 @@ static void drop_fake(void *data)
 
 /* Hand the request to the host's fake: true (and the task yields on its answer) if it
  * answers, false to send it for real. */
-static bool faked(lua_State *L, struct ks_lua_fake *f, const struct ks_http_opts *o, int *ret)
+static bool faked(lua_State *L, struct ks_lua_fake *f, const struct ks_http_opts *o,
+		  bool changes_nothing, int *ret)
 {
 	struct ks_lua_fake_reply *r;
 
@@ -188,7 +189,7 @@ static bool faked(lua_State *L, struct ks_lua_fake *f, const struct ks_http_opts
 	r = ks_xcalloc(1, sizeof(*r));
 	if (!f->http(f,
 		     &(struct ks_lua_fake_http){ o->method ? o->method : "GET", o->url, o->headers,
-						 o->body, o->body_len },
+						 o->body, o->body_len, changes_nothing },
 		     r)) {
 		drop_fake(r);
 		return false;
@@ -267,6 +268,7 @@ static int request(lua_State *L)
 	struct ks_http_tls tls = { 0 };
 	struct ks_http_opts o = { 0 };
 	double timeout, left;
+	bool changes_nothing;
 	size_t blen = 0;
 	int i, rc;
 
@@ -295,7 +297,10 @@ static int request(lua_State *L)
 		collect_headers(L, hdrs);
 	lua_pop(L, 1);
 	o.headers = (const char *const *)hdrs;
-	if (!faked(L, ks_lua_host(e)->fake, &o, &rc))
+	lua_getfield(L, 1, "changes_nothing");
+	changes_nothing = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	if (!faked(L, ks_lua_host(e)->fake, &o, changes_nothing, &rc))
 		rc = start(L, &o);
 	for (i = 0; hdrs[i]; i++)
 		free(hdrs[i]);

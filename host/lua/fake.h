@@ -24,6 +24,9 @@ struct ks_lua_fake_http {
 	const char *const *headers; /* "Name: value", NULL-terminated */
 	const char *body;	    /* NULL: none */
 	size_t body_len;
+	/* The caller says the request changes nothing (request{changes_nothing = true}): a
+	 * POST that only reads, such as a login. A dry run lets it through. */
+	bool changes_nothing;
 };
 
 struct ks_lua_fake_kube {

@@ -11,7 +11,7 @@
 #include "http.h"
 #include "ks.h"
 #include "lua/engine.h"
-#include "lua/plugin.h"
+#include "plugin/plugin.h"
 #include "metrics.h"
 #include "status.h"
 #include "test.h"

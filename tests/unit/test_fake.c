@@ -14,7 +14,7 @@
 #include "ks.h"
 #include "lua/engine.h"
 #include "lua/fake.h"
-#include "lua/plugin.h"
+#include "plugin/plugin.h"
 #include "test.h"
 
 static uv_loop_t loop;
@@ -32,8 +32,9 @@ static bool fake_http(struct ks_lua_fake *f, const struct ks_lua_fake_http *req,
 	struct world *w = KS_CONTAINER_OF(f, struct world, fake);
 
 	w->http_calls++;
-	snprintf(w->last, sizeof(w->last), "%s %s %.*s", req->method, req->url, (int)req->body_len,
-		 req->body ? req->body : "");
+	snprintf(w->last, sizeof(w->last), "%s %s %.*s%s", req->method, req->url,
+		 (int)req->body_len, req->body ? req->body : "",
+		 req->changes_nothing ? " (changes nothing)" : "");
 	if (strstr(req->url, "/real"))
 		return false;
 	out->status = 201;
@@ -138,6 +139,26 @@ TEST(an_answered_http_call_yields_and_resumes_with_the_answer)
 	ASSERT_STR(w.last, "POST http://x.test/a hello");
 }
 
+/* A dry run lets through what its caller marks as changing nothing (a login's POST):
+ * the mark reaches the fake, and only when given. */
+TEST(a_request_marked_as_changing_nothing_says_so_to_the_fake)
+{
+	struct world w = world();
+	bool yielded = false;
+	struct result r = run(&w,
+			      "local http = require 'ks.core.http'\n"
+			      "http.request { method = 'POST', url = 'http://x.test/login',\n"
+			      "  body = 'me', changes_nothing = true }\n"
+			      "return 'ok'",
+			      &yielded);
+
+	ASSERT(r.ok);
+	ASSERT_STR(w.last, "POST http://x.test/login me (changes nothing)");
+	r = run(&w, "require('ks.core.http').request { method = 'POST', url = 'http://x.test/b' }",
+		&yielded);
+	ASSERT_STR(w.last, "POST http://x.test/b ");
+}
+
 TEST(a_declined_http_call_goes_out_for_real)
 {
 	struct world w = world();
@@ -239,6 +260,7 @@ int main(void)
 	uv_loop_init(&loop);
 	http = ks_http_new(&loop);
 	RUN(an_answered_http_call_yields_and_resumes_with_the_answer);
+	RUN(a_request_marked_as_changing_nothing_says_so_to_the_fake);
 	RUN(a_declined_http_call_goes_out_for_real);
 	RUN(kube_writes_go_to_the_fake_without_a_connection);
 	RUN(a_cancelled_task_drops_the_answer);

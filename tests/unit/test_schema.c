@@ -1,7 +1,7 @@
 /*
- * test_schema.c: config_schema (lua/schema.h) checked at load, the operator's settings
+ * test_schema.c: config_schema (plugin/schema.h) checked at load, the operator's settings
  * checked against it into ctx.config, and a new version vetted before it may replace a
- * running one (lua/candidate.h): its settings file and the fixtures shipped beside it.
+ * running one (plugin/candidate.h): its settings file and the fixtures shipped beside it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +13,10 @@
 
 #include "json.h"
 #include "ks.h"
+#include "fixture/fixture.h"
 #include "lua/bind.h"
-#include "lua/candidate.h"
-#include "lua/plugin.h"
+#include "plugin/candidate.h"
+#include "plugin/plugin.h"
 #include "test.h"
 
 static uv_loop_t loop;
@@ -182,7 +183,7 @@ TEST(a_candidate_s_settings_file_is_checked_and_named)
 
 	c.settings = "timeout: 7\n";
 	c.settings_len = strlen(c.settings);
-	p = ks_candidate_load(&h, &c, &err);
+	p = ks_candidate_load(&h, &c, ks_fixture_vet, &err);
 	ASSERT(p != NULL);
 	text = config_of(p);
 	ASSERT_STR(text, "{\"timeout\":7}");
@@ -190,7 +191,7 @@ TEST(a_candidate_s_settings_file_is_checked_and_named)
 	ks_plugin_free(p, "test");
 	c.settings = "timeout: soon\n";
 	c.settings_len = strlen(c.settings);
-	ASSERT(ks_candidate_load(&h, &c, &err) == NULL);
+	ASSERT(ks_candidate_load(&h, &c, ks_fixture_vet, &err) == NULL);
 	ASSERT_STR(err,
 		   "plugin widget.lua: widget.config.yaml: setting 'timeout' must be a number");
 	free(err);
@@ -235,7 +236,7 @@ TEST(a_candidate_failing_a_fixture_is_refused_naming_it)
 	mkdir(sub, 0755);
 	fixture(dir, "a-default", "status: {t: 30}\n");
 	c.fixtures_dir = dir;
-	p = ks_candidate_load(&h, &c, &err);
+	p = ks_candidate_load(&h, &c, ks_fixture_vet, &err);
 	if (!p)
 		printf("  %s\n", err);
 	ASSERT(p != NULL);
@@ -243,7 +244,7 @@ TEST(a_candidate_failing_a_fixture_is_refused_naming_it)
 	put(dir, "config.yaml", "timeout: 9\n"); /* the fixtures' own settings */
 	fixture(dir, "a-default", "status: {t: 9}\n");
 	fixture(dir, "b-wrong", "status: {t: 10}\n");
-	p = ks_candidate_load(&h, &c, &err);
+	p = ks_candidate_load(&h, &c, ks_fixture_vet, &err);
 	ASSERT(p == NULL);
 	ASSERT_STR(err, "plugin widget.lua: fixture widget/b-wrong failed: status.t: expected 10, "
 			"got 9");

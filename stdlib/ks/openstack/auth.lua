@@ -124,7 +124,8 @@ local function fetch(session, scope, send_opts)
   local cfg = session.cfg
   local res, err = transport.send({
     service = "identity", method = "POST", url = cfg.auth_url .. "/auth/tokens",
-    path = "/v3/auth/tokens", idempotent = true, timeout = send_opts.timeout,
+    path = "/v3/auth/tokens", idempotent = true, changes_nothing = true,
+    timeout = send_opts.timeout,
     headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json",
       ["User-Agent"] = send_opts.user_agent },
     body = json.encode(_M.body(cfg, scope)),

@@ -144,7 +144,8 @@ end
 
 
 -- Send req {service, method, url, path, headers, body, timeout, expect, idempotent, reauth
--- (a 401 will be answered with a new token: log it quietly)} through
+-- (a 401 will be answered with a new token: log it quietly), changes_nothing (a POST that
+-- only reads, as a login: a dry run sends it)} through
 -- opts.transport; opts: {transport, bucket, stats, retries, backoff_base, backoff_cap,
 -- max_retry_after, jitter, ca_file, cert_file, key_file}. Returns res {status, headers,
 -- body} of a success, or nil and an error.
@@ -159,7 +160,7 @@ function _M.send(req, opts)
     local res, terr = opts.transport {
       method = req.method, url = req.url, headers = req.headers, body = req.body,
       timeout = req.timeout, ca_file = opts.ca_file, cert_file = opts.cert_file,
-      key_file = opts.key_file,
+      key_file = opts.key_file, changes_nothing = req.changes_nothing,
     }
     local err
     if not res then

@@ -1,5 +1,5 @@
 /*
- * cli.c: `kupenstack plugin test|run|status`: options, and the status table.
+ * plugin.c: `kupenstack plugin test|run|status`: options, and the status table.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -10,9 +10,9 @@
 #include "json.h"
 #include "ks.h"
 #include "log.h"
-#include "lua/cli.h"
-#include "lua/fixture.h"
-#include "lua/plugin_run.h"
+#include "cmd/cmd.h"
+#include "fixture/fixture.h"
+#include "cmd/dryrun_plugin.h"
 #include "scrape.h"
 
 #define USAGE                                                                                   \
@@ -63,7 +63,6 @@ struct args {
 /* Parse argv into a; returns 0, or the exit status (usage printed). */
 static int parse(int argc, char **argv, struct args *a)
 {
-	enum ks_log_level lvl;
 	char needle[32];
 	int c, i;
 
@@ -114,12 +113,8 @@ static int parse(int argc, char **argv, struct args *a)
 			a->metrics_addr = optarg;
 			break;
 		case OPT_LOG:
-			if (ks_log_parse_level(optarg, &lvl) != 0) {
-				fprintf(stderr, "kupenstack: --log-level: unknown level %s\n",
-					optarg);
+			if (ks_cmd_log_level(optarg) != 0)
 				return 2;
-			}
-			ks_log_set_level(lvl);
 			break;
 		}
 	}
@@ -336,18 +331,26 @@ static int cmd_status(int argc, char **argv)
 	return 0;
 }
 
-int ks_cli_plugin(int argc, char **argv, const char *stdlib)
+int ks_cmd_plugin(int argc, char **argv)
 {
+	char *stdlib;
+	int rc;
+
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
 		fputs(USAGE, argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
-	if (strcmp(argv[1], "test") == 0)
-		return cmd_test(argc - 1, argv + 1, stdlib);
-	if (strcmp(argv[1], "run") == 0)
-		return cmd_run(argc - 1, argv + 1, stdlib);
-	if (strcmp(argv[1], "status") == 0)
-		return cmd_status(argc - 1, argv + 1);
-	fprintf(stderr, "kupenstack plugin: unknown command %s\n" USAGE, argv[1]);
-	return 2;
+	stdlib = ks_cmd_stdlib();
+	if (strcmp(argv[1], "test") == 0) {
+		rc = cmd_test(argc - 1, argv + 1, stdlib);
+	} else if (strcmp(argv[1], "run") == 0) {
+		rc = cmd_run(argc - 1, argv + 1, stdlib);
+	} else if (strcmp(argv[1], "status") == 0) {
+		rc = cmd_status(argc - 1, argv + 1);
+	} else {
+		fprintf(stderr, "kupenstack plugin: unknown command %s\n" USAGE, argv[1]);
+		rc = 2;
+	}
+	free(stdlib);
+	return rc;
 }

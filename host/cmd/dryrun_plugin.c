@@ -1,5 +1,5 @@
 /*
- * plugin_run.c: `kupenstack plugin run FILE --dry-run [--once]`: the plugin's reads go to the
+ * dryrun_plugin.c: `kupenstack plugin run FILE --dry-run [--once]`: the plugin's reads go to the
  * cluster and the cloud, its writes and the host's are printed (dryrun.h). Without --once
  * the real controller runs with its dry_run flag; with --once each object of the kind is
  * reconciled once, in key order, through the same steps (finalizer, reconcile or
@@ -18,9 +18,9 @@
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
-#include "lua/plugin_run.h"
+#include "cmd/dryrun_plugin.h"
 #include "lua/fake.h"
-#include "lua/plugin.h"
+#include "plugin/plugin.h"
 #include "manager.h"
 
 struct dry {
@@ -62,22 +62,12 @@ static void print_http(const struct ks_lua_fake_http *req)
 	ks_dryrun_print(doc);
 }
 
-/* A Keystone token request: it changes nothing, and every read needs its token. */
-static bool is_token_request(const struct ks_lua_fake_http *req)
-{
-	const char *q = strchr(req->url, '?');
-	size_t n = q ? (size_t)(q - req->url) : strlen(req->url);
-
-	return strcasecmp(req->method, "POST") == 0 && n >= 12 &&
-	       strncmp(req->url + n - 12, "/auth/tokens", 12) == 0;
-}
-
 static bool fake_http(struct ks_lua_fake *f, const struct ks_lua_fake_http *req,
 		      struct ks_lua_fake_reply *out)
 {
 	(void)f;
 	if (strcasecmp(req->method, "GET") == 0 || strcasecmp(req->method, "HEAD") == 0 ||
-	    is_token_request(req))
+	    req->changes_nothing)
 		return false;
 	print_http(req);
 	ks_lua_fake_reply_fail(out, "DryRun", "dry-run: %s %s not sent", req->method, req->url);

@@ -3,7 +3,7 @@
  * loader.h: the plugins of a directory (every *.lua in it) and of ConfigMaps labelled
  * kupenstack.io/plugin=true (every *.lua key), each behind a controller, reloaded when
  * its file or ConfigMap key (or its settings, NAME.config.yaml beside it) changes. Each
- * version is vetted first (lua/candidate.h: the table, its config_schema and settings,
+ * version is vetted first (plugin/candidate.h: the table, its config_schema and settings,
  * and for a file DIR/NAME.lua the fixtures of DIR/NAME/fixtures/). A version that fails
  * is refused with a log line naming the file and the problem, a load error in the
  * metrics, and for a ConfigMap a Warning Event PluginRejected on it; the running one
@@ -19,6 +19,7 @@
 
 #include "controller.h"
 #include "lua/engine.h"
+#include "plugin/candidate.h"
 #include "manager.h"
 
 struct ks_loader;
@@ -32,6 +33,7 @@ struct ks_loader_opts {
 	unsigned concurrency;	    /* overrides the plugins' own when non-zero */
 	double resync;		    /* seconds; overrides the plugins' own when > 0 */
 	struct ks_lua_host host;    /* for the plugins' states (copied) */
+	ks_candidate_vet_fn vet;    /* a new version's shipped checks; NULL: none */
 	struct ks_manager *manager; /* not owned */
 	struct ks_kube *kube;
 	struct ks_events *events;

@@ -18,10 +18,10 @@
 #include "json.h"
 #include "ks.h"
 #include "log.h"
-#include "lua/candidate.h"
-#include "lua/loader.h"
-#include "lua/plugin.h"
-#include "lua/plugin_metrics.h"
+#include "plugin/candidate.h"
+#include "plugin/loader.h"
+#include "plugin/plugin.h"
+#include "plugin/plugin_metrics.h"
 #include "metrics.h"
 
 /* One plugin version's controller; retired bindings live until drained. */
@@ -264,7 +264,7 @@ static void load_text(struct ks_loader *l, struct slot *s, const struct ks_candi
 	char *err = NULL, name[128];
 	struct slot *other;
 
-	p = ks_candidate_load(&l->o.host, c, &err);
+	p = ks_candidate_load(&l->o.host, c, l->o.vet, &err);
 	other = p ? holder(l, s, p->self.kind, p->self.group) : NULL;
 	if (other && s->configmap && !other->configmap) {
 		shadow(l, other, s, p);

@@ -7,8 +7,7 @@
 #include <sys/stat.h>
 
 #include "ks.h"
-#include "lua/candidate.h"
-#include "lua/fixture.h"
+#include "plugin/candidate.h"
 #include "yaml.h"
 
 char *ks_candidate_settings_name(const char *name)
@@ -43,7 +42,7 @@ static int configure(struct ks_plugin *p, const struct ks_candidate *c, char **e
 }
 
 struct ks_plugin *ks_candidate_load(const struct ks_lua_host *host, const struct ks_candidate *c,
-				    char **err)
+				    ks_candidate_vet_fn vet, char **err)
 {
 	struct ks_plugin *p;
 	char *why = NULL;
@@ -52,8 +51,8 @@ struct ks_plugin *ks_candidate_load(const struct ks_lua_host *host, const struct
 	if (!p)
 		return NULL;
 	if (configure(p, c, &why) != 0 ||
-	    (c->fixtures_dir && ks_fixture_vet(c->fixtures_dir, c->name, c->src, c->len,
-					       host->stdlib_dir, &why) != 0)) {
+	    (c->fixtures_dir && vet &&
+	     vet(c->fixtures_dir, c->name, c->src, c->len, host->stdlib_dir, &why) != 0)) {
 		*err = ks_xasprintf("plugin %s: %s", c->name, why);
 		free(why);
 		ks_plugin_free(p, "refused");

@@ -17,7 +17,7 @@
 #include "log.h"
 #include "lua/bind.h"
 #include "lua/fake.h"
-#include "lua/plugin.h"
+#include "plugin/plugin.h"
 
 struct run {
 	struct ks_controller *c; /* or NULL */

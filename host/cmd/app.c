@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
+#include "cmd/app.h"
+#include "fixture/fixture.h"
 #include "event.h"
 #include "http.h"
 #include "ks.h"
@@ -14,7 +15,7 @@
 #include "kubeconfig.h"
 #include "lease.h"
 #include "log.h"
-#include "lua/loader.h"
+#include "plugin/loader.h"
 #include "manager.h"
 #include "metrics.h"
 
@@ -234,6 +235,7 @@ static int setup(struct app *a, struct ks_kubeconfig *cfg)
 								   o->project_namespaces,
 							   .caps = plugin_caps(o),
 						   },
+						   .vet = ks_fixture_vet,
 						   .manager = a->manager,
 						   .kube = a->kube,
 						   .events = a->events,

@@ -13,8 +13,8 @@
 #include "ks.h"
 #include "log.h"
 #include "lua/bind.h"
-#include "lua/plugin.h"
-#include "lua/schema.h"
+#include "plugin/plugin.h"
+#include "plugin/schema.h"
 
 /* ctx.terminal raises this table; the host recognises it by its marker field. */
 static const char ctx_source[] =

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "ks.h"
-#include "lua/plugin.h"
-#include "lua/plugin_metrics.h"
+#include "plugin/plugin.h"
+#include "plugin/plugin_metrics.h"
 #include "metrics.h"
 
 #define MAX_ERROR 200

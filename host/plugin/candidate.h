@@ -2,16 +2,17 @@
 /*
  * candidate.h: a new version of a plugin, checked before it may replace the running
  * one: loaded in a fresh state (the table's shape and its config_schema), configured
- * with the operator's settings, then run against the fixtures shipped beside it
- * (lua/fixture.h, offline). The loader (lua/loader.h) keeps the running version when
- * any of these fails.
+ * with the operator's settings, then vetted: the command that assembles the operator
+ * passes a vet function (cmd/app.c passes the offline fixture run of fixture/fixture.h),
+ * so the plugin lifecycle never includes the test harness. The loader (plugin/loader.h)
+ * keeps the running version when any of these fails.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
 #include "lua/engine.h"
-#include "lua/plugin.h"
+#include "plugin/plugin.h"
 
 struct ks_candidate {
 	const char *name; /* the plugin file's base name, "widget.lua" */
@@ -23,12 +24,20 @@ struct ks_candidate {
 };
 
 /*
- * Load and check c in a new state on host. Returns the plugin, or NULL with *err (free
+ * A vet: 0 when the candidate's text (src, len) of the plugin file `file` passes the
+ * checks shipped in the folder dir; otherwise -1 with *err (free it) saying which.
+ */
+typedef int (*ks_candidate_vet_fn)(const char *dir, const char *file, const char *src, size_t len,
+				   const char *stdlib_dir, char **err);
+
+/*
+ * Load and check c in a new state on host; vet (or NULL: none) runs when c has a
+ * fixtures_dir. Returns the plugin, or NULL with *err (free
  * it) saying why, prefixed "plugin NAME: ": the field, the setting (with the settings
  * file's name) or the fixture that failed.
  */
 struct ks_plugin *ks_candidate_load(const struct ks_lua_host *host, const struct ks_candidate *c,
-				    char **err);
+				    ks_candidate_vet_fn vet, char **err);
 
 /* The name of the settings of the plugin file name: "widget.lua" -> "widget.config.yaml"
  * (free it). */

@@ -1,6 +1,6 @@
 #pragma once
 /*
- * plugin_run.h: `kupenstack plugin run FILE --dry-run`: one plugin against a live cluster,
+ * dryrun_plugin.h: `kupenstack plugin run FILE --dry-run`: one plugin against a live cluster,
  * where reads happen (the caches' LIST and watch, kube.get/list/fetch, HTTP GETs) and
  * every write is printed on stdout (dryrun.h) instead: the status and finalizer patches
  * the host would make, kube.apply/create/patch/delete, Events, and every other HTTP

@@ -10,7 +10,7 @@
 #include "ks.h"
 #include "lua/bind.h"
 #include "lua/internal.h"
-#include "lua/schema.h"
+#include "plugin/schema.h"
 
 static const char *const types[] = { "string", "number", "boolean" };
 static const int lua_types[] = { LUA_TSTRING, LUA_TNUMBER, LUA_TBOOLEAN };

@@ -1,0 +1,189 @@
+/*
+ * run.c: `kupenstack run`: the operator's options into struct ks_app_opts, then
+ * ks_app_run() (cmd/app.c) until SIGTERM.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/app.h"
+#include "cmd/cmd.h"
+#include "ks.h"
+
+/* --plugin-max-memory (c 'M'), -instructions ('I') or -seconds ('S') = arg into o. */
+static int plugin_cap(struct ks_app_opts *o, int c, const char *arg)
+{
+	static const struct {
+		const char *name;
+		double lo, hi;
+	} caps[] = { { "memory", 1, 65536 },
+		     { "instructions", 1e4, 1e15 },
+		     { "seconds", 0.01, 1e6 } };
+	int i = c == 'M' ? 0 : c == 'I' ? 1 : 2;
+	char *end;
+	double v = strtod(arg, &end);
+
+	if (*end || !(v >= caps[i].lo && v <= caps[i].hi)) {
+		fprintf(stderr, "kupenstack: --plugin-max-%s: a number from %g to %g\n",
+			caps[i].name, caps[i].lo, caps[i].hi);
+		return -EINVAL;
+	}
+	*(i == 0   ? &o->plugin_max_memory_mb
+	  : i == 1 ? &o->plugin_max_instructions
+		   : &o->plugin_max_seconds) = v;
+	return 0;
+}
+
+int ks_cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "kubeconfig", required_argument, NULL, 'k' },
+		{ "context", required_argument, NULL, 'c' },
+		{ "namespace", required_argument, NULL, 'n' },
+		{ "plugins", required_argument, NULL, 'p' },
+		{ "plugins-configmaps", required_argument, NULL, 'P' },
+		{ "metrics-addr", required_argument, NULL, 'm' },
+		{ "leader-elect", no_argument, NULL, 'L' },
+		{ "lease-duration", required_argument, NULL, 'D' },
+		{ "concurrency", required_argument, NULL, 'j' },
+		{ "resync", required_argument, NULL, 'r' },
+		{ "os-config", required_argument, NULL, 'o' },
+		{ "os-cloud", required_argument, NULL, 'C' },
+		{ "cluster", required_argument, NULL, 'K' },
+		{ "project-namespaces", required_argument, NULL, 'N' },
+		{ "stdlib", required_argument, NULL, 's' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "plugin-max-memory", required_argument, NULL, 'M' },
+		{ "plugin-max-instructions", required_argument, NULL, 'I' },
+		{ "plugin-max-seconds", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ks_app_opts o = { .kubeconfig = getenv("KUBECONFIG"),
+				 .cluster = "kupenstack",
+				 .project_namespaces = "labelled",
+				 .plugin_max_memory_mb = 256,
+				 .plugin_max_instructions = 1e10,
+				 .plugin_max_seconds = 1800 };
+	struct ks_lua_host clouds = { 0 };
+	const char *osc = NULL, *cloud = NULL;
+	char *stdlib = NULL, *end;
+	int c, rc;
+	long n;
+
+	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:j:r:o:C:K:N:s:l:M:I:S:h", opts,
+				NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			o.kubeconfig = optarg;
+			break;
+		case 'c':
+			o.context = optarg;
+			break;
+		case 'n':
+			o.namespace = optarg;
+			break;
+		case 'p':
+			o.plugins_dir = optarg;
+			break;
+		case 'P':
+			o.plugins_configmaps = optarg;
+			break;
+		case 'm':
+			o.metrics_addr = optarg;
+			break;
+		case 'L':
+			o.leader_elect = true;
+			break;
+		case 'D':
+			o.lease_duration = strtod(optarg, &end);
+			if (*end || o.lease_duration < 3) {
+				fprintf(stderr,
+					"kupenstack: --lease-duration: seconds, at least 3\n");
+				return 2;
+			}
+			o.renew_deadline = o.lease_duration * 2 / 3;
+			o.retry_period = o.lease_duration / 7.5;
+			break;
+		case 'j':
+			n = strtol(optarg, &end, 10);
+			if (*end || n < 1 || n > 64) {
+				fprintf(stderr,
+					"kupenstack: --concurrency: a number from 1 to 64\n");
+				return 2;
+			}
+			o.concurrency = (unsigned)n;
+			break;
+		case 'r':
+			o.resync = strtod(optarg, &end);
+			if (*end || !(o.resync >= 1 && o.resync <= 86400 * 7)) {
+				fprintf(stderr,
+					"kupenstack: --resync: seconds, from 1 to 604800\n");
+				return 2;
+			}
+			break;
+		case 'o':
+			osc = optarg;
+			break;
+		case 'C':
+			cloud = optarg;
+			break;
+		case 'K':
+			o.cluster = optarg;
+			break;
+		case 'N':
+			if (strcmp(optarg, "labelled") != 0 && strcmp(optarg, "all") != 0) {
+				fprintf(stderr,
+					"kupenstack: --project-namespaces: labelled or all\n");
+				return 2;
+			}
+			o.project_namespaces = optarg;
+			break;
+		case 's':
+			free(stdlib);
+			stdlib = ks_xstrdup(optarg);
+			break;
+		case 'l':
+			if (ks_cmd_log_level(optarg) != 0)
+				return 2;
+			break;
+		case 'M':
+		case 'I':
+		case 'S':
+			if (plugin_cap(&o, c, optarg) != 0)
+				return 2;
+			break;
+		case 'h':
+			ks_cmd_usage(stdout);
+			return 0;
+		default:
+			ks_cmd_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || (!o.plugins_dir && !o.plugins_configmaps)) {
+		fprintf(stderr, "kupenstack: run needs --plugins DIR or --plugins-configmaps "
+				"NAMESPACE, and no other arguments\n");
+		free(stdlib);
+		return 2;
+	}
+	if (o.plugins_dir && access(o.plugins_dir, R_OK | X_OK) != 0) {
+		fprintf(stderr, "kupenstack: --plugins %s: %s\n", o.plugins_dir, strerror(errno));
+		free(stdlib);
+		return 1;
+	}
+	if (ks_cmd_clouds(&clouds, osc, cloud) != 0) {
+		free(stdlib);
+		return 1;
+	}
+	o.clouds_yaml = clouds.clouds_yaml;
+	o.cloud = clouds.cloud;
+	o.stdlib_dir = stdlib = stdlib ? stdlib : ks_cmd_stdlib();
+	rc = ks_app_run(&o);
+	free((char *)clouds.clouds_yaml);
+	free(stdlib);
+	return rc;
+}
