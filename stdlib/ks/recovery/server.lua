@@ -149,9 +149,9 @@ local function free_ports(cloud, old, deps)
         return nil, err
       end
       if body.port and body.port.device_id == old.id then
-        local _, uerr = cloud:request("network", "PUT", "/ports/" .. n.port,
+        local done, uerr = cloud:request("network", "PUT", "/ports/" .. n.port,
           { body = { port = { device_id = "", device_owner = "" } } })
-        if uerr then
+        if done == nil then
           return nil, uerr
         end
       end
