@@ -21,8 +21,12 @@ local nova = require "ks.nova"
 local tags = require "ks.tags"
 local fields_of = require "ks.fields"
 local recovery = require "ks.recovery.server"
+local notifications = require "ks.recovery.notifications"
+local poll = require "ks.poll"
+local time = require "ks.core.time"
 
 local ipairs = ipairs
+local random = math.random
 local tostring = tostring
 local concat = table.concat
 local spec_of = fields_of.spec_of
@@ -174,6 +178,40 @@ local function create(cloud, obj, deps)
     return nil, err
   end
   return nova.server_get(cloud, id)
+end
+
+
+-- Polling, for a failure that no notification tells of: an Available Instance is looked
+-- at again every poll_interval seconds (a setting), all those of a namespace at the same
+-- moment (the next multiple of the interval), so that their looks share one list of the
+-- namespace's servers (ks.poll) instead of a GET each: its cost grows with namespaces,
+-- not with servers. A look at another moment (a notification, a change) finds the list
+-- older than LIST_TTL and asks afresh.
+local LIST_TTL = 5
+local poll_every = 60 -- ctx.config.poll_interval, set at each reconcile
+
+
+local function all_servers(cloud)
+  return nova.servers(cloud, {})
+end
+
+
+local function get(cloud, id, obj)
+  if obj and poll_every > 0 and not obj.metadata.deletionTimestamp
+      and resource.is_available(obj) then
+    local cur = poll.get("Instance", cloud, id, all_servers, LIST_TTL)
+    if cur then
+      return cur
+    end
+  end
+  return nova.server_get(cloud, id)
+end
+
+
+-- Seconds until the next multiple of poll_every (and a little, so the namespace's looks
+-- are not all at one instant).
+local function next_poll()
+  return poll_every - (time.now() % poll_every) + random() * 0.5
 end
 
 
@@ -340,10 +378,14 @@ local plugin = resource.plugin {
   config_schema = {
     max_building = { type = "number", default = 8,
                      description = "servers of a namespace being built at once (0: no limit)" },
+    poll_interval = { type = "number", default = 60,
+                      description = "seconds between looks at an Available Instance's server "
+                        .. "(one list of the namespace's servers); 0: only at the resync" },
   },
   max_creating = function(ctx) return (ctx.config or {}).max_building end,
   recover = recovery.recover(def), gone = recovery.gone(def),
-  get = nova.server_get, list = building, find_own = find_own, find = find, resolve = resolve,
+  consumes = { notifications.consumer(resource.GROUP, resource.VERSION, "Instance") },
+  get = get, list = building, find_own = find_own, find = find, resolve = resolve,
   create = create, update = update, immutable = immutable, observe = fields_of.observer(observe),
   delete = function(cloud, cur) return nova.server_delete(cloud, cur.id) end,
   deleting = function(cur)
@@ -357,7 +399,12 @@ local plugin = resource.plugin {
 -- has powerState, named from Nova's number.
 local reconcile = plugin.reconcile
 plugin.reconcile = function(obj, ctx)
+  poll_every = (ctx.config or {}).poll_interval or 60
   local res, err = reconcile(obj, ctx)
+  if poll_every > 0 and res and not res.requeue_after and not res.error
+      and resource.is_available({ status = { conditions = res.conditions } }) then
+    res.requeue_after = next_poll()
+  end
   local fields = res and res.status and res.status.resource
   if fields then
     local ps = fields["OS-EXT-STS:power_state"]

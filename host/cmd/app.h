@@ -22,6 +22,7 @@ struct ks_app_opts {
 	unsigned concurrency;				     /* 0: each plugin's own */
 	double resync; /* seconds between full resyncs; 0: each plugin's own */
 	const char *clouds_yaml, *cloud, *cluster;
+	const char *amqp_url; /* the message bus of plugins' 'consumes'; NULL: none */
 	/* Which namespaces get a project: "labelled" (kupenstack.io/project=true) or "all"
 	 * (but kube-* and those labelled false); ks.core.config's project_namespaces. */
 	const char *project_namespaces;

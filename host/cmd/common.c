@@ -21,6 +21,7 @@ void ks_cmd_usage(FILE *f)
 	      "S]\n"
 	      "                      [--concurrency K] [--resync S]\n"
 	      "                      [--os-config FILE] [--os-cloud NAME] [--cluster NAME]\n"
+	      "                      [--amqp-url-file FILE]\n"
 	      "                      [--project-namespaces labelled|all]\n"
 	      "                      [--stdlib DIR] [--log-level debug|info|warn|error]\n"
 	      "                      [--plugin-max-memory MIB] [--plugin-max-instructions N]\n"

@@ -37,6 +37,29 @@ static int plugin_cap(struct ks_app_opts *o, int c, const char *arg)
 	return 0;
 }
 
+/* The message bus URL in file path (a mounted Secret, like clouds.yaml: a URL holds a
+ * password, which a flag would show in ps), trailing white space cut; NULL after saying
+ * why. */
+static char *amqp_url(const char *path)
+{
+	size_t len;
+	int rc;
+	char *s = ks_read_file(path, &len, &rc);
+
+	if (!s) {
+		fprintf(stderr, "kupenstack: --amqp-url-file %s: %s\n", path, strerror(-rc));
+		return NULL;
+	}
+	while (len > 0 && strchr(" \t\r\n", s[len - 1]))
+		s[--len] = '\0';
+	if (strncmp(s, "amqp://", 7) != 0 || strlen(s) != len) {
+		fprintf(stderr, "kupenstack: --amqp-url-file %s: not one amqp:// URL\n", path);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
 int ks_cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -52,6 +75,7 @@ int ks_cmd_run(int argc, char **argv)
 		{ "resync", required_argument, NULL, 'r' },
 		{ "os-config", required_argument, NULL, 'o' },
 		{ "os-cloud", required_argument, NULL, 'C' },
+		{ "amqp-url-file", required_argument, NULL, 'A' },
 		{ "cluster", required_argument, NULL, 'K' },
 		{ "project-namespaces", required_argument, NULL, 'N' },
 		{ "stdlib", required_argument, NULL, 's' },
@@ -69,12 +93,12 @@ int ks_cmd_run(int argc, char **argv)
 				 .plugin_max_instructions = 1e10,
 				 .plugin_max_seconds = 1800 };
 	struct ks_lua_host clouds = { 0 };
-	const char *osc = NULL, *cloud = NULL;
+	const char *osc = NULL, *cloud = NULL, *amqp = NULL;
 	char *stdlib = NULL, *end;
 	int c, rc;
 	long n;
 
-	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:j:r:o:C:K:N:s:l:M:I:S:h", opts,
+	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:j:r:o:C:A:K:N:s:l:M:I:S:h", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'k':
@@ -131,6 +155,9 @@ int ks_cmd_run(int argc, char **argv)
 		case 'C':
 			cloud = optarg;
 			break;
+		case 'A':
+			amqp = optarg;
+			break;
 		case 'K':
 			o.cluster = optarg;
 			break;
@@ -179,10 +206,16 @@ int ks_cmd_run(int argc, char **argv)
 		free(stdlib);
 		return 1;
 	}
+	if (amqp && !(o.amqp_url = amqp_url(amqp))) {
+		free((char *)clouds.clouds_yaml);
+		free(stdlib);
+		return 1;
+	}
 	o.clouds_yaml = clouds.clouds_yaml;
 	o.cloud = clouds.cloud;
 	o.stdlib_dir = stdlib = stdlib ? stdlib : ks_cmd_stdlib();
 	rc = ks_app_run(&o);
+	free((char *)o.amqp_url);
 	free((char *)clouds.clouds_yaml);
 	free(stdlib);
 	return rc;

@@ -18,6 +18,7 @@
 --                                       -- with, or nil and a result (self-healing)
 --     gone = function(cloud, obj, ctx, deps) end, -- optional: status.id's resource is gone:
 --                                       -- one to adopt, or nil and a result, or nothing (create)
+--     consumes = { ... },               -- optional: the plugin's 'consumes' (message bus)
 --     max_creating = 8,                 -- optional: see below (or function(ctx) giving it)
 --   }
 --
@@ -480,7 +481,7 @@ function _M.plugin(def)
   return {
     api = 1, group = _M.GROUP, version = _M.VERSION, kind = def.kind, scope = scope(def.kind),
     finalizer = _M.FINALIZER, concurrency = def.concurrency or 4, resync = def.resync or 300,
-    limits = def.limits, watches = watches,
+    limits = def.limits, watches = watches, consumes = def.consumes,
     config_schema = def.config_schema,
     reconcile = function(obj, ctx)
       local res, err = reconcile(def, obj, ctx)

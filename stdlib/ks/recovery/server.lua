@@ -20,6 +20,7 @@ local nova = require "ks.nova"
 local openstack = require "ks.openstack"
 local resource = require "ks.resource"
 local limit = require "ks.recovery.limit"
+local poll = require "ks.poll"
 
 local type = type
 local ipairs = ipairs
@@ -128,6 +129,7 @@ end
 -- The broken server old goes, now that new (tagged) exists.
 local function replace(cloud, old, new, ctx)
   if value(old["OS-EXT-STS:task_state"]) ~= "deleting" then
+    poll.wrote("Instance", old.id)
     local _, err = nova.server_delete(cloud, old.id)
     if err and not openstack.is_not_found(err) then
       return nil, resource.failed(err)
@@ -172,6 +174,7 @@ local function recreate(def, cloud, old, obj, ctx, deps)
   if not new then
     return nil, resource.failed(err)
   end
+  poll.wrote("Instance", new.id)
   fault.point("Instance", "recovery-posted")
   return replace(cloud, old, new, ctx)
 end
@@ -184,6 +187,7 @@ local function rebuild(def, cloud, cur, obj, ctx, deps)
       .. "cannot be rebuilt: recreating it instead")
     return recreate(def, cloud, cur, obj, ctx, deps)
   end
+  poll.wrote("Instance", cur.id)
   local _, err = nova.server_action(cloud, cur.id, "rebuild", { imageRef = image })
   if err then
     return nil, resource.failed(err)
