@@ -12,7 +12,9 @@
 # Then crash safety: a host armed at each step of a recreate (KUPENSTACK_CRASH_AT,
 # Instance:recovery-found|-detached|-posted|-deleted, and the host's status) dies there;
 # the restart leaves exactly one server for vm-a, ACTIVE, with the port and floating IP.
-# The host runs with a short --resync, so a failure is seen by polling within seconds.
+# Detection: first by the Instance plugin's poll (poll_interval 3 s, one list of the
+# namespace's servers; the resync is 900 s), then, with the poll at 900 s, through Nova's
+# notifications (--amqp-url-file: KS_OS_AMQP_URL), which alone can explain it then.
 # Needs KUBECONFIG (admin, the CRDs applied) and OS_CLIENT_CONFIG_FILE (OS_CLOUD, default
 # kupenstack-admin: an admin; flavor id 1; an external network `public`). Prints TAP lines
 # and `N passed, N failed`; exits 1 on any failure, 2 without its environment.
@@ -32,6 +34,7 @@ for p in project network subnet router port floatingip flavor image instance; do
 	cp "$TOP/plugins/$p.lua" "$PLUGINS/"
 done
 printf 'allow_source_networks: "127.0.0.0/8"\nsource_method: stream\n' >"$PLUGINS/image.config.yaml"
+echo 'poll_interval: 3' >"$PLUGINS/instance.config.yaml"
 PID=
 RUN=0
 HTTP_PID=
@@ -95,7 +98,7 @@ one_server() {
 	local ids
 	ids=$(tagged "$1") || { echo "server list failed: $ids"; return 1; }
 	[ "$(grep -c . <<<"$ids")" = 1 ] && [ "$ids" = "$(sid instance "$1")" ] && return 0
-	echo "servers tagged for $1: $(echo $ids); status.id $(sid instance "$1")"
+	echo "servers tagged for $1: ${ids//$'\n'/ }; status.id $(sid instance "$1")"
 	return 1
 }
 # port_on PORT SERVER: the port's device is the server.
@@ -113,14 +116,17 @@ healed() {
 	one_server "$1"
 }
 
-# host [POINT]: stop the running host (if any) and start one, crashing at POINT.
+# host [POINT [ARG...]]: stop the running host (if any) and start one, crashing at POINT
+# (none when empty), with ARGs added. The resync is long: what the host sees of a server,
+# it sees through the Instance plugin's poll (poll_interval, in instance.config.yaml) or
+# Nova's notifications (--amqp-url-file).
 host() {
 	[ -n "${HPID[op]:-}" ] && stop_host op TERM
 	RUN=$((RUN + 1))
 	HOST=op$RUN
 	if [ -n "${1:-}" ]; then export KUPENSTACK_CRASH_AT=$1; else unset KUPENSTACK_CRASH_AT; fi
 	start_host "$HOST" "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" \
-		--resync 4
+		--resync 900 "${@:2}"
 	local rc=$?
 	unset KUPENSTACK_CRASH_AT
 	HPID[op]=${HPID[$HOST]}
@@ -322,4 +328,72 @@ eventually 90 "onDeleted None: reported (reason Deleted, a Warning Event), nothi
 	eval "reason vm-b Deleted && event vm-b Deleted && [ -z \"\$(tagged vm-b)\" ]"
 
 echo "# $((SECONDS - T0)) s so far"
+
+
+# ---- crash at each step of a recreate --------------------------------------------------------
+
+for point in recovery-found recovery-detached recovery-posted recovery-deleted; do
+	what="crash at $point"
+	reset_recovery vm-a "$point" # no backoff from the tries before
+	until_ok 60 avail instance vm-a
+	OLD=$(sid instance vm-a)
+	if ! host "Instance:$point" >"$OUT" 2>&1; then
+		fail "$what: the host starts armed"
+		continue
+	fi
+	until_ok 60 avail instance vm-a
+	openstack "${NOVA[@]}" server set --state error "$OLD" >"$OUT" 2>&1
+	check "$what: the host dies of SIGKILL at the point" -- died_at Instance "$point"
+	host >"$OUT" 2>&1 || { fail "$what: the host restarts"; continue; }
+	eventually 150 "$what: after a restart, exactly one server for vm-a, Available, another ID" op -- \
+		healed vm-a "$OLD"
+	check "$what: ... the broken server gone or going, the port on the new one, the floating IP on the port" -- \
+		eval "port_on $PORT \$(sid instance vm-a) &&
+			openstack floating ip show $FIP -f value -c port_id | grep -qx $PORT &&
+			{ server_gone $OLD || server_is $OLD '.\"OS-EXT-STS:task_state\" == \"deleting\"'; }"
+done
+
+# ---- detection through Nova's notifications ---------------------------------------------
+
+if [ -n "${KS_OS_AMQP_URL:-}" ]; then
+	printf '%s\n' "$KS_OS_AMQP_URL" >"$WORK/amqp.url"
+	echo 'poll_interval: 900' >"$PLUGINS/instance.config.yaml"
+	reset_recovery vm-a notifications
+	host "" --amqp-url-file "$WORK/amqp.url" >"$OUT" 2>&1 || fail "notifications: the host starts"
+	eventually 60 "notifications: the Instance plugin's consumer is connected (/metrics), the host ready" op -- \
+		eval "[ \"\$(metric op 'kupenstack_amqp_connected{plugin=\"instance.lua\",exchange=\"nova\",topic=\"versioned_notifications.info\"}')\" = 1 ] &&
+			curl -sf http://127.0.0.1:\${HPORT[op]}/readyz"
+	until_ok 60 avail instance vm-a
+	N0=$(field instance "$NS" vm-a '.status.recovery.count')
+	A=$(sid instance vm-a)
+	openstack "${NOVA[@]}" server stop "$A" >"$OUT" 2>&1
+	eventually 120 "notifications: a server stopped behind our back is started (poll and resync at 900 s)" op -- \
+		eval "rec vm-a '.count == $N0 + 1 and .lastAction == \"Start\"' && avail instance vm-a &&
+			server_is $A '.status == \"ACTIVE\"'"
+	check "notifications: the plugin's map enqueued the Instance (kupenstack_amqp_enqueued_total > 0)" -- \
+		eval "v=\$(metric op 'kupenstack_amqp_enqueued_total{plugin=\"instance.lua\",exchange=\"nova\",topic=\"versioned_notifications.info\"}'); echo \"\$v\"; [ \"\${v:-0}\" != 0 ]"
+	openstack "${NOVA[@]}" server set --state error "$A" >"$OUT" 2>&1
+	eventually 150 "notifications: a server put in ERROR is recreated (poll and resync at 900 s)" op -- \
+		healed vm-a "$A"
+else
+	echo "# KS_OS_AMQP_URL is not set: the notifications part is skipped"
+	fail "notifications: KS_OS_AMQP_URL is set (tests/env/openstack prints it)"
+fi
+
+# ---- a bus that cannot be reached: not ready, saying why; polling goes on -----------------
+
+NS2=$NS-nobus
+new_ns "$NS2"
+PLUGINS2=$(mktemp -d "$WORK/plugins.XXXXXX")
+cp "$TOP/plugins/instance.lua" "$PLUGINS2/"
+echo "amqp://guest:guest@127.0.0.1:$(free_port)/" >"$WORK/nobus.url"
+start_host nobus "$PLUGINS2" "$NS2" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" \
+	--amqp-url-file "$WORK/nobus.url" >"$OUT" 2>&1
+eventually 60 "an unreachable bus: /readyz says not ready, naming the consumer; /healthz still answers" nobus -- \
+	eval "! curl -sf http://127.0.0.1:\${HPORT[nobus]}/readyz &&
+		curl -s http://127.0.0.1:\${HPORT[nobus]}/readyz | grep 'message bus consumer of controller instance' &&
+		curl -sf -o /dev/null http://127.0.0.1:\${HPORT[nobus]}/healthz"
+stop_host nobus
+
+echo "# $((SECONDS - T0)) s in all"
 finish
