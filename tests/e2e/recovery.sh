@@ -249,7 +249,7 @@ spec:
   networks: [{networkRef: {name: net}}]
   recoveryPolicy: {onError: Rebuild, maxRecoveries: 1}
 EOF
-eventually 180 "setup: both Instances Available, the floating IP on the port" op -- \
+eventually 400 "setup: both Instances Available, the floating IP on the port" op -- \
 	eval "avail instance vm-a && avail instance vm-b && avail floatingip fip-a"
 check "the CRD's defaults: vm-a's policy is Recreate / Start / Recreate, 5 in 1h" -- \
 	has instance "$NS" vm-a '.spec.recoveryPolicy == {"onError": "Recreate", "onShutoff": "Start",

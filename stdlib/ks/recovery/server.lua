@@ -163,7 +163,32 @@ local function free_ports(cloud, old, deps)
 end
 
 
+-- Does obj ask Nova for a fixed IP on a Network? The broken server holds it until it is
+-- gone, so for such an Instance the broken server goes first.
+local function fixed_ip(obj)
+  for _, n in ipairs((obj.spec and obj.spec.networks) or {}) do
+    if n.networkRef and n.fixed_ip then
+      return n.fixed_ip
+    end
+  end
+  return nil
+end
+
+
 local function recreate(def, cloud, old, obj, ctx, deps)
+  local ip = fixed_ip(obj)
+  if ip then
+    poll.wrote("Instance", old.id)
+    local _, err = nova.server_delete(cloud, old.id)
+    if err and not openstack.is_not_found(err) then
+      return nil, resource.failed(err)
+    end
+    fault.point("Instance", "recovery-deleted")
+    local res = held("Recovering", "server " .. old.id .. " is deleted first: its fixed IP "
+      .. ip .. " is wanted by the new one", 3)
+    res.status = { id = old.id }
+    return nil, res
+  end
   local ok, err = free_ports(cloud, old, deps)
   if not ok then
     return nil, resource.failed(err)
@@ -267,6 +292,11 @@ function _M.gone(def)
       ctx.event("Normal", "Adopted", "found server " .. own.id .. " created for this object "
         .. "(a recovery); adopting it")
       return own
+    end
+    local rec = obj.status.recovery
+    if rec and rec.state == "Running" and rec.lastAction == "Recreate"
+        and rec.lastReason == "Error" then
+      return nil -- a recreate that deleted the broken server first: go on with it
     end
     local pol, perr = limit.policy(obj.spec)
     if not pol then
