@@ -172,7 +172,7 @@ project_of() {
 	PID=$(k get namespace "$NS" -o json | jq -r '.metadata.annotations["kupenstack.io/project-id"] // empty')
 	[ -n "$PID" ]
 }
-eventually 60 "setup: the labelled namespace gets a project" op -- project_of
+eventually 300 "setup: the labelled namespace gets a project" op -- project_of
 
 WWW=$WORK/www
 mkdir -p "$WWW"
