@@ -172,7 +172,7 @@ project_of() {
 	PID=$(k get namespace "$NS" -o json | jq -r '.metadata.annotations["kupenstack.io/project-id"] // empty')
 	[ -n "$PID" ]
 }
-eventually 300 "setup: the labelled namespace gets a project" op -- project_of
+eventually 600 "setup: the labelled namespace gets a project" op -- project_of || finish
 
 WWW=$WORK/www
 mkdir -p "$WWW"
@@ -249,8 +249,8 @@ spec:
   networks: [{networkRef: {name: net}}]
   recoveryPolicy: {onError: Rebuild, maxRecoveries: 1}
 EOF
-eventually 400 "setup: both Instances Available, the floating IP on the port" op -- \
-	eval "avail instance vm-a && avail instance vm-b && avail floatingip fip-a"
+eventually 900 "setup: both Instances Available, the floating IP on the port" op -- \
+	eval "avail instance vm-a && avail instance vm-b && avail floatingip fip-a" || finish
 check "the CRD's defaults: vm-a's policy is Recreate / Start / Recreate, 5 in 1h" -- \
 	has instance "$NS" vm-a '.spec.recoveryPolicy == {"onError": "Recreate", "onShutoff": "Start",
 		"onDeleted": "Recreate", "maxRecoveries": 5, "window": "1h"}'
@@ -386,12 +386,21 @@ NS2=$NS-nobus
 new_ns "$NS2"
 PLUGINS2=$(mktemp -d "$WORK/plugins.XXXXXX")
 cp "$TOP/plugins/instance.lua" "$PLUGINS2/"
+# A plugin that asks for more queues than a plugin may have is refused, naming the field.
+cat >"$PLUGINS2/hostile.lua" <<'EOF'
+local c = { exchange = "nova", topic = "#", map = function() return {} end }
+return { api = 1, group = "test.kupenstack.io", version = "v1", kind = "Gadget",
+  consumes = { c, c, c, c, c }, reconcile = function() return {} end }
+EOF
 echo "amqp://guest:guest@127.0.0.1:$(free_port)/" >"$WORK/nobus.url"
 start_host nobus "$PLUGINS2" "$NS2" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" \
 	--amqp-url-file "$WORK/nobus.url" >"$OUT" 2>&1
 eventually 60 "an unreachable bus: /readyz says not ready, naming the consumer; /healthz still answers" nobus -- \
 	eval "! curl -sf http://127.0.0.1:\${HPORT[nobus]}/readyz &&
 		curl -s http://127.0.0.1:\${HPORT[nobus]}/readyz | grep 'message bus consumer of controller instance' &&
+		curl -sf -o /dev/null http://127.0.0.1:\${HPORT[nobus]}/healthz"
+check "a plugin with 5 'consumes' is refused, naming the field; the host runs on" nobus -- \
+	eval "in_log nobus \"plugin refused.*hostile.lua.*field 'consumes' lists 5 subscriptions; at most 4\" &&
 		curl -sf -o /dev/null http://127.0.0.1:\${HPORT[nobus]}/healthz"
 stop_host nobus
 
