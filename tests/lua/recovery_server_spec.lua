@@ -116,6 +116,16 @@ describe("ks.recovery.server", function()
     assert.is_nil(c.recovery)
   end)
 
+  it("does not adopt a broken server of an earlier try: deletes it, and recreates", function()
+    servers.older = { id = "older", status = "ERROR" }
+    local cur = recovery.recover(def)(cloud, servers.old, instance(), ctx(), deps)
+    assert.equal("new", cur.id)
+    assert.same({ "list kupenstack-uid-u1", "delete older", "point Instance recovery-found" },
+      { calls[1], calls[2], calls[3] })
+    assert.is_nil(servers.older)
+    assert.is_nil(servers.old)
+  end)
+
   it("rebuilds in place with onError Rebuild", function()
     local c = ctx()
     local cur = recovery.recover(def)(cloud, servers.old, instance({ onError = "Rebuild" }), c, deps)

@@ -106,8 +106,9 @@ local function gate(obj, ctx, pol, action, reason, what, fmsg)
 end
 
 
--- Another server with obj's UID tag than id, not being deleted: the new server of a
--- recreate that a crash interrupted; nil if there is none.
+-- Another server with obj's UID tag than id, neither broken nor being deleted: the new
+-- server of a recreate that a crash interrupted; nil if there is none. Other broken ones
+-- with the tag (a recreate whose new server failed too) are ours and deleted.
 local function sibling(cloud, obj, id)
   local items, err = nova.servers(cloud, { tags = resource.uid_tag(obj) })
   if not items then
@@ -117,9 +118,14 @@ local function sibling(cloud, obj, id)
   for _, s in ipairs(items) do
     if s.id ~= id and value(s["OS-EXT-STS:task_state"]) ~= "deleting" then
       if s.status ~= "ERROR" then
-        return s
+        found = found or s
+      else
+        poll.wrote("Instance", s.id)
+        local _, derr = nova.server_delete(cloud, s.id)
+        if derr and not openstack.is_not_found(derr) then
+          return nil, derr
+        end
       end
-      found = found or s
     end
   end
   return found
