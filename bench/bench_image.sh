@@ -45,8 +45,8 @@ mkdir "$WORK/plugins"
 cp plugins/project.lua plugins/image.lua "$WORK/plugins/"
 printf 'allow_source_networks: "127.0.0.1/32"\nsource_method: stream\n' >"$WORK/plugins/image.config.yaml"
 k create namespace "$NS" >/dev/null && k label namespace "$NS" kupenstack.io/project=true >/dev/null
-"$KS" run --plugins "$WORK/plugins" --namespace "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" \
-	--os-cloud "$OS_CLOUD" >"$WORK/host.log" 2>&1 </dev/null &
+"$KS" run --plugins "$WORK/plugins" --namespace "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" \
+	--set cloud="$OS_CLOUD" >"$WORK/host.log" 2>&1 </dev/null &
 HOST_PID=$!
 for _ in $(seq 1 120); do
 	k get namespace "$NS" -o json | jq -e '.metadata.annotations["kupenstack.io/project-id"]' >/dev/null && break

@@ -195,7 +195,7 @@ k create namespace "$NS" >/dev/null || die "cannot create namespace $NS"
 k label namespace "$NS" kupenstack.io/project=true >/dev/null
 PORT=$(free_port)
 "$KS" run --plugins "$WORK/plugins" --namespace "$NS" --metrics-addr "127.0.0.1:$PORT" \
-	--os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" --concurrency "$K" \
+	--set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD" --concurrency "$K" \
 	>"$WORK/host.log" 2>&1 </dev/null &
 HOST_PID=$!
 until_ok 30 curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz" || die "the host did not come up"

@@ -18,7 +18,7 @@ if [ -z "${OS_CLIENT_CONFIG_FILE:-}" ]; then
 	exit 0
 fi
 if [ "$n" -gt 0 ]; then
-	lua=$(bin/kupenstack exec bench/openstack_calls.lua "$n" 2>/dev/null)
+	lua=$(bin/kupenstack exec --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="${OS_CLOUD:-}" bench/openstack_calls.lua "$n" 2>/dev/null)
 	sdk=$(/usr/bin/python3 bench/openstack_calls.py "$n" 2>/dev/null)
 	echo "== ks.openstack (Lua) vs openstacksdk (Python), sequential calls, n=$n"
 	printf '%-22s %12s %12s %8s\n' call "lua ms/call" "sdk ms/call" "lua/sdk"
@@ -31,7 +31,7 @@ if [ "$n" -gt 0 ]; then
 	grep requests <<<"$lua" | sed 's/^lua /# ks.openstack HTTP /'
 fi
 if [ "$total" -gt 0 ]; then
-	lua=$(bin/kupenstack exec bench/openstack_concurrent.lua "$total" "$conc" 2>/dev/null)
+	lua=$(bin/kupenstack exec --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="${OS_CLOUD:-}" bench/openstack_concurrent.lua "$total" "$conc" 2>/dev/null)
 	sdk=$(/usr/bin/python3 bench/openstack_concurrent.py "$total" "$conc" 2>/dev/null)
 	echo "== concurrent requests, $conc at once, $total per call (ks.openstack rate = false: no client-side rate limit)"
 	printf '%-16s %5s %10s %10s %8s %11s %11s %11s %11s\n' call conc "lua req/s" "sdk req/s" \

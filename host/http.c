@@ -11,18 +11,12 @@
 
 #include <curl/curl.h>
 
+#include "curl_uv.h"
 #include "list.h"
 #include "log.h"
 
 /* A body we buffer larger than this is refused: nothing the host asks for is this big. */
 #define MAX_BODY (512u << 20)
-
-struct sock {
-	uv_poll_t poll;
-	curl_socket_t fd;
-	struct ks_http *h;
-	struct ks_list link; /* in h->socks */
-};
 
 struct ks_http_req {
 	struct ks_http *h;
@@ -45,15 +39,11 @@ struct ks_http_req {
 
 struct ks_http {
 	uv_loop_t *loop;
-	CURLM *multi;
-	uv_timer_t timer;
+	struct ks_curl_uv cu; /* the multi handle on the loop */
 	struct ks_list reqs;  /* started, not completed */
 	struct ks_list reap;  /* completed or cancelled while dispatching: freed after */
-	struct ks_list socks; /* struct sock, one per socket libcurl watches */
 	size_t pending;
 	int dispatching;
-	int open_handles;
-	bool closing;
 };
 
 /* The first request of l, or NULL. */
@@ -75,27 +65,9 @@ static void req_free(struct ks_http_req *r)
 	free(r);
 }
 
-static void maybe_free_client(struct ks_http *h)
+static void client_closed(struct ks_curl_uv *cu)
 {
-	if (h->closing && h->open_handles == 0)
-		free(h);
-}
-
-static void on_handle_closed(uv_handle_t *handle)
-{
-	struct ks_http *h = handle->data;
-
-	if (handle->type == UV_POLL)
-		free(KS_CONTAINER_OF((uv_poll_t *)handle, struct sock, poll));
-	h->open_handles--;
-	maybe_free_client(h);
-}
-
-static void sock_close(struct sock *s)
-{
-	ks_list_del(&s->link);
-	uv_poll_stop(&s->poll);
-	uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+	free(KS_CONTAINER_OF(cu, struct ks_http, cu));
 }
 
 static int curl_err(CURLcode rc)
@@ -186,7 +158,7 @@ static void complete(struct ks_http *h, struct ks_http_req *r, CURLcode rc)
 		return; /* cancelled from its own data callback: already gone */
 	stopped = r->on_data && !deliver_stream(r);
 
-	curl_multi_remove_handle(h->multi, r->easy);
+	curl_multi_remove_handle(h->cu.multi, r->easy);
 	ks_list_del(&r->link);
 	h->pending--;
 	if (!r->cancelled) {
@@ -208,8 +180,9 @@ static void complete(struct ks_http *h, struct ks_http_req *r, CURLcode rc)
 }
 
 /* Deliver streamed data, then completions: all user code runs here, after libcurl. */
-static void after_curl(struct ks_http *h)
+static void after_curl(struct ks_curl_uv *cu)
 {
+	struct ks_http *h = KS_CONTAINER_OF(cu, struct ks_http, cu);
 	struct ks_http_req *r, **ready = NULL;
 	struct ks_list *l, *nx;
 	size_t n = 0, cap = 0;
@@ -234,7 +207,7 @@ static void after_curl(struct ks_http *h)
 			complete(h, r, CURLE_WRITE_ERROR);
 	}
 	free(ready);
-	while ((msg = curl_multi_info_read(h->multi, &left))) {
+	while ((msg = curl_multi_info_read(h->cu.multi, &left))) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
@@ -249,102 +222,15 @@ static void after_curl(struct ks_http *h)
 	}
 }
 
-static void on_poll(uv_poll_t *poll, int status, int events)
-{
-	struct sock *s = KS_CONTAINER_OF(poll, struct sock, poll);
-	struct ks_http *h = s->h;
-	int flags = 0, running;
-
-	if (status < 0)
-		flags = CURL_CSELECT_ERR;
-	if (events & UV_READABLE)
-		flags |= CURL_CSELECT_IN;
-	if (events & UV_WRITABLE)
-		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(h->multi, s->fd, flags, &running);
-	after_curl(h);
-}
-
-static void on_timer(uv_timer_t *t)
-{
-	struct ks_http *h = t->data;
-	int running;
-
-	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	after_curl(h);
-}
-
-static int curl_timer_cb(CURLM *multi, long timeout_ms, void *ud)
-{
-	struct ks_http *h = ud;
-
-	(void)multi;
-	if (timeout_ms < 0)
-		uv_timer_stop(&h->timer);
-	else
-		uv_timer_start(&h->timer, on_timer, (uint64_t)timeout_ms, 0);
-	return 0;
-}
-
-static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *ud, void *sockp)
-{
-	struct ks_http *h = ud;
-	struct sock *s = sockp;
-	int events = 0;
-
-	(void)easy;
-	if (what == CURL_POLL_REMOVE) {
-		if (s) {
-			sock_close(s);
-			curl_multi_assign(h->multi, fd, NULL);
-		}
-		return 0;
-	}
-	if (!s) {
-		s = ks_xcalloc(1, sizeof(*s));
-		s->fd = fd;
-		s->h = h;
-		if (uv_poll_init_socket(h->loop, &s->poll, fd) != 0) {
-			free(s);
-			return -1;
-		}
-		s->poll.data = h;
-		h->open_handles++;
-		ks_list_add(&h->socks, &s->link);
-		curl_multi_assign(h->multi, fd, s);
-	}
-	if (what & CURL_POLL_IN)
-		events |= UV_READABLE;
-	if (what & CURL_POLL_OUT)
-		events |= UV_WRITABLE;
-	uv_poll_start(&s->poll, events, on_poll);
-	return 0;
-}
-
 struct ks_http *ks_http_new(uv_loop_t *loop)
 {
-	static bool global_done;
-	struct ks_http *h;
+	struct ks_http *h = ks_xcalloc(1, sizeof(*h));
 
-	if (!global_done) {
-		ks_require(curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK);
-		global_done = true;
-	}
-	h = ks_xcalloc(1, sizeof(*h));
 	h->loop = loop;
 	ks_list_init(&h->reqs);
 	ks_list_init(&h->reap);
-	ks_list_init(&h->socks);
-	h->multi = curl_multi_init();
-	ks_require(h->multi);
-	uv_timer_init(loop, &h->timer);
-	h->timer.data = h;
-	h->open_handles = 1;
-	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb);
-	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 64L);
+	ks_curl_uv_init(&h->cu, loop, after_curl, client_closed);
+	curl_multi_setopt(h->cu.multi, CURLMOPT_MAXCONNECTS, 64L);
 	return h;
 }
 
@@ -355,7 +241,7 @@ void ks_http_free(struct ks_http *h)
 	if (!h)
 		return;
 	while ((r = first_req(&h->reqs))) {
-		curl_multi_remove_handle(h->multi, r->easy);
+		curl_multi_remove_handle(h->cu.multi, r->easy);
 		ks_list_del(&r->link);
 		req_free(r);
 	}
@@ -364,16 +250,7 @@ void ks_http_free(struct ks_http *h)
 		req_free(r);
 	}
 	h->pending = 0;
-	h->closing = true;
-	/* libcurl closes its connections without telling us; we close our polls. */
-	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, NULL);
-	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, NULL);
-	curl_multi_cleanup(h->multi);
-	h->multi = NULL;
-	while (!ks_list_empty(&h->socks))
-		sock_close(KS_CONTAINER_OF(ks_list_first(&h->socks), struct sock, link));
-	uv_timer_stop(&h->timer);
-	uv_close((uv_handle_t *)&h->timer, on_handle_closed);
+	ks_curl_uv_close(&h->cu);
 }
 
 static void set_tls(CURL *e, const struct ks_http_tls *t)
@@ -428,7 +305,7 @@ struct ks_http_req *ks_http_request(struct ks_http *h, const struct ks_http_opts
 	CURL *e;
 
 	ks_list_init(&r->link);
-	ks_require(o->url && o->on_done && !h->closing);
+	ks_require(o->url && o->on_done && !h->cu.closing);
 	r->h = h;
 	r->max_body = o->max_body && o->max_body < MAX_BODY ? o->max_body : MAX_BODY;
 	r->on_done = o->on_done;
@@ -462,7 +339,7 @@ struct ks_http_req *ks_http_request(struct ks_http *h, const struct ks_http_opts
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	set_tls(e, o->tls);
 	set_method(r, o);
-	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+	if (curl_multi_add_handle(h->cu.multi, e) != CURLM_OK) {
 		req_free(r);
 		return NULL;
 	}
@@ -478,7 +355,7 @@ void ks_http_cancel(struct ks_http_req *r)
 	if (r->completing || r->cancelled)
 		return;
 	r->cancelled = true;
-	curl_multi_remove_handle(h->multi, r->easy);
+	curl_multi_remove_handle(h->cu.multi, r->easy);
 	ks_list_del(&r->link);
 	h->pending--;
 	if (h->dispatching)

@@ -1,4 +1,8 @@
-/* metrics.c: the Prometheus registry and its text exposition (format 0.0.4). */
+/*
+ * metrics.c: the Prometheus registry and its text exposition (format 0.0.4). The standard
+ * series of controllers, work queues and the REST client are in metrics_std.c, the
+ * /metrics /healthz /readyz server in metrics_server.c.
+ */
 #include "metrics.h"
 
 #include <errno.h>
@@ -9,7 +13,6 @@
 #include <strings.h>
 
 #include "map.h"
-#include "serve.h"
 
 struct ks_metric {
 	struct ks_metric_family *f;
@@ -38,21 +41,6 @@ struct collector {
 	void *data;
 };
 
-enum std_family {
-	RECONCILE_TOTAL,
-	RECONCILE_ERRORS,
-	RECONCILE_TIME,
-	WQ_DEPTH,
-	WQ_ADDS,
-	WQ_QUEUE_DURATION,
-	WQ_WORK_DURATION,
-	WQ_RETRIES,
-	WQ_UNFINISHED,
-	WQ_LONGEST,
-	REST_REQUESTS,
-	NSTD,
-};
-
 struct ks_metrics {
 	struct ks_map *index; /* name -> struct ks_metric_family * */
 	struct ks_metric_family **families;
@@ -60,21 +48,9 @@ struct ks_metrics {
 	size_t cap;
 	struct collector *collectors;
 	size_t ncollectors;
-	struct ks_metric_family *std[NSTD];
 };
 
 static struct ks_metrics *default_registry;
-
-static const double reconcile_buckets[] = {
-	0.005, 0.01, 0.025, 0.05, 0.1,	0.15, 0.2,  0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6,
-	0.7,   0.8,  0.9,   1.0,  1.25, 1.5,  1.75, 2.0,  2.5, 3.0,  3.5, 4.0,	4.5, 5,
-	6,     7,    8,	    9,	  10,	15,   20,   25,	  30,  40,   50,  60,
-};
-
-/* client-go's ExponentialBuckets(10e-9, 10, 10): 1e-08 .. 10. */
-static const double workqueue_buckets[] = {
-	1e-08, 1e-07, 1e-06, 1e-05, 1e-04, 1e-03, 1e-02, 1e-01, 1, 10,
-};
 
 static bool valid_name(const char *s, bool colon)
 {
@@ -177,58 +153,11 @@ struct ks_metric_family *ks_metrics_find(struct ks_metrics *m, const char *name)
 	return ks_map_get(m->index, name);
 }
 
-static void register_std(struct ks_metrics *m)
-{
-	const char *const *wq = KS_LABELS("name");
-	struct ks_metric_family **s = m->std;
-
-	s[RECONCILE_TOTAL] = ks_metrics_counter(m, "controller_runtime_reconcile_total",
-						"Total number of reconciliations per controller",
-						KS_LABELS("controller", "result"));
-	s[RECONCILE_ERRORS] = ks_metrics_counter(
-		m, "controller_runtime_reconcile_errors_total",
-		"Total number of reconciliation errors per controller", KS_LABELS("controller"));
-	s[RECONCILE_TIME] = ks_metrics_histogram(m, "controller_runtime_reconcile_time_seconds",
-						 "Length of time per reconciliation per controller",
-						 KS_LABELS("controller"), reconcile_buckets,
-						 KS_ARRAY_SIZE(reconcile_buckets));
-	s[WQ_DEPTH] = ks_metrics_gauge(m, "workqueue_depth", "Current depth of workqueue", wq);
-	s[WQ_ADDS] = ks_metrics_counter(m, "workqueue_adds_total",
-					"Total number of adds handled by workqueue", wq);
-	s[WQ_QUEUE_DURATION] = ks_metrics_histogram(
-		m, "workqueue_queue_duration_seconds",
-		"How long in seconds an item stays in workqueue before being requested", wq,
-		workqueue_buckets, KS_ARRAY_SIZE(workqueue_buckets));
-	s[WQ_WORK_DURATION] =
-		ks_metrics_histogram(m, "workqueue_work_duration_seconds",
-				     "How long in seconds processing an item from workqueue takes.",
-				     wq, workqueue_buckets, KS_ARRAY_SIZE(workqueue_buckets));
-	s[WQ_RETRIES] = ks_metrics_counter(m, "workqueue_retries_total",
-					   "Total number of retries handled by workqueue", wq);
-	s[WQ_UNFINISHED] = ks_metrics_gauge(
-		m, "workqueue_unfinished_work_seconds",
-		"How many seconds of work has been done that is in progress and hasn't been "
-		"observed by work_duration. Large values indicate stuck threads. One can deduce "
-		"the number of stuck threads by observing the rate at which this increases.",
-		wq);
-	s[WQ_LONGEST] = ks_metrics_gauge(
-		m, "workqueue_longest_running_processor_seconds",
-		"How many seconds has the longest running processor for workqueue been running.",
-		wq);
-	s[REST_REQUESTS] = ks_metrics_counter(
-		m, "rest_client_requests_total",
-		"Number of HTTP requests, partitioned by status code, method, and host.",
-		KS_LABELS("code", "method", "host"));
-	for (size_t i = 0; i < NSTD; i++)
-		ks_require(s[i]);
-}
-
 struct ks_metrics *ks_metrics_new(void)
 {
 	struct ks_metrics *m = ks_xcalloc(1, sizeof(*m));
 
 	m->index = ks_map_new(0);
-	register_std(m);
 	return m;
 }
 
@@ -505,156 +434,4 @@ void ks_metrics_render(struct ks_metrics *m, struct ks_buf *out)
 		for (size_t j = 0; j < f->nchildren; j++)
 			render_child(out, f->children[j]);
 	}
-}
-
-static const char *const results[] = { "success", "error", "requeue", "requeue_after" };
-
-void ks_metrics_controller_init(struct ks_metrics *m, const char *controller)
-{
-	if (!m)
-		return;
-	for (size_t i = 0; i < KS_ARRAY_SIZE(results); i++)
-		ks_metric_child(m->std[RECONCILE_TOTAL], KS_LABELS(controller, results[i]));
-	ks_metric_child(m->std[RECONCILE_ERRORS], KS_LABELS(controller));
-	ks_metric_child(m->std[RECONCILE_TIME], KS_LABELS(controller));
-}
-
-void ks_metrics_reconcile(struct ks_metrics *m, const char *controller,
-			  enum ks_reconcile_result result, double seconds)
-{
-	if (!m)
-		return;
-	ks_require((size_t)result < KS_ARRAY_SIZE(results));
-	ks_metric_inc(
-		ks_metric_child(m->std[RECONCILE_TOTAL], KS_LABELS(controller, results[result])));
-	if (result == KS_RECONCILE_ERROR)
-		ks_metric_inc(ks_metric_child(m->std[RECONCILE_ERRORS], KS_LABELS(controller)));
-	ks_metric_observe(ks_metric_child(m->std[RECONCILE_TIME], KS_LABELS(controller)), seconds);
-}
-
-void ks_metrics_rest_request(struct ks_metrics *m, int code, const char *method, const char *host)
-{
-	char buf[16];
-
-	if (!m)
-		return;
-	if (code > 0)
-		snprintf(buf, sizeof(buf), "%d", code);
-	else
-		snprintf(buf, sizeof(buf), "<error>");
-	ks_metric_inc(ks_metric_child(m->std[REST_REQUESTS], KS_LABELS(buf, method, host)));
-}
-
-void ks_metrics_workqueue_init(struct ks_metrics *m, const char *name,
-			       struct ks_metrics_workqueue *wq)
-{
-	const char *const *v = KS_LABELS(name);
-
-	memset(wq, 0, sizeof(*wq));
-	if (!m)
-		return;
-	wq->depth = ks_metric_child(m->std[WQ_DEPTH], v);
-	wq->adds = ks_metric_child(m->std[WQ_ADDS], v);
-	wq->queue_duration = ks_metric_child(m->std[WQ_QUEUE_DURATION], v);
-	wq->work_duration = ks_metric_child(m->std[WQ_WORK_DURATION], v);
-	wq->retries = ks_metric_child(m->std[WQ_RETRIES], v);
-	wq->unfinished_work = ks_metric_child(m->std[WQ_UNFINISHED], v);
-	wq->longest_running = ks_metric_child(m->std[WQ_LONGEST], v);
-}
-
-/* The ops endpoints, served by host/serve.c. */
-
-#define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
-
-struct ks_metrics_server {
-	struct ks_serve *srv;
-	struct ks_metrics *metrics;
-	ks_metrics_ready_cb ready;
-	void *ready_data;
-	bool stopping;
-};
-
-static void server_freed(void *data)
-{
-	free(data);
-}
-
-static int get_metrics(void *data, struct ks_buf *body, const char **ctype)
-{
-	struct ks_metrics_server *s = data;
-	struct ks_metrics *m = s->metrics ? s->metrics : ks_metrics_default();
-
-	*ctype = METRICS_TYPE;
-	if (m)
-		ks_metrics_render(m, body);
-	return 200;
-}
-
-static int get_healthz(void *data, struct ks_buf *body, const char **ctype)
-{
-	ks_buf_puts(body, "ok");
-	return 200;
-}
-
-static int get_readyz(void *data, struct ks_buf *body, const char **ctype)
-{
-	struct ks_metrics_server *s = data;
-	char why[256] = "";
-	int status = 200;
-
-	if (s->ready && !s->ready(s->ready_data, why, sizeof(why)))
-		status = 503;
-	why[sizeof(why) - 1] = '\0';
-	ks_buf_puts(body, why[0] ? why : status == 200 ? "ok" : "not ready");
-	return status;
-}
-
-int ks_metrics_server_start(uv_loop_t *loop, const char *addr,
-			    const struct ks_metrics_server_opts *opts,
-			    struct ks_metrics_server **out)
-{
-	struct ks_metrics_server_opts o = opts ? *opts : (struct ks_metrics_server_opts){ 0 };
-	struct ks_metrics_server *s = ks_xcalloc(1, sizeof(*s));
-	struct ks_serve_opts so = { .idle_timeout_ms = o.idle_timeout_ms,
-				    .max_header = o.max_header,
-				    .max_conns = o.max_conns,
-				    .on_free = server_freed,
-				    .free_data = s };
-	int err = ks_serve_start(loop, addr, &so, &s->srv);
-
-	if (err)
-		return err; /* s is freed with the server that could not listen */
-	s->metrics = o.metrics;
-	s->ready = o.ready;
-	s->ready_data = o.ready_data;
-	ks_require(ks_serve_route(s->srv, "/metrics", get_metrics, s) == 0);
-	ks_require(ks_serve_route(s->srv, "/healthz", get_healthz, s) == 0);
-	ks_require(ks_serve_route(s->srv, "/readyz", get_readyz, s) == 0);
-	*out = s;
-	return 0;
-}
-
-void ks_metrics_server_set_ready(struct ks_metrics_server *s, ks_metrics_ready_cb cb, void *data)
-{
-	s->ready = cb;
-	s->ready_data = data;
-}
-
-int ks_metrics_server_port(const struct ks_metrics_server *s)
-{
-	return ks_serve_port(s->srv);
-}
-
-size_t ks_metrics_server_conns(const struct ks_metrics_server *s)
-{
-	return ks_serve_conns(s->srv);
-}
-
-/* s is freed with the server (server_freed), once its connections are closed. */
-void ks_metrics_server_stop(struct ks_metrics_server *s)
-{
-	if (!s || s->stopping)
-		return;
-	s->stopping = true;
-	ks_serve_stop(s->srv);
 }

@@ -2,13 +2,14 @@
 /*
  * metrics.h: the Prometheus side of the operator. A registry of counters,
  * gauges and histograms with label sets, rendered in the text exposition format
- * 0.0.4 exactly as client_golang writes it, and the ops endpoints /metrics, /healthz
- * and /readyz, served on the libuv loop by host/serve.c.
+ * 0.0.4 exactly as client_golang writes it (metrics.c), and the ops endpoints /metrics,
+ * /healthz and /readyz, served on the libuv loop by host/serve.c (metrics_server.c).
  *
- * Every registry comes with controller-runtime's and client-go's families under
- * their exact names and buckets (reconcile, workqueue, REST client), so that
- * existing dashboards and alerts work unchanged; our own families are named
- * kupenstack_*. A family with no children is not rendered, as in client_golang.
+ * The standard series (metrics_std.c) are controller-runtime's and client-go's families
+ * under their exact names and buckets (reconcile, workqueue, REST client), so that
+ * existing dashboards and alerts work unchanged; each is registered in a registry when
+ * first used there. Our own families are named kupenstack_*. A family with no children
+ * is not rendered, as in client_golang.
  *
  * The host is single-threaded: nothing here locks. Updates through a NULL
  * struct ks_metric * are no-ops, so a unit can run without metrics.
@@ -45,7 +46,7 @@ typedef void (*ks_metrics_collect_cb)(struct ks_metrics *m, void *data);
 /* A NULL-terminated label list, e.g. KS_LABELS("controller", "result"). */
 #define KS_LABELS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
-/* A registry holding the standard families. Never NULL. */
+/* An empty registry (the standard families join it when first used). Never NULL. */
 struct ks_metrics *ks_metrics_new(void);
 /*
  * Free the registry, its families and children. Every struct ks_metric * taken

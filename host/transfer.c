@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include <curl/curl.h>
+#include "curl_uv.h"
 #include "digest.h"
 #include "list.h"
 
@@ -23,21 +24,10 @@
 #define MAX_DST_BODY (64u << 10)
 #define MAX_REDIRS 5L
 
-struct tsock {
-	uv_poll_t poll;
-	curl_socket_t fd;
-	struct ks_transfer *t;
-	struct ks_list link; /* in t->socks */
-};
-
 struct ks_transfer {
-	CURLM *multi;
-	uv_timer_t timer;
-	uv_loop_t *loop;
+	struct ks_curl_uv cu; /* the multi handle on the loop */
 	CURL *src, *dst;
 	struct curl_slist *dst_hdrs;
-	struct ks_list socks; /* struct tsock, one per socket libcurl watches */
-	int open_handles;
 	struct ks_netguard guard;
 	struct ks_digest digest;
 	char *buf;
@@ -61,43 +51,26 @@ static size_t pending(const struct ks_transfer *t)
 	return t->tail - t->head;
 }
 
-static void on_closed(uv_handle_t *h)
+static void closed(struct ks_curl_uv *cu)
 {
-	struct ks_transfer *t = h->data;
+	struct ks_transfer *t = KS_CONTAINER_OF(cu, struct ks_transfer, cu);
 
-	if (h->type == UV_POLL)
-		free(KS_CONTAINER_OF((uv_poll_t *)h, struct tsock, poll));
-	if (--t->open_handles == 0) {
-		ks_buf_deinit(&t->res.dst_body);
-		free(t);
-	}
-}
-
-static void sock_close(struct tsock *s)
-{
-	ks_list_del(&s->link);
-	uv_poll_stop(&s->poll);
-	uv_close((uv_handle_t *)&s->poll, on_closed);
+	ks_buf_deinit(&t->res.dst_body);
+	free(t);
 }
 
 /* Drop both connections and free everything once the handles are closed. */
 static void teardown(struct ks_transfer *t)
 {
-	curl_multi_remove_handle(t->multi, t->src);
+	curl_multi_remove_handle(t->cu.multi, t->src);
 	if (t->dst_started)
-		curl_multi_remove_handle(t->multi, t->dst);
+		curl_multi_remove_handle(t->cu.multi, t->dst);
 	curl_easy_cleanup(t->src);
 	curl_easy_cleanup(t->dst);
 	curl_slist_free_all(t->dst_hdrs);
-	curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, NULL);
-	curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, NULL);
-	curl_multi_cleanup(t->multi);
 	ks_digest_deinit(&t->digest);
 	free(t->buf);
-	while (!ks_list_empty(&t->socks))
-		sock_close(KS_CONTAINER_OF(ks_list_first(&t->socks), struct tsock, link));
-	uv_timer_stop(&t->timer);
-	uv_close((uv_handle_t *)&t->timer, on_closed);
+	ks_curl_uv_close(&t->cu);
 }
 
 static int curl_err(CURLcode rc)
@@ -206,7 +179,7 @@ static void pump(struct ks_transfer *t)
 {
 	if (t->want_dst && !t->dst_started) {
 		t->dst_started = true;
-		curl_multi_add_handle(t->multi, t->dst);
+		curl_multi_add_handle(t->cu.multi, t->dst);
 	}
 	if (t->src_paused && !t->src_done && pending(t) < BUF_CAP / 2) {
 		t->src_paused = false;
@@ -218,13 +191,14 @@ static void pump(struct ks_transfer *t)
 	}
 }
 
-static void after_curl(struct ks_transfer *t)
+static void after_curl(struct ks_curl_uv *cu)
 {
+	struct ks_transfer *t = KS_CONTAINER_OF(cu, struct ks_transfer, cu);
 	CURLMsg *m;
 	int left;
 
 	t->busy++;
-	while (!t->finished && (m = curl_multi_info_read(t->multi, &left))) {
+	while (!t->finished && (m = curl_multi_info_read(t->cu.multi, &left))) {
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		if (m->easy_handle == t->src)
@@ -237,78 +211,6 @@ static void after_curl(struct ks_transfer *t)
 	t->busy--;
 	if (t->finished && !t->busy)
 		teardown(t);
-}
-
-static void on_poll(uv_poll_t *poll, int status, int events)
-{
-	struct tsock *s = KS_CONTAINER_OF(poll, struct tsock, poll);
-	struct ks_transfer *t = s->t;
-	int flags = 0, running;
-
-	if (status < 0)
-		flags = CURL_CSELECT_ERR;
-	if (events & UV_READABLE)
-		flags |= CURL_CSELECT_IN;
-	if (events & UV_WRITABLE)
-		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(t->multi, s->fd, flags, &running);
-	after_curl(t);
-}
-
-static void on_timer(uv_timer_t *timer)
-{
-	struct ks_transfer *t = timer->data;
-	int running;
-
-	curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	after_curl(t);
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *ud)
-{
-	struct ks_transfer *t = ud;
-
-	(void)multi;
-	if (timeout_ms < 0)
-		uv_timer_stop(&t->timer);
-	else
-		uv_timer_start(&t->timer, on_timer, (uint64_t)timeout_ms, 0);
-	return 0;
-}
-
-static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *ud, void *sockp)
-{
-	struct ks_transfer *t = ud;
-	struct tsock *s = sockp;
-	int events = 0;
-
-	(void)easy;
-	if (what == CURL_POLL_REMOVE) {
-		if (s) {
-			sock_close(s);
-			curl_multi_assign(t->multi, fd, NULL);
-		}
-		return 0;
-	}
-	if (!s) {
-		s = ks_xcalloc(1, sizeof(*s));
-		s->fd = fd;
-		s->t = t;
-		if (uv_poll_init_socket(t->loop, &s->poll, fd) != 0) {
-			free(s);
-			return -1;
-		}
-		s->poll.data = t;
-		t->open_handles++;
-		ks_list_add(&t->socks, &s->link);
-		curl_multi_assign(t->multi, fd, s);
-	}
-	if (what & CURL_POLL_IN)
-		events |= UV_READABLE;
-	if (what & CURL_POLL_OUT)
-		events |= UV_WRITABLE;
-	uv_poll_start(&s->poll, events, on_poll);
-	return 0;
 }
 
 /* Source body: into the buffer, hashed, unless the buffer is full (then pause). */
@@ -459,16 +361,9 @@ static void common(CURL *e, const struct ks_transfer_opts *o)
 
 struct ks_transfer *ks_transfer_start(uv_loop_t *loop, const struct ks_transfer_opts *o)
 {
-	static bool global_done;
 	struct ks_transfer *t = ks_xcalloc(1, sizeof(*t));
 
 	ks_require(o->src_url && o->dst_url && o->on_done);
-	if (!global_done) {
-		ks_require(curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK);
-		global_done = true;
-	}
-	t->loop = loop;
-	ks_list_init(&t->socks);
 	t->on_done = o->on_done;
 	t->data = o->data;
 	t->max_bytes = o->max_bytes;
@@ -484,16 +379,8 @@ struct ks_transfer *ks_transfer_start(uv_loop_t *loop, const struct ks_transfer_
 	t->dst = dst_new(t, o);
 	common(t->src, o);
 	common(t->dst, o);
-	t->multi = curl_multi_init();
-	ks_require(t->multi);
-	uv_timer_init(loop, &t->timer);
-	t->timer.data = t;
-	t->open_handles = 1;
-	curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
-	curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
-	ks_require(curl_multi_add_handle(t->multi, t->src) == CURLM_OK);
+	ks_curl_uv_init(&t->cu, loop, after_curl, closed);
+	ks_require(curl_multi_add_handle(t->cu.multi, t->src) == CURLM_OK);
 	return t;
 }
 

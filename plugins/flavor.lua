@@ -11,8 +11,8 @@
 -- change; the rest is refused with InvalidConfiguration.
 local resource = require "ks.resource"
 local openstack = require "ks.openstack"
-local nova = require "ks.nova"
-local fields_of = require "ks.fields"
+local nova = require "ks.openstack.nova"
+local fields_of = require "ks.resource.fields"
 
 local pairs = pairs
 local ipairs = ipairs

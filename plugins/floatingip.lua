@@ -2,12 +2,12 @@
 -- external network (a Network of the namespace, or one of the cloud's by name or id),
 -- forwarded to a Port of the namespace when portRef says so (changing portRef moves it).
 -- Floating IPs have no name: ours is found by our UID tag, and, when the tagging after its
--- create was lost, by the description it was created with (ks.neutron.own_description,
+-- create was lost, by the description it was created with (ks.resource.neutron.own_description,
 -- kept while spec gives none).
 local resource = require "ks.resource"
-local neutron = require "ks.neutron"
+local neutron = require "ks.resource.neutron"
 local json = require "ks.core.json"
-local spec_of = require("ks.fields").spec_of
+local spec_of = require("ks.resource.fields").spec_of
 
 local tostring = tostring
 

@@ -35,9 +35,9 @@ local json = require "ks.core.json"
 local log = require "ks.core.log"
 local transfer = require "ks.core.transfer"
 local resource = require "ks.resource"
-local glance = require "ks.glance"
-local tags = require "ks.tags"
-local fields_of = require "ks.fields"
+local glance = require "ks.openstack.glance"
+local tags = require "ks.resource.tags"
+local fields_of = require "ks.resource.fields"
 
 local pairs = pairs
 local ipairs = ipairs

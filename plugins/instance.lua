@@ -17,12 +17,12 @@
 local json = require "ks.core.json"
 local resource = require "ks.resource"
 local base64 = require "ks.base64"
-local nova = require "ks.nova"
-local tags = require "ks.tags"
-local fields_of = require "ks.fields"
+local nova = require "ks.openstack.nova"
+local tags = require "ks.resource.tags"
+local fields_of = require "ks.resource.fields"
+local poll = require "ks.resource.poll"
 local recovery = require "ks.recovery.server"
 local notifications = require "ks.recovery.notifications"
-local poll = require "ks.poll"
 local time = require "ks.core.time"
 
 local ipairs = ipairs

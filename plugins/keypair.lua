@@ -15,8 +15,8 @@
 -- name is its ID). Nothing of a key pair can change: a changed name, key or type is refused.
 local resource = require "ks.resource"
 local openstack = require "ks.openstack"
-local nova = require "ks.nova"
-local fields_of = require "ks.fields"
+local nova = require "ks.openstack.nova"
+local fields_of = require "ks.resource.fields"
 
 local ipairs = ipairs
 local type = type

@@ -1,6 +1,6 @@
 -- plugins/network.lua: kupenstack.io/v1alpha1 Network -> a Neutron network.
 local resource = require "ks.resource"
-local neutron = require "ks.neutron"
+local neutron = require "ks.resource.neutron"
 
 
 local MUTABLE = { "name", "description", "admin_state_up", "shared", "mtu",

@@ -3,9 +3,9 @@
 -- at creation; addresses, groups and the rest are updated in place. A port attached to a
 -- server, or that a FloatingIP of the namespace points at, is not deleted.
 local resource = require "ks.resource"
-local neutron = require "ks.neutron"
+local neutron = require "ks.resource.neutron"
 local json = require "ks.core.json"
-local spec_of = require("ks.fields").spec_of
+local spec_of = require("ks.resource.fields").spec_of
 
 local ipairs = ipairs
 local type = type

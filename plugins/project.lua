@@ -1,5 +1,5 @@
 -- plugins/project.lua: Namespace = Project. A Namespace labelled kupenstack.io/project=true
--- (with --project-namespaces all: any namespace but kube-* and those labelled false) gets
+-- (with --set project_namespaces=all: any namespace but kube-* and those labelled false) gets
 -- a Keystone project "<cluster>-<namespace>", tagged with the Namespace's UID, in which the
 -- operator's user is a member; its ID is recorded on the Namespace. Deleting the Namespace
 -- waits until its resources are gone from OpenStack (their own finalizers delete them),
@@ -15,7 +15,8 @@ local kube = require "ks.core.kube"
 local config = require "ks.core.config"
 local resource = require "ks.resource"
 local openstack = require "ks.openstack"
-local cinder = require "ks.cinder"
+local cinder = require "ks.openstack.cinder"
+local keystone = require "ks.openstack.keystone"
 
 local ipairs = ipairs
 local tostring = tostring
@@ -26,10 +27,16 @@ local LABEL = "kupenstack.io/project"
 local ON_DELETE = "kupenstack.io/on-delete"
 local MEMBER_ROLE = "member"
 
--- Which namespaces get a project (`kupenstack run --project-namespaces`): "labelled", those
--- labelled kupenstack.io/project=true; "all", every namespace but Kubernetes' own (kube-*)
--- and those labelled kupenstack.io/project=false.
-local ALL = config.get("project_namespaces") == "all"
+-- Which namespaces get a project (the operator's setting project_namespaces, `kupenstack
+-- run --set project_namespaces=all`): "labelled" (the default), those labelled
+-- kupenstack.io/project=true; "all", every namespace but Kubernetes' own (kube-*) and those
+-- labelled kupenstack.io/project=false. The cluster's name (setting cluster, default
+-- "kupenstack") prefixes the projects' names.
+local WHICH = config.get("project_namespaces") or "labelled"
+if WHICH ~= "labelled" and WHICH ~= "all" then
+  error("the setting project_namespaces is '" .. WHICH .. "': labelled or all", 0)
+end
+local ALL = WHICH == "all"
 
 local Project = {
   api = 1, group = "", version = "v1", kind = "Namespace",
@@ -45,35 +52,6 @@ local function project_name(ns)
 end
 
 
-local function find_project(cloud, ns)
-  local body, err = cloud:request("identity", "GET", "/projects",
-    { query = { name = project_name(ns) } })
-  if not body then
-    return nil, err
-  end
-  return body.projects[1]
-end
-
-
--- Make the operator's user a member of project id (idempotent).
-local function join(cloud, id)
-  local auth, err = cloud:auth()
-  if not auth then
-    return nil, err
-  end
-  local roles
-  roles, err = cloud:request("identity", "GET", "/roles", { query = { name = MEMBER_ROLE } })
-  if not roles then
-    return nil, err
-  end
-  if not roles.roles[1] then
-    return nil, "Keystone has no role named " .. MEMBER_ROLE
-  end
-  return cloud:request("identity", "PUT", "/projects/" .. id .. "/users/" .. auth.user_id
-    .. "/roles/" .. roles.roles[1].id, { expect = { 204 } })
-end
-
-
 function Project.reconcile(ns, ctx)
   local cloud, err = resource.operator()
   if not cloud then
@@ -81,7 +59,7 @@ function Project.reconcile(ns, ctx)
   end
   local tag = resource.uid_tag(ns)
   local p
-  p, err = find_project(cloud, ns)
+  p, err = keystone.find_project(cloud, project_name(ns))
   if err then
     return resource.failed(err)
   end
@@ -90,20 +68,14 @@ function Project.reconcile(ns, ctx)
       .. " exists and was not made for this namespace (no tag " .. tag .. ")")
   end
   if not p then
-    local auth = cloud:auth()
-    local body
-    body, err = cloud:request("identity", "POST", "/projects", { body = { project = {
-      name = project_name(ns), domain_id = auth and auth.project_domain_id or "default",
-      description = "Kubernetes namespace " .. ns.metadata.name .. " (kupenstack)",
-      tags = { tag },
-    } } })
-    if not body then
+    p, err = keystone.create_project(cloud, { name = project_name(ns), tags = { tag },
+      description = "Kubernetes namespace " .. ns.metadata.name .. " (kupenstack)" })
+    if not p then
       return resource.failed(err)
     end
-    p = body.project
     ctx.event("Normal", "ProjectCreated", "created Keystone project " .. p.name .. " (" .. p.id .. ")")
   end
-  local ok, jerr = join(cloud, p.id)
+  local ok, jerr = keystone.grant_own_role(cloud, p.id, MEMBER_ROLE)
   if not ok then
     return resource.failed(jerr)
   end
@@ -192,7 +164,7 @@ function Project.finalize(ns, ctx)
       cloud:request("network", "DELETE", "/security-groups/" .. sg.id, { expect = { 204, 404 } })
     end
   end
-  local done, derr = cloud:request("identity", "DELETE", "/projects/" .. id, { expect = { 204, 404 } })
+  local done, derr = keystone.delete_project(cloud, id)
   if not done and not openstack.is_not_found(derr) then
     return resource.failed(derr)
   end

@@ -3,9 +3,9 @@
 -- and an interface on each Subnet of spec.interfaces: missing ones are added, others
 -- removed. Deleting the Router removes its interfaces first.
 local resource = require "ks.resource"
-local neutron = require "ks.neutron"
+local neutron = require "ks.resource.neutron"
 local json = require "ks.core.json"
-local spec_of = require("ks.fields").spec_of
+local spec_of = require("ks.resource.fields").spec_of
 
 local ipairs = ipairs
 local pairs = pairs

@@ -3,9 +3,9 @@
 -- deleted (the egress rules Neutron gives a new group included). A rule's remoteGroupRef
 -- names a SecurityGroup of the namespace, this one included.
 local resource = require "ks.resource"
-local neutron = require "ks.neutron"
+local neutron = require "ks.resource.neutron"
 local json = require "ks.core.json"
-local spec_of = require("ks.fields").spec_of
+local spec_of = require("ks.resource.fields").spec_of
 
 local ipairs = ipairs
 local tostring = tostring

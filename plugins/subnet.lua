@@ -2,9 +2,9 @@
 -- network. cidr, ip_version and the network are fixed at creation; the rest is updated in
 -- place. gateway_ip "none" is a subnet without a gateway.
 local resource = require "ks.resource"
-local neutron = require "ks.neutron"
+local neutron = require "ks.resource.neutron"
 local json = require "ks.core.json"
-local spec_of = require("ks.fields").spec_of
+local spec_of = require("ks.resource.fields").spec_of
 
 local tostring = tostring
 

@@ -8,8 +8,8 @@
 local json = require "ks.core.json"
 local kube = require "ks.core.kube"
 local resource = require "ks.resource"
-local cinder = require "ks.cinder"
-local fields_of = require "ks.fields"
+local cinder = require "ks.openstack.cinder"
+local fields_of = require "ks.resource.fields"
 
 local pairs = pairs
 local ipairs = ipairs

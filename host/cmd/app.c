@@ -32,6 +32,7 @@ struct app {
 	struct ks_manager *manager;
 	struct ks_loader *loader;
 	struct ks_lease *lease;
+	struct ks_admission *admission;
 	bool stopping, probed;
 	int status;
 };
@@ -58,6 +59,8 @@ static bool ready(void *data, char *why, size_t cap)
 
 static void close_all(struct app *a)
 {
+	ks_admission_free(a->admission);
+	a->admission = NULL;
 	ks_loader_free(a->loader);
 	a->loader = NULL;
 	ks_lease_free(a->lease);
@@ -159,6 +162,8 @@ static void probed(struct ks_kube_result *res, void *data)
 		uv_stop(a->loop);
 		return;
 	}
+	if (a->o->admission.addr) /* every replica serves: admission writes nothing */
+		a->admission = ks_admission_new(a->loop, a->kube, a->events, &a->o->admission);
 	if (a->o->leader_elect) {
 		a->lease = ks_lease_new(
 			a->loop, a->kube,
@@ -229,11 +234,8 @@ static int setup(struct app *a, struct ks_kubeconfig *cfg)
 							   .events = a->events,
 							   .metrics = a->metrics,
 							   .stdlib_dir = o->stdlib_dir,
-							   .clouds_yaml = o->clouds_yaml,
-							   .cloud = o->cloud,
-							   .cluster = o->cluster,
-							   .project_namespaces =
-								   o->project_namespaces,
+							   .settings = o->settings,
+							   .nsettings = o->nsettings,
 							   .caps = plugin_caps(o),
 						   },
 						   .amqp_url = o->amqp_url,

@@ -7,6 +7,9 @@
  */
 #include <stdbool.h>
 
+#include "admission/admission.h"
+#include "lua/engine.h"
+
 struct ks_app_opts {
 	const char *kubeconfig; /* NULL: in-cluster */
 	const char *context;
@@ -21,14 +24,15 @@ struct ks_app_opts {
 	double lease_duration, renew_deadline, retry_period; /* 0: 15, 10, 2 */
 	unsigned concurrency;				     /* 0: each plugin's own */
 	double resync; /* seconds between full resyncs; 0: each plugin's own */
-	const char *clouds_yaml, *cloud, *cluster;
+	/* The operator's settings for the plugins (ks.core.config); not owned. */
+	const struct ks_setting *settings;
+	size_t nsettings;
 	const char *amqp_url; /* the message bus of plugins' 'consumes'; NULL: none */
-	/* Which namespaces get a project: "labelled" (kupenstack.io/project=true) or "all"
-	 * (but kube-* and those labelled false); ks.core.config's project_namespaces. */
-	const char *project_namespaces;
 	double drain_seconds; /* SIGTERM waits this long for in-flight work; 0: 30 */
 	/* Caps on the limits plugins declare (and run their top level under); 0: none. */
 	double plugin_max_memory_mb, plugin_max_instructions, plugin_max_seconds;
+	/* The admission webhooks (host/admission/); admission.addr NULL: none. */
+	struct ks_admission_opts admission;
 };
 
 /* Run until SIGTERM/SIGINT. Returns the exit status; setup errors print one line. */

@@ -360,35 +360,14 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static void start_controller(struct dry *d)
 {
-	const struct ks_plugin *p = d->plugin;
 	char name[128];
 	const char *b = strrchr(d->o->file, '/');
-	size_t i;
 
 	snprintf(name, sizeof(name), "%s", b ? b + 1 : d->o->file);
 	if (strlen(name) > 4 && strcmp(name + strlen(name) - 4, ".lua") == 0)
 		name[strlen(name) - 4] = '\0';
-	d->ctrl = ks_controller_new(d->loop, d->kube, d->manager,
-				    &(struct ks_controller_opts){
-					    .name = name,
-					    .res = p->self.res,
-					    .api_version = p->api_version,
-					    .kind = p->self.kind,
-					    .finalizer = p->finalizer,
-					    .selector_key = p->selector_key,
-					    .selector_value = p->selector_value,
-					    .concurrency = p->concurrency,
-					    .resync = p->resync,
-					    .reconcile = ks_plugin_reconcile,
-					    .data = &d->plugin,
-					    .dry_run = true,
-				    });
-	for (i = 0; i < p->nowns; i++)
-		ks_controller_own(d->ctrl, &p->owns[i].res);
-	for (i = 0; i < p->nwatches; i++) {
-		d->watches[i] = (struct ks_plugin_watch){ &d->plugin, i };
-		ks_controller_watch(d->ctrl, &p->watches[i].res, ks_plugin_map, &d->watches[i]);
-	}
+	d->ctrl = ks_plugin_controller(d->loop, d->kube, d->manager, name, &d->plugin, d->watches,
+				       &(struct ks_controller_opts){ .dry_run = true });
 	ks_controller_start(d->ctrl);
 }
 
@@ -451,9 +430,8 @@ static int setup(struct dry *d)
 							  .stdlib_dir = o->stdlib_dir,
 							  .cache_for = cache_for,
 							  .cache_data = d->manager,
-							  .clouds_yaml = o->clouds_yaml,
-							  .cloud = o->cloud,
-							  .cluster = "kupenstack",
+							  .settings = o->settings,
+							  .nsettings = o->nsettings,
 							  .fake = &d->fake },
 				   b ? b + 1 : o->file, src, len, &err);
 	free(src);

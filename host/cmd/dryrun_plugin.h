@@ -5,10 +5,13 @@
  * every write is printed on stdout (dryrun.h) instead: the status and finalizer patches
  * the host would make, kube.apply/create/patch/delete, Events, and every other HTTP
  * request, which the plugin gets back as the error "dry-run: METHOD URL not sent"
- * (Keystone token requests, POST .../auth/tokens, are sent: they change nothing, and
+ * (requests marked changes_nothing, as the OpenStack library marks its login, are sent:
  * without a token no read could happen).
  */
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "lua/engine.h"
 
 struct ks_lua_dryrun_opts {
 	const char *file;	/* the plugin */
@@ -16,7 +19,8 @@ struct ks_lua_dryrun_opts {
 	const char *context;
 	const char *namespace; /* NULL: all namespaces */
 	const char *stdlib_dir;
-	const char *clouds_yaml, *cloud; /* ks.core.config; may be NULL */
+	const struct ks_setting *settings; /* ks.core.config, n of them; not owned */
+	size_t nsettings;
 	bool once; /* reconcile every object once (after the caches sync), then return */
 };
 

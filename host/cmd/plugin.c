@@ -18,7 +18,7 @@
 #define USAGE                                                                                   \
 	"usage: kupenstack plugin test DIR [--plugin FILE] [--stdlib DIR] [--log-level L]\n"    \
 	"       kupenstack plugin run FILE --dry-run [--once] [--kubeconfig F] [--context C]\n" \
-	"                             [--namespace N] [--os-config FILE] [--os-cloud NAME]\n"   \
+	"                             [--namespace N] [--set NAME=VALUE] [--set-file NAME=F]\n" \
 	"                             [--stdlib DIR] [--log-level L]\n"                         \
 	"       kupenstack plugin status [--metrics-addr HOST:PORT]\n"
 
@@ -31,8 +31,8 @@ enum {
 	OPT_KUBECONFIG,
 	OPT_CONTEXT,
 	OPT_NAMESPACE,
-	OPT_OSCONFIG,
-	OPT_OSCLOUD,
+	OPT_SET,
+	OPT_SET_FILE,
 	OPT_METRICS,
 	OPT_HELP
 };
@@ -46,15 +46,16 @@ static const struct option options[] = {
 	{ "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
 	{ "context", required_argument, NULL, OPT_CONTEXT },
 	{ "namespace", required_argument, NULL, OPT_NAMESPACE },
-	{ "os-config", required_argument, NULL, OPT_OSCONFIG },
-	{ "os-cloud", required_argument, NULL, OPT_OSCLOUD },
+	{ "set", required_argument, NULL, OPT_SET },
+	{ "set-file", required_argument, NULL, OPT_SET_FILE },
 	{ "metrics-addr", required_argument, NULL, OPT_METRICS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
 
 struct args {
-	const char *plugin, *stdlib, *kubeconfig, *context, *namespace, *os_config, *os_cloud;
+	const char *plugin, *stdlib, *kubeconfig, *context, *namespace;
+	struct ks_cmd_settings settings;
 	const char *metrics_addr;
 	bool dry_run, once;
 	const char *allowed; /* the options this subcommand takes, as "|name|name|" */
@@ -103,12 +104,13 @@ static int parse(int argc, char **argv, struct args *a)
 		case OPT_NAMESPACE:
 			a->namespace = optarg;
 			break;
-		case OPT_OSCONFIG:
-			a->os_config = optarg;
+		case OPT_SET:
+		case OPT_SET_FILE: {
+			int rc = ks_cmd_setting(&a->settings, optarg, c == OPT_SET_FILE);
+			if (rc != 0)
+				return rc;
 			break;
-		case OPT_OSCLOUD:
-			a->os_cloud = optarg;
-			break;
+		}
 		case OPT_METRICS:
 			a->metrics_addr = optarg;
 			break;
@@ -143,37 +145,30 @@ static int cmd_test(int argc, char **argv, const char *stdlib)
 static int cmd_run(int argc, char **argv, const char *stdlib)
 {
 	struct args a = { .allowed = "|stdlib|log-level|dry-run|once|kubeconfig|context|"
-				     "namespace|os-config|os-cloud|" };
-	const char *clouds_file;
-	char *clouds = NULL;
-	size_t len;
+				     "namespace|set|set-file|" };
 	int rc;
 
 	a.kubeconfig = getenv("KUBECONFIG");
 	rc = parse(argc, argv, &a);
-	if (rc)
-		return rc < 0 ? 0 : rc;
-	if (optind != argc - 1 || !a.dry_run) {
+	if (rc) {
+		rc = rc < 0 ? 0 : rc;
+	} else if (optind != argc - 1 || !a.dry_run) {
 		fprintf(stderr, "kupenstack plugin run: needs one FILE and --dry-run (to run "
 				"plugins for real: kupenstack run --plugins DIR)\n" USAGE);
-		return 2;
+		rc = 2;
+	} else {
+		rc = ks_lua_dryrun(&(struct ks_lua_dryrun_opts){
+			.file = argv[optind],
+			.kubeconfig = a.kubeconfig,
+			.context = a.context,
+			.namespace = a.namespace,
+			.stdlib_dir = a.stdlib ? a.stdlib : stdlib,
+			.settings = a.settings.v,
+			.nsettings = a.settings.n,
+			.once = a.once,
+		});
 	}
-	clouds_file = a.os_config ? a.os_config : getenv("OS_CLIENT_CONFIG_FILE");
-	if (clouds_file && !(clouds = ks_read_file(clouds_file, &len, &rc))) {
-		fprintf(stderr, "kupenstack: cannot read %s: %s\n", clouds_file, strerror(-rc));
-		return 1;
-	}
-	rc = ks_lua_dryrun(&(struct ks_lua_dryrun_opts){
-		.file = argv[optind],
-		.kubeconfig = a.kubeconfig,
-		.context = a.context,
-		.namespace = a.namespace,
-		.stdlib_dir = a.stdlib ? a.stdlib : stdlib,
-		.clouds_yaml = clouds,
-		.cloud = a.os_cloud ? a.os_cloud : getenv("OS_CLOUD"),
-		.once = a.once,
-	});
-	free(clouds);
+	ks_cmd_settings_free(&a.settings);
 	return rc;
 }
 

@@ -73,29 +73,31 @@ int ks_cmd_run(int argc, char **argv)
 		{ "lease-duration", required_argument, NULL, 'D' },
 		{ "concurrency", required_argument, NULL, 'j' },
 		{ "resync", required_argument, NULL, 'r' },
-		{ "os-config", required_argument, NULL, 'o' },
-		{ "os-cloud", required_argument, NULL, 'C' },
+		{ "set", required_argument, NULL, 'E' },
+		{ "set-file", required_argument, NULL, 'F' },
 		{ "amqp-url-file", required_argument, NULL, 'A' },
-		{ "cluster", required_argument, NULL, 'K' },
-		{ "project-namespaces", required_argument, NULL, 'N' },
 		{ "stdlib", required_argument, NULL, 's' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "plugin-max-memory", required_argument, NULL, 'M' },
 		{ "plugin-max-instructions", required_argument, NULL, 'I' },
 		{ "plugin-max-seconds", required_argument, NULL, 'S' },
+		{ "admission-addr", required_argument, NULL, 1000 },
+		{ "admission-url", required_argument, NULL, 1001 },
+		{ "admission-namespace", required_argument, NULL, 1002 },
+		{ "admission-failure-policy", required_argument, NULL, 1003 },
+		{ "admission-cert-seconds", required_argument, NULL, 1004 },
+		{ "admission-audit-seconds", required_argument, NULL, 1005 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ks_app_opts o = { .kubeconfig = getenv("KUBECONFIG"),
-				 .cluster = "kupenstack",
-				 .project_namespaces = "labelled",
 				 .plugin_max_memory_mb = 256,
 				 .plugin_max_instructions = 1e10,
 				 .plugin_max_seconds = 1800 };
-	struct ks_lua_host clouds = { 0 };
-	const char *osc = NULL, *cloud = NULL, *amqp = NULL;
-	char *stdlib = NULL, *end;
-	int c, rc;
+	struct ks_cmd_shared sh = { 0 };
+	const char *amqp = NULL;
+	char *end;
+	int c, rc = 0;
 	long n;
 
 	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:j:r:o:C:A:K:N:s:l:M:I:S:h", opts,
@@ -127,7 +129,8 @@ int ks_cmd_run(int argc, char **argv)
 			if (*end || o.lease_duration < 3) {
 				fprintf(stderr,
 					"kupenstack: --lease-duration: seconds, at least 3\n");
-				return 2;
+				rc = 2;
+				goto out;
 			}
 			o.renew_deadline = o.lease_duration * 2 / 3;
 			o.retry_period = o.lease_duration / 7.5;
@@ -137,7 +140,8 @@ int ks_cmd_run(int argc, char **argv)
 			if (*end || n < 1 || n > 64) {
 				fprintf(stderr,
 					"kupenstack: --concurrency: a number from 1 to 64\n");
-				return 2;
+				rc = 2;
+				goto out;
 			}
 			o.concurrency = (unsigned)n;
 			break;
@@ -146,77 +150,61 @@ int ks_cmd_run(int argc, char **argv)
 			if (*end || !(o.resync >= 1 && o.resync <= 86400 * 7)) {
 				fprintf(stderr,
 					"kupenstack: --resync: seconds, from 1 to 604800\n");
-				return 2;
+				rc = 2;
+				goto out;
 			}
-			break;
-		case 'o':
-			osc = optarg;
-			break;
-		case 'C':
-			cloud = optarg;
 			break;
 		case 'A':
 			amqp = optarg;
 			break;
-		case 'K':
-			o.cluster = optarg;
-			break;
-		case 'N':
-			if (strcmp(optarg, "labelled") != 0 && strcmp(optarg, "all") != 0) {
-				fprintf(stderr,
-					"kupenstack: --project-namespaces: labelled or all\n");
-				return 2;
-			}
-			o.project_namespaces = optarg;
-			break;
-		case 's':
-			free(stdlib);
-			stdlib = ks_xstrdup(optarg);
-			break;
-		case 'l':
-			if (ks_cmd_log_level(optarg) != 0)
-				return 2;
-			break;
 		case 'M':
 		case 'I':
 		case 'S':
-			if (plugin_cap(&o, c, optarg) != 0)
+			if (plugin_cap(&o, c, optarg) != 0) {
+				rc = 2;
+				goto out;
+			}
+			break;
+		case 1000 ... 1005:
+			if (ks_admission_flag(&o.admission, c - 1000, optarg) != 0)
 				return 2;
 			break;
 		case 'h':
 			ks_cmd_usage(stdout);
-			return 0;
+			goto out;
 		default:
-			ks_cmd_usage(stderr);
-			return 2;
+			rc = ks_cmd_shared_opt(&sh, c, optarg);
+			if (rc == -1) {
+				ks_cmd_usage(stderr);
+				rc = 2;
+			}
+			if (rc != 0)
+				goto out;
 		}
 	}
 	if (optind != argc || (!o.plugins_dir && !o.plugins_configmaps)) {
 		fprintf(stderr, "kupenstack: run needs --plugins DIR or --plugins-configmaps "
 				"NAMESPACE, and no other arguments\n");
-		free(stdlib);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	if (o.plugins_dir && access(o.plugins_dir, R_OK | X_OK) != 0) {
 		fprintf(stderr, "kupenstack: --plugins %s: %s\n", o.plugins_dir, strerror(errno));
-		free(stdlib);
-		return 1;
-	}
-	if (ks_cmd_clouds(&clouds, osc, cloud) != 0) {
-		free(stdlib);
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	if (amqp && !(o.amqp_url = amqp_url(amqp))) {
-		free((char *)clouds.clouds_yaml);
-		free(stdlib);
-		return 1;
+		rc = 1;
+		goto out;
 	}
-	o.clouds_yaml = clouds.clouds_yaml;
-	o.cloud = clouds.cloud;
-	o.stdlib_dir = stdlib = stdlib ? stdlib : ks_cmd_stdlib();
+	o.settings = sh.settings.v;
+	o.nsettings = sh.settings.n;
+	if (!sh.stdlib)
+		sh.stdlib = ks_cmd_stdlib();
+	o.stdlib_dir = sh.stdlib;
 	rc = ks_app_run(&o);
+out:
 	free((char *)o.amqp_url);
-	free((char *)clouds.clouds_yaml);
-	free(stdlib);
+	ks_cmd_shared_free(&sh);
 	return rc;
 }

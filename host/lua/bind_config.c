@@ -1,5 +1,6 @@
 /*
- * bind_config.c: ks.core.config: the operator's settings a plugin may read.
+ * bind_config.c: ks.core.config: the operator's settings a plugin may read (the host
+ * gives them no meaning: see struct ks_setting).
  */
 #include <string.h>
 
@@ -9,28 +10,20 @@
 #include "lua/bind.h"
 #include "lua/engine.h"
 
+/* get(name): the text of the operator's setting name, or nil when it has none. */
 static int get(lua_State *L)
 {
 	const struct ks_lua_host *h = ks_lua_host(ks_lua_from(L));
-	const char *name = luaL_checkstring(L, 1), *v = NULL;
+	const char *name = luaL_checkstring(L, 1);
+	size_t i;
 
-	if (strcmp(name, "clouds_yaml") == 0)
-		v = h->clouds_yaml;
-	else if (strcmp(name, "cloud") == 0)
-		v = h->cloud;
-	else if (strcmp(name, "cluster") == 0)
-		v = h->cluster;
-	else if (strcmp(name, "project_namespaces") == 0)
-		v = h->project_namespaces;
-	else
-		return luaL_error(L,
-				  "config.get: no setting '%s' (clouds_yaml, cloud, cluster, "
-				  "project_namespaces)",
-				  name);
-	if (v)
-		lua_pushstring(L, v);
-	else
-		lua_pushnil(L);
+	for (i = 0; i < h->nsettings; i++) {
+		if (strcmp(h->settings[i].name, name) == 0) {
+			lua_pushstring(L, h->settings[i].value);
+			return 1;
+		}
+	}
+	lua_pushnil(L);
 	return 1;
 }
 

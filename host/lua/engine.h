@@ -42,6 +42,14 @@ struct ks_lua_limits {
 };
 
 /* What the bindings reach through the engine; none of it is owned by the engine. */
+/* One of the operator's settings: a name and its text (`kupenstack run --set NAME=VALUE`
+ * or --set-file NAME=FILE). The host gives them no meaning; plugins and the library read
+ * them through ks.core.config.get(name). */
+struct ks_setting {
+	const char *name;
+	const char *value;
+};
+
 struct ks_lua_host {
 	uv_loop_t *loop;
 	struct ks_http *http;
@@ -52,12 +60,9 @@ struct ks_lua_host {
 	/* The cache holding kind res, for kube.get/list; NULL when none is kept. */
 	struct ks_cache *(*cache_for)(void *data, const struct ks_kube_res *res);
 	void *cache_data;
-	/* Settings offered through ks.core.config: clouds_yaml, cloud, cluster,
-	 * project_namespaces. */
-	const char *clouds_yaml;
-	const char *cloud;
-	const char *cluster;
-	const char *project_namespaces;
+	/* The operator's settings (ks.core.config), n of them; not owned. */
+	const struct ks_setting *settings;
+	size_t nsettings;
 	/* The helm binary for ks.core.helm; NULL: $KS_HELM, else "helm" on PATH. */
 	const char *helm;
 	/* Caps on every limit of the state (what a plugin declares, the defaults, and the

@@ -95,34 +95,17 @@ static void stop_consumers(struct binding *b)
 static struct binding *bind_plugin(struct ks_loader *l, struct ks_plugin *p, const char *name)
 {
 	struct binding *b = ks_xcalloc(1, sizeof(*b));
-	size_t i;
 
 	b->l = l;
 	b->plugin = p;
-	b->ctrl = ks_controller_new(
-		l->loop, l->o.kube, l->o.manager,
-		&(struct ks_controller_opts){
-			.name = name,
-			.res = p->self.res,
-			.api_version = p->api_version,
-			.kind = p->self.kind,
-			.finalizer = p->finalizer,
-			.selector_key = p->selector_key,
-			.selector_value = p->selector_value,
-			.skip_names = p->skip_names,
-			.concurrency = l->o.concurrency ? l->o.concurrency : p->concurrency,
-			.resync = l->o.resync > 0 ? l->o.resync : p->resync,
-			.reconcile = ks_plugin_reconcile,
-			.data = &b->plugin,
-			.events = l->o.events,
-			.metrics = l->o.metrics,
-		});
-	for (i = 0; i < p->nowns; i++)
-		ks_controller_own(b->ctrl, &p->owns[i].res);
-	for (i = 0; i < p->nwatches; i++) {
-		b->watches[i] = (struct ks_plugin_watch){ &b->plugin, i };
-		ks_controller_watch(b->ctrl, &p->watches[i].res, ks_plugin_map, &b->watches[i]);
-	}
+	b->ctrl =
+		ks_plugin_controller(l->loop, l->o.kube, l->o.manager, name, &b->plugin, b->watches,
+				     &(struct ks_controller_opts){
+					     .concurrency = l->o.concurrency,
+					     .resync = l->o.resync,
+					     .events = l->o.events,
+					     .metrics = l->o.metrics,
+				     });
 	if (l->started && !l->deferred)
 		run_binding(l, b);
 	return b;

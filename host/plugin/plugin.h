@@ -82,3 +82,16 @@ struct ks_plugin_watch {
 	size_t index;
 };
 void ks_plugin_map(struct ks_controller *c, const struct ks_cache_obj *obj, void *data);
+
+/*
+ * The controller of the plugin in *slot, on the same terms wherever one is made (the
+ * running host's loader, the dry run): its kind, finalizer, selector, skipped names,
+ * concurrency and resync as the plugin declares them unless o (the caller's events,
+ * metrics, dry_run; concurrency and resync when non-zero) overrides them; reconciled by
+ * ks_plugin_reconcile; the kinds it owns and watches added, watches[] (one per entry of
+ * the plugin's watches, kept by the caller as long as the controller) filled. Stopped.
+ */
+struct ks_controller *ks_plugin_controller(uv_loop_t *loop, struct ks_kube *kube,
+					   struct ks_manager *m, const char *name,
+					   struct ks_plugin **slot, struct ks_plugin_watch *watches,
+					   const struct ks_controller_opts *o);

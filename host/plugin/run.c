@@ -311,3 +311,41 @@ void ks_plugin_map(struct ks_controller *c, const struct ks_cache_obj *obj, void
 	if (t)
 		ks_lua_task_cancel(t, "a watch map must not wait for I/O");
 }
+
+struct ks_controller *ks_plugin_controller(uv_loop_t *loop, struct ks_kube *kube,
+					   struct ks_manager *m, const char *name,
+					   struct ks_plugin **slot, struct ks_plugin_watch *watches,
+					   const struct ks_controller_opts *o)
+{
+	const struct ks_plugin *p = *slot;
+	struct ks_controller *c;
+	size_t i;
+
+	c = ks_controller_new(
+		loop, kube, m,
+		&(struct ks_controller_opts){
+			.name = name,
+			.res = p->self.res,
+			.api_version = p->api_version,
+			.kind = p->self.kind,
+			.finalizer = p->finalizer,
+			.selector_key = p->selector_key,
+			.selector_value = p->selector_value,
+			.skip_names = p->skip_names,
+			.concurrency = o->concurrency ? o->concurrency : p->concurrency,
+			.resync = o->resync > 0 ? o->resync : p->resync,
+			.reconcile = ks_plugin_reconcile,
+			.data = slot,
+			.events = o->events,
+			.metrics = o->metrics,
+			.qps = o->qps,
+			.dry_run = o->dry_run,
+		});
+	for (i = 0; i < p->nowns; i++)
+		ks_controller_own(c, &p->owns[i].res);
+	for (i = 0; i < p->nwatches; i++) {
+		watches[i] = (struct ks_plugin_watch){ slot, i };
+		ks_controller_watch(c, &p->watches[i].res, ks_plugin_map, &watches[i]);
+	}
+	return c;
+}

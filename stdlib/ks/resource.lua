@@ -37,6 +37,7 @@ local fault = require "ks.core.fault"
 local openstack = require "ks.openstack"
 local clouds = require "ks.resource.cloud"
 local pace = require "ks.resource.pace"
+local k8s = require "ks.k8s"
 
 local type = type
 local pairs = pairs
@@ -532,22 +533,8 @@ function _M.diff(want, have, keys)
 end
 
 
-function _M.equal(a, b)
-  if type(a) ~= "table" or type(b) ~= "table" then
-    return a == b
-  end
-  for k, v in pairs(a) do
-    if not _M.equal(v, b[k]) then
-      return false
-    end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then
-      return false
-    end
-  end
-  return true
-end
 
+-- Are a and b the same JSON value, at any depth (ks.k8s.equal: one home for it)?
+_M.equal = k8s.equal
 
 return _M

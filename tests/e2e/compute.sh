@@ -36,9 +36,6 @@ HTTP_PID=
 
 # ---- kubectl -----------------------------------------------------------------------------
 
-# apply: the YAML on stdin into $NS (its output in $WORK/apply.out).
-apply() { k apply -n "$NS" -f - >"$WORK/apply.out" 2>&1 || { cat "$WORK/apply.out" >&2; return 1; }; }
-
 # bad_spec: the YAML on stdin, kept for rejected (check runs its command with stdin
 # from /dev/null).
 bad_spec() { cat >"$WORK/bad.yaml"; }
@@ -54,12 +51,6 @@ rejected() {
 	grep -Eq -- "$1" "$WORK/apply.out"
 }
 
-# avail KIND NAME: Available is True and status.id is set.
-avail() {
-	has "$1" "$NS" "$2" '.status.id != null and
-		any(.status.conditions[]?; .type == "Available" and .status == "True")'
-}
-
 # cond KIND NAME REASON REGEX: Available's (or, when Available stays True because the
 # resource itself is fine, Progressing's) reason is REASON and its message matches REGEX.
 cond() {
@@ -73,38 +64,6 @@ cond() {
 	jq -c '.status' <<<"$j"
 	return 1
 }
-
-sid() { field "$1" "$NS" "$2" '.status.id // empty'; }
-uid_of() { field "$1" "$NS" "$2" '.metadata.uid'; }
-
-# id_is KIND NAME ID: the object is available with status.id ID.
-id_is() { avail "$1" "$2" && [ "$(sid "$1" "$2")" = "$3" ] || { echo "status.id is not $3"; return 1; }; }
-
-# new_id KIND NAME OLD: the object is available with a status.id other than OLD.
-new_id() {
-	local id
-	avail "$1" "$2" || return 1
-	id=$(sid "$1" "$2")
-	[ -n "$id" ] && [ "$id" != "$3" ] || { echo "status.id is still $3"; return 1; }
-}
-
-# k_gone ARGS...: `kubectl get ARGS` says NotFound (not any other failure).
-k_gone() {
-	local out
-	if out=$(k get "$@" 2>&1); then
-		echo "still there: kubectl get $*"
-		return 1
-	fi
-	grep -q '(NotFound)' <<<"$out" && return 0
-	echo "kubectl get $*: $out"
-	return 1
-}
-cr_gone() { k_gone "$1" "$2" -n "$NS"; }
-
-del_cr() { k delete "$1" "$2" -n "$NS" --wait=false >/dev/null; }
-
-# touch_cr KIND NAME: an annotation change, which makes the host reconcile the object.
-touch_cr() { k annotate "$1" "$2" -n "$NS" "e2e.kupenstack.io/touch=$(date +%s%N)" --overwrite >/dev/null; }
 
 # event KIND NAME REASON: the object has an Event with that reason.
 event() {
@@ -249,16 +208,12 @@ fingerprint() { ssh-keygen -l -E md5 -f "$WORK/key$1.pub" | awk '{ print $2 }' |
 new_ns "$NS"
 k label namespace "$NS" kupenstack.io/project=true >/dev/null
 # host_up [ARG...]: start the operator (ARGs added to `kupenstack run`'s).
-host_up() { start_host op "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" "$@"; }
+host_up() { start_host op "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD" "$@"; }
 if ! host_up; then
 	echo "the host did not come up" >"$OUT"
 	fail "the operator starts" op
 	finish
 fi
-project_of() {
-	PID=$(k get namespace "$NS" -o json | jq -r '.metadata.annotations["kupenstack.io/project-id"] // empty')
-	[ -n "$PID" ]
-}
 eventually 60 "the labelled namespace gets a project (annotation kupenstack.io/project-id)" op -- project_of
 project_of || finish
 

@@ -44,33 +44,13 @@ declare -A KIND=([network]=Network [subnet]=Subnet [router]=Router [securitygrou
 PID=
 RUN=0 # the number of hosts started, to name their logs
 
-apply() { k apply -n "$NS" -f - >"$WORK/apply.out" 2>&1 || { cat "$WORK/apply.out" >&2; return 1; }; }
-avail() {
-	has "$1" "$NS" "$2" '.status.id != null and
-		any(.status.conditions[]?; .type == "Available" and .status == "True")'
-}
-sid() { field "$1" "$NS" "$2" '.status.id // empty'; }
-uid_of() { field "$1" "$NS" "$2" '.metadata.uid'; }
-# k_gone ARGS...: `kubectl get ARGS` says NotFound (not any other failure).
-k_gone() {
-	local out
-	if out=$(k get "$@" 2>&1); then
-		echo "still there: kubectl get $*"
-		return 1
-	fi
-	grep -q '(NotFound)' <<<"$out" && return 0
-	echo "kubectl get $*: $out"
-	return 1
-}
-cr_gone() { k_gone "$1" "$2" -n "$NS"; }
-
 # host [POINT]: stop the running host (if any) and start one, crashing at POINT.
 host() {
 	[ -n "${HPID[op]:-}" ] && stop_host op TERM
 	RUN=$((RUN + 1))
 	HOST=op$RUN
 	if [ -n "${1:-}" ]; then export KUPENSTACK_CRASH_AT=$1; else unset KUPENSTACK_CRASH_AT; fi
-	start_host "$HOST" "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD"
+	start_host "$HOST" "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD"
 	local rc=$?
 	unset KUPENSTACK_CRASH_AT
 	HPID[op]=${HPID[$HOST]}
@@ -306,10 +286,6 @@ if ! host >"$OUT" 2>&1; then
 	fail "the operator starts"
 	finish
 fi
-project_of() {
-	PID=$(k get namespace "$NS" -o json | jq -r '.metadata.annotations["kupenstack.io/project-id"] // empty')
-	[ -n "$PID" ]
-}
 eventually 60 "the labelled namespace gets a project" op -- project_of
 project_of
 check "setup: an admin token and the endpoints" -- api_setup
@@ -511,18 +487,6 @@ leftovers() {
 		"[.keypairs[].keypair.name | select(startswith(\"${NS}_kst-crash-$$-\"))] | length") || { echo "$n"; left=1; }
 	[ "$n" = 0 ] || { echo "$n key pairs kst-crash-$$-* left"; left=1; }
 	return $left
-}
-
-# project_gone: Keystone says there is no such project (not any other failure).
-project_gone() {
-	local out
-	if out=$(openstack project show "$PID" 2>&1); then
-		echo "project $PID still exists"
-		return 1
-	fi
-	grep -Eqi "no project with a name or id of '?$PID'? exists|could not find project|404" <<<"$out" && return 0
-	echo "openstack project show $PID: $out"
-	return 1
 }
 
 check "before the namespace goes, the project holds what its objects made (the queries work)" -- \

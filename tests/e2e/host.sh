@@ -84,6 +84,14 @@ check "run with --concurrency 0: exit 2 and one line" -- \
 	one_error 2 '^kupenstack: --concurrency' "$KS" run --plugins "$PLUGINS" --concurrency 0
 check "run with --lease-duration 1: exit 2 and one line" -- \
 	one_error 2 '^kupenstack: --lease-duration' "$KS" run --plugins "$PLUGINS" --lease-duration 1
+check "run with --set without NAME=: exit 2 and one line naming the option" -- \
+	one_error 2 '^kupenstack: --set cloud: NAME=VALUE' "$KS" run --plugins "$PLUGINS" --set cloud
+check "run with --set of a bad NAME: exit 2 and one line naming it" -- \
+	one_error 2 '^kupenstack: --set Cloud=x: NAME=VALUE, NAME of a-z' \
+	"$KS" run --plugins "$PLUGINS" --set Cloud=x
+check "run with --set-file of a missing file: exit 1 and one line naming it" -- \
+	one_error 1 "^kupenstack: --set-file clouds_yaml=$WORK/missing.yaml: No such file" \
+	"$KS" run --plugins "$PLUGINS" --set-file "clouds_yaml=$WORK/missing.yaml"
 # A port someone else listens on.
 python3 -c 'import socket, sys, time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
@@ -98,7 +106,7 @@ wait "$BUSY" 2>/dev/null
 check "run --help: exit 0, the usage on stdout" -- help_ok
 check "run --help lists the flags of run" -- \
 	help_lists --plugins --kubeconfig --context --namespace --metrics-addr --leader-elect \
-	--lease-duration --concurrency --os-config --os-cloud --cluster --stdlib --log-level
+	--lease-duration --concurrency --set --set-file --stdlib --log-level
 check "version: exit 0, 'kupenstack VERSION'" -- version_ok
 
 # ---- one host, one namespace -----------------------------------------------------------

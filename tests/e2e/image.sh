@@ -46,12 +46,6 @@ HTTP_PID=
 REDIR_PID=
 SIZE_MB=${IMAGE_MB:-300}
 
-apply() { k apply -n "$NS" -f - >"$WORK/apply.out" 2>&1 || { cat "$WORK/apply.out" >&2; return 1; }; }
-avail() {
-	has "$1" "$NS" "$2" '.status.id != null and
-		any(.status.conditions[]?; .type == "Available" and .status == "True")'
-}
-sid() { field "$1" "$NS" "$2" '.status.id // empty'; }
 # cond NAME REASON REGEX: the Image's Available or Progressing condition has REASON and
 # a message matching REGEX.
 cond() {
@@ -154,15 +148,11 @@ API=$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')
 printf 'allow_source_networks: "127.0.0.2/32"\nsource_method: stream\n' >"$PLUGINS/image.config.yaml"
 new_ns "$NS"
 k label namespace "$NS" kupenstack.io/project=true >/dev/null
-if ! start_host op "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD"; then
+if ! start_host op "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD"; then
 	echo "the host did not come up" >"$OUT"
 	fail "the operator starts" op
 	finish
 fi
-project_of() {
-	PID=$(k get namespace "$NS" -o json | jq -r '.metadata.annotations["kupenstack.io/project-id"] // empty')
-	[ -n "$PID" ]
-}
 eventually 180 "setup: the labelled namespace gets a project" op -- project_of
 project_of || finish
 

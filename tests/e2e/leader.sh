@@ -5,7 +5,7 @@
 # reconciles; SIGTERM makes it exit 0 and release the Lease, and the other takes over
 # and reconciles; a leader that hangs (SIGSTOP) loses the Lease to a third host, and
 # when it wakes (SIGCONT) exits 1 without writing anything. The plugin
-# (tests/e2e/plugins/leader/widget.lua) writes the host's --cluster name into
+# (tests/e2e/plugins/leader/widget.lua) writes the host's setting cluster (--set cluster=NAME) into
 # status.by. The Lease is the host's fixed one: while a live holder has it (another
 # run, bench/bench_leader.sh) this waits up to 60 s, then fails saying who holds it.
 # Needs KUBECONFIG (admin). Prints TAP lines and `N passed, N failed`; exits 1 on any
@@ -37,7 +37,7 @@ lease_free() {
 
 # start NAME: a leader-elect host whose plugin signs its status with e2e-NAME.
 start() {
-	start_host "$1" "$PLUGINS" "$NS" --leader-elect --lease-duration 6 --cluster "e2e-$1"
+	start_host "$1" "$PLUGINS" "$NS" --leader-elect --lease-duration 6 --set cluster="e2e-$1"
 }
 
 # identity NAME: the holder identity NAME logged when it became leader (empty if never).

@@ -279,6 +279,71 @@ install_gadget_crd() {
 		until_ok 30 k get gadgets -A
 }
 
+# ---- the objects of the script's namespace $NS (the resource scripts) ------------------
+# The resource scripts (compute, neutron, crash, image) share these; each uses the script's
+# $NS and the helpers above.
+
+# k_gone ARGS...: `kubectl get ARGS` says NotFound (not any other failure).
+k_gone() {
+	local out
+	if out=$(k get "$@" 2>&1); then
+		echo "still there: kubectl get $*"
+		return 1
+	fi
+	grep -q '(NotFound)' <<<"$out" && return 0
+	echo "kubectl get $*: $out"
+	return 1
+}
+
+sid() { field "$1" "$NS" "$2" '.status.id // empty'; }
+
+uid_of() { field "$1" "$NS" "$2" '.metadata.uid'; }
+
+# avail KIND NAME: Available is True and status.id is set.
+avail() {
+	has "$1" "$NS" "$2" '.status.id != null and
+		any(.status.conditions[]?; .type == "Available" and .status == "True")'
+}
+
+# id_is KIND NAME ID: the object is available with status.id ID.
+id_is() { avail "$1" "$2" && [ "$(sid "$1" "$2")" = "$3" ] || { echo "status.id is not $3"; return 1; }; }
+
+# new_id KIND NAME OLD: the object is available with a status.id other than OLD.
+new_id() {
+	local id
+	avail "$1" "$2" || return 1
+	id=$(sid "$1" "$2")
+	[ -n "$id" ] && [ "$id" != "$3" ] || { echo "status.id is still $3"; return 1; }
+}
+
+cr_gone() { k_gone "$1" "$2" -n "$NS"; }
+
+del_cr() { k delete "$1" "$2" -n "$NS" --wait=false >/dev/null; }
+
+# touch_cr KIND NAME: an annotation change, which makes the host reconcile the object.
+touch_cr() { k annotate "$1" "$2" -n "$NS" "e2e.kupenstack.io/touch=$(date +%s%N)" --overwrite >/dev/null; }
+
+# apply: the YAML on stdin into $NS (its output in $WORK/apply.out).
+apply() { k apply -n "$NS" -f - >"$WORK/apply.out" 2>&1 || { cat "$WORK/apply.out" >&2; return 1; }; }
+
+project_of() {
+	PID=$(k get namespace "$NS" -o json | jq -r '.metadata.annotations["kupenstack.io/project-id"] // empty')
+	[ -n "$PID" ]
+}
+
+# project_gone: Keystone says there is no such project (not any other failure).
+project_gone() {
+	local out
+	if out=$(openstack project show "$PID" 2>&1); then
+		echo "project $PID still exists"
+		return 1
+	fi
+	grep -Eqi "no project with a name or id of '?$PID'? exists|could not find project|404" <<<"$out" && return 0
+	echo "openstack project show $PID: $out"
+	return 1
+}
+
+
 cleanup() {
 	local name ns kind o
 	for name in "${!HPID[@]}"; do

@@ -31,9 +31,6 @@ RUN=$$ # makes the OpenStack names of this run its own
 
 # ---- kubectl -----------------------------------------------------------------------------
 
-# apply: the YAML on stdin into $NS (its output in $WORK/apply.out).
-apply() { k apply -n "$NS" -f - >"$WORK/apply.out" 2>&1 || { cat "$WORK/apply.out" >&2; return 1; }; }
-
 # reject NAME PATTERN: a check that applying the YAML on stdin fails, with a message
 # matching PATTERN.
 reject() {
@@ -50,12 +47,6 @@ rejected() {
 	grep -Eq -- "$1" "$WORK/apply.out"
 }
 
-# avail KIND NAME: Available is True and status.id is set.
-avail() {
-	has "$1" "$NS" "$2" '.status.id != null and
-		any(.status.conditions[]?; .type == "Available" and .status == "True")'
-}
-
 # cond KIND NAME REASON REGEX [TYPE]: condition TYPE (Available) has reason REASON and a
 # message matching REGEX.
 cond() {
@@ -69,37 +60,6 @@ cond() {
 	jq -c '.status' <<<"$j"
 	return 1
 }
-
-sid() { field "$1" "$NS" "$2" '.status.id // empty'; }
-
-# id_is KIND NAME ID: the object is available with status.id ID.
-id_is() { avail "$1" "$2" && [ "$(sid "$1" "$2")" = "$3" ] || { echo "status.id is not $3"; return 1; }; }
-
-# new_id KIND NAME OLD: the object is available with a status.id other than OLD.
-new_id() {
-	local id
-	avail "$1" "$2" || return 1
-	id=$(sid "$1" "$2")
-	[ -n "$id" ] && [ "$id" != "$3" ] || { echo "status.id is still $3"; return 1; }
-}
-
-# k_gone ARGS...: `kubectl get ARGS` says NotFound (not any other failure).
-k_gone() {
-	local out
-	if out=$(k get "$@" 2>&1); then
-		echo "still there: kubectl get $*"
-		return 1
-	fi
-	grep -q '(NotFound)' <<<"$out" && return 0
-	echo "kubectl get $*: $out"
-	return 1
-}
-cr_gone() { k_gone "$1" "$2" -n "$NS"; }
-
-del_cr() { k delete "$1" "$2" -n "$NS" --wait=false >/dev/null; }
-
-# touch KIND NAME: an annotation change, which makes the host reconcile the object.
-touch_cr() { k annotate "$1" "$2" -n "$NS" "e2e.kupenstack.io/touch=$(date +%s%N)" --overwrite >/dev/null; }
 
 # event KIND NAME REASON: the object has an Event with that reason.
 event() {
@@ -262,15 +222,11 @@ trap tidy EXIT
 
 new_ns "$NS"
 k label namespace "$NS" kupenstack.io/project=true >/dev/null
-if ! start_host op "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD"; then
+if ! start_host op "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD"; then
 	echo "the host did not come up" >"$OUT"
 	fail "the operator starts" op
 	finish
 fi
-project_of() {
-	PID=$(k get namespace "$NS" -o json | jq -r '.metadata.annotations["kupenstack.io/project-id"] // empty')
-	[ -n "$PID" ]
-}
 eventually 60 "the labelled namespace gets a project (annotation kupenstack.io/project-id)" op -- project_of
 project_of
 if [ -z "$PID" ] || ! os_setup >"$OUT" 2>&1; then
@@ -1085,7 +1041,7 @@ EOF
 until_ok 60 avail network net-drift
 ND=$(sid network net-drift)
 stop_host op TERM
-if ! start_host op "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" \
+if ! start_host op "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD" \
 	--resync "$RESYNC"; then
 	echo "the host did not come up" >"$OUT"
 	fail "the operator starts again, with --resync $RESYNC" op
@@ -1118,17 +1074,6 @@ leftovers() {
 		jq --arg p "$PID" '[.security_groups[] | select(.project_id == $p)] | length')
 	[ "$n" = 0 ] || { echo "$n security groups left in project $PID"; left=1; }
 	return $left
-}
-# project_gone: Keystone says there is no such project (not any other failure).
-project_gone() {
-	local out
-	if out=$(openstack project show "$PID" 2>&1); then
-		echo "project $PID still exists"
-		return 1
-	fi
-	grep -Eqi "no project with a name or id of '?$PID'? exists|could not find project|404" <<<"$out" && return 0
-	echo "openstack project show $PID: $out"
-	return 1
 }
 
 # Something is left, and the queries that say so work (leftovers fails on a failed one too).

@@ -57,7 +57,8 @@ if [ -z "$PORT" ]; then
 fi
 
 cd "$TOP" || exit 2
-"$KS" exec tests/lua/openstack_faults.lua "http://127.0.0.1:$PORT" "$@" \
+"$KS" exec --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD" \
+	tests/lua/openstack_faults.lua "http://127.0.0.1:$PORT" "$@" \
 	>"$WORK/out" 2>"$WORK/log" </dev/null
 rc=$?
 grep -E '^(ok|not ok|#)' "$WORK/out"

@@ -125,7 +125,7 @@ host() {
 	RUN=$((RUN + 1))
 	HOST=op$RUN
 	if [ -n "${1:-}" ]; then export KUPENSTACK_CRASH_AT=$1; else unset KUPENSTACK_CRASH_AT; fi
-	start_host "$HOST" "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" \
+	start_host "$HOST" "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD" \
 		--resync 900 "${@:2}"
 	local rc=$?
 	unset KUPENSTACK_CRASH_AT
@@ -393,7 +393,7 @@ return { api = 1, group = "test.kupenstack.io", version = "v1", kind = "Gadget",
   consumes = { c, c, c, c, c }, reconcile = function() return {} end }
 EOF
 echo "amqp://guest:guest@127.0.0.1:$(free_port)/" >"$WORK/nobus.url"
-start_host nobus "$PLUGINS2" "$NS2" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" \
+start_host nobus "$PLUGINS2" "$NS2" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD" \
 	--amqp-url-file "$WORK/nobus.url" >"$OUT" 2>&1
 eventually 60 "an unreachable bus: /readyz says not ready, naming the consumer; /healthz still answers" nobus -- \
 	eval "! curl -sf http://127.0.0.1:\${HPORT[nobus]}/readyz &&

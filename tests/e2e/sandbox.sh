@@ -76,7 +76,7 @@ k create namespace "$LEASE_NS" >/dev/null 2>&1
 new_ns "$NS"
 
 KUPENSTACK_FREEZE_AT=e2e-freeze start_host a "$E2E/plugins/hostile" "$NS" --leader-elect \
-	--lease-duration 6 --cluster e2e-a --plugin-max-instructions 2e8 --plugin-max-memory 64 ||
+	--lease-duration 6 --set cluster=e2e-a --plugin-max-instructions 2e8 --plugin-max-memory 64 ||
 	{
 		fail "host a starts" a
 		finish
@@ -123,7 +123,7 @@ eventually 90 "the attacks are retried and stopped again" a -- more_errors "$e0"
 check "host a still leads" a -- holder_is a
 
 # The watchdog: b waits as a standby; a's loop is frozen in C.
-if ! start_host b "$E2E/plugins/hostile" "$NS" --leader-elect --lease-duration 6 --cluster e2e-b; then
+if ! start_host b "$E2E/plugins/hostile" "$NS" --leader-elect --lease-duration 6 --set cluster=e2e-b; then
 	fail "host b starts" b
 	finish
 fi

@@ -80,8 +80,8 @@ k apply -f "$TOP/deploy/rbac-aggregate.yaml" >/dev/null
 for ns in "$A" "$B" "$C"; do new_ns "$ns"; done
 k label namespace "$A" kupenstack.io/project=true >/dev/null
 k label namespace "$B" kupenstack.io/project=true >/dev/null
-if ! start_host op "$PLUGINS" - --cluster "$CLUSTER" --os-config "$OS_CLIENT_CONFIG_FILE" \
-	--os-cloud "$OS_CLOUD" >"$OUT" 2>&1; then
+if ! start_host op "$PLUGINS" - --set cluster="$CLUSTER" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" \
+	--set cloud="$OS_CLOUD" >"$OUT" 2>&1; then
 	fail "the operator starts"
 	finish
 fi
@@ -280,19 +280,19 @@ check "A's project is gone from Keystone" -- os_absent project show "$PA"
 check "B's project and network are untouched" -- eval "openstack project show $PB >/dev/null && in_project $NB $PB"
 check "B's Network is still Available" -- avail "$B" net
 
-# --project-namespaces all: every namespace but kube-* and those labelled false. The
+# --set project_namespaces=all: every namespace but kube-* and those labelled false. The
 # cluster's own default and kupenstack-system are labelled false for the test.
 stop_host op
 k label namespace default kupenstack-system kupenstack.io/project=false --overwrite >/dev/null
 new_ns "$D"
 new_ns "$E"
 k label namespace "$E" kupenstack.io/project=false >/dev/null
-if ! start_host op "$PLUGINS" - --cluster "$CLUSTER" --project-namespaces all \
-	--os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD" >"$OUT" 2>&1; then
-	fail "--project-namespaces all: the operator starts"
+if ! start_host op "$PLUGINS" - --set cluster="$CLUSTER" --set project_namespaces=all \
+	--set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD" >"$OUT" 2>&1; then
+	fail "--set project_namespaces=all: the operator starts"
 	finish
 fi
-eventually 180 "--project-namespaces all: an unlabelled namespace gets a project" op -- \
+eventually 180 "--set project_namespaces=all: an unlabelled namespace gets a project" op -- \
 	eval "[ -n \"\$(pid_of $D)\" ]"
 check "... named <cluster>-<namespace>" -- project_is "$(pid_of "$D")" "$D"
 untouched() { # untouched NS: no project annotation, no finalizer of ours

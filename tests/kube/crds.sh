@@ -10,6 +10,7 @@
 # in that namespace only. Works in a fresh namespace that it deletes at the end; nothing
 # reaches OpenStack (no operator is needed). Prints TAP lines and `N passed, N failed`;
 # exits 1 on any failure, 2 when KUBECONFIG is not set.
+# sanitizer: no host code
 set -uo pipefail
 
 if [ -z "${KUBECONFIG:-}" ]; then

@@ -4,7 +4,8 @@
 -- when a server is created, stopped and deleted reaches a subscription, decoded.
 --
 --   eval "$(tests/env/openstack up)"     # prints KS_OS_AMQP_URL too
---   bin/kupenstack exec tests/lua/amqp_live.lua "$KS_OS_AMQP_URL"
+--   bin/kupenstack exec --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD" \
+--     tests/lua/amqp_live.lua "$KS_OS_AMQP_URL"
 --
 -- Prints TAP lines and "N passed, N failed"; exits 0 only when all passed. What it makes
 -- is named ks-amqp-<random> and deleted.

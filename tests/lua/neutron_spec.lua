@@ -1,4 +1,4 @@
--- Unit tests of ks.neutron on a scripted cloud: what each operation asks Neutron for (the
+-- Unit tests of ks.resource.neutron on a scripted cloud: what each operation asks Neutron for (the
 -- UID tag after a create, only the changed fields in an update, the project's untagged
 -- resource found again after a lost tagging, deletes without retries) and the pure helpers.
 -- The end-to-end counterpart, against the real Neutron, is tests/e2e/neutron.sh.
@@ -22,7 +22,7 @@ package.preload["ks.core.kube"] = function()
 end
 package.preload["ks.core.config"] = function() return { get = function() return nil end } end
 
-local neutron = require "ks.neutron"
+local neutron = require "ks.resource.neutron"
 local resource = require "ks.resource"
 
 
@@ -84,7 +84,7 @@ local function network_kind(extra)
 end
 
 
-describe("ks.neutron", function()
+describe("ks.resource.neutron", function()
   before_each(function()
     for k in pairs(objects) do
       objects[k] = nil

@@ -12,7 +12,7 @@
 -- or a classified error), how long it took, and what the proxy saw. The last check puts
 -- N (1000) calls in flight at once (ks.core.script.gather) through a bucket of RATE (50)
 -- requests/s, burst BURST (10). The clouds.yaml comes from the host (ks.core.config:
--- OS_CLIENT_CONFIG_FILE, OS_CLOUD). Prints TAP lines and "N passed, N failed"; exits 0
+-- clouds_yaml and cloud, given with --set-file and --set). Prints TAP lines and "N passed, N failed"; exits 0
 -- only when all passed.
 local config = require "ks.core.config"
 local time = require "ks.core.time"

@@ -2,10 +2,11 @@
 -- tests/env/openstack, run in the host's sandbox:
 --
 --   eval "$(tests/env/openstack up)"    # or: source the file it printed
---   bin/kupenstack exec tests/lua/openstack_live.lua
+--   bin/kupenstack exec --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" \
+--     --set cloud="$OS_CLOUD" tests/lua/openstack_live.lua
 --
--- The clouds.yaml comes from the host (ks.core.config: OS_CLIENT_CONFIG_FILE and
--- OS_CLOUD, an admin cloud such as kupenstack-admin; its kupenstack-demo cloud is used
+-- The clouds.yaml comes from the host (ks.core.config: clouds_yaml and cloud, an admin
+-- cloud such as kupenstack-admin; its kupenstack-demo cloud is used
 -- too). Prints TAP lines and "N passed, N failed"; exits 0 only when all passed.
 -- Everything it creates is named ks-live-<random> and deleted at the end.
 local config = require "ks.core.config"

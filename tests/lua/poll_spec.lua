@@ -1,4 +1,4 @@
--- Unit tests of ks.poll: polls sharing one list of the project, on the fake clock of
+-- Unit tests of ks.resource.poll: polls sharing one list of the project, on the fake clock of
 -- shim.core and a list function that counts its calls.
 -- luacheck: std +busted
 package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
@@ -30,11 +30,11 @@ local function lister(ids, yield)
 end
 
 
-describe("ks.poll", function()
+describe("ks.resource.poll", function()
   before_each(function()
     shim.reset()
-    package.loaded["ks.poll"] = nil
-    poll = require "ks.poll"
+    package.loaded["ks.resource.poll"] = nil
+    poll = require "ks.resource.poll"
   end)
 
   it("answers the polls within ttl from one list", function()

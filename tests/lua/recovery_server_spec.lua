@@ -9,7 +9,7 @@ local calls, servers, ports
 local function log(...) calls[#calls + 1] = table.concat({ ... }, " ") end
 
 package.loaded["ks.core.fault"] = { point = function(kind, p) log("point", kind, p) end }
-package.loaded["ks.poll"] = { wrote = function() end }
+package.loaded["ks.resource.poll"] = { wrote = function() end }
 package.loaded["ks.openstack"] = {
   is_not_found = function(err) return type(err) == "table" and err.code == 404 end,
 }
@@ -18,7 +18,7 @@ package.loaded["ks.resource"] = {
   failed = function(err) return { error = tostring(err and err.message or err) } end,
   terminal = function(msg) return { error = msg, terminal = true } end,
 }
-package.loaded["ks.nova"] = {
+package.loaded["ks.openstack.nova"] = {
   servers = function(_, q)
     log("list", q.tags)
     local out = {}

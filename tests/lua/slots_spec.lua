@@ -1,4 +1,4 @@
--- Unit tests of ks.slots: at most a number of holders per key, on the fake clock of
+-- Unit tests of ks.resource.slots: at most a number of holders per key, on the fake clock of
 -- shim.core.
 -- luacheck: std +busted
 package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
@@ -10,11 +10,11 @@ local slots
 local function always() return true end
 
 
-describe("ks.slots", function()
+describe("ks.resource.slots", function()
   before_each(function()
     shim.reset()
-    package.loaded["ks.slots"] = nil
-    slots = require "ks.slots"
+    package.loaded["ks.resource.slots"] = nil
+    slots = require "ks.resource.slots"
   end)
 
   it("gives out at most limit slots of a key, and a holder keeps its own", function()

@@ -16,11 +16,11 @@
 local fault = require "ks.core.fault"
 local json = require "ks.core.json"
 local time = require "ks.core.time"
-local nova = require "ks.nova"
+local nova = require "ks.openstack.nova"
 local openstack = require "ks.openstack"
 local resource = require "ks.resource"
 local limit = require "ks.recovery.limit"
-local poll = require "ks.poll"
+local poll = require "ks.resource.poll"
 
 local type = type
 local ipairs = ipairs

@@ -30,8 +30,8 @@ function _M.operator()
   end
   local text = config.get("clouds_yaml")
   if not text then
-    return nil, "the operator has no clouds.yaml: start it with --os-config FILE (or "
-      .. "OS_CLIENT_CONFIG_FILE) and --os-cloud NAME"
+    return nil, "the operator has no clouds.yaml: start it with --set-file "
+      .. "clouds_yaml=FILE and --set cloud=NAME"
   end
   local c, err = openstack.connect({ clouds_yaml = text, cloud = config.get("cloud") })
   if not c then

@@ -2,20 +2,20 @@
 --
 -- def.list(cloud): the resources of the project on their way (servers in BUILD, say): when
 -- at least 2 objects of a namespace are polled at once, their polls share one such list
--- (ks.poll) instead of a GET each; one the list does not hold (no longer on its way) is
+-- (ks.resource.poll) instead of a GET each; one the list does not hold (no longer on its way) is
 -- then asked for alone. The list holds only what is on its way, so its cost goes with
 -- the number polled, not with how many resources the project has; while it is shared,
 -- each of them looks every LIST_TTL seconds rather than every def.poll.
 -- def.max_creating (a number, or function(ctx) giving it; 0 or nil: no limit): at most
 -- that many objects of a kind and namespace are being created at once, from the create
 -- until the resource is no longer on its way, as a script creating one resource after
--- another with that many threads would; the others wait their turn (ks.slots). A
+-- another with that many threads would; the others wait their turn (ks.resource.slots). A
 -- watch of the kind itself (watch(def)) hands a freed slot to the one that has waited
 -- longest at once; each waiter also looks again on a timer.
 local kube = require "ks.core.kube"
 local time = require "ks.core.time"
-local poll = require "ks.poll"
-local slots = require "ks.slots"
+local poll = require "ks.resource.poll"
+local slots = require "ks.resource.slots"
 
 local type = type
 local ipairs = ipairs
@@ -74,7 +74,7 @@ local function sharing(def, obj)
 end
 
 
--- obj's resource from a list shared with the other polls of its namespace (ks.poll), or
+-- obj's resource from a list shared with the other polls of its namespace (ks.resource.poll), or
 -- nil: get it alone (def has no list, obj is not polling, too few are, the list does not
 -- hold it, or there is none to trust).
 function _M.polled(def, cloud, obj)

@@ -1,5 +1,5 @@
 -- tests/e2e/plugins/leader/widget.lua: the Widget plugin of leader.sh. It writes into
--- status.by the --cluster name of the host that ran it, so the object says who
+-- status.by the setting cluster (--set cluster=NAME) of the host that ran it, so the object says who
 -- reconciled it, and logs "e2e reconcile" for the script to count.
 local config = require "ks.core.config"
 

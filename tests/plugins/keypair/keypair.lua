@@ -1,0 +1,1 @@
+../../../plugins/keypair.lua
