@@ -84,7 +84,7 @@ server_gone() {
 		echo "server $1 is still there: $(grep -E '^\| (status|OS-EXT-STS:task_state) ' <<<"$out" | tr -s ' ')"
 		return 1
 	fi
-	grep -Eqi 'no server .*found|could not be found|404' <<<"$out" && return 0
+	grep -Eqi 'no server .*(found|exists)|could not be found|404' <<<"$out" && return 0
 	echo "server show $1: $out"
 	return 1
 }
