@@ -401,8 +401,9 @@ local reconcile = plugin.reconcile
 plugin.reconcile = function(obj, ctx)
   poll_every = (ctx.config or {}).poll_interval or 60
   local res, err = reconcile(obj, ctx)
-  if poll_every > 0 and res and not res.requeue_after and not res.error
-      and resource.is_available({ status = { conditions = res.conditions } }) then
+  -- Available, or held by the recovery policy (Shutoff, Deleted, RecoveryLimit): looked
+  -- at again at the next poll (a held one with a GET of its own).
+  if poll_every > 0 and res and not res.requeue_after and not res.error then
     res.requeue_after = next_poll()
   end
   local fields = res and res.status and res.status.resource
