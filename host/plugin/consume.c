@@ -221,7 +221,7 @@ static void series(struct ks_consumers *cs, struct consumer *k, const char *plug
 		   const struct ks_plugin_consume *pc)
 {
 	static const char *const labels[] = { "plugin", "exchange", "topic", NULL };
-	const char *values[] = { plugin, pc->exchange, pc->topic };
+	const char *values[] = { plugin, pc->exchange, pc->topic, NULL };
 	struct ks_metrics *m = cs->m;
 
 	k->connected = ks_metric_child(
