@@ -53,7 +53,8 @@ static bool ready(void *data, char *why, size_t cap)
 		snprintf(why, cap, "stopping");
 		return false;
 	}
-	return ks_manager_all_synced(a->manager, why, cap);
+	return ks_manager_all_synced(a->manager, why, cap) &&
+	       ks_loader_consumers_ready(a->loader, why, cap);
 }
 
 static void close_all(struct app *a)
@@ -237,6 +238,7 @@ static int setup(struct app *a, struct ks_kubeconfig *cfg)
 							   .nsettings = o->nsettings,
 							   .caps = plugin_caps(o),
 						   },
+						   .amqp_url = o->amqp_url,
 						   .vet = ks_fixture_vet,
 						   .manager = a->manager,
 						   .kube = a->kube,

@@ -27,6 +27,7 @@ struct ks_app_opts {
 	/* The operator's settings for the plugins (ks.core.config); not owned. */
 	const struct ks_setting *settings;
 	size_t nsettings;
+	const char *amqp_url; /* the message bus of plugins' 'consumes'; NULL: none */
 	double drain_seconds; /* SIGTERM waits this long for in-flight work; 0: 30 */
 	/* Caps on the limits plugins declare (and run their top level under); 0: none. */
 	double plugin_max_memory_mb, plugin_max_instructions, plugin_max_seconds;

@@ -22,6 +22,7 @@ void ks_cmd_usage(FILE *f)
 	      "S]\n"
 	      "                      [--concurrency K] [--resync S] [--drain-seconds S]\n"
 	      "                      [--set NAME=VALUE]... [--set-file NAME=FILE]...\n"
+	      "                      [--amqp-url-file FILE]\n"
 	      "                      [--stdlib DIR] [--log-level debug|info|warn|error]\n"
 	      "                      [--plugin-max-memory MIB] [--plugin-max-instructions N]\n"
 	      "                      [--plugin-max-seconds S]\n"

@@ -37,6 +37,29 @@ static int plugin_cap(struct ks_app_opts *o, int c, const char *arg)
 	return 0;
 }
 
+/* The message bus URL in file path (a mounted Secret, like clouds.yaml: a URL holds a
+ * password, which a flag would show in ps), trailing white space cut; NULL after saying
+ * why. */
+static char *amqp_url(const char *path)
+{
+	size_t len;
+	int rc;
+	char *s = ks_read_file(path, &len, &rc);
+
+	if (!s) {
+		fprintf(stderr, "kupenstack: --amqp-url-file %s: %s\n", path, strerror(-rc));
+		return NULL;
+	}
+	while (len > 0 && strchr(" \t\r\n", s[len - 1]))
+		s[--len] = '\0';
+	if (strncmp(s, "amqp://", 7) != 0 || strlen(s) != len) {
+		fprintf(stderr, "kupenstack: --amqp-url-file %s: not one amqp:// URL\n", path);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
 int ks_cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -53,6 +76,7 @@ int ks_cmd_run(int argc, char **argv)
 		{ "resync", required_argument, NULL, 'r' },
 		{ "set", required_argument, NULL, 'E' },
 		{ "set-file", required_argument, NULL, 'F' },
+		{ "amqp-url-file", required_argument, NULL, 'A' },
 		{ "stdlib", required_argument, NULL, 's' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "plugin-max-memory", required_argument, NULL, 'M' },
@@ -72,12 +96,13 @@ int ks_cmd_run(int argc, char **argv)
 				 .plugin_max_instructions = 1e10,
 				 .plugin_max_seconds = 1800 };
 	struct ks_cmd_shared sh = { 0 };
+	const char *amqp = NULL;
 	char *end;
 	int c, rc = 0;
 	long n;
 
-	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:T:j:r:E:F:s:l:M:I:S:h", opts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:T:j:r:A:E:F:s:l:M:I:S:h", opts,
+				NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			o.kubeconfig = optarg;
@@ -139,6 +164,9 @@ int ks_cmd_run(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case 'A':
+			amqp = optarg;
+			break;
 		case 'M':
 		case 'I':
 		case 'S':
@@ -175,6 +203,10 @@ int ks_cmd_run(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	if (amqp && !(o.amqp_url = amqp_url(amqp))) {
+		rc = 1;
+		goto out;
+	}
 	o.settings = sh.settings.v;
 	o.nsettings = sh.settings.n;
 	if (!sh.stdlib)
@@ -182,6 +214,7 @@ int ks_cmd_run(int argc, char **argv)
 	o.stdlib_dir = sh.stdlib;
 	rc = ks_app_run(&o);
 out:
+	free((char *)o.amqp_url);
 	ks_cmd_shared_free(&sh);
 	return rc;
 }

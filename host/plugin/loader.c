@@ -24,12 +24,14 @@
 #include "plugin/plugin.h"
 #include "plugin/plugin_metrics.h"
 #include "metrics.h"
+#include "plugin/consume.h"
 
 /* One plugin version's controller; retired bindings live until drained. */
 struct binding {
 	struct ks_plugin *plugin; /* the slot the controller's callbacks read */
 	struct ks_controller *ctrl;
 	struct ks_plugin_watch watches[KS_PLUGIN_MAX_KINDS];
+	struct ks_consumers *consumers; /* while the controller runs (plugin/consume.h) */
 	struct ks_loader *l;
 	struct ks_list link; /* in l->drains while its controller drains */
 };
@@ -78,6 +80,21 @@ static struct ks_cache *cache_for(void *data, const struct ks_kube_res *res)
 	return ks_manager_find(data, res);
 }
 
+/* Start b's controller, and its consumers of the message bus. */
+static void run_binding(struct ks_loader *l, struct binding *b)
+{
+	ks_controller_start(b->ctrl);
+	b->consumers =
+		ks_consumers_start(l->loop, l->o.amqp_url, &b->plugin, b->ctrl, l->o.metrics);
+}
+
+/* Stop b's consumers (before its controller goes). */
+static void stop_consumers(struct binding *b)
+{
+	ks_consumers_stop(b->consumers);
+	b->consumers = NULL;
+}
+
 static struct binding *bind_plugin(struct ks_loader *l, struct ks_plugin *p, const char *name)
 {
 	struct binding *b = ks_xcalloc(1, sizeof(*b));
@@ -93,7 +110,7 @@ static struct binding *bind_plugin(struct ks_loader *l, struct ks_plugin *p, con
 					     .metrics = l->o.metrics,
 				     });
 	if (l->started && !l->deferred)
-		ks_controller_start(b->ctrl);
+		run_binding(l, b);
 	return b;
 }
 
@@ -120,9 +137,11 @@ static void retired(void *data)
 		maybe_done(l);
 }
 
-/* Stop b's controller; retired() frees b once its in-flight reconciles are done. */
+/* Stop b's consumers and its controller; retired() frees b once its in-flight reconciles
+ * are done. */
 static void drain(struct ks_loader *l, struct binding *b)
 {
+	stop_consumers(b);
 	l->draining++;
 	ks_list_add_tail(&l->drains, &b->link);
 	ks_controller_stop(b->ctrl, retired, b);
@@ -416,7 +435,7 @@ static void start_controllers(struct ks_loader *l)
 
 	for (s = l->slots; s; s = s->next)
 		if (s->b)
-			ks_controller_start(s->b->ctrl);
+			run_binding(l, s->b);
 }
 
 static const struct ks_kube_res configmaps = { "", "v1", "configmaps", true };
@@ -685,6 +704,7 @@ void ks_loader_free(struct ks_loader *l)
 	for (s = l->slots; s; s = next) {
 		next = s->next;
 		if (s->b) {
+			stop_consumers(s->b);
 			ks_plugin_free(s->b->plugin, "the host is stopping");
 			ks_controller_free(s->b->ctrl);
 			free(s->b);
@@ -723,4 +743,12 @@ size_t ks_loader_plugins(const struct ks_loader *l)
 unsigned long ks_loader_failures(const struct ks_loader *l)
 {
 	return l->failures;
+}
+
+bool ks_loader_consumers_ready(const struct ks_loader *l, char *why, size_t cap)
+{
+	for (const struct slot *s = l ? l->slots : NULL; s; s = s->next)
+		if (s->b && !ks_consumers_ready(s->b->consumers, why, cap))
+			return false;
+	return true;
 }

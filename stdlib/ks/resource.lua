@@ -14,6 +14,11 @@
 --     delete = function(cloud, current, obj) end,
 --     observe = function(current, obj) end, -- fields, "available"|"progressing"|"error", msg
 --     list = function(cloud) end,       -- optional: the project's resources on their way, for polls
+--     recover = function(cloud, current, obj, ctx, deps) end, -- optional: current' to go on
+--                                       -- with, or nil and a result (self-healing)
+--     gone = function(cloud, obj, ctx, deps) end, -- optional: status.id's resource is gone:
+--                                       -- one to adopt, or nil and a result, or nothing (create)
+--     consumes = { ... },               -- optional: the plugin's 'consumes' (message bus)
 --     max_creating = 8,                 -- optional: see below (or function(ctx) giving it)
 --   }
 --
@@ -233,6 +238,12 @@ local function obtain(def, cloud, obj, ctx, deps)
       return nil, { status = { id = st.id }, conditions = _M.progressing("NotFound",
         def.kind .. " " .. st.id .. " no longer exists in OpenStack"), requeue_after = 60 }
     end
+    if def.gone then
+      local own, early = def.gone(cloud, obj, ctx, deps)
+      if own or early then
+        return own, early
+      end
+    end
     ctx.event("Warning", "Drift", def.kind .. " " .. st.id
       .. " was deleted outside KupenStack; creating it again")
   end
@@ -315,6 +326,15 @@ local function reconcile(def, obj, ctx)
   local cur, early, adopted = obtain(def, cloud, obj, ctx, deps)
   if not cur then
     return early
+  end
+  if def.recover and not adopted and not spec.import
+      and (spec.managementPolicy or "managed") == "managed" then
+    local now, res = def.recover(cloud, cur, obj, ctx, deps)
+    if not now then
+      res.status = res.status or { id = cur.id, resource = def.observe(cur, obj) }
+      return res
+    end
+    cur = now
   end
   local status = { id = cur.id, projectID = cur.project_id or cur.tenant_id or cur.owner }
   if def.immutable and not adopted then
@@ -483,7 +503,7 @@ function _M.plugin(def)
   return {
     api = 1, group = _M.GROUP, version = _M.VERSION, kind = def.kind, scope = scope(def.kind),
     finalizer = _M.FINALIZER, concurrency = def.concurrency or 4, resync = def.resync or 300,
-    limits = def.limits, watches = watches,
+    limits = def.limits, watches = watches, consumes = def.consumes,
     config_schema = def.config_schema,
     reconcile = function(obj, ctx)
       local res, err = reconcile(def, obj, ctx)
