@@ -94,7 +94,7 @@ IMG_ID=$(openstack image create --public --disk-format raw --container-format ba
 
 new_ns "$NS"
 k label namespace "$NS" kupenstack.io/project=true >/dev/null
-if ! start_host op "$PLUGINS" "$NS" --os-config "$OS_CLIENT_CONFIG_FILE" --os-cloud "$OS_CLOUD"; then
+if ! start_host op "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD"; then
 	echo "the host did not come up" >"$OUT"
 	fail "the operator starts" op
 	finish
