@@ -2,7 +2,7 @@
 -- the Instances whose status.id it names, asked of the cache by status_id (a stub here).
 -- luacheck: std +busted
 package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
-require "shim.core"
+local shim = require "shim.core"
 
 local asked
 package.loaded["ks.core.kube"] = {
@@ -17,6 +17,7 @@ package.loaded["ks.core.kube"] = {
 package.loaded["ks.recovery.notifications"] = nil
 local json = require "ks.core.json"
 local n = require "ks.recovery.notifications"
+local poll = require "ks.resource.poll"
 
 
 local function envelope(event_type, uuid)
@@ -38,6 +39,24 @@ describe("ks.recovery.notifications", function()
   it("maps a deletion and a power-off too", function()
     assert.same({ "ns/vm" }, map(envelope("instance.delete.end", "srv-1")))
     assert.same({ "ns/vm" }, map(envelope("instance.power_off.end", "srv-1")))
+  end)
+
+  -- A list taken as the power-off began still says ACTIVE: the reconcile a notification
+  -- enqueues must not read it (it did, and a server stopped behind our back stayed so).
+  it("a notified server is not read from a list taken before the notification", function()
+    local cloud = { project_id = function() return "p1" end }
+    local lists = 0
+    local function list()
+      lists = lists + 1
+      return { { id = "srv-1", status = "ACTIVE" } }
+    end
+    shim.advance(1)
+    assert.equal("ACTIVE", poll.get("Instance", cloud, "srv-1", list, 60).status)
+    assert.equal("ACTIVE", poll.get("Instance", cloud, "srv-1", list, 60).status)
+    assert.equal(1, lists)
+    shim.advance(1)
+    map(envelope("instance.power_off.end", "srv-1"))
+    assert.is_nil(poll.get("Instance", cloud, "srv-1", list, 60))
   end)
 
   it("maps a server no Instance has to nothing", function()

@@ -7,6 +7,7 @@
 -- map to nothing.
 local kube = require "ks.core.kube"
 local json = require "ks.core.json"
+local poll = require "ks.resource.poll"
 
 local type = type
 local pcall = pcall
@@ -62,6 +63,10 @@ function _M.consumer(group, version, kind)
       local id = _M.server_id(_M.decode(body))
       local keys = {}
       if id then
+        -- The server changed after any list of it this state holds: the reconcile this
+        -- enqueues must GET it, not read a list from before the change (a list taken as
+        -- the power-off began still said ACTIVE).
+        poll.changed(kind, id)
         for _, o in ipairs(kube.list(res, { status_id = id })) do
           keys[#keys + 1] = o.metadata.namespace .. "/" .. o.metadata.name
         end
