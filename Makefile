@@ -10,7 +10,7 @@ CFLAGS ?= -O2 -g
 LUA_DIR ?= $(PREFIX)/share/lua/5.1
 KS_DATA ?= $(PREFIX)/share/kupenstack
 
-PKGS := libuv libcurl yaml-0.1 libcjson luajit librabbitmq libcrypto
+PKGS := libuv libcurl yaml-0.1 libcjson luajit librabbitmq libcrypto libssl
 # The build dependencies are installed by `make deps` (tests/env/deps, apt-get), never
 # while this file is parsed. `make test` and `make demo` run it first, then build in a
 # make of their own; any other build on a machine without them stops here, saying so.

@@ -22,6 +22,8 @@
 # (BENCH_ORDER=direct: the other way; BENCH_ORDER=both: a round each way, and the aim
 # judged on their sums). KupenStack's side is seen Available through one kubectl watch.
 # Printed too: the CPU each part of the machine used while each side created.
+# BENCH_SET=1: KupenStack's side is one InstanceSet of N replicas (plugins/instanceset.lua)
+# instead of N Instances: the set's own cost, against the same direct side.
 #
 # Needs KUBECONFIG (admin, the CRDs applied) and OS_CLIENT_CONFIG_FILE (OS_CLOUD, default
 # kupenstack-admin: an admin; Nova with the fake driver, flavor id 1); skipped without
@@ -188,7 +190,7 @@ HTTP_PID=$!
 URL=http://127.0.0.1:$HTTP_PORT/disk.raw
 until_ok 20 curl -sf -o /dev/null "$URL" || die "the image data is not served"
 
-for p in project network subnet flavor image instance; do
+for p in project network subnet flavor image instance instanceset; do
 	cp "plugins/$p.lua" "$WORK/plugins/"
 done
 k create namespace "$NS" >/dev/null || die "cannot create namespace $NS"
@@ -260,6 +262,16 @@ for ((i = 1; i <= N; i++)); do
 	printf 'spec:\n  imageRef: {name: base}\n  flavorRef: {name: tiny}\n'
 	printf '  networks: [{networkRef: {name: net}}]\n'
 done >"$WORK/instances.yaml"
+# BENCH_SET=1: the KupenStack side is one InstanceSet of N replicas instead (its members are
+# the N Instances counted), deleted with the set (the garbage collector deletes them).
+if [ "${BENCH_SET:-}" = 1 ]; then
+	printf 'apiVersion: kupenstack.io/v1alpha1\nkind: InstanceSet\nmetadata: {name: vm}\nspec:\n'
+	printf '  replicas: %d\n  selector: {matchLabels: {app: vm}}\n' "$N"
+	printf '  template:\n    metadata: {labels: {app: vm}}\n'
+	printf '    spec:\n      imageRef: {name: base}\n      flavorRef: {name: tiny}\n'
+	printf '      networks: [{networkRef: {name: net}}]\n'
+fi >"$WORK/set.yaml"
+[ "${BENCH_SET:-}" = 1 ] && mv "$WORK/set.yaml" "$WORK/instances.yaml"
 
 ks_side() {
 	local c0 c1 c2 t0 t1 end left
@@ -280,7 +292,11 @@ ks_side() {
 
 	say "kupenstack: deleting them"
 	t0=$EPOCHREALTIME
-	k delete instances --all -n "$NS" --wait=false >/dev/null || die "cannot delete the Instances"
+	if [ "${BENCH_SET:-}" = 1 ]; then
+		k delete instanceset vm -n "$NS" --wait=false >/dev/null || die "cannot delete the InstanceSet"
+	else
+		k delete instances --all -n "$NS" --wait=false >/dev/null || die "cannot delete the Instances"
+	fi
 	end=$((SECONDS + 900))
 	while [ "$(n_instances)" != 0 ]; do
 		[ "$SECONDS" -lt "$end" ] || die "Instances left 900 s after their delete ($(n_instances))"

@@ -323,6 +323,12 @@ size_t ks_cache_by_owner(const struct ks_cache *c, const char *uid,
 	return ks_cache_index_get(&c->ix, 'o', uid, NULL, out);
 }
 
+size_t ks_cache_by_status_id(const struct ks_cache *c, const char *id,
+			     const struct ks_cache_obj *const **out)
+{
+	return ks_cache_index_get(&c->ix, 'i', id, NULL, out);
+}
+
 void ks_cache_foreach(const struct ks_cache *c,
 		      void (*cb)(const struct ks_cache_obj *obj, void *data), void *data)
 {

@@ -82,6 +82,9 @@ size_t ks_cache_by_label(const struct ks_cache *c, const char *key, const char *
 			 const struct ks_cache_obj *const **out);
 size_t ks_cache_by_owner(const struct ks_cache *c, const char *uid,
 			 const struct ks_cache_obj *const **out);
+/* ... whose status.id is id (the external resource an object stands for). */
+size_t ks_cache_by_status_id(const struct ks_cache *c, const char *id,
+			     const struct ks_cache_obj *const **out);
 
 /* Call cb for every object, in no particular order; cb must not change the cache. */
 void ks_cache_foreach(const struct ks_cache *c,

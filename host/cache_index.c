@@ -182,8 +182,15 @@ static void owner_values(const cJSON *refs, struct ks_buf *b)
 	}
 }
 
+/* status.id: what an external resource is known by (a cloud's notification names it). */
+static void id_value(const char *id, struct ks_buf *b)
+{
+	if (id && *id)
+		put_value(b, 'i', id, NULL);
+}
+
 /*
- * The index values of obj, packed into b: "n:<ns>\0l:<k>=<v>\0o:<uid>\0\0", labels
+ * The index values of obj, packed into b: "n:<ns>\0l:<k>=<v>\0o:<uid>\0i:<id>\0\0", labels
  * only once the label index exists.
  */
 static void index_values(const struct ks_cache_index *x, const cJSON *obj, struct ks_buf *b)
@@ -197,6 +204,7 @@ static void index_values(const struct ks_cache_index *x, const cJSON *obj, struc
 	if (x->labels)
 		label_values(cJSON_GetObjectItemCaseSensitive(meta, "labels"), b);
 	owner_values(cJSON_GetObjectItemCaseSensitive(meta, "ownerReferences"), b);
+	id_value(ks_json_str(cJSON_GetObjectItemCaseSensitive(obj, "status"), "id"), b);
 	ks_buf_append(b, "", 1);
 }
 
@@ -297,6 +305,11 @@ static void stored_values(const struct ks_cache_index *x, const struct ks_cache_
 	v = parse_member(m, me, "ownerReferences");
 	owner_values(v, b);
 	cJSON_Delete(v);
+	if (member_span(o->json, o->json + o->len, "status", &m, &me)) {
+		v = parse_member(m, me, "id");
+		id_value(cJSON_IsString(v) ? v->valuestring : NULL, b);
+		cJSON_Delete(v);
+	}
 	ks_buf_append(b, "", 1);
 }
 

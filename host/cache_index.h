@@ -1,7 +1,7 @@
 #pragma once
 /*
  * cache_index.h: the object cache's secondary indexes, for cache.c alone: each index
- * value ("n:<namespace>", "l:<key>=<value>", "o:<owner uid>") maps to the set of
+ * value ("n:<namespace>", "l:<key>=<value>", "o:<owner uid>", "i:<status.id>") maps to the set of
  * cached objects filed under it. The objects are cache.c's; this unit holds only
  * pointers to them and never frees them.
  *

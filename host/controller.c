@@ -183,9 +183,11 @@ static void src_add(const struct ks_cache_obj *o, void *data)
 	source_event(o, data);
 }
 
+/* An owned child's status counts too: its owner reports it (an InstanceSet its members'
+ * Available), as a ReplicaSet wakes on its pods' status. */
 static void src_update(const struct ks_cache_obj *old, const struct ks_cache_obj *o, void *data)
 {
-	if (worth_reconciling(old, o))
+	if (((struct source *)data)->own || worth_reconciling(old, o))
 		source_event(o, data);
 }
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admission/cli.h"
 #include "cmd/cmd.h"
 
 static int version(int argc, char **argv)
@@ -26,9 +27,10 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-	{ "version", version },	     { "help", help },		{ "--help", help },
-	{ "run", ks_cmd_run },	     { "watch", ks_cmd_watch }, { "exec", ks_cmd_exec },
-	{ "plugin", ks_cmd_plugin },
+	{ "version", version },	     { "help", help },
+	{ "--help", help },	     { "run", ks_cmd_run },
+	{ "watch", ks_cmd_watch },   { "exec", ks_cmd_exec },
+	{ "plugin", ks_cmd_plugin }, { "policy", ks_policy_cli },
 };
 
 int main(int argc, char **argv)

@@ -478,6 +478,11 @@ static int local_port(uv_tcp_t *tcp)
 	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+int ks_serve_parse_addr(const char *addr, struct sockaddr_storage *ss)
+{
+	return parse_addr(addr, ss);
+}
+
 int ks_serve_start(uv_loop_t *loop, const char *addr, const struct ks_serve_opts *opts,
 		   struct ks_serve **out)
 {

@@ -50,6 +50,9 @@ int ks_serve_start(uv_loop_t *loop, const char *addr, const struct ks_serve_opts
  * KS_SERVE_MAX_ROUTES).
  */
 int ks_serve_route(struct ks_serve *s, const char *path, ks_serve_fn fn, void *data);
+/* Parse a listen address as ks_serve_start() does (also for host/admission's HTTPS
+ * server). Returns 0 or -EINVAL. */
+int ks_serve_parse_addr(const char *addr, struct sockaddr_storage *ss);
 /* The port listened on. */
 int ks_serve_port(const struct ks_serve *s);
 /* Connections open now (for tests). */

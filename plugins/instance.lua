@@ -11,20 +11,22 @@
 -- of a namespace (a setting, default 8) are being built at once; the other Instances wait
 -- their turn, so that a hundred applied together do not swamp Nova and Neutron.
 --
--- TODO(recoveryPolicy, a following issue): nothing here rebuilds or recreates a server in
--- ERROR, and status.recovery is never written. What happens today without it: ERROR is
--- reported (Available False, reason ResourceError, Nova's fault as the message); a server
--- found SHUTOFF while powerState is Running is started, because that is what powerState
--- says; a server deleted behind our back is created again (ks.resource does that for
--- every kind), whatever recoveryPolicy.onDeleted says.
+-- spec.recoveryPolicy (ks.recovery.server): a server in ERROR is rebuilt or recreated, one
+-- found SHUTOFF while powerState is Running is started, one deleted behind our back is
+-- made again, or each is only reported; at most maxRecoveries in a window, with backoff.
 local json = require "ks.core.json"
 local resource = require "ks.resource"
 local base64 = require "ks.base64"
 local nova = require "ks.openstack.nova"
 local tags = require "ks.resource.tags"
 local fields_of = require "ks.resource.fields"
+local poll = require "ks.resource.poll"
+local recovery = require "ks.recovery.server"
+local notifications = require "ks.recovery.notifications"
+local time = require "ks.core.time"
 
 local ipairs = ipairs
+local random = math.random
 local tostring = tostring
 local concat = table.concat
 local spec_of = fields_of.spec_of
@@ -102,10 +104,16 @@ local function resolve(obj)
 end
 
 
+-- Ours, by the UID tag; while a recovery has two, the one not broken nor going.
 local function find_own(cloud, obj)
   local items, err = nova.servers(cloud, { tags = resource.uid_tag(obj) })
   if not items then
     return nil, err
+  end
+  for _, s in ipairs(items) do
+    if s.status ~= "ERROR" and value(s["OS-EXT-STS:task_state"]) ~= "deleting" then
+      return s
+    end
   end
   return items[1]
 end
@@ -159,7 +167,14 @@ local function create(cloud, obj, deps)
     return nil, { kind = "invalid", message = "an Instance needs flavorRef, networks and "
       .. "imageRef or bootVolumeRef (or spec.import)" }
   end
-  local id, err = nova.server_create(cloud, server)
+  local hints = r.scheduler_hints -- an InstanceSet's placement: its server group
+  if hints and hints.group then
+    local gerr = nova.server_group_check(cloud, hints.group)
+    if gerr then
+      return nil, gerr
+    end
+  end
+  local id, err = nova.server_create(cloud, server, hints)
   if not id then
     -- A network with no subnet yet is not a mistake in the spec: its Subnet may be on its
     -- way (applied with it). Nova says 400; look again later instead of giving up.
@@ -170,6 +185,40 @@ local function create(cloud, obj, deps)
     return nil, err
   end
   return nova.server_get(cloud, id)
+end
+
+
+-- Polling, for a failure that no notification tells of: an Available Instance is looked
+-- at again every poll_interval seconds (a setting), all those of a namespace at the same
+-- moment (the next multiple of the interval), so that their looks share one list of the
+-- namespace's servers (ks.poll) instead of a GET each: its cost grows with namespaces,
+-- not with servers. A look at another moment (a notification, a change) finds the list
+-- older than LIST_TTL and asks afresh.
+local LIST_TTL = 5
+local poll_every = 60 -- ctx.config.poll_interval, set at each reconcile
+
+
+local function all_servers(cloud)
+  return nova.servers(cloud, {})
+end
+
+
+local function get(cloud, id, obj)
+  if obj and poll_every > 0 and not obj.metadata.deletionTimestamp
+      and resource.is_available(obj) then
+    local cur = poll.get("Instance", cloud, id, all_servers, LIST_TTL)
+    if cur then
+      return cur
+    end
+  end
+  return nova.server_get(cloud, id)
+end
+
+
+-- Seconds until the next multiple of poll_every (and a little, so the namespace's looks
+-- are not all at one instant).
+local function next_poll()
+  return poll_every - (time.now() % poll_every) + random() * 0.5
 end
 
 
@@ -330,14 +379,20 @@ local function observe(cur, obj)
 end
 
 
+local def = { create = create, find_own = find_own }
 local plugin = resource.plugin {
   kind = "Instance", depends = DEPENDS, poll = 2, concurrency = 8, async_delete = true,
   config_schema = {
     max_building = { type = "number", default = 8,
                      description = "servers of a namespace being built at once (0: no limit)" },
+    poll_interval = { type = "number", default = 60,
+                      description = "seconds between looks at an Available Instance's server "
+                        .. "(one list of the namespace's servers); 0: only at the resync" },
   },
   max_creating = function(ctx) return (ctx.config or {}).max_building end,
-  get = nova.server_get, list = building, find_own = find_own, find = find, resolve = resolve,
+  recover = recovery.recover(def), gone = recovery.gone(def),
+  consumes = { notifications.consumer(resource.GROUP, resource.VERSION, "Instance") },
+  get = get, list = building, find_own = find_own, find = find, resolve = resolve,
   create = create, update = update, immutable = immutable, observe = fields_of.observer(observe),
   delete = function(cloud, cur) return nova.server_delete(cloud, cur.id) end,
   deleting = function(cur)
@@ -351,13 +406,19 @@ local plugin = resource.plugin {
 -- has powerState, named from Nova's number.
 local reconcile = plugin.reconcile
 plugin.reconcile = function(obj, ctx)
+  poll_every = (ctx.config or {}).poll_interval or 60
   local res, err = reconcile(obj, ctx)
+  -- Available, or held by the recovery policy (Shutoff, Deleted, RecoveryLimit): looked
+  -- at again at the next poll (a held one with a GET of its own).
+  if poll_every > 0 and res and not res.requeue_after and not res.error then
+    res.requeue_after = next_poll()
+  end
   local fields = res and res.status and res.status.resource
   if fields then
     local ps = fields["OS-EXT-STS:power_state"]
     res.status.powerState = nova.POWER_STATES[ps] or "Unknown"
   end
-  return res, err
+  return recovery.finish(res, obj, ctx), err
 end
 
 return plugin

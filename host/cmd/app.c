@@ -32,6 +32,7 @@ struct app {
 	struct ks_manager *manager;
 	struct ks_loader *loader;
 	struct ks_lease *lease;
+	struct ks_admission *admission;
 	bool stopping, probed;
 	int status;
 };
@@ -52,11 +53,14 @@ static bool ready(void *data, char *why, size_t cap)
 		snprintf(why, cap, "stopping");
 		return false;
 	}
-	return ks_manager_all_synced(a->manager, why, cap);
+	return ks_manager_all_synced(a->manager, why, cap) &&
+	       ks_loader_consumers_ready(a->loader, why, cap);
 }
 
 static void close_all(struct app *a)
 {
+	ks_admission_free(a->admission);
+	a->admission = NULL;
 	ks_loader_free(a->loader);
 	a->loader = NULL;
 	ks_lease_free(a->lease);
@@ -158,6 +162,8 @@ static void probed(struct ks_kube_result *res, void *data)
 		uv_stop(a->loop);
 		return;
 	}
+	if (a->o->admission.addr) /* every replica serves: admission writes nothing */
+		a->admission = ks_admission_new(a->loop, a->kube, a->events, &a->o->admission);
 	if (a->o->leader_elect) {
 		a->lease = ks_lease_new(
 			a->loop, a->kube,
@@ -232,6 +238,7 @@ static int setup(struct app *a, struct ks_kubeconfig *cfg)
 							   .nsettings = o->nsettings,
 							   .caps = plugin_caps(o),
 						   },
+						   .amqp_url = o->amqp_url,
 						   .vet = ks_fixture_vet,
 						   .manager = a->manager,
 						   .kube = a->kube,

@@ -7,6 +7,7 @@
  */
 #include <stdbool.h>
 
+#include "admission/admission.h"
 #include "lua/engine.h"
 
 struct ks_app_opts {
@@ -26,9 +27,12 @@ struct ks_app_opts {
 	/* The operator's settings for the plugins (ks.core.config); not owned. */
 	const struct ks_setting *settings;
 	size_t nsettings;
+	const char *amqp_url; /* the message bus of plugins' 'consumes'; NULL: none */
 	double drain_seconds; /* SIGTERM waits this long for in-flight work; 0: 30 */
 	/* Caps on the limits plugins declare (and run their top level under); 0: none. */
 	double plugin_max_memory_mb, plugin_max_instructions, plugin_max_seconds;
+	/* The admission webhooks (host/admission/); admission.addr NULL: none. */
+	struct ks_admission_opts admission;
 };
 
 /* Run until SIGTERM/SIGINT. Returns the exit status; setup errors print one line. */

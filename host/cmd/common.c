@@ -20,15 +20,22 @@ void ks_cmd_usage(FILE *f)
 	      "                      [--context C] [--namespace N]\n"
 	      "                      [--metrics-addr HOST:PORT] [--leader-elect] [--lease-duration "
 	      "S]\n"
-	      "                      [--concurrency K] [--resync S]\n"
+	      "                      [--concurrency K] [--resync S] [--drain-seconds S]\n"
 	      "                      [--set NAME=VALUE]... [--set-file NAME=FILE]...\n"
+	      "                      [--amqp-url-file FILE]\n"
 	      "                      [--stdlib DIR] [--log-level debug|info|warn|error]\n"
 	      "                      [--plugin-max-memory MIB] [--plugin-max-instructions N]\n"
 	      "                      [--plugin-max-seconds S]\n"
+	      "                      [--admission-addr HOST:PORT [--admission-url URL]\n"
+	      "                       [--admission-namespace NS] [--admission-failure-policy "
+	      "Fail|Ignore]\n"
+	      "                       [--admission-cert-seconds S] [--admission-audit-seconds "
+	      "S]]\n"
 	      "  caps on what plugins declare in 'limits' (defaults 256 MiB, 1e10, 1800 s);\n"
 	      "  one run of a plugin may hold the loop for lease-duration / 6 (2.5 s), and a\n"
 	      "  --leader-elect host whose loop stops turning for lease-duration / 3 (5 s)\n"
-	      "  exits (status 3) so that a standby takes the Lease; --set and --set-file give\n"
+	      "  exits (status 3) so that a standby takes the Lease; on SIGTERM in-flight\n"
+	      "  reconciles get --drain-seconds (30) to finish; --set and --set-file give\n"
 	      "  the operator's settings to the plugins (ks.core.config: clouds_yaml, cloud,\n"
 	      "  cluster, project_namespaces, ...; plugins/README.md)\n"
 	      "       kupenstack watch [--kubeconfig F] [--context C] [--namespace N]\n"
@@ -37,7 +44,8 @@ void ks_cmd_usage(FILE *f)
 	      "       kupenstack exec [--kubeconfig F] [--set N=V]... [--set-file N=F]...\n"
 	      "                       [--stdlib DIR] FILE.lua [ARGS]\n"
 	      "  runs FILE.lua in the plugin sandbox with the host modules (ks.core.*)\n"
-	      "       kupenstack plugin test|run|status ...   (kupenstack plugin help)\n",
+	      "       kupenstack plugin test|run|status ...   (kupenstack plugin help)\n"
+	      "       kupenstack policy test DIR...   (admission policies against fixtures)\n",
 	      f);
 }
 

@@ -37,6 +37,29 @@ static int plugin_cap(struct ks_app_opts *o, int c, const char *arg)
 	return 0;
 }
 
+/* The message bus URL in file path (a mounted Secret, like clouds.yaml: a URL holds a
+ * password, which a flag would show in ps), trailing white space cut; NULL after saying
+ * why. */
+static char *amqp_url(const char *path)
+{
+	size_t len;
+	int rc;
+	char *s = ks_read_file(path, &len, &rc);
+
+	if (!s) {
+		fprintf(stderr, "kupenstack: --amqp-url-file %s: %s\n", path, strerror(-rc));
+		return NULL;
+	}
+	while (len > 0 && strchr(" \t\r\n", s[len - 1]))
+		s[--len] = '\0';
+	if (strncmp(s, "amqp://", 7) != 0 || strlen(s) != len) {
+		fprintf(stderr, "kupenstack: --amqp-url-file %s: not one amqp:// URL\n", path);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
 int ks_cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -48,15 +71,23 @@ int ks_cmd_run(int argc, char **argv)
 		{ "metrics-addr", required_argument, NULL, 'm' },
 		{ "leader-elect", no_argument, NULL, 'L' },
 		{ "lease-duration", required_argument, NULL, 'D' },
+		{ "drain-seconds", required_argument, NULL, 'T' },
 		{ "concurrency", required_argument, NULL, 'j' },
 		{ "resync", required_argument, NULL, 'r' },
 		{ "set", required_argument, NULL, 'E' },
 		{ "set-file", required_argument, NULL, 'F' },
+		{ "amqp-url-file", required_argument, NULL, 'A' },
 		{ "stdlib", required_argument, NULL, 's' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "plugin-max-memory", required_argument, NULL, 'M' },
 		{ "plugin-max-instructions", required_argument, NULL, 'I' },
 		{ "plugin-max-seconds", required_argument, NULL, 'S' },
+		{ "admission-addr", required_argument, NULL, 1000 },
+		{ "admission-url", required_argument, NULL, 1001 },
+		{ "admission-namespace", required_argument, NULL, 1002 },
+		{ "admission-failure-policy", required_argument, NULL, 1003 },
+		{ "admission-cert-seconds", required_argument, NULL, 1004 },
+		{ "admission-audit-seconds", required_argument, NULL, 1005 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -65,11 +96,12 @@ int ks_cmd_run(int argc, char **argv)
 				 .plugin_max_instructions = 1e10,
 				 .plugin_max_seconds = 1800 };
 	struct ks_cmd_shared sh = { 0 };
+	const char *amqp = NULL;
 	char *end;
 	int c, rc = 0;
 	long n;
 
-	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:j:r:o:C:K:N:s:l:M:I:S:h", opts,
+	while ((c = getopt_long(argc, argv, "k:c:n:p:P:m:LD:T:j:r:A:E:F:s:l:M:I:S:h", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'k':
@@ -104,6 +136,15 @@ int ks_cmd_run(int argc, char **argv)
 			o.renew_deadline = o.lease_duration * 2 / 3;
 			o.retry_period = o.lease_duration / 7.5;
 			break;
+		case 'T':
+			o.drain_seconds = strtod(optarg, &end);
+			if (*end || !(o.drain_seconds >= 1 && o.drain_seconds <= 3600)) {
+				fprintf(stderr,
+					"kupenstack: --drain-seconds: seconds, from 1 to 3600\n");
+				rc = 2;
+				goto out;
+			}
+			break;
 		case 'j':
 			n = strtol(optarg, &end, 10);
 			if (*end || n < 1 || n > 64) {
@@ -123,6 +164,9 @@ int ks_cmd_run(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case 'A':
+			amqp = optarg;
+			break;
 		case 'M':
 		case 'I':
 		case 'S':
@@ -130,6 +174,10 @@ int ks_cmd_run(int argc, char **argv)
 				rc = 2;
 				goto out;
 			}
+			break;
+		case 1000 ... 1005:
+			if (ks_admission_flag(&o.admission, c - 1000, optarg) != 0)
+				return 2;
 			break;
 		case 'h':
 			ks_cmd_usage(stdout);
@@ -155,6 +203,10 @@ int ks_cmd_run(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	if (amqp && !(o.amqp_url = amqp_url(amqp))) {
+		rc = 1;
+		goto out;
+	}
 	o.settings = sh.settings.v;
 	o.nsettings = sh.settings.n;
 	if (!sh.stdlib)
@@ -162,6 +214,7 @@ int ks_cmd_run(int argc, char **argv)
 	o.stdlib_dir = sh.stdlib;
 	rc = ks_app_run(&o);
 out:
+	free((char *)o.amqp_url);
 	ks_cmd_shared_free(&sh);
 	return rc;
 }

@@ -12,6 +12,9 @@
  *   sub:close()   -- also when the subscription is garbage
  *
  * Messages are kept for next() up to 1024; beyond, the oldest are dropped and counted.
+ * At most MAX_SUBS subscriptions are open at once in one Lua state (each is a connection
+ * and a thread): one more returns nil, { reason = "LimitExceeded" } until one is closed
+ * (or collected), so a plugin cannot make the host open unbounded queues.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,9 @@
 #define SUB_MT "ks.core.amqp.subscription"
 #define MAX_KEYS 32
 #define MAX_KEPT 1024
+#define MAX_SUBS 4 /* said in the message of subscribe() */
+
+static char open_key; /* the registry's count of open subscriptions */
 
 struct kept {
 	struct ks_list link;
@@ -244,12 +250,29 @@ static int sub_stats(lua_State *L)
 	return 1;
 }
 
+/* Add d to the number of open subscriptions of L's state; the new number. */
+static int count_open(lua_State *L, int d)
+{
+	int n;
+
+	lua_pushlightuserdata(L, &open_key);
+	lua_rawget(L, LUA_REGISTRYINDEX);
+	n = (int)lua_tointeger(L, -1) + d;
+	lua_pop(L, 1);
+	lua_pushlightuserdata(L, &open_key);
+	lua_pushinteger(L, n);
+	lua_rawset(L, LUA_REGISTRYINDEX);
+	return n;
+}
+
 static int sub_gc(lua_State *L)
 {
 	struct sub **p = luaL_checkudata(L, 1, SUB_MT);
 
-	if (*p)
+	if (*p) {
 		sub_close(*p);
+		count_open(L, -1);
+	}
 	*p = NULL;
 	return 0;
 }
@@ -302,6 +325,10 @@ static int subscribe(lua_State *L)
 	o.queue = opt_string(L, "queue");
 	read_keys(L, keys);
 	o.keys = keys;
+	if (count_open(L, 0) >= MAX_SUBS)
+		return ks_lua_fail(L, 0, "LimitExceeded",
+				   "at most 4 subscriptions are open at once; "
+				   "close one first");
 	p = lua_newuserdata(L, sizeof(*p)); /* before the consumer: a raise here leaks nothing */
 	*p = NULL;
 	luaL_getmetatable(L, SUB_MT);
@@ -316,6 +343,7 @@ static int subscribe(lua_State *L)
 	uv_timer_init(ks_lua_host(e)->loop, &s->timer);
 	s->timer.data = s;
 	*p = s;
+	count_open(L, 1);
 	return 1;
 }
 

@@ -3,7 +3,8 @@
  * through the API server (the task yields until it answers).
  *
  *   kube.get(res, ns, name)            -> obj | nil
- *   kube.list(res, {namespace=, labels={k=v}, owner=uid}) -> { obj... }
+ *   kube.list(res, {namespace=, labels={k=v}, owner=uid, status_id=id}) -> { obj... }
+ *   (status_id: the objects whose status.id is id, through the cache's index)
  *   kube.fetch(res, ns, name)          -> obj | nil, err        (live GET)
  *   kube.apply(obj, {force=, subresource=, field_manager=}) -> obj | nil, err
  *   kube.create(obj)                   -> obj | nil, err
@@ -206,7 +207,7 @@ static void collect(const struct ks_cache_obj *o, void *data)
 static int list(lua_State *L)
 {
 	const struct ks_cache_obj *const *objs = NULL;
-	const char *ns = NULL, *owner = NULL;
+	const char *ns = NULL, *owner = NULL, *sid = NULL;
 	struct all all = { 0 };
 	struct ks_cache *c;
 	struct res r;
@@ -220,13 +221,17 @@ static int list(lua_State *L)
 		ns = lua_tostring(L, -1);
 		lua_getfield(L, 2, "owner");
 		owner = lua_tostring(L, -1);
+		lua_getfield(L, 2, "status_id");
+		sid = lua_tostring(L, -1);
 		lua_getfield(L, 2, "labels");
 		if (lua_istable(L, -1))
 			labels = lua_gettop(L);
 	}
 	lua_newtable(L); /* before anything the host must free */
 	t = lua_gettop(L);
-	if (owner) {
+	if (sid) {
+		count = ks_cache_by_status_id(c, sid, &objs);
+	} else if (owner) {
 		count = ks_cache_by_owner(c, owner, &objs);
 	} else if (ns) {
 		count = ks_cache_by_namespace(c, ns, &objs);

@@ -17,19 +17,23 @@
 #include "event.h"
 #include "json.h"
 #include "ks.h"
+#include "list.h"
 #include "log.h"
 #include "plugin/candidate.h"
 #include "plugin/loader.h"
 #include "plugin/plugin.h"
 #include "plugin/plugin_metrics.h"
 #include "metrics.h"
+#include "plugin/consume.h"
 
 /* One plugin version's controller; retired bindings live until drained. */
 struct binding {
 	struct ks_plugin *plugin; /* the slot the controller's callbacks read */
 	struct ks_controller *ctrl;
 	struct ks_plugin_watch watches[KS_PLUGIN_MAX_KINDS];
+	struct ks_consumers *consumers; /* while the controller runs (plugin/consume.h) */
 	struct ks_loader *l;
+	struct ks_list link; /* in l->drains while its controller drains */
 };
 
 struct slot {
@@ -64,6 +68,7 @@ struct ks_loader {
 	bool deferred; /* started, waiting for the ConfigMaps' first list */
 	double deferred_since;
 	size_t draining;
+	struct ks_list drains; /* struct binding, stopped and not drained yet */
 	unsigned long failures;
 	struct ks_plugin_metrics *pm; /* kupenstack_plugin_* series */
 	void (*done)(void *data);
@@ -73,6 +78,21 @@ struct ks_loader {
 static struct ks_cache *cache_for(void *data, const struct ks_kube_res *res)
 {
 	return ks_manager_find(data, res);
+}
+
+/* Start b's controller, and its consumers of the message bus. */
+static void run_binding(struct ks_loader *l, struct binding *b)
+{
+	ks_controller_start(b->ctrl);
+	b->consumers =
+		ks_consumers_start(l->loop, l->o.amqp_url, &b->plugin, b->ctrl, l->o.metrics);
+}
+
+/* Stop b's consumers (before its controller goes). */
+static void stop_consumers(struct binding *b)
+{
+	ks_consumers_stop(b->consumers);
+	b->consumers = NULL;
 }
 
 static struct binding *bind_plugin(struct ks_loader *l, struct ks_plugin *p, const char *name)
@@ -90,7 +110,7 @@ static struct binding *bind_plugin(struct ks_loader *l, struct ks_plugin *p, con
 					     .metrics = l->o.metrics,
 				     });
 	if (l->started && !l->deferred)
-		ks_controller_start(b->ctrl);
+		run_binding(l, b);
 	return b;
 }
 
@@ -108,19 +128,30 @@ static void retired(void *data)
 	struct binding *b = data;
 	struct ks_loader *l = b->l;
 
+	ks_list_del(&b->link);
 	ks_controller_free(b->ctrl);
 	ks_plugin_free(b->plugin, "retired");
 	free(b);
 	l->draining--;
-	maybe_done(l);
+	if (!l->stopping_free)
+		maybe_done(l);
+}
+
+/* Stop b's consumers and its controller; retired() frees b once its in-flight reconciles
+ * are done. */
+static void drain(struct ks_loader *l, struct binding *b)
+{
+	stop_consumers(b);
+	l->draining++;
+	ks_list_add_tail(&l->drains, &b->link);
+	ks_controller_stop(b->ctrl, retired, b);
 }
 
 /* Stop b's controller: its plugin's tasks are cancelled first so the drain is quick. */
 static void retire(struct ks_loader *l, struct binding *b, const char *why)
 {
 	ks_lua_cancel_all(b->plugin->lua, why);
-	l->draining++;
-	ks_controller_stop(b->ctrl, retired, b);
+	drain(l, b);
 }
 
 /* In-flight reconciles finish on the version they started with; it is freed once they
@@ -404,7 +435,7 @@ static void start_controllers(struct ks_loader *l)
 
 	for (s = l->slots; s; s = s->next)
 		if (s->b)
-			ks_controller_start(s->b->ctrl);
+			run_binding(l, s->b);
 }
 
 static const struct ks_kube_res configmaps = { "", "v1", "configmaps", true };
@@ -570,6 +601,7 @@ struct ks_loader *ks_loader_new(uv_loop_t *loop, const struct ks_loader_opts *o)
 {
 	struct ks_loader *l = ks_xcalloc(1, sizeof(*l));
 
+	ks_list_init(&l->drains);
 	l->pm = ks_plugin_metrics_new(o->metrics);
 	if (o->metrics)
 		ks_metrics_add_collector(o->metrics, collect_memory, l);
@@ -636,8 +668,7 @@ void ks_loader_stop(struct ks_loader *l, void (*done)(void *data), void *data)
 	l->done_data = data;
 	for (s = l->slots; s; s = s->next) {
 		if (s->b) {
-			l->draining++;
-			ks_controller_stop(s->b->ctrl, retired, s->b);
+			drain(l, s->b);
 			s->b = NULL;
 		}
 	}
@@ -658,9 +689,22 @@ void ks_loader_free(struct ks_loader *l)
 
 	if (!l)
 		return;
+	l->stopping_free = true;
+	/* Bindings whose drain did not finish (the host's drain timed out): their tasks are
+	 * cancelled, which ends their reconciles and so the drain (retired() frees them);
+	 * what is left after that is freed here, so that no callback comes later. */
+	while (!ks_list_empty(&l->drains)) {
+		struct binding *b =
+			KS_CONTAINER_OF(ks_list_first(&l->drains), struct binding, link);
+
+		ks_lua_cancel_all(b->plugin->lua, "the host is stopping");
+		if (ks_list_first(&l->drains) == &b->link)
+			retired(b);
+	}
 	for (s = l->slots; s; s = next) {
 		next = s->next;
 		if (s->b) {
+			stop_consumers(s->b);
 			ks_plugin_free(s->b->plugin, "the host is stopping");
 			ks_controller_free(s->b->ctrl);
 			free(s->b);
@@ -670,7 +714,6 @@ void ks_loader_free(struct ks_loader *l)
 		free(s);
 	}
 	reap_versions(l, true);
-	l->stopping_free = true;
 	l->closing = 2 + l->fs_open;
 	uv_close((uv_handle_t *)&l->debounce, handle_closed);
 	if (l->fs_watching) {
@@ -700,4 +743,12 @@ size_t ks_loader_plugins(const struct ks_loader *l)
 unsigned long ks_loader_failures(const struct ks_loader *l)
 {
 	return l->failures;
+}
+
+bool ks_loader_consumers_ready(const struct ks_loader *l, char *why, size_t cap)
+{
+	for (const struct slot *s = l ? l->slots : NULL; s; s = s->next)
+		if (s->b && !ks_consumers_ready(s->b->consumers, why, cap))
+			return false;
+	return true;
 }

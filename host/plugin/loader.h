@@ -38,6 +38,8 @@ struct ks_loader_opts {
 	struct ks_kube *kube;
 	struct ks_events *events;
 	struct ks_metrics *metrics;
+	/* The message bus plugins' 'consumes' subscribe to (amqp://...); NULL: none. */
+	const char *amqp_url;
 };
 
 /* Load every plugin of o->dir now; controllers start with ks_loader_start(). */
@@ -50,3 +52,6 @@ void ks_loader_free(struct ks_loader *l);
 /* Plugins loaded, and load failures so far (for tests and metrics). */
 size_t ks_loader_plugins(const struct ks_loader *l);
 unsigned long ks_loader_failures(const struct ks_loader *l);
+/* Is every plugin's consumer of the message bus up (or never failed)? why says which
+ * is not. */
+bool ks_loader_consumers_ready(const struct ks_loader *l, char *why, size_t cap);

@@ -66,6 +66,7 @@ void ks_plugin_free(struct ks_plugin *p, const char *why)
 		kind_free(&p->owns[i], L);
 	for (i = 0; i < p->nwatches; i++)
 		kind_free(&p->watches[i], L);
+	ks_plugin_consumes_free(p, L);
 	ks_lua_free(p->lua);
 	free(p->name);
 	free(p->api_version);
@@ -284,7 +285,7 @@ static bool check_table(struct ks_plugin *p, lua_State *L, char **err)
 	    !get_num(L, t, "resync", 0, 86400 * 7, &p->resync, err) ||
 	    !get_kinds(L, t, "owns", false, p->owns, &p->nowns, err) ||
 	    !get_kinds(L, t, "watches", true, p->watches, &p->nwatches, err) ||
-	    !check_fn(L, t, "reconcile", true, err) ||
+	    !ks_plugin_get_consumes(L, t, p, err) || !check_fn(L, t, "reconcile", true, err) ||
 	    !check_fn(L, t, "finalize", p->finalizer != NULL, err))
 		return false;
 	lua_getfield(L, t, "selector");
@@ -447,5 +448,5 @@ bool ks_plugin_same_shape(const struct ks_plugin *a, const struct ks_plugin *b)
 	for (i = 0; i < a->nwatches; i++)
 		if (!same_kind(&a->watches[i], &b->watches[i]))
 			return false;
-	return true;
+	return ks_plugin_same_consumes(a, b);
 }

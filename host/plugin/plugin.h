@@ -9,6 +9,7 @@
 
 #include "controller.h"
 #include "lua/engine.h"
+#include "plugin/consume.h"
 
 #define KS_PLUGIN_API 1
 #define KS_PLUGIN_MAX_KINDS 16
@@ -34,6 +35,8 @@ struct ks_plugin {
 	size_t nowns;
 	struct ks_plugin_kind watches[KS_PLUGIN_MAX_KINDS];
 	size_t nwatches;
+	struct ks_plugin_consume consumes[KS_PLUGIN_MAX_CONSUMES]; /* plugin/consume.h */
+	size_t nconsumes;
 	int table_ref;	/* the plugin table */
 	int schema_ref; /* its config_schema, or nil */
 	int config_ref; /* ctx.config: the settings, or config_schema's defaults */

@@ -14,6 +14,11 @@
 --     delete = function(cloud, current, obj) end,
 --     observe = function(current, obj) end, -- fields, "available"|"progressing"|"error", msg
 --     list = function(cloud) end,       -- optional: the project's resources on their way, for polls
+--     recover = function(cloud, current, obj, ctx, deps) end, -- optional: current' to go on
+--                                       -- with, or nil and a result (self-healing)
+--     gone = function(cloud, obj, ctx, deps) end, -- optional: status.id's resource is gone:
+--                                       -- one to adopt, or nil and a result, or nothing (create)
+--     consumes = { ... },               -- optional: the plugin's 'consumes' (message bus)
 --     max_creating = 8,                 -- optional: see below (or function(ctx) giving it)
 --   }
 --
@@ -33,6 +38,8 @@ local openstack = require "ks.openstack"
 local clouds = require "ks.resource.cloud"
 local pace = require "ks.resource.pace"
 local k8s = require "ks.k8s"
+local time = require "ks.core.time"
+local errors = require "ks.openstack.errors"
 
 local type = type
 local pairs = pairs
@@ -40,6 +47,7 @@ local ipairs = ipairs
 local tostring = tostring
 local getmetatable = getmetatable
 local concat = table.concat
+local floor = math.floor
 
 
 local _M = {}
@@ -57,6 +65,11 @@ _M.is_available = pace.is_available
 -- The kinds of this group that are cluster-scoped (crds/: scope Cluster): a reference to
 -- one names an object of the cluster, not of the namespace.
 _M.CLUSTER_KINDS = { Flavor = true }
+-- A create that got no answer (a timeout after the request went out) may still be made
+-- by the service: for this long the object only looks for it (find_own) before creating
+-- again. Kept in this Lua state: a restarted host does not remember it.
+_M.UNANSWERED_GRACE = 180
+local unanswered = {} -- object UID -> time.now() of a create that got no answer
 
 
 -- The tag that marks a resource as the one created for obj.
@@ -225,6 +238,12 @@ local function obtain(def, cloud, obj, ctx, deps)
       return nil, { status = { id = st.id }, conditions = _M.progressing("NotFound",
         def.kind .. " " .. st.id .. " no longer exists in OpenStack"), requeue_after = 60 }
     end
+    if def.gone then
+      local own, early = def.gone(cloud, obj, ctx, deps)
+      if own or early then
+        return own, early
+      end
+    end
     ctx.event("Warning", "Drift", def.kind .. " " .. st.id
       .. " was deleted outside KupenStack; creating it again")
   end
@@ -258,14 +277,27 @@ local function obtain(def, cloud, obj, ctx, deps)
     pace.release(def, obj)
     return nil, _M.failed(err)
   end
+  local uid = obj.metadata.uid
   if cur then
+    unanswered[uid] = nil
     ctx.event("Normal", "Adopted", "found " .. def.kind .. " " .. cur.id
       .. " created for this object earlier; adopting it")
     return cur
   end
+  local since = unanswered[uid]
+  if since and time.now() - since < _M.UNANSWERED_GRACE then
+    pace.release(def, obj)
+    return nil, _M.waiting("the create of the " .. def.kind .. " got no answer "
+      .. floor(time.now() - since) .. " s ago; looking for it by its tag before creating "
+      .. "again (for up to " .. _M.UNANSWERED_GRACE .. " s)", 10)
+  end
+  unanswered[uid] = nil
   cur, err = def.create(cloud, obj, deps)
   if not cur then
     pace.release(def, obj)
+    if type(err) == "table" and err.status == 0 and not errors.not_sent(err) then
+      unanswered[uid] = time.now()
+    end
     return nil, _M.failed(err)
   end
   pace.wrote(def, cur.id)
@@ -294,6 +326,15 @@ local function reconcile(def, obj, ctx)
   local cur, early, adopted = obtain(def, cloud, obj, ctx, deps)
   if not cur then
     return early
+  end
+  if def.recover and not adopted and not spec.import
+      and (spec.managementPolicy or "managed") == "managed" then
+    local now, res = def.recover(cloud, cur, obj, ctx, deps)
+    if not now then
+      res.status = res.status or { id = cur.id, resource = def.observe(cur, obj) }
+      return res
+    end
+    cur = now
   end
   local status = { id = cur.id, projectID = cur.project_id or cur.tenant_id or cur.owner }
   if def.immutable and not adopted then
@@ -462,7 +503,7 @@ function _M.plugin(def)
   return {
     api = 1, group = _M.GROUP, version = _M.VERSION, kind = def.kind, scope = scope(def.kind),
     finalizer = _M.FINALIZER, concurrency = def.concurrency or 4, resync = def.resync or 300,
-    limits = def.limits, watches = watches,
+    limits = def.limits, watches = watches, consumes = def.consumes,
     config_schema = def.config_schema,
     reconcile = function(obj, ctx)
       local res, err = reconcile(def, obj, ctx)

@@ -346,4 +346,31 @@ else
 	fail "SIGTERM with a reconcile in flight" h
 fi
 
+# ---- SIGTERM with a reconcile that outlasts --drain-seconds -------------------------------
+# The host stops anyway when the drain time is over, and what was still in flight must
+# not run into freed memory afterwards (it did: exit 139 once the sleep ended).
+
+if start_host d "$PLUGINS" "$NS" --drain-seconds 1; then
+	widget "$NS" wslow2 1 slow
+	if until_ok 30 in_log d "msg=\"e2e slow start\".* key=$NS/wslow2( |$)"; then
+		kill -TERM "${HPID[d]}"
+		wait_exit d 60
+		echo "exit status ${HRC[d]}" >"$OUT"
+		if [ "${HRC[d]}" -eq 0 ]; then
+			pass "SIGTERM past --drain-seconds: the host stops and exits 0 (no crash)"
+		else
+			fail "SIGTERM past --drain-seconds: the host stops and exits 0 (no crash)" d
+		fi
+		check "SIGTERM past --drain-seconds: the log says the work did not finish in time" d -- \
+			in_log d 'msg="in-flight work did not finish in time; stopping anyway" seconds=1'
+	else
+		echo "the slow reconcile never started" >"$OUT"
+		fail "SIGTERM past --drain-seconds" d
+	fi
+else
+	fail "SIGTERM past --drain-seconds: the host starts" d
+fi
+check "run with --drain-seconds 0: exit 2 and one line" -- \
+	one_error 2 '^kupenstack: --drain-seconds' "$KS" run --plugins "$PLUGINS" --drain-seconds 0
+
 finish

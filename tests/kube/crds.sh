@@ -153,7 +153,12 @@ says "no CRD has a non-structural schema" '^-$' k get -f "$TOP/crds/" \
 # The service kinds (category openstack-services, tests/e2e/services.sh) are not counted.
 mapfile -t crd_files < <(grep -l "^      - openstack$" "$TOP"/crds/*.yaml)
 n=${#crd_files[@]}
-says "crds/ holds one CRD per kind (${#KINDS[@]})" "^${#KINDS[@]}$" echo "$n"
+# InstanceSet is not an OpenStack resource (no spec.resource, import, ...): not in KINDS,
+# tests/e2e/instanceset.sh is its test; it is counted here.
+says "crds/ holds one CRD per kind (${#KINDS[@]} and InstanceSet)" "^$((${#KINDS[@]} + 1))$" echo "$n"
+says "InstanceSet: short name iset, category openstack, scale subresource" \
+	'^iset osvmset openstack \.status\.selector$' \
+	k get crd instancesets.kupenstack.io -o jsonpath='{.spec.names.shortNames[*]} {.spec.names.categories[*]} {.spec.versions[0].subresources.scale.labelSelectorPath}'
 check "apply deploy/rbac-aggregate.yaml" k apply -f "$TOP/deploy/rbac-aggregate.yaml"
 check "create namespace $NS" k create namespace "$NS"
 
@@ -483,6 +488,9 @@ can_be "edit: cannot write status (the operator's)" no editor patch instances.ku
 can_be "view: can list instances.kupenstack.io" yes viewer list instances.kupenstack.io "$NS"
 can_be "view: can watch securitygroups.kupenstack.io" yes viewer watch securitygroups.kupenstack.io "$NS"
 can_be "view: cannot create instances.kupenstack.io" no viewer create instances.kupenstack.io "$NS"
+can_be "edit: can create instancesets and scale them (kubectl scale)" yes editor update instancesets.kupenstack.io "$NS" --subresource=scale
+can_be "edit: cannot write an InstanceSet's status" no editor patch instancesets.kupenstack.io "$NS" --subresource=status
+can_be "view: can read an InstanceSet's scale, not change it" no viewer patch instancesets.kupenstack.io "$NS" --subresource=scale
 can_be "view: cannot list in another namespace" no viewer list instances.kupenstack.io "$OTHER"
 can_be "admin: can create volumes.kupenstack.io" yes admin create volumes.kupenstack.io "$NS"
 check "view: lists them for real" k --as="system:serviceaccount:$NS:viewer" get openstack -n "$NS"

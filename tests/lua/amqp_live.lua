@@ -183,6 +183,20 @@ check("stats count what was read, nothing dropped", function()
   expect(st.dropped == 0, "dropped", st.dropped)
 end)
 
+check("at most 4 subscriptions are open at once: a fifth is refused until one closes", function()
+  local more = {}
+  for i = 1, 3 do
+    more[i] = must(amqp.subscribe { url = URL, exchange = "nova", keys = { "ks.cap" } })
+  end
+  local fifth, err = amqp.subscribe { url = URL, exchange = "nova", keys = { "ks.cap" } }
+  expect(fifth == nil and err and err.reason == "LimitExceeded", "a fifth", tostring(err))
+  more[1]:close()
+  more[1] = must(amqp.subscribe { url = URL, exchange = "nova", keys = { "ks.cap" } })
+  for i = 1, 3 do
+    more[i]:close()
+  end
+end)
+
 check("after close, next() raises", function()
   sub:close()
   local ok, err = pcall(sub.next, sub, 0)

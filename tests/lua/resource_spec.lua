@@ -5,7 +5,7 @@
 -- (tests/plugins/*) run the same flows in the real sandbox against canned HTTP answers.
 -- luacheck: std +busted
 package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
-require "shim.core"
+local shim = require "shim.core"
 local json = require "ks.core.json"
 
 local objects = {} -- kube.get/list's answers, by kind
@@ -391,6 +391,60 @@ describe("ks.resource", function()
       assert.same({ "find_own" }, calls)
       assert.equal("w9", r.status.id)
       assert.equal("Adopted", ctx.events[1].reason)
+    end)
+
+    -- A POST that timed out may still be made by the service (a loaded Nova made two and
+    -- three servers for one Instance this way): look for it before creating again.
+    it("a create without an answer: only looked for (by its tag) for a while, then adopted", function()
+      local timeout = errors.from_transport({ service = "widget", method = "POST", path = "/w" },
+        { reason = "Timeout", message = "Operation timed out after 60000 milliseconds" })
+      local p, store, calls = kind_of({ create = function() return nil, timeout end })
+      local o = obj({ resource = {} }, { metadata = { name = "n1", namespace = "ns",
+        uid = "u-timeout", generation = 1 } })
+      local r = p.reconcile(o, ctx_of())
+      assert.equal("Transient", r.reason)
+      assert.truthy(r.error:find("timed out", 1, true))
+      for _ = 1, 3 do
+        shim.advance(30)
+        calls[#calls] = nil
+        r = p.reconcile(o, ctx_of())
+        assert.equal("find_own", calls[#calls])
+        assert.equal("Waiting", by_type(r.conditions, "Progressing").reason)
+        assert.truthy(by_type(r.conditions, "Progressing").message:find("got no answer", 1, true))
+      end
+      store.w7 = { id = "w7", name = "n1", tag = "kupenstack-uid-u-timeout" }
+      local ctx = ctx_of()
+      r = p.reconcile(o, ctx)
+      assert.equal("w7", r.status.id)
+      assert.equal("Adopted", ctx.events[1].reason)
+    end)
+
+    it("a create without an answer is tried again once the grace is over", function()
+      local n = 0
+      local timeout = errors.from_transport({ service = "widget", method = "POST", path = "/w" },
+        { reason = "Timeout", message = "Operation timed out" })
+      local p = kind_of({ create = function() n = n + 1 return nil, timeout end })
+      local o = obj({ resource = {} }, { metadata = { name = "n1", namespace = "ns",
+        uid = "u-grace", generation = 1 } })
+      p.reconcile(o, ctx_of())
+      shim.advance(60)
+      p.reconcile(o, ctx_of())
+      assert.equal(1, n)
+      shim.advance(resource.UNANSWERED_GRACE)
+      p.reconcile(o, ctx_of())
+      assert.equal(2, n)
+    end)
+
+    it("a create that was never sent (connection refused) is tried again at once", function()
+      local n = 0
+      local refused = errors.from_transport({ service = "widget", method = "POST", path = "/w" },
+        { reason = "ConnectionRefused", message = "Failed to connect: Connection refused" })
+      local p = kind_of({ create = function() n = n + 1 return nil, refused end })
+      local o = obj({ resource = {} }, { metadata = { name = "n1", namespace = "ns",
+        uid = "u-refused", generation = 1 } })
+      p.reconcile(o, ctx_of())
+      p.reconcile(o, ctx_of())
+      assert.equal(2, n)
     end)
 
     it("deleted outside: a Warning, and created again", function()

@@ -144,6 +144,43 @@ TEST(indexes_follow_changes)
 	ks_cache_free(c);
 }
 
+static cJSON *with_status(const char *name, const char *rv, const char *status)
+{
+	char buf[512];
+
+	snprintf(buf, sizeof(buf),
+		 "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"ns\",\"uid\":\"u-%s\","
+		 "\"resourceVersion\":\"%s\"},\"spec\":{\"id\":\"decoy\"},\"status\":%s}",
+		 name, name, rv, status);
+	return cJSON_Parse(buf);
+}
+
+TEST(status_id_index_follows_changes)
+{
+	struct seen s;
+	struct ks_cache *c = new_cache(&s);
+	const struct ks_cache_obj *const *v;
+
+	upsert(c, with_status("a", "1", "{\"resource\":{\"id\":\"x\"},\"id\":\"srv-1\"}"));
+	upsert(c, with_status("b", "1", "{}"));
+	ASSERT_EQ(ks_cache_by_status_id(c, "srv-1", &v), 1);
+	ASSERT_STR(v[0]->key, "ns/a");
+	ASSERT_EQ(ks_cache_by_status_id(c, "decoy", &v), 0);
+	ASSERT_EQ(ks_cache_by_status_id(c, "x", &v), 0);
+	/* a recovery: a new server, status.id moves */
+	upsert(c, with_status("a", "2", "{\"id\":\"srv-2\"}"));
+	upsert(c, with_status("b", "2", "{\"id\":\"srv-1\"}"));
+	ASSERT_EQ(ks_cache_by_status_id(c, "srv-2", &v), 1);
+	ASSERT_STR(v[0]->key, "ns/a");
+	ASSERT_EQ(ks_cache_by_status_id(c, "srv-1", &v), 1);
+	ASSERT_STR(v[0]->key, "ns/b");
+	cJSON *j = with_status("a", "3", "{}");
+	ASSERT_EQ(ks_cache_remove(c, j), 0);
+	cJSON_Delete(j);
+	ASSERT_EQ(ks_cache_by_status_id(c, "srv-2", &v), 0);
+	ks_cache_free(c);
+}
+
 TEST(replace_delivers_the_difference)
 {
 	struct seen s;
@@ -323,6 +360,7 @@ int main(void)
 	RUN(add_update_delete_in_order_and_same_rv_ignored);
 	RUN(nameless_object_refused);
 	RUN(indexes_follow_changes);
+	RUN(status_id_index_follows_changes);
 	RUN(replace_delivers_the_difference);
 	RUN(cluster_scoped_keys);
 	RUN(uid_is_read_from_the_json_or_copied_when_escaped);

@@ -6,6 +6,7 @@ local json = require "ks.core.json"
 local openstack = require "ks.openstack"
 
 local ipairs = ipairs
+local next = next
 local escape = openstack.escape
 
 
@@ -157,9 +158,14 @@ function _M.servers(cloud, query)
 end
 
 
--- A new server; its ID (the create answer has little else), or nil and an error.
-function _M.server_create(cloud, server)
-  local body, err = request(cloud, "POST", "/servers", { body = { server = server } })
+-- A new server; its ID (the create answer has little else), or nil and an error. hints:
+-- optional os:scheduler_hints ({group = server group ID}).
+function _M.server_create(cloud, server, hints)
+  local req = { server = server }
+  if hints and next(hints) then
+    req["os:scheduler_hints"] = hints
+  end
+  local body, err = request(cloud, "POST", "/servers", { body = req })
   return body and body.server and body.server.id, err
 end
 
@@ -195,6 +201,58 @@ end
 
 function _M.server_delete(cloud, id)
   return request(cloud, "DELETE", "/servers/" .. escape(id), { expect = { 202, 204 } })
+end
+
+
+-- Server groups (the InstanceSet's placement) -----------------------------------------------
+
+-- The project's server groups (name, policy, members, project_id at 2.79).
+function _M.server_groups(cloud)
+  return list(cloud, "/os-server-groups", "server_groups")
+end
+
+
+function _M.server_group_get(cloud, id)
+  local body, err = request(cloud, "GET", "/os-server-groups/" .. escape(id))
+  return body and body.server_group, err
+end
+
+
+-- A new server group (policy: affinity, anti-affinity, soft-affinity or soft-anti-affinity);
+-- the group, or nil and an error.
+function _M.server_group_create(cloud, name, policy)
+  local body, err = request(cloud, "POST", "/os-server-groups",
+    { body = { server_group = { name = name, policy = policy } } })
+  return body and body.server_group, err
+end
+
+
+function _M.server_group_delete(cloud, id)
+  return request(cloud, "DELETE", "/os-server-groups/" .. escape(id), { expect = { 202, 204 } })
+end
+
+
+-- Nil when server group id may be named in a server's scheduler hints by cloud's project
+-- (it exists and belongs to that project: Nova itself would let a server join the group
+-- of another project by its ID), else an error.
+function _M.server_group_check(cloud, id)
+  local g, err = _M.server_group_get(cloud, id)
+  if not g then
+    if openstack.is_not_found(err) then
+      return { kind = "invalid", message = "spec.resource.scheduler_hints.group: no server "
+        .. "group " .. id }
+    end
+    return err
+  end
+  local pid, perr = cloud:project_id()
+  if not pid then
+    return perr
+  end
+  if g.project_id ~= pid then
+    return { kind = "invalid", message = "spec.resource.scheduler_hints.group: server group "
+      .. id .. " is not of this namespace's project" }
+  end
+  return nil
 end
 
 

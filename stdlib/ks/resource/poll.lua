@@ -36,6 +36,11 @@ function _M.wrote(key, id)
 end
 
 
+-- Resource id of kind key changed just now, as someone else says (a notification from the
+-- cloud): no list asked for before now is trusted for it; the next look is a GET.
+_M.changed = _M.wrote
+
+
 -- Fetch the list into lists[k]; the entry, or nil.
 local function fetch(k, cloud, list)
   local at = monotonic()

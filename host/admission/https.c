@@ -1,0 +1,422 @@
+/* https.c: HTTPS for admission webhooks: OpenSSL memory BIOs over libuv streams. */
+#include "admission/https.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
+#include "list.h"
+#include "serve.h"
+
+#define MAX_HEAD 16384
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	struct ks_https *srv;
+	struct ks_list link;
+	SSL *ssl;
+	BIO *rbio, *wbio; /* network -> SSL, SSL -> network */
+	struct ks_buf in; /* decrypted request bytes */
+	int open_handles;
+	bool closing;
+};
+
+struct wreq {
+	uv_write_t req;
+	char data[];
+};
+
+struct ks_https {
+	uv_tcp_t tcp;
+	SSL_CTX *ctx;
+	struct ks_https_opts o;
+	ks_https_fn fn;
+	void *data;
+	struct ks_list conns;
+	size_t nconns;
+	int port;
+	bool listening, stopping;
+	char rbuf[16384];
+};
+
+static char *ssl_error(const char *what)
+{
+	char buf[256];
+
+	ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+	ERR_clear_error();
+	return ks_xasprintf("%s: %s", what, buf);
+}
+
+static void maybe_free(struct ks_https *s)
+{
+	if (!s->stopping || s->listening || s->nconns)
+		return;
+	SSL_CTX_free(s->ctx);
+	free(s);
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	struct ks_https *s = c->srv;
+
+	if (--c->open_handles > 0)
+		return;
+	ks_list_del(&c->link);
+	s->nconns--;
+	SSL_free(c->ssl); /* frees both BIOs */
+	ks_buf_deinit(&c->in);
+	free(c);
+	maybe_free(s);
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+	uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+	conn_close(t->data);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct conn *c = req->data;
+
+	free(KS_CONTAINER_OF(req, struct wreq, req));
+	if (status < 0)
+		conn_close(c);
+}
+
+/* Send what OpenSSL has written to the network BIO. */
+static void flush(struct conn *c)
+{
+	size_t n = (size_t)BIO_ctrl_pending(c->wbio);
+	struct wreq *w;
+	uv_buf_t b;
+
+	if (!n || c->closing)
+		return;
+	w = ks_xmalloc(sizeof(*w) + n);
+	BIO_read(c->wbio, w->data, (int)n);
+	w->req.data = c;
+	b = uv_buf_init(w->data, (unsigned)n);
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+		free(w);
+		conn_close(c);
+	}
+}
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Payload Too Large";
+	default:
+		return "Internal Server Error";
+	}
+}
+
+static void respond(struct conn *c, int status, const char *ctype, const struct ks_buf *body,
+		    bool close)
+{
+	struct ks_buf head;
+
+	ks_buf_init(&head);
+	ks_buf_printf(&head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
+		      status, reason(status), ctype, body->len,
+		      close ? "Connection: close\r\n" : "");
+	if (body->len)
+		ks_buf_append(&head, body->data, body->len);
+	SSL_write(c->ssl, head.data, (int)head.len); /* memory BIO: never partial */
+	ks_buf_deinit(&head);
+	flush(c);
+	if (close)
+		conn_close(c);
+}
+
+static void fail(struct conn *c, int status)
+{
+	struct ks_buf b;
+
+	ks_buf_init(&b);
+	ks_buf_printf(&b, "%s\n", reason(status));
+	respond(c, status, "text/plain; charset=utf-8", &b, true);
+	ks_buf_deinit(&b);
+}
+
+/* The value of header name in head[0..n), or NULL; *len its length. */
+static const char *header(const char *head, size_t n, const char *name, size_t *len)
+{
+	size_t nl = strlen(name);
+	const char *p = head, *end = head + n, *eol;
+
+	while (p < end && (eol = memchr(p, '\n', (size_t)(end - p)))) {
+		if ((size_t)(eol - p) > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			p += nl + 1;
+			while (p < eol && (*p == ' ' || *p == '\t'))
+				p++;
+			*len = (size_t)(eol - p);
+			while (*len && (p[*len - 1] == '\r' || p[*len - 1] == ' '))
+				(*len)--;
+			return p;
+		}
+		p = eol + 1;
+	}
+	return NULL;
+}
+
+/* Handle the request at the start of c->in if it is complete: 1 (handled, go on), 0
+ * (wait for more) or -1 (the connection is done). */
+static int process_one(struct conn *c)
+{
+	struct ks_https *s = c->srv;
+	const char *end = c->in.len ? memmem(c->in.data, c->in.len, "\r\n\r\n", 4) : NULL;
+	const char *cl, *ctype = "application/json", *sp, *sp2, *q;
+	size_t hlen, cllen = 0, blen = 0;
+	struct ks_buf out;
+	char path[512], *body;
+	int status;
+	bool close;
+
+	if (!end)
+		return c->in.len > MAX_HEAD ? (fail(c, 400), -1) : 0;
+	hlen = (size_t)(end - c->in.data) + 4;
+	cl = header(c->in.data, hlen, "content-length", &cllen);
+	if (cl) {
+		char num[24] = "";
+
+		memcpy(num, cl, KS_MIN(cllen, sizeof(num) - 1));
+		blen = strtoul(num, NULL, 10);
+	}
+	if (blen > s->o.max_body)
+		return fail(c, 413), -1;
+	if (c->in.len < hlen + blen)
+		return 0;
+	sp = memchr(c->in.data, ' ', hlen);
+	sp2 = sp ? memchr(sp + 1, ' ', hlen - (size_t)(sp + 1 - c->in.data)) : NULL;
+	if (!sp || !sp2 || (size_t)(sp2 - sp - 1) >= sizeof(path))
+		return fail(c, 400), -1;
+	if (header(c->in.data, hlen, "transfer-encoding", &cllen))
+		return fail(c, 400), -1;
+	memcpy(path, sp + 1, (size_t)(sp2 - sp - 1));
+	path[sp2 - sp - 1] = '\0';
+	q = strchr(path, '?');
+	if (q)
+		path[q - path] = '\0';
+	close = header(c->in.data, hlen, "connection", &cllen) &&
+		strncasecmp(header(c->in.data, hlen, "connection", &cllen), "close", 5) == 0;
+	ks_buf_init(&out);
+	if ((size_t)(sp - c->in.data) != 4 || memcmp(c->in.data, "POST", 4) != 0) {
+		status = 405;
+		ctype = "text/plain; charset=utf-8";
+		ks_buf_puts(&out, "only POST\n");
+	} else {
+		body = ks_xstrndup(c->in.data + hlen, blen);
+		status = s->fn(s->data, path, body, blen, &out, &ctype);
+		free(body);
+	}
+	respond(c, status, ctype, &out, close);
+	ks_buf_deinit(&out);
+	ks_buf_consume(&c->in, hlen + blen);
+	return close ? -1 : 1;
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+
+	*buf = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = st->data;
+	char plain[16384];
+	int n;
+
+	if (nread < 0) {
+		conn_close(c);
+		return;
+	}
+	if (nread == 0 || c->closing)
+		return;
+	BIO_write(c->rbio, buf->base, (int)nread);
+	if (!SSL_is_init_finished(c->ssl)) {
+		n = SSL_do_handshake(c->ssl);
+		flush(c);
+		if (n <= 0 && SSL_get_error(c->ssl, n) != SSL_ERROR_WANT_READ) {
+			ERR_clear_error();
+			conn_close(c);
+			return;
+		}
+	}
+	while ((n = SSL_read(c->ssl, plain, sizeof(plain))) > 0)
+		ks_buf_append(&c->in, plain, (size_t)n);
+	if (SSL_get_error(c->ssl, n) != SSL_ERROR_WANT_READ) {
+		ERR_clear_error();
+		flush(c);
+		conn_close(c);
+		return;
+	}
+	flush(c); /* session tickets, alerts */
+	uv_timer_start(&c->timer, on_timeout, c->srv->o.idle_timeout_ms, 0);
+	while (!c->closing && process_one(c) > 0)
+		;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct ks_https *s = server->data;
+	struct conn *c;
+
+	if (status < 0 || s->stopping)
+		return;
+	c = ks_xcalloc(1, sizeof(*c));
+	c->srv = s;
+	c->tcp.data = c->timer.data = c;
+	ks_require(uv_tcp_init(server->loop, &c->tcp) == 0);
+	ks_require(uv_timer_init(server->loop, &c->timer) == 0);
+	c->open_handles = 2;
+	ks_list_add(&s->conns, &c->link);
+	s->nconns++;
+	c->ssl = SSL_new(s->ctx);
+	c->rbio = BIO_new(BIO_s_mem());
+	c->wbio = BIO_new(BIO_s_mem());
+	ks_require(c->ssl && c->rbio && c->wbio);
+	SSL_set_bio(c->ssl, c->rbio, c->wbio);
+	SSL_set_accept_state(c->ssl);
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || s->nconns > s->o.max_conns ||
+	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
+		conn_close(c);
+		return;
+	}
+	uv_timer_start(&c->timer, on_timeout, s->o.idle_timeout_ms, 0);
+}
+
+static SSL_CTX *make_ctx(const char *cert_pem, const char *key_pem, char **err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(key_pem, -1);
+	X509 *x = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *k = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+
+	if (!ctx || !x || !k || SSL_CTX_use_certificate(ctx, x) != 1 ||
+	    SSL_CTX_use_PrivateKey(ctx, k) != 1 || SSL_CTX_check_private_key(ctx) != 1 ||
+	    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+		*err = ssl_error("bad certificate or key");
+		SSL_CTX_free(ctx);
+		ctx = NULL;
+	}
+	X509_free(x);
+	EVP_PKEY_free(k);
+	BIO_free(cb);
+	BIO_free(kb);
+	return ctx;
+}
+
+int ks_https_set_cert(struct ks_https *s, const char *cert_pem, const char *key_pem, char **err)
+{
+	SSL_CTX *ctx = make_ctx(cert_pem, key_pem, err);
+
+	if (!ctx)
+		return -EINVAL;
+	SSL_CTX_free(s->ctx); /* connections hold their own reference */
+	s->ctx = ctx;
+	return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct ks_https *s = h->data;
+
+	s->listening = false;
+	maybe_free(s);
+}
+
+int ks_https_start(uv_loop_t *loop, const char *addr, const char *cert_pem, const char *key_pem,
+		   const struct ks_https_opts *opts, ks_https_fn fn, void *data,
+		   struct ks_https **out, char **err)
+{
+	struct ks_https *s = ks_xcalloc(1, sizeof(*s));
+	struct sockaddr_storage ss;
+	int len = sizeof(ss), rc;
+
+	if (opts)
+		s->o = *opts;
+	s->o.max_body = s->o.max_body ? s->o.max_body : 8u << 20;
+	s->o.max_conns = s->o.max_conns ? s->o.max_conns : 256;
+	s->o.idle_timeout_ms = s->o.idle_timeout_ms ? s->o.idle_timeout_ms : 60000;
+	s->fn = fn;
+	s->data = data;
+	ks_list_init(&s->conns);
+	s->ctx = make_ctx(cert_pem, key_pem, err);
+	if (!s->ctx) {
+		free(s);
+		return -EINVAL;
+	}
+	rc = ks_serve_parse_addr(addr, &ss);
+	if (rc) {
+		*err = ks_xasprintf("bad address %s (HOST:PORT)", addr);
+		SSL_CTX_free(s->ctx);
+		free(s);
+		return rc;
+	}
+	ks_require(uv_tcp_init(loop, &s->tcp) == 0);
+	s->tcp.data = s;
+	s->listening = true;
+	rc = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
+	if (!rc)
+		rc = uv_listen((uv_stream_t *)&s->tcp, 128, on_connection);
+	if (!rc)
+		rc = uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len);
+	if (rc) {
+		*err = ks_xasprintf("cannot listen on %s: %s", addr, uv_strerror(rc));
+		s->stopping = true;
+		uv_close((uv_handle_t *)&s->tcp, on_listener_closed);
+		return rc;
+	}
+	s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						 : ((struct sockaddr_in *)&ss)->sin_port);
+	*out = s;
+	return 0;
+}
+
+int ks_https_port(const struct ks_https *s)
+{
+	return s->port;
+}
+
+void ks_https_stop(struct ks_https *s)
+{
+	struct ks_list *l, *next;
+
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	for (l = s->conns.next; l != &s->conns; l = next) {
+		next = l->next;
+		conn_close(KS_CONTAINER_OF(l, struct conn, link));
+	}
+	uv_close((uv_handle_t *)&s->tcp, on_listener_closed);
+}

@@ -1,0 +1,219 @@
+-- Unit tests of ks.recovery.server: what is done to a broken server, in what order, with
+-- Nova, Neutron and the fault points stubbed (the real ones: tests/e2e/recovery.sh).
+-- luacheck: std +busted
+package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
+local shim = require "shim.core"
+local json = require "ks.core.json"
+
+local calls, servers, ports
+local function log(...) calls[#calls + 1] = table.concat({ ... }, " ") end
+
+package.loaded["ks.core.fault"] = { point = function(kind, p) log("point", kind, p) end }
+package.loaded["ks.resource.poll"] = { wrote = function() end }
+package.loaded["ks.openstack"] = {
+  is_not_found = function(err) return type(err) == "table" and err.code == 404 end,
+}
+package.loaded["ks.resource"] = {
+  uid_tag = function(obj) return "kupenstack-uid-" .. obj.metadata.uid end,
+  failed = function(err) return { error = tostring(err and err.message or err) } end,
+  terminal = function(msg) return { error = msg, terminal = true } end,
+}
+package.loaded["ks.openstack.nova"] = {
+  servers = function(_, q)
+    log("list", q.tags)
+    local out = {}
+    for _, s in pairs(servers) do
+      out[#out + 1] = s
+    end
+    table.sort(out, function(a, b) return a.id < b.id end)
+    return out
+  end,
+  server_delete = function(_, id)
+    log("delete", id)
+    servers[id] = nil
+    return true
+  end,
+  server_action = function(_, id, name, args)
+    log("action", id, name, args.imageRef)
+    return true
+  end,
+  server_get = function(_, id) return servers[id] end,
+}
+package.loaded["ks.recovery.server"] = nil
+local recovery = require "ks.recovery.server"
+
+local cloud = {
+  request = function(_, _, method, path, opts)
+    local id = path:match("^/ports/(.+)$")
+    if method == "GET" then
+      return { port = ports[id] }
+    end
+    log("port", method, id, opts.body.port.device_id)
+    ports[id].device_id = opts.body.port.device_id
+    return { port = ports[id] }
+  end,
+}
+
+local def = {
+  create = function(_, obj)
+    log("create", obj.metadata.name)
+    servers["new"] = { id = "new", status = "BUILD" }
+    return servers["new"]
+  end,
+  find_own = function()
+    return nil
+  end,
+}
+
+
+local function instance(policy, status)
+  return { metadata = { name = "vm", namespace = "ns", uid = "u1", generation = 1,
+                        annotations = {} },
+           spec = { recoveryPolicy = policy, networks = { { portRef = { name = "p" } } } },
+           status = status or { id = "old", conditions = {
+             { type = "Available", status = "True", observedGeneration = 1 } } } }
+end
+
+
+local function ctx()
+  local c = { events = {} }
+  c.event = function(t, reason) c.events[#c.events + 1] = t .. " " .. reason end
+  return c
+end
+
+
+local deps = { image = "img", networks = { { port = "p1" } } }
+
+
+describe("ks.recovery.server", function()
+  before_each(function()
+    shim.reset()
+    calls = {}
+    servers = { old = { id = "old", status = "ERROR", fault = { message = "boom" } } }
+    ports = { p1 = { id = "p1", device_id = "old" } }
+  end)
+
+  it("recreates a server in ERROR: port freed, new one made, only then the old one deleted", function()
+    local c = ctx()
+    local cur = recovery.recover(def)(cloud, servers.old, instance(), c, deps)
+    assert.equal("new", cur.id)
+    assert.same({ "list kupenstack-uid-u1", "point Instance recovery-found",
+      "port PUT p1 ", "point Instance recovery-detached", "create vm",
+      "point Instance recovery-posted", "delete old", "point Instance recovery-deleted" }, calls)
+    assert.same({ count = 1, lastAction = "Recreate", lastReason = "Error", fault = "boom",
+                  state = "Running" },
+      { count = c.recovery.count, lastAction = c.recovery.lastAction,
+        lastReason = c.recovery.lastReason, fault = c.recovery.fault, state = c.recovery.state })
+    assert.same({ "Normal RecoveryStarted", "Normal Recreated" }, c.events)
+  end)
+
+  it("after a crash past the create, adopts the new server and deletes the old, not counted again", function()
+    servers.new = { id = "new", status = "ACTIVE" }
+    local c = ctx()
+    local cur = recovery.recover(def)(cloud, servers.old, instance(), c, deps)
+    assert.equal("new", cur.id)
+    assert.same({ "list kupenstack-uid-u1", "delete old", "point Instance recovery-deleted" }, calls)
+    assert.is_nil(c.recovery)
+  end)
+
+  it("does not adopt a broken server of an earlier try: deletes it, and recreates", function()
+    servers.older = { id = "older", status = "ERROR" }
+    local cur = recovery.recover(def)(cloud, servers.old, instance(), ctx(), deps)
+    assert.equal("new", cur.id)
+    assert.same({ "list kupenstack-uid-u1", "delete older", "point Instance recovery-found" },
+      { calls[1], calls[2], calls[3] })
+    assert.is_nil(servers.older)
+    assert.is_nil(servers.old)
+  end)
+
+  it("rebuilds in place with onError Rebuild", function()
+    local c = ctx()
+    local cur = recovery.recover(def)(cloud, servers.old, instance({ onError = "Rebuild" }), c, deps)
+    assert.equal("old", cur.id)
+    assert.same({ "list kupenstack-uid-u1", "point Instance recovery-found",
+                  "action old rebuild img" }, calls)
+  end)
+
+  it("does nothing with onError None", function()
+    local cur = recovery.recover(def)(cloud, servers.old, instance({ onError = "None" }), ctx(), deps)
+    assert.equal("old", cur.id)
+    assert.same({ "list kupenstack-uid-u1" }, calls)
+  end)
+
+  it("stops at the limit: RecoveryLimit, a Warning once, nothing done", function()
+    local st = instance().status
+    st.recovery = { count = 1, recent = 1, windowStart = "2026-12-07T00:00:00Z",
+                    lastTime = "2026-12-07T00:00:00Z", generation = 1, reset = "" }
+    shim.clock.wall = 1796602200 -- 2026-12-07T00:10:00Z, in the window
+    local c = ctx()
+    local cur, res = recovery.recover(def)(cloud, servers.old,
+      instance({ maxRecoveries = 1 }, st), c, deps)
+    assert.is_nil(cur)
+    assert.equal("RecoveryLimit", res.conditions[1].reason)
+    assert.same({ "Warning RecoveryLimit" }, c.events)
+    assert.same({ "list kupenstack-uid-u1" }, calls)
+  end)
+
+  it("waits out the backoff after a recent try: Recovering, requeued", function()
+    local st = instance().status
+    st.recovery = { count = 1, recent = 1, windowStart = "2026-12-07T00:09:55Z",
+                    lastTime = "2026-12-07T00:09:55Z", generation = 1, reset = "" }
+    shim.clock.wall = 1796602200
+    local cur, res = recovery.recover(def)(cloud, servers.old, instance({}, st), ctx(), deps)
+    assert.is_nil(cur)
+    assert.same({ "Recovering", 5 }, { res.conditions[1].reason, res.requeue_after })
+  end)
+
+  it("with onShutoff None, reports a server found SHUTOFF and does not start it", function()
+    local off = { id = "old", status = "SHUTOFF", ["OS-EXT-STS:task_state"] = json.null }
+    local c = ctx()
+    local cur, res = recovery.recover(def)(cloud, off, instance({ onShutoff = "None" }), c, deps)
+    assert.is_nil(cur)
+    assert.equal("Shutoff", res.conditions[1].reason)
+    assert.same({ "Warning Shutoff" }, c.events)
+  end)
+
+  it("with onShutoff Start, counts the start and lets the update start it", function()
+    local off = { id = "old", status = "SHUTOFF" }
+    local c = ctx()
+    local cur = recovery.recover(def)(cloud, off, instance(), c, deps)
+    assert.equal(off, cur)
+    assert.same({ "Start", "Shutoff" }, { c.recovery.lastAction, c.recovery.lastReason })
+  end)
+
+  it("a SHUTOFF after a spec change is not a failure", function()
+    local off = { id = "old", status = "SHUTOFF" }
+    local obj = instance()
+    obj.metadata.generation = 2
+    local c = ctx()
+    assert.equal(off, recovery.recover(def)(cloud, off, obj, c, deps))
+    assert.is_nil(c.recovery)
+  end)
+
+  it("with onDeleted None, reports the deletion and makes nothing", function()
+    servers = {}
+    local c = ctx()
+    local own, res = recovery.gone(def)(cloud, instance({ onDeleted = "None" }), c)
+    assert.is_nil(own)
+    assert.same({ "Deleted", "old" }, { res.conditions[1].reason, res.status.id })
+    assert.same({ "Warning Deleted" }, c.events)
+  end)
+
+  it("with onDeleted Recreate, counts it and lets the create go on", function()
+    local c = ctx()
+    local own, res = recovery.gone(def)(cloud, instance(), c)
+    assert.same({ nil, nil }, { own, res })
+    assert.same({ "Recreate", "Deleted" }, { c.recovery.lastAction, c.recovery.lastReason })
+  end)
+
+  it("finish: reason Recovering while it runs, Recovered once Available", function()
+    local c = ctx()
+    c.recovery = { state = "Running", lastAction = "Start" }
+    local res = recovery.finish({ conditions = {
+      { type = "Available", status = "False", reason = "Progressing" } } }, instance(), c)
+    assert.equal("Recovering", res.conditions[1].reason)
+    res = recovery.finish({ conditions = { { type = "Available", status = "True" } } },
+      instance(), c)
+    assert.same({ "Done", { "Normal Recovered" } }, { res.status.recovery.state, c.events })
+  end)
+end)
