@@ -386,10 +386,15 @@ void ks_adm_cert_start(struct ks_admission *a)
 
 void ks_admission_free(struct ks_admission *a)
 {
-	uv_timer_t *ts[] = { &a->cert_timer, &a->swap_timer, &a->apply_timer, &a->audit_timer };
+	uv_timer_t *ts[4];
 
 	if (!a)
 		return;
+	/* Taken only now: &a->x of a NULL a is undefined (UBSan caught it). */
+	ts[0] = &a->cert_timer;
+	ts[1] = &a->swap_timer;
+	ts[2] = &a->apply_timer;
+	ts[3] = &a->audit_timer;
 	a->stopping = true;
 	if (a->https)
 		ks_https_stop(a->https);
