@@ -349,6 +349,11 @@ void ks_controller_free(struct ks_controller *c)
 	uv_close((uv_handle_t *)&c->resync_timer, timer_closed);
 }
 
+void ks_controller_abandon(struct ks_controller *c)
+{
+	c->abandoned = true;
+}
+
 void ks_controller_set_reconcile(struct ks_controller *c, ks_reconcile_cb cb, void *data)
 {
 	c->reconcile = cb;

@@ -66,6 +66,10 @@ void ks_controller_start(struct ks_controller *c);
  * The controller stays valid until ks_controller_free().
  */
 void ks_controller_stop(struct ks_controller *c, void (*drained)(void *data), void *data);
+/* The host is going away before the drain ended: reconciles that finish from now on write
+ * nothing (no status, no finalizer, no Event) and just end, so that no request is left
+ * behind when the clients are freed. */
+void ks_controller_abandon(struct ks_controller *c);
 /* Free a stopped (drained) or never started controller. */
 void ks_controller_free(struct ks_controller *c);
 

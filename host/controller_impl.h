@@ -27,6 +27,7 @@ struct ks_controller {
 	bool started;
 	bool dry_run;
 	bool drained_done;
+	bool abandoned; /* ks_controller_abandon(): finishing reconciles write nothing */
 	void (*drained)(void *data);
 	void *drained_data;
 };

@@ -194,6 +194,10 @@ void ks_reconcile_done(struct ks_reconcile *r, const struct ks_outcome *res)
 
 	ks_require(!r->reported);
 	r->reported = true;
+	if (c->abandoned) {
+		finish(r);
+		return;
+	}
 	r->terminal = res->terminal;
 	r->requeue_after = res->requeue_after;
 	r->backoff = res->backoff;

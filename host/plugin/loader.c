@@ -697,6 +697,7 @@ void ks_loader_free(struct ks_loader *l)
 		struct binding *b =
 			KS_CONTAINER_OF(ks_list_first(&l->drains), struct binding, link);
 
+		ks_controller_abandon(b->ctrl);
 		ks_lua_cancel_all(b->plugin->lua, "the host is stopping");
 		if (ks_list_first(&l->drains) == &b->link)
 			retired(b);
