@@ -339,6 +339,9 @@ void ks_controller_free(struct ks_controller *c)
 
 	if (!c)
 		return;
+	/* c itself goes when its timer is closed; a drain its queue reports meanwhile must
+	 * not call back (the loader frees a binding whose drain timed out at once). */
+	c->drained = NULL;
 	if (c->started)
 		ks_cache_remove_handler(c->cache, &c->h);
 	for (s = c->sources; s; s = next) {
