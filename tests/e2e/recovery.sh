@@ -19,6 +19,7 @@
 # kupenstack-admin: an admin; flavor id 1; an external network `public`). Prints TAP lines
 # and `N passed, N failed`; exits 1 on any failure, 2 without its environment.
 # needs: openstack
+# opt-in: KS_E2E_LONG (about 10 minutes against the fake Nova; make test runs it with KS_E2E_LONG=1)
 if [ -z "${OS_CLIENT_CONFIG_FILE:-}" ]; then
 	echo "${0##*/}: OS_CLIENT_CONFIG_FILE is not set (. /tmp/os.env)" >&2
 	exit 2
