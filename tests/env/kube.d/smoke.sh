@@ -252,8 +252,15 @@ no  update      instances.kupenstack.io              tenant-a
 yes patch       instances.kupenstack.io/status       tenant-a
 no  update      instances.kupenstack.io/status       tenant-a
 no  update      networks.kupenstack.io/finalizers    tenant-a
-no  create      instances.kupenstack.io              tenant-a
-no  delete      instances.kupenstack.io              tenant-a
+yes create      instances.kupenstack.io              tenant-a
+yes delete      instances.kupenstack.io              tenant-a
+no  create      networks.kupenstack.io               tenant-a
+no  delete      flavors.kupenstack.io
+no  delete      instancesets.kupenstack.io           tenant-a
+yes update      instancesets.kupenstack.io/finalizers tenant-a
+yes create      keystones.kupenstack.io              tenant-a
+no  create      controlplanes.kupenstack.io          tenant-a
+no  delete      policies.kupenstack.io               tenant-a
 no  get         widgets.test.kupenstack.io           default
 yes create      events                               tenant-a
 yes patch       events                               tenant-a
