@@ -151,7 +151,7 @@ local IMMUTABLE = {
 local USERS = { { kind = "FloatingIP", ref = "spec.portRef" } }
 
 
-local function before_delete(_, cur, obj)
+local function before_delete(_, cur)
   local owner = cur.device_owner
   if type(owner) == "string" and owner:sub(1, 8) == "compute:" then
     return nil, { kind = "conflict", message = "port " .. cur.id .. " is attached to server "
