@@ -19,11 +19,13 @@
 --   is = "the server is in"           how the message says what the resource has (default
 --                                     "the <kind> has"); or function(have, want, cur) -> text
 --   note = "resizing is not supported yet"  said after "is immutable", in parentheses
+--   spec_says = false                 the message does not repeat the wanted value (a key)
 --   unset_differs = true              an unset current value differs from a wanted one
 --                                     (default: nothing to compare with, no message)
 -- An unset wanted value is never a change. The message: "<path> is immutable (<note>):
 -- <is> <have>[, spec says <want>]; delete and recreate the <Kind> to change it" (the
--- wanted value is said for a field of the spec, not for a reference's resolved ID).
+-- wanted value is said for a field of the spec, not for a reference's resolved ID nor
+-- with spec_says = false).
 local json = require "ks.core.json"
 
 local type = type
@@ -103,7 +105,7 @@ local function check(kind, e, obj, cur, deps)
   else
     says = is .. " " .. (have == nil and "none" or tostring(have))
   end
-  if not e.dep and not e.want and type(want) ~= "table" then
+  if not e.dep and not e.want and e.spec_says ~= false and type(want) ~= "table" then
     says = says .. ", spec says " .. tostring(want)
   end
   return e[1] .. " is immutable" .. (e.note and (" (" .. e.note .. ")") or "") .. ": " .. says
