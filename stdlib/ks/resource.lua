@@ -227,6 +227,25 @@ local function find_unique(def, cloud, obj, imp)
 end
 
 
+-- The settings every kind has (NAME.config.yaml), beside the plugin's own.
+local IMPORT_RETRY = 30
+local COMMON_CONFIG = {
+  import_retry = { type = "number", default = IMPORT_RETRY,
+    description = "seconds between looks for the resource while spec.import matches none" },
+}
+
+local function config_schema(own)
+  local schema = {}
+  for k, v in pairs(COMMON_CONFIG) do
+    schema[k] = v
+  end
+  for k, v in pairs(own or {}) do
+    schema[k] = v
+  end
+  return schema
+end
+
+
 -- The resource for obj: by status.id, import, our tag, or a new one. Returns current,
 -- result (an early result to return instead), adopted.
 local function obtain(def, cloud, obj, ctx, deps)
@@ -261,7 +280,7 @@ local function obtain(def, cloud, obj, ctx, deps)
     local wait
     cur, err, wait = find_unique(def, cloud, obj, spec.import)
     if wait then
-      return nil, _M.waiting(wait, 30)
+      return nil, _M.waiting(wait, (ctx.config or {}).import_retry or IMPORT_RETRY)
     end
     if not cur then
       if type(err) == "table" and err.kind == "invalid" and not err.status then
@@ -531,7 +550,7 @@ function _M.plugin(def)
     api = 1, group = _M.GROUP, version = _M.VERSION, kind = def.kind, scope = scope(def.kind),
     finalizer = _M.FINALIZER, concurrency = def.concurrency or 4, resync = def.resync or 300,
     limits = def.limits, watches = watches, consumes = def.consumes,
-    config_schema = def.config_schema,
+    config_schema = config_schema(def.config_schema),
     reconcile = function(obj, ctx)
       configure(ctx)
       local res, err = reconcile(def, obj, ctx)

@@ -473,6 +473,15 @@ describe("ks.resource", function()
         by_type(r.conditions, "Progressing").message)
     end)
 
+    it("an import that matches nothing looks again after the import_retry setting", function()
+      local p = kind_of()
+      assert.equal(30, p.config_schema.import_retry.default)
+      local ctx = ctx_of()
+      ctx.config = { import_retry = 3 }
+      local r = p.reconcile(obj({ import = { filter = { name = "none" } } }), ctx)
+      assert.equal(3, r.requeue_after)
+    end)
+
     it("unmanaged without an import is refused", function()
       local p = kind_of()
       local r = p.reconcile(obj({ managementPolicy = "unmanaged" }), ctx_of())
