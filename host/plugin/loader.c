@@ -17,171 +17,16 @@
 #include "event.h"
 #include "json.h"
 #include "ks.h"
-#include "list.h"
 #include "log.h"
-#include "plugin/candidate.h"
-#include "plugin/loader.h"
-#include "plugin/plugin.h"
-#include "plugin/plugin_metrics.h"
 #include "metrics.h"
+#include "plugin/candidate.h"
 #include "plugin/consume.h"
-
-/* One plugin version's controller; retired bindings live until drained. */
-struct binding {
-	struct ks_plugin *plugin; /* the slot the controller's callbacks read */
-	struct ks_controller *ctrl;
-	struct ks_plugin_watch watches[KS_PLUGIN_MAX_KINDS];
-	struct ks_consumers *consumers; /* while the controller runs (plugin/consume.h) */
-	struct ks_loader *l;
-	struct ks_list link; /* in l->drains while its controller drains */
-};
-
-struct slot {
-	char *path;	    /* a file, or "configmap:ns/name/key" */
-	uint64_t text_hash; /* ConfigMap sources: what was loaded */
-	bool configmap;
-	uint64_t stamp; /* files: the mtime and size of the file and its settings */
-	bool seen;
-	char *shadowed;	   /* files: "Kind.group" a ConfigMap plugin overrides, else NULL */
-	struct binding *b; /* NULL while the file has never loaded, or is shadowed */
-	struct slot *next;
-};
-
-struct ks_loader {
-	uv_loop_t *loop;
-	struct ks_loader_opts o;
-	char *dir;
-	uv_timer_t timer;
-	struct slot *slots;
-	struct ks_plugin *zombies[16]; /* replaced versions finishing their reconciles */
-	size_t nzombies;
-	uv_fs_event_t fs_event; /* the directory changed: scan soon */
-	uv_timer_t debounce;
-	bool fs_watching;
-	bool stopping_free;
-	bool fs_open; /* initialised and its close callback not run yet */
-	int closing;  /* handles whose close callback is due; l is freed after the last */
-	struct ks_manager *cm_manager; /* ConfigMaps of configmap_namespace, or NULL */
-	struct ks_cache *cm_cache;
-	struct ks_cache_handler cm_h;
-	bool started, stopping;
-	bool deferred; /* started, waiting for the ConfigMaps' first list */
-	double deferred_since;
-	size_t draining;
-	struct ks_list drains; /* struct binding, stopped and not drained yet */
-	unsigned long failures;
-	struct ks_plugin_metrics *pm; /* kupenstack_plugin_* series */
-	void (*done)(void *data);
-	void *done_data;
-};
+#include "plugin/loader_impl.h"
+#include "plugin/plugin_metrics.h"
 
 static struct ks_cache *cache_for(void *data, const struct ks_kube_res *res)
 {
 	return ks_manager_find(data, res);
-}
-
-/* Start b's controller, and its consumers of the message bus. */
-static void run_binding(struct ks_loader *l, struct binding *b)
-{
-	ks_controller_start(b->ctrl);
-	b->consumers =
-		ks_consumers_start(l->loop, l->o.amqp_url, &b->plugin, b->ctrl, l->o.metrics);
-}
-
-/* Stop b's consumers (before its controller goes). */
-static void stop_consumers(struct binding *b)
-{
-	ks_consumers_stop(b->consumers);
-	b->consumers = NULL;
-}
-
-static struct binding *bind_plugin(struct ks_loader *l, struct ks_plugin *p, const char *name)
-{
-	struct binding *b = ks_xcalloc(1, sizeof(*b));
-
-	b->l = l;
-	b->plugin = p;
-	b->ctrl =
-		ks_plugin_controller(l->loop, l->o.kube, l->o.manager, name, &b->plugin, b->watches,
-				     &(struct ks_controller_opts){
-					     .concurrency = l->o.concurrency,
-					     .resync = l->o.resync,
-					     .events = l->o.events,
-					     .metrics = l->o.metrics,
-				     });
-	if (l->started && !l->deferred)
-		run_binding(l, b);
-	return b;
-}
-
-static void maybe_done(struct ks_loader *l)
-{
-	if (l->stopping && l->draining == 0 && l->done) {
-		void (*done)(void *) = l->done;
-		l->done = NULL;
-		done(l->done_data);
-	}
-}
-
-static void retired(void *data)
-{
-	struct binding *b = data;
-	struct ks_loader *l = b->l;
-
-	ks_list_del(&b->link);
-	ks_controller_free(b->ctrl);
-	ks_plugin_free(b->plugin, "retired");
-	free(b);
-	l->draining--;
-	if (!l->stopping_free)
-		maybe_done(l);
-}
-
-/* Stop b's consumers and its controller; retired() frees b once its in-flight reconciles
- * are done. */
-static void drain(struct ks_loader *l, struct binding *b)
-{
-	stop_consumers(b);
-	l->draining++;
-	ks_list_add_tail(&l->drains, &b->link);
-	ks_controller_stop(b->ctrl, retired, b);
-}
-
-/* Stop b's controller: its plugin's tasks are cancelled first so the drain is quick. */
-static void retire(struct ks_loader *l, struct binding *b, const char *why)
-{
-	ks_lua_cancel_all(b->plugin->lua, why);
-	drain(l, b);
-}
-
-/* In-flight reconciles finish on the version they started with; it is freed once they
- * have (checked at each tick), or at once when none runs. */
-static void retire_version(struct ks_loader *l, struct ks_plugin *old)
-{
-	if (ks_lua_tasks(old->lua) == 0) {
-		ks_plugin_free(old, "replaced");
-		return;
-	}
-	if (l->nzombies == KS_ARRAY_SIZE(l->zombies)) {
-		ks_plugin_free(old, "the plugin was replaced by a new version (too many versions "
-				    "still finishing)");
-		return;
-	}
-	l->zombies[l->nzombies++] = old;
-}
-
-static void reap_versions(struct ks_loader *l, bool all)
-{
-	size_t i = 0;
-
-	while (i < l->nzombies) {
-		if (all || ks_lua_tasks(l->zombies[i]->lua) == 0) {
-			ks_plugin_free(l->zombies[i], "the plugin was replaced by a new version");
-			l->zombies[i] = l->zombies[--l->nzombies];
-		} else {
-			i++;
-		}
-	}
 }
 
 static const char *base(const char *path)
@@ -216,7 +61,7 @@ static void shadow(struct ks_loader *l, struct slot *f, const struct slot *by,
 	ks_info("plugin overridden", "file=%s kind=%s by=%s", f->path, f->shadowed, by->path);
 	ks_plugin_metrics_removed(l->pm, f->path);
 	if (f->b) {
-		retire(l, f->b, "the plugin is overridden by a ConfigMap plugin");
+		ks_binding_retire(l, f->b, "the plugin is overridden by a ConfigMap plugin");
 		f->b = NULL;
 	}
 }
@@ -305,7 +150,7 @@ static void load_text(struct ks_loader *l, struct slot *s, const struct ks_candi
 	if (s->b && ks_plugin_same_shape(s->b->plugin, p)) {
 		old = s->b->plugin;
 		s->b->plugin = p;
-		retire_version(l, old);
+		ks_loader_retire_version(l, old);
 		ks_controller_enqueue_all(s->b->ctrl, KS_QUEUE_LOW);
 		ks_plugin_metrics_loaded(l->pm, s->path, p, true);
 		ks_info("plugin reloaded", "file=%s kind=%s", s->path, p->self.kind);
@@ -313,8 +158,8 @@ static void load_text(struct ks_loader *l, struct slot *s, const struct ks_candi
 	}
 	ks_plugin_metrics_loaded(l->pm, s->path, p, s->b != NULL);
 	if (s->b)
-		retire(l, s->b, "the plugin changed what it reconciles");
-	s->b = bind_plugin(l, p, name);
+		ks_binding_retire(l, s->b, "the plugin changed what it reconciles");
+	s->b = ks_binding_new(l, p, name);
 	ks_info("plugin loaded", "file=%s kind=%s group=%s version=%s finalizer=%s", s->path,
 		p->self.kind, p->self.group, p->self.version, p->finalizer ? p->finalizer : "none");
 }
@@ -367,7 +212,7 @@ static void drop_gone(struct ks_loader *l)
 		if (s->b) {
 			ks_info("plugin removed", "file=%s kind=%s", s->path,
 				s->b->plugin->self.kind);
-			retire(l, s->b, "the plugin file was removed");
+			ks_binding_retire(l, s->b, "the plugin file was removed");
 		}
 		free(s->shadowed);
 		free(s->path);
@@ -435,7 +280,7 @@ static void start_controllers(struct ks_loader *l)
 
 	for (s = l->slots; s; s = s->next)
 		if (s->b)
-			run_binding(l, s->b);
+			ks_binding_run(l, s->b);
 }
 
 static const struct ks_kube_res configmaps = { "", "v1", "configmaps", true };
@@ -466,7 +311,7 @@ static void tick(uv_timer_t *t)
 		uv_timer_start(&l->timer, tick, ms, ms);
 		return;
 	}
-	reap_versions(l, false);
+	ks_loader_reap_versions(l, false);
 	scan(l);
 }
 
@@ -547,7 +392,8 @@ static void configmap_changed(struct ks_loader *l, const char *key, const cJSON 
 			ks_plugin_metrics_removed(l->pm, s->path);
 			if (s->b) {
 				ks_info("plugin removed", "source=%s", s->path);
-				retire(l, s->b, "the plugin's ConfigMap key was removed");
+				ks_binding_retire(l, s->b,
+						  "the plugin's ConfigMap key was removed");
 			}
 			free(s->path);
 			free(s);
@@ -668,11 +514,11 @@ void ks_loader_stop(struct ks_loader *l, void (*done)(void *data), void *data)
 	l->done_data = data;
 	for (s = l->slots; s; s = s->next) {
 		if (s->b) {
-			drain(l, s->b);
+			ks_binding_drain(l, s->b);
 			s->b = NULL;
 		}
 	}
-	maybe_done(l);
+	ks_loader_maybe_done(l);
 }
 
 static void handle_closed(uv_handle_t *h)
@@ -700,12 +546,12 @@ void ks_loader_free(struct ks_loader *l)
 		ks_controller_abandon(b->ctrl);
 		ks_lua_cancel_all(b->plugin->lua, "the host is stopping");
 		if (ks_list_first(&l->drains) == &b->link)
-			retired(b);
+			ks_binding_retired(b);
 	}
 	for (s = l->slots; s; s = next) {
 		next = s->next;
 		if (s->b) {
-			stop_consumers(s->b);
+			ks_binding_stop_consumers(s->b);
 			ks_plugin_free(s->b->plugin, "the host is stopping");
 			ks_controller_free(s->b->ctrl);
 			free(s->b);
@@ -714,7 +560,7 @@ void ks_loader_free(struct ks_loader *l)
 		free(s->path);
 		free(s);
 	}
-	reap_versions(l, true);
+	ks_loader_reap_versions(l, true);
 	l->closing = 2 + l->fs_open;
 	uv_close((uv_handle_t *)&l->debounce, handle_closed);
 	if (l->fs_watching) {
