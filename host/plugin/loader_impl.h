@@ -10,6 +10,8 @@
 #include <uv.h>
 
 #include "list.h"
+#include "json.h"
+#include "plugin/candidate.h"
 #include "plugin/loader.h"
 #include "plugin/plugin.h"
 
@@ -84,3 +86,35 @@ void ks_loader_retire_version(struct ks_loader *l, struct ks_plugin *old);
 void ks_loader_reap_versions(struct ks_loader *l, bool all);
 /* Stopping and nothing draining any more: call the stop's done callback (once). */
 void ks_loader_maybe_done(struct ks_loader *l);
+
+/* version.c */
+
+/* Take in c, a new version of s's plugin (cm: the ConfigMap it comes from, or NULL), or
+ * refuse it (logged, counted, and for a ConfigMap an Event on cm); the running version
+ * keeps going when it is refused. */
+void ks_loader_load_text(struct ks_loader *l, struct slot *s, const struct ks_candidate *c,
+			 const cJSON *cm);
+/* Read the plugin file of s and take it in (ks_loader_load_text). */
+void ks_loader_load(struct ks_loader *l, struct slot *s);
+/* Files shadowed by a kind no ConfigMap plugin reconciles any more load again. */
+void ks_loader_unshadow(struct ks_loader *l);
+
+/* source_dir.c */
+
+/* Is name a plugin's file name (X.lua, not hidden, not README.lua)? */
+bool ks_loader_is_plugin_file(const char *name);
+/* The slot of path, or NULL. */
+struct slot *ks_loader_find_slot(struct ks_loader *l, const char *path);
+/* Load what changed in the directory, retire what went. */
+void ks_loader_scan(struct ks_loader *l);
+/* The directory changed (uv_fs_event_cb): scan once the changes have settled. */
+void ks_loader_dir_changed(uv_fs_event_t *h, const char *file, int events, int status);
+
+/* source_configmap.c */
+
+/* Watch the ConfigMaps of o.configmap_namespace (sets cm_manager, cm_cache, cm_h). */
+void ks_loader_watch_configmaps(struct ks_loader *l);
+/* Have the ConfigMaps been listed? */
+bool ks_loader_configmaps_synced(struct ks_loader *l);
+/* The same, warning every 10 s while they have not. */
+bool ks_loader_configmaps_listed(struct ks_loader *l);
