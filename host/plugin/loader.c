@@ -139,6 +139,7 @@ void ks_loader_stop(struct ks_loader *l, void (*done)(void *data), void *data)
 	l->done = done;
 	l->done_data = data;
 	for (s = l->slots; s; s = s->next) {
+		ks_loader_cancel_vet(l, s);
 		if (s->b) {
 			ks_binding_drain(l, s->b);
 			s->b = NULL;
@@ -176,6 +177,7 @@ void ks_loader_free(struct ks_loader *l)
 	}
 	for (s = l->slots; s; s = next) {
 		next = s->next;
+		ks_loader_cancel_vet(l, s);
 		if (s->b) {
 			ks_binding_stop_consumers(s->b);
 			ks_plugin_free(s->b->plugin, "the host is stopping");

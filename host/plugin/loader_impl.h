@@ -31,8 +31,9 @@ struct slot {
 	bool configmap;
 	uint64_t stamp; /* files: the mtime and size of the file and its settings */
 	bool seen;
-	char *shadowed;	   /* files: "Kind.group" a ConfigMap plugin overrides, else NULL */
-	struct binding *b; /* NULL while the file has never loaded, or is shadowed */
+	char *shadowed;		 /* files: "Kind.group" a ConfigMap plugin overrides, else NULL */
+	struct binding *b;	 /* NULL while the file has never loaded, or is shadowed */
+	struct vetting *vetting; /* a new version whose checks run (version.c), or NULL */
 	struct slot *next;
 };
 
@@ -91,9 +92,12 @@ void ks_loader_maybe_done(struct ks_loader *l);
 
 /* Take in c, a new version of s's plugin (cm: the ConfigMap it comes from, or NULL), or
  * refuse it (logged, counted, and for a ConfigMap an Event on cm); the running version
- * keeps going when it is refused. */
+ * keeps going when it is refused. A file with fixtures is taken in or refused later, when
+ * the vetter's verdict comes (a newer version first cancels the vet of the older one). */
 void ks_loader_load_text(struct ks_loader *l, struct slot *s, const struct ks_candidate *c,
 			 const cJSON *cm);
+/* Cancel the vet of s's new version, if one runs (the version is dropped). */
+void ks_loader_cancel_vet(struct ks_loader *l, struct slot *s);
 /* Read the plugin file of s and take it in (ks_loader_load_text). */
 void ks_loader_load(struct ks_loader *l, struct slot *s);
 /* Files shadowed by a kind no ConfigMap plugin reconciles any more load again. */

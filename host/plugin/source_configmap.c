@@ -87,6 +87,7 @@ static void configmap_changed(struct ks_loader *l, const char *key, const cJSON 
 		if (s->configmap && !s->seen && strncmp(s->path, prefix, strlen(prefix)) == 0) {
 			*pp = s->next;
 			ks_plugin_metrics_removed(l->pm, s->path);
+			ks_loader_cancel_vet(l, s);
 			if (s->b) {
 				ks_info("plugin removed", "source=%s", s->path);
 				ks_binding_retire(l, s->b,

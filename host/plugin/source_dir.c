@@ -43,6 +43,7 @@ static void drop_gone(struct ks_loader *l)
 		}
 		*pp = s->next;
 		ks_plugin_metrics_removed(l->pm, s->path);
+		ks_loader_cancel_vet(l, s);
 		if (s->b) {
 			ks_info("plugin removed", "file=%s kind=%s", s->path,
 				s->b->plugin->self.kind);

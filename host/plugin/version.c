@@ -99,20 +99,22 @@ static void refused(struct ks_loader *l, struct slot *s, const cJSON *cm, const 
 	l->failures++;
 }
 
-void ks_loader_load_text(struct ks_loader *l, struct slot *s, const struct ks_candidate *c,
-			 const cJSON *cm)
+/* Take in p, a vetted version of s's plugin, or (p NULL) refuse the version err (freed
+ * here) says is wrong. */
+static void take(struct ks_loader *l, struct slot *s, struct ks_plugin *p, char *err,
+		 const cJSON *cm)
 {
-	struct ks_plugin *p, *old;
-	char *err = NULL, name[128];
+	struct ks_plugin *old;
+	char name[128];
 	struct slot *other;
 
-	p = ks_candidate_load(&l->o.host, c, l->o.vet, &err);
 	other = p ? holder(l, s, p->self.kind, p->self.group) : NULL;
 	if (other && s->configmap && !other->configmap) {
 		shadow(l, other, s, p);
 	} else if (other && !s->configmap && other->configmap) {
 		shadow(l, s, other, p);
 		ks_plugin_free(p, "overridden");
+		free(err);
 		return;
 	} else if (other) {
 		err = ks_xasprintf("plugin %s: kind %s.%s is already reconciled by %s",
@@ -145,6 +147,76 @@ void ks_loader_load_text(struct ks_loader *l, struct slot *s, const struct ks_ca
 	s->b = ks_binding_new(l, p, name);
 	ks_info("plugin loaded", "file=%s kind=%s group=%s version=%s finalizer=%s", s->path,
 		p->self.kind, p->self.group, p->self.version, p->finalizer ? p->finalizer : "none");
+}
+
+/* A version whose shipped checks run (the vetter's verdict comes from the loop). */
+struct vetting {
+	struct ks_loader *l;
+	struct slot *s;
+	struct ks_plugin *p;
+	cJSON *cm; /* the ConfigMap it comes from, or NULL */
+	struct ks_candidate_vet *job;
+};
+
+static void vetting_free(struct vetting *v, const char *why)
+{
+	v->s->vetting = NULL;
+	if (v->p)
+		ks_plugin_free(v->p, why);
+	cJSON_Delete(v->cm);
+	free(v);
+}
+
+static void verdict(const char *why, void *data)
+{
+	struct vetting *v = data;
+	struct ks_plugin *p = v->p;
+	char *err = NULL;
+
+	if (why) {
+		err = ks_xasprintf("plugin %s: %s", base(v->s->path), why);
+		ks_plugin_free(p, "refused");
+		p = NULL;
+	}
+	v->p = NULL;
+	take(v->l, v->s, p, err, v->cm);
+	vetting_free(v, "vetted");
+}
+
+void ks_loader_cancel_vet(struct ks_loader *l, struct slot *s)
+{
+	if (!s->vetting)
+		return;
+	l->o.vet.cancel(s->vetting->job);
+	vetting_free(s->vetting, "superseded");
+}
+
+void ks_loader_load_text(struct ks_loader *l, struct slot *s, const struct ks_candidate *c,
+			 const cJSON *cm)
+{
+	struct vetting *v;
+	struct ks_plugin *p;
+	char *err = NULL, *why = NULL;
+
+	ks_loader_cancel_vet(l, s);
+	p = ks_candidate_load(&l->o.host, c, &err);
+	if (!p || !c->fixtures_dir || !c->path || !l->o.vet.start) {
+		take(l, s, p, err, cm);
+		return;
+	}
+	v = ks_xcalloc(1, sizeof(*v));
+	*v = (struct vetting){ l, s, p, cm ? cJSON_Duplicate(cm, true) : NULL, NULL };
+	v->job = l->o.vet.start(l->loop, c->fixtures_dir, c->path, l->o.host.stdlib_dir, verdict, v,
+				&why);
+	s->vetting = v;
+	if (v->job)
+		ks_info("plugin vetting", "file=%s fixtures=%s", s->path, c->fixtures_dir);
+	if (!v->job) {
+		err = ks_xasprintf("cannot run its fixtures: %s", why);
+		verdict(err, v);
+		free(err);
+		free(why);
+	}
 }
 
 void ks_loader_load(struct ks_loader *l, struct slot *s)
