@@ -10,7 +10,15 @@
 --     resolve = function(obj) end,      -- the references: deps, or nil and what is awaited
 --     create = function(cloud, obj, deps) end,
 --     update = function(cloud, current, obj, deps) end, -- current', changed
---     immutable = function(obj, current, deps) end,     -- a message when spec changed one
+--     immutable = { {"spec.resource.x", have = "x"}, ... }, -- what spec may not change
+--                                       -- (ks.resource.immutable), or function(obj, current,
+--                                       -- deps) giving a message when spec changed one
+--     users = { {kind = "Instance", ref = "spec.imageRef"} }, -- optional: who uses me: the
+--                                       -- deletion waits for them (ks.resource.users)
+--     status = function(status, obj) end, -- optional: adds to the status (kept fields)
+--     configure = function(config) end, -- optional: the plugin's settings (ctx.config),
+--                                       -- given before each reconcile and finalize
+--     finish = function(res, obj, ctx) end, -- optional: the reconcile's result, last word
 --     delete = function(cloud, current, obj) end,
 --     observe = function(current, obj) end, -- fields, "available"|"progressing"|"error", msg
 --     list = function(cloud) end,       -- optional: the project's resources on their way, for polls
@@ -40,6 +48,8 @@ local pace = require "ks.resource.pace"
 local k8s = require "ks.k8s"
 local time = require "ks.core.time"
 local errors = require "ks.openstack.errors"
+local immutable = require "ks.resource.immutable"
+local users = require "ks.resource.users"
 
 local type = type
 local pairs = pairs
@@ -430,8 +440,14 @@ local function finalize(def, obj, ctx)
     return { conditions = _M.progressing("Deleting", def.kind .. " " .. cur.id
       .. " is being deleted"), requeue_after = 2 }
   end
-  local ok, derr = def.delete(cloud, cur, obj)
-  pace.wrote(def, cur.id)
+  local ok, derr
+  if def.users then
+    derr = users.still_used(obj, def.users)
+  end
+  if not derr then
+    ok, derr = def.delete(cloud, cur, obj)
+    pace.wrote(def, cur.id)
+  end
   if not ok then
     if openstack.is_not_found(derr) then
       return {}
@@ -497,8 +513,19 @@ function _M.plugin(def)
     watches[#watches + 1] = { group = _M.GROUP, version = _M.VERSION, kind = k, scope = scope(k),
                               map = same_namespace(def.kind, k) }
   end
+  for _, u in ipairs(def.users or {}) do
+    if u.kind ~= def.kind and not _M.has(def.depends, u.kind) then
+      watches[#watches + 1] = users.watch(u)
+    end
+  end
   if def.max_creating then
     watches[#watches + 1] = pace.watch(def)
+  end
+  def.immutable = immutable.checker(def.kind, def.immutable)
+  local function configure(ctx)
+    if def.configure then
+      def.configure(ctx.config or {})
+    end
   end
   return {
     api = 1, group = _M.GROUP, version = _M.VERSION, kind = def.kind, scope = scope(def.kind),
@@ -506,13 +533,23 @@ function _M.plugin(def)
     limits = def.limits, watches = watches, consumes = def.consumes,
     config_schema = def.config_schema,
     reconcile = function(obj, ctx)
+      configure(ctx)
       local res, err = reconcile(def, obj, ctx)
       if not pace.building(res) then
         pace.release(def, obj)
       end
+      if def.status and res and res.status and res.status.resource then
+        def.status(res.status, obj)
+      end
+      if def.finish then
+        res = def.finish(res, obj, ctx)
+      end
       return res, err
     end,
-    finalize = function(obj, ctx) return finalize(def, obj, ctx) end,
+    finalize = function(obj, ctx)
+      configure(ctx)
+      return finalize(def, obj, ctx)
+    end,
   }
 end
 
