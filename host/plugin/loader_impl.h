@@ -107,8 +107,9 @@ void ks_loader_unshadow(struct ks_loader *l);
 
 /* Is name a plugin's file name (X.lua, not hidden, not README.lua)? */
 bool ks_loader_is_plugin_file(const char *name);
-/* The slot of path, or NULL. */
-struct slot *ks_loader_find_slot(struct ks_loader *l, const char *path);
+/* The slot of path (a file's, or configmap), created when there is none, marked seen.
+ * Takes path (freed when the slot has its own). */
+struct slot *ks_loader_slot(struct ks_loader *l, char *path, bool configmap);
 /* Load what changed in the directory, retire what went. */
 void ks_loader_scan(struct ks_loader *l);
 /* The directory changed (uv_fs_event_cb): scan once the changes have settled. */

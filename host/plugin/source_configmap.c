@@ -47,24 +47,13 @@ static void configmap_changed(struct ks_loader *l, const char *key, const cJSON 
 		data = NULL;
 	cJSON_ArrayForEach(d, data)
 	{
-		char *path, *cfg;
+		char *cfg;
 		const char *settings;
 		uint64_t h;
 
 		if (!cJSON_IsString(d) || !ks_loader_is_plugin_file(d->string))
 			continue;
-		path = ks_xasprintf("%s%s", prefix, d->string);
-		s = ks_loader_find_slot(l, path);
-		if (!s) {
-			s = ks_xcalloc(1, sizeof(*s));
-			s->path = path;
-			s->configmap = true;
-			s->next = l->slots;
-			l->slots = s;
-		} else {
-			free(path);
-		}
-		s->seen = true;
+		s = ks_loader_slot(l, ks_xasprintf("%s%s", prefix, d->string), true);
 		cfg = ks_candidate_settings_name(d->string);
 		settings = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, cfg));
 		free(cfg);

@@ -22,14 +22,24 @@ bool ks_loader_is_plugin_file(const char *name)
 	       strcmp(name, "README.lua") != 0;
 }
 
-struct slot *ks_loader_find_slot(struct ks_loader *l, const char *path)
+struct slot *ks_loader_slot(struct ks_loader *l, char *path, bool configmap)
 {
 	struct slot *s;
 
 	for (s = l->slots; s; s = s->next)
 		if (strcmp(s->path, path) == 0)
-			return s;
-	return NULL;
+			break;
+	if (s) {
+		free(path);
+	} else {
+		s = ks_xcalloc(1, sizeof(*s));
+		s->path = path;
+		s->configmap = configmap;
+		s->next = l->slots;
+		l->slots = s;
+	}
+	s->seen = true;
+	return s;
 }
 
 static void drop_gone(struct ks_loader *l)
@@ -81,16 +91,7 @@ void ks_loader_scan(struct ks_loader *l)
 			free(path);
 			continue;
 		}
-		s = ks_loader_find_slot(l, path);
-		if (!s) {
-			s = ks_xcalloc(1, sizeof(*s));
-			s->path = path;
-			s->next = l->slots;
-			l->slots = s;
-		} else {
-			free(path);
-		}
-		s->seen = true;
+		s = ks_loader_slot(l, path, false);
 		if (s->stamp == ks_candidate_stamp(s->path, &st))
 			continue;
 		s->stamp = ks_candidate_stamp(s->path, &st);
