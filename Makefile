@@ -43,7 +43,11 @@ endif
 HOST_SRC := $(filter-out host/main.c,$(wildcard host/*.c host/*/*.c))
 HOST_OBJ := $(HOST_SRC:%.c=$(BUILD)/%.o)
 LIB := $(BUILD)/libks.a
+# The sanitizer build has a binary of its own, so that both passes can run at once (.ci/run).
 BIN := bin/kupenstack
+ifeq ($(SAN),1)
+BIN := $(BUILD)/bin/kupenstack
+endif
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 KT_SRC := $(wildcard tests/kube/kt_*.c)
@@ -63,8 +67,11 @@ $(LIB): $(HOST_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# The binary finds its library at ../stdlib beside it (host/cmd/common.c): the sanitizer
+# build's gets a link to the tree's.
 $(BIN): $(BUILD)/host/main.o $(LIB)
-	@mkdir -p bin
+	@mkdir -p $(dir $@)
+	$(Q)[ -e $(dir $@)../stdlib ] || ln -s $(CURDIR)/stdlib $(dir $@)../stdlib
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -87,13 +94,13 @@ $(BENCH_LIVE_BIN): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/bench/live.o $(
 
 # Tiers. Each prints "N passed, N failed"; tests/run sums them.
 unit: $(BIN) $(UNIT_BIN)
-	@tests/run unit $(UNIT_BIN)
+	@KS_BIN=$(BIN) tests/run unit $(UNIT_BIN)
 
 test-lua:
 	@tests/run lua
 
 test-kube: $(BIN) $(KT_BIN)
-	@tests/run kube $(KT_BIN)
+	@KS_BIN=$(BIN) tests/run kube $(KT_BIN)
 
 # `make test` on a fresh machine: the dependencies first (quick when all are there), then
 # the build and the tiers in a make that reads the flags pkg-config now has.
@@ -101,8 +108,11 @@ test check:
 	@tests/env/deps
 	@$(MAKE) --no-print-directory test-all
 
-test-all: $(BIN) $(UNIT_BIN) $(KT_BIN)
-	@KS_SAN=$(SAN) tests/run all $(UNIT_BIN) -- $(KT_BIN)
+test-all: test-bins
+	@KS_SAN=$(SAN) KS_BIN=$(BIN) tests/run all $(UNIT_BIN) -- $(KT_BIN)
+
+# What the tiers run, built (.ci/run builds both passes' before running them side by side).
+test-bins: $(BIN) $(UNIT_BIN) $(KT_BIN)
 
 bench: $(BIN) $(BENCH_BIN)
 	@bench/run $(BENCH_BIN)
