@@ -22,7 +22,7 @@ package.preload["ks.core.http"] = function()
 end
 package.preload["ks.core.chart"] = function()
   return {
-    store = function(bytes, sha) stores[#stores + 1] = sha; return "/cache/" .. sha .. ".tgz" end,
+    store = function(_, sha) stores[#stores + 1] = sha; return "/cache/" .. sha .. ".tgz" end,
     digest = function(path) return "digest-of-" .. path end,
   }
 end
