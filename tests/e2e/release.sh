@@ -40,9 +40,10 @@ cp "$E2E/plugins/release/chartrelease.lua" "$PLUG/"
 # The operator's charts: the fixture chart as a directory and as a .tgz.
 ln -s "$TOP/tests/fixtures/charts/osh-svc" "$WORK/charts/osh-svc"
 "$KS_HELM" package "$TOP/tests/fixtures/charts/osh-svc" -d "$WORK/charts" >/dev/null || exit 3
-# Chart repositories may be on 127.0.0.1 only (the operator's allow-list).
-printf 'charts_dir: "%s"\npoll: 0.5\nallow_chart_networks: "127.0.0.1/32"\n' "$WORK/charts" \
-	>"$PLUG/chartrelease.config.yaml"
+# Chart repositories may be on 127.0.0.1 only (the operator's allow-list); their index is
+# read at every apply (the repository changes under the test).
+printf 'charts_dir: "%s"\npoll: 0.5\nallow_chart_networks: "127.0.0.1/32"\nindex_ttl: 0\n' \
+	"$WORK/charts" >"$PLUG/chartrelease.config.yaml"
 # A chart repository (Helm's index.yaml protocol) served on loopback: test scaffolding; the
 # host's own HTTP client fetches from it.
 cp -r "$TOP/tests/fixtures/charts/osh-svc" "$WORK/src/"

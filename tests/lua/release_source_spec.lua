@@ -5,7 +5,7 @@
 -- repository on loopback in tests/e2e/release.sh.
 -- luacheck: std +busted
 package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
-require "shim.core"
+local shim = require "shim.core"
 
 local requests, stores, pages = {}, {}, {}
 package.preload["ks.core.http"] = function()
@@ -111,7 +111,7 @@ describe("ks.release.source", function()
   local TGZ1, TGZ2 = "chart bytes v1", "chart bytes, other content"
 
   local function serve(index_digest, tgz)
-    pages.__decoded = {}
+    pages.__decoded = pages.__decoded or {}
     local idx = { apiVersion = "v1", entries = { svc = { { name = "svc", version = "0.1.0",
       digest = index_digest, urls = { "svc-0.1.0.tgz" } } } } }
     pages[REPO .. "/index.yaml"] = { body = "index" .. index_digest }
@@ -127,7 +127,8 @@ describe("ks.release.source", function()
   end)
 
   local function spec(extra)
-    local s = { repo = REPO, chart = "svc", version = "0.1.0", allow = "127.0.0.0/8" }
+    local s = { repo = REPO, chart = "svc", version = "0.1.0", allow = "127.0.0.0/8",
+                index_ttl = 0 }
     for k, v in pairs(extra or {}) do s[k] = v end
     return s
   end
@@ -183,6 +184,21 @@ describe("ks.release.source", function()
     serve(fake_sha(TGZ1), TGZ1)
     _, err = source.resolve(spec({ version = "9.9.9" }), {})
     assert.truthy(err:find("has no svc version 9.9.9", 1, true))
+  end)
+
+  it("reads an index again only after its TTL", function()
+    serve(fake_sha(TGZ1), TGZ1)
+    local st = {}
+    assert.truthy(source.resolve(spec({ index_ttl = 30 }), st))
+    serve(fake_sha(TGZ2), TGZ2)
+    requests = {}
+    assert.truthy(source.resolve(spec({ index_ttl = 30 }), st)) -- the index read before
+    assert.equal(0, #requests)
+    shim.clock.mono = shim.clock.mono + 31
+    local path, err = source.resolve(spec({ index_ttl = 30 }), st)
+    assert.is_nil(path)
+    assert.truthy(err:find("pinned to", 1, true))
+    assert.equal(1, #requests)
   end)
 
   it("knows a local chart by the digest of its files", function()

@@ -9,13 +9,15 @@
 --     `digest` and against the pin: spec.digest ("sha256:<hex>") when given, else the
 --     digest seen at the first fetch of this (repository, chart, version), kept in the
 --     release's state. Content that differs from the pin is refused before anything is
---     applied. The .tgz is stored content-addressed (ks.core.chart.store) for helm.
+--     applied. The .tgz is stored content-addressed (ks.core.chart.store) for helm. An
+--     index is read again after INDEX_TTL seconds (spec.index_ttl).
 -- Every connection to a repository is guarded (ks.core.http's guard): a URL a namespace
 -- editor names reaches only public addresses, or the networks the operator allows
 -- (spec.allow, the operator's setting, host/netguard.h).
 local chart = require "ks.core.chart"
 local crypto = require "ks.core.crypto"
 local http = require "ks.core.http"
+local time = require "ks.core.time"
 local yaml = require "ks.core.yaml"
 local util = require "ks.release.util"
 
@@ -30,8 +32,12 @@ local _M = {}
 -- The largest index and chart accepted (bytes).
 _M.MAX_INDEX = 8 * 1024 * 1024
 _M.MAX_CHART = 16 * 1024 * 1024
+-- Seconds an index is used again before it is read anew (spec.index_ttl overrides).
+_M.INDEX_TTL = 30
 -- The .tgz already stored, by SHA-256: fetched once per process.
 local stored = {}
+-- The indexes read: { [url] = { text =, at = monotonic seconds } }.
+local indexes = {}
 
 
 local function get(url, spec, what, limit)
@@ -100,8 +106,15 @@ local function from_repo(spec, st)
   local what = spec.chart .. " " .. spec.version .. " of " .. base
   local pin_key = base .. " " .. spec.chart .. " " .. spec.version
   want = want or st.charts[pin_key]
-  local text, err = get(base .. "index.yaml", spec, "the repository's index", _M.MAX_INDEX)
-  if not text then return nil, err end
+  local iurl, ttl = base .. "index.yaml", tonumber(spec.index_ttl) or _M.INDEX_TTL
+  local memo = indexes[iurl]
+  local text = memo and time.monotonic() - memo.at < ttl and memo.text
+  if not text then
+    local err
+    text, err = get(iurl, spec, "the repository's index", _M.MAX_INDEX)
+    if not text then return nil, err end
+    indexes[iurl] = { text = text, at = time.monotonic() }
+  end
   local ok, index = pcall(yaml.decode, text)
   if not ok or type(index) ~= "table" then
     return nil, "the repository's index " .. base .. "index.yaml is not a Helm index"

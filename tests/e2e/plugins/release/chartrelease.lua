@@ -32,6 +32,8 @@ local ChartRelease = {
     charts_dir = { type = "string",
                    description = "where the charts are (else the operator setting charts_dir)" },
     poll = { type = "number", default = 1, description = "seconds between readiness checks" },
+    index_ttl = { type = "number", default = 30,
+                  description = "seconds a chart repository's index is used before it is read again" },
     allow_chart_networks = { type = "string", default = "",
                              description = "networks (CIDRs) chart repositories may be at " ..
                                "besides public addresses" },
@@ -60,7 +62,8 @@ local function spec_of(obj, ctx)
            namespace = obj.metadata.namespace, owner = obj, event = ctx.event, pins = s.pins,
            rollback_to = s.rollbackTo, dry_run = s.dryRun == true,
            run_pre_delete = s.runPreDelete == true, repo = s.repo, version = s.version,
-           digest = s.digest, allow = ctx.config.allow_chart_networks }
+           digest = s.digest, allow = ctx.config.allow_chart_networks,
+           index_ttl = ctx.config.index_ttl }
 end
 
 
