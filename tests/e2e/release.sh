@@ -296,9 +296,13 @@ check "pods: the message is bounded" -- \
 cr svc "$V3, \"manifests\": {\"configmap_extra\": false}, \"pod\": {\"fault\": {\"api\": \"never-ready\"}}}"
 eventually "$W" "pods: a pod that never gets Ready is named" h -- \
 	says svc Progressing "Deployment/svc-api: .*pod svc-api-[a-z0-9-]+ container api running but not Ready"
-# Fixed (the Deployment controller may leave the never-Ready ReplicaSet in place until the
-# next template: section 9's rollback waits for Ready).
+# Fixed: the fault annotation the chart no longer declares is removed from the template
+# (the live object held every declared field: only the changed declaration tells).
 cr svc "$V3, \"manifests\": {\"configmap_extra\": false}}"
+eventually "$W" "pods: fixed, the annotation no longer declared is gone and the release Ready" h -- \
+	ready svc
+check "pods: the api Deployment's template has no fault annotation" -- \
+	has deploy "$NS" svc-api '.spec.template.metadata.annotations["kupenstack.io/fake-kubelet"] == null'
 
 section_done
 # --- 8. dry run ------------------------------------------------------------------------

@@ -204,10 +204,13 @@ end
 -- the live objects in the order of objs, or nil, err.
 local function put_all(objs, ctx)
   local idx = inventory_index(ctx.st.inventory)
-  ctx.drift = {}
+  ctx.drift, ctx.changed = {}, {}
   for _, obj in ipairs(objs) do
     local prev = ctx.st.inventory[idx[obj.kind .. "/" .. obj.metadata.name] or 0]
     if prev ~= nil and prev.d == util.digest(obj) then ctx.drift[util.key(obj)] = true end
+    if prev ~= nil and prev.d ~= nil and prev.d ~= util.digest(obj) then
+      ctx.changed[util.key(obj)] = true
+    end
   end
   local lives, err = apply.put_many(objs, ctx)
   if not lives then return nil, err end
@@ -215,6 +218,19 @@ local function put_all(objs, ctx)
     ctx.applied[#ctx.applied + 1] = { obj = obj, live = lives[i] }
   end
   return lives
+end
+
+
+-- Record in the inventory what ctx applied: each listed object's UID and the digest of
+-- its declaration (what tells the next apply whether the declaration changed).
+local function record_applied(ctx, st)
+  local by = inventory_index(st.inventory)
+  for _, a in ipairs(ctx.applied) do
+    local i = by[a.obj.kind .. "/" .. a.obj.metadata.name]
+    local e = entry_of(a.obj, a.live)
+    e.hook = a.hook or nil
+    if i then st.inventory[i] = e end
+  end
 end
 
 
@@ -452,20 +468,17 @@ function _M.apply(spec)
   r.ready, r.total = #config, #parts.plain -- the workloads wait for the hooks
   if not ok then
     r.plan = ctx.plan
-    if not ctx.plan then state.save(spec.namespace, spec.name, st, spec.owner, labels) end
+    if not ctx.plan then
+      record_applied(ctx, st)
+      state.save(spec.namespace, spec.name, st, spec.owner, labels)
+    end
     return result(how == "failed" and "Failed" or "Progressing", r, msg)
   end
   local _, werr = put_all(workloads, ctx)
   if werr then return nil, werr end
 
   -- Every declared object is applied: record their UIDs, prune the rest, newest first.
-  local by = inventory_index(st.inventory)
-  for _, a in ipairs(ctx.applied) do
-    local i = by[a.obj.kind .. "/" .. a.obj.metadata.name]
-    local e = entry_of(a.obj, a.live)
-    e.hook = a.hook or nil
-    if i and not ctx.plan then st.inventory[i] = e end
-  end
+  if not ctx.plan then record_applied(ctx, st) end
   local left, perr = prune(ctx, spec, keep)
   if not left then return nil, perr end
   r.ready, r.total, r.waiting, r.failed = roll_up(ctx.applied)
