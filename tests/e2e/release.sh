@@ -49,6 +49,8 @@ printf 'charts_dir: "%s"\npoll: 0.5\nallow_chart_networks: "127.0.0.1/32"\nindex
 cp -r "$TOP/tests/fixtures/charts/osh-svc" "$WORK/src/"
 "$KS_HELM" package "$WORK/src/osh-svc" -d "$WORK/repo" >/dev/null || exit 3
 "$KS_HELM" repo index "$WORK/repo" || exit 3
+# The host stores fetched charts here (ks.core.chart.store), not in $TMPDIR.
+export KS_CHART_CACHE=$WORK/chart-cache
 RPORT=$(free_port)
 python3 -m http.server --bind 127.0.0.1 --directory "$WORK/repo" "$RPORT" >"$WORK/repo.log" 2>&1 &
 RPID=$!
