@@ -44,8 +44,9 @@ static void done(struct ks_lua_task *t, bool ok, int nres, const char *msg, void
 
 static struct result run(const char *src)
 {
-	struct ks_lua_host h = { .loop = &loop, .http = http, .metrics = metrics,
-				 .stdlib_dir = "stdlib" };
+	struct ks_lua_host h = {
+		.loop = &loop, .http = http, .metrics = metrics, .stdlib_dir = "stdlib"
+	};
 	struct ks_lua *e = ks_lua_new("test", &h, NULL);
 	struct result r = { 0 };
 	char *err = NULL;
@@ -63,12 +64,11 @@ static struct result run(const char *src)
 	return r;
 }
 
-#define ASSERT_OUT(src, want)                                                       \
-	do {                                                                        \
-		struct result r_ = run(src);                                        \
-		if (!r_.ok || strcmp(r_.out, (want)) != 0)                          \
-			FAIL_("%s: got %s \"%s\"", (want), r_.ok ? "ok" : "error", \
-			      r_.out);                                              \
+#define ASSERT_OUT(src, want)                                                               \
+	do {                                                                                \
+		struct result r_ = run(src);                                                \
+		if (!r_.ok || strcmp(r_.out, (want)) != 0)                                  \
+			FAIL_("%s: got %s \"%s\"", (want), r_.ok ? "ok" : "error", r_.out); \
 	} while (0)
 
 TEST(token_is_random_alphanumeric_and_counted)
@@ -154,16 +154,17 @@ TEST(guarded_requests_reach_allowed_networks_only)
 {
 	/* Port 1 on loopback is closed: allowed, the request is refused by the peer;
 	 * not allowed, by the guard before any connection. */
-	ASSERT_OUT("local http = require 'ks.core.http'\n"
-		   "local _, e1 = http.request{ url = 'http://127.0.0.1:1/', guard = true }\n"
-		   "local _, e2 = http.request{ url = 'http://127.0.0.1:1/', guard = true,\n"
-		   "                            allow = '127.0.0.0/8' }\n"
-		   "local _, e3 = http.request{ url = 'http://169.254.169.254:1/', guard = true,\n"
-		   "                            allow = '127.0.0.0/8', timeout = 5 }\n"
-		   "local _, e4 = http.request{ url = 'http://127.0.0.1:1/' }\n"
-		   "return table.concat({ e1.reason, e1.message:match('127.0.0.1 is a loopback') or\n"
-		   "  e1.message, e2.reason, e3.reason, e4.reason }, ',')",
-		   "Refused,127.0.0.1 is a loopback,ConnectionRefused,Refused,ConnectionRefused");
+	ASSERT_OUT(
+		"local http = require 'ks.core.http'\n"
+		"local _, e1 = http.request{ url = 'http://127.0.0.1:1/', guard = true }\n"
+		"local _, e2 = http.request{ url = 'http://127.0.0.1:1/', guard = true,\n"
+		"                            allow = '127.0.0.0/8' }\n"
+		"local _, e3 = http.request{ url = 'http://169.254.169.254:1/', guard = true,\n"
+		"                            allow = '127.0.0.0/8', timeout = 5 }\n"
+		"local _, e4 = http.request{ url = 'http://127.0.0.1:1/' }\n"
+		"return table.concat({ e1.reason, e1.message:match('127.0.0.1 is a loopback') or\n"
+		"  e1.message, e2.reason, e3.reason, e4.reason }, ',')",
+		"Refused,127.0.0.1 is a loopback,ConnectionRefused,Refused,ConnectionRefused");
 	ASSERT_OUT("local ok, err = pcall(require('ks.core.http').request,\n"
 		   "  { url = 'http://x/', guard = true, allow = 'nonsense' })\n"
 		   "return tostring(err):match('allow: .*') and 'raised' or tostring(err)",
