@@ -33,7 +33,9 @@ struct ks_http_req {
 	bool completing;
 	bool too_big;
 	size_t max_body;
-	struct ks_list link; /* in h->reqs or h->reap */
+	struct ks_netguard *guard; /* NULL: unguarded */
+	char refused[200];	   /* why the guard refused a connection, or "" */
+	struct ks_list link;	   /* in h->reqs or h->reap */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -59,6 +61,7 @@ static void req_free(struct ks_http_req *r)
 	curl_easy_cleanup(r->easy);
 	curl_slist_free_all(r->hdrs);
 	free(r->body);
+	free(r->guard);
 	ks_buf_deinit(&r->stream);
 	ks_buf_deinit(&r->resp.body);
 	ks_buf_deinit(&r->resp.headers);
@@ -164,6 +167,10 @@ static void complete(struct ks_http *h, struct ks_http_req *r, CURLcode rc)
 	if (!r->cancelled) {
 		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->resp.status);
 		r->resp.err = stopped ? -ECANCELED : curl_err(rc);
+		if (r->refused[0]) {
+			r->resp.err = -EACCES;
+			snprintf(r->errbuf, sizeof(r->errbuf), "%s", r->refused);
+		}
 		if (r->too_big) {
 			r->resp.err = -EFBIG;
 			snprintf(r->errbuf, sizeof(r->errbuf), "response body over %zu bytes",
@@ -299,6 +306,32 @@ static void set_method(struct ks_http_req *r, const struct ks_http_opts *o)
 	}
 }
 
+/* A guarded request's connections are opened where the guard allows only. */
+static curl_socket_t guarded_open(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct ks_http_req *r = ud;
+
+	if (purpose == CURLSOCKTYPE_IPCXN &&
+	    !ks_netguard_allows(r->guard, &a->addr, r->refused, sizeof(r->refused)))
+		return CURL_SOCKET_BAD;
+	return socket(a->family, a->socktype, a->protocol);
+}
+
+static void set_guard(struct ks_http_req *r, const struct ks_netguard *g)
+{
+	if (!g)
+		return;
+	r->guard = ks_xmalloc(sizeof(*r->guard));
+	*r->guard = *g;
+	curl_easy_setopt(r->easy, CURLOPT_NOPROXY, "*");
+	/* Never a connection the pool holds from an unguarded request (to an address
+	 * the guard refuses), and none left for one to take over. */
+	curl_easy_setopt(r->easy, CURLOPT_FRESH_CONNECT, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_FORBID_REUSE, 1L);
+	curl_easy_setopt(r->easy, CURLOPT_OPENSOCKETFUNCTION, guarded_open);
+	curl_easy_setopt(r->easy, CURLOPT_OPENSOCKETDATA, r);
+}
+
 struct ks_http_req *ks_http_request(struct ks_http *h, const struct ks_http_opts *o)
 {
 	struct ks_http_req *r = ks_xcalloc(1, sizeof(*r));
@@ -339,6 +372,7 @@ struct ks_http_req *ks_http_request(struct ks_http *h, const struct ks_http_opts
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	set_tls(e, o->tls);
 	set_method(r, o);
+	set_guard(r, o->guard);
 	if (curl_multi_add_handle(h->cu.multi, e) != CURLM_OK) {
 		req_free(r);
 		return NULL;

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "ks.h"
+#include "netguard.h"
 
 struct ks_http;
 struct ks_http_req;
@@ -36,7 +37,8 @@ struct ks_http_resp {
 	/* HTTP status, or 0 when no response came (then err says why). */
 	long status;
 	/* 0, or a negative errno: -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -ECANCELED
-	 * (the data callback asked to stop), -EPROTO (TLS or protocol), -EIO. */
+	 * (the data callback asked to stop), -EPROTO (TLS or protocol), -EACCES (the
+	 * guard refused the address), -EIO. */
 	int err;
 	/* libcurl's one-line explanation when err != 0, else "". */
 	const char *errmsg;
@@ -78,6 +80,11 @@ struct ks_http_opts {
 	size_t max_body;
 	/* NULL uses the system's trust store. */
 	const struct ks_http_tls *tls;
+	/* When set (copied): the request's connection is a fresh one (never one of the
+	 * pool, nor kept for it), opened only to an address the guard allows (netguard.h),
+	 * with no proxy (redirects are not followed); a refused address fails the request
+	 * with -EACCES and errmsg saying why. For URLs a tenant names. */
+	const struct ks_netguard *guard;
 	ks_http_data_cb on_data;
 	ks_http_done_cb on_done;
 	void *data;

@@ -31,6 +31,8 @@ int ks_lua_open_helm(lua_State *L);
 int ks_lua_open_fault(lua_State *L);
 int ks_lua_open_amqp(lua_State *L);
 int ks_lua_open_transfer(lua_State *L);
+int ks_lua_open_crypto(lua_State *L);
+int ks_lua_open_chart(lua_State *L);
 
 /*
  * JSON <-> Lua. Objects become tables; arrays become tables with the array

@@ -4,9 +4,13 @@
  *
  *   res, err = http.request{ method = "GET", url = "https://...", headers = { k = v },
  *                            body = "...", timeout = 60, ca_file = ..., cert_file = ...,
- *                            key_file = ... }
+ *                            key_file = ..., guard = true, allow = "127.0.0.0/8" }
  *   res = { status = 200, headers = { ["content-type"] = "..." }, body = "..." }
  *   err = { code = 0, reason = "ConnectionRefused" | "Timeout" | ..., message = "..." }
+ *
+ * guard = true: the URL is a tenant's; the connection goes only to a public address or
+ * one of the networks in allow (the operator's list, host/netguard.h), fresh, with no
+ * proxy; else err.reason "Refused" says which address and why.
  *
  * Every request sent for real (not a fake's) that completes is counted in the host's
  * registry as kupenstack_http_client_requests_total{method,code}, code "0" when no
@@ -54,6 +58,8 @@ static const char *reason_of(int err)
 		return "ConnectionReset";
 	case -EPROTO:
 		return "TLSError";
+	case -EACCES:
+		return "Refused";
 	default:
 		return "TransportError";
 	}
@@ -270,9 +276,26 @@ static int request(lua_State *L)
 	double timeout, left;
 	bool changes_nothing;
 	size_t blen = 0;
+	struct ks_netguard g;
 	int i, rc;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_getfield(L, 1, "guard");
+	if (lua_toboolean(L, -1)) {
+		char *gerr = NULL;
+
+		lua_getfield(L, 1, "allow");
+		if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+			return luaL_error(L, "http.request: 'allow' must be a string of networks");
+		if (ks_netguard_parse(&g, lua_tostring(L, -1), &gerr) != 0) {
+			lua_pushfstring(L, "http.request: allow: %s", gerr);
+			free(gerr);
+			return lua_error(L);
+		}
+		o.guard = &g;
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
 	o.method = opt_field(L, "method");
 	o.url = opt_field(L, "url");
 	if (!o.url || (strncmp(o.url, "http://", 7) && strncmp(o.url, "https://", 8)))

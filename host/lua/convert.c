@@ -49,6 +49,7 @@ static const struct {
 	{ "ks.core.config", ks_lua_open_config }, { "ks.core.metrics", ks_lua_open_metrics },
 	{ "ks.core.helm", ks_lua_open_helm },	  { "ks.core.fault", ks_lua_open_fault },
 	{ "ks.core.amqp", ks_lua_open_amqp },	  { "ks.core.transfer", ks_lua_open_transfer },
+	{ "ks.core.crypto", ks_lua_open_crypto }, { "ks.core.chart", ks_lua_open_chart },
 };
 
 static int error_tostring(lua_State *L)

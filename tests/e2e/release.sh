@@ -16,7 +16,12 @@
 #   object removed from the chart pruned; a failing Job reported with its message; dry run;
 #   rollback to revision 1; isolation (another namespace, a cluster-scoped object, a forged
 #   inventory entry); kill -9 of the host mid-apply; release deletion with and without the
-#   pre-delete hook.
+#   pre-delete hook; quantities the API server rewrites (0.5 -> 500m) make no write; a
+#   crash-looping and a never-Ready pod named in the status; pins from OpenSSL; charts
+#   from a .tgz and from a chart repository served on loopback (python3 -m http.server),
+#   pinned by content digest: other content under the same version refused, nothing
+#   applied; bytes unlike the index's digest refused; a repository at an address the
+#   operator did not allow refused.
 # No timed assertions: polls with generous bounds, then outcomes, counts and order.
 . "$(dirname "$0")/lib.sh"
 
@@ -30,9 +35,27 @@ W2=$((W / 2))
 NS=rel-$$
 VICTIM=rel-victim-$$
 PLUG=$WORK/plugins
-mkdir -p "$PLUG"
+mkdir -p "$PLUG" "$WORK/charts" "$WORK/src" "$WORK/repo"
 cp "$E2E/plugins/release/chartrelease.lua" "$PLUG/"
-printf 'charts_dir: "%s"\npoll: 0.5\n' "$TOP/tests/fixtures/charts" >"$PLUG/chartrelease.config.yaml"
+# The operator's charts: the fixture chart as a directory and as a .tgz.
+ln -s "$TOP/tests/fixtures/charts/osh-svc" "$WORK/charts/osh-svc"
+"$KS_HELM" package "$TOP/tests/fixtures/charts/osh-svc" -d "$WORK/charts" >/dev/null || exit 3
+# Chart repositories may be on 127.0.0.1 only (the operator's allow-list); their index is
+# read at every apply (the repository changes under the test).
+printf 'charts_dir: "%s"\npoll: 0.5\nallow_chart_networks: "127.0.0.1/32"\nindex_ttl: 0\n' \
+	"$WORK/charts" >"$PLUG/chartrelease.config.yaml"
+# A chart repository (Helm's index.yaml protocol) served on loopback: test scaffolding; the
+# host's own HTTP client fetches from it.
+cp -r "$TOP/tests/fixtures/charts/osh-svc" "$WORK/src/"
+"$KS_HELM" package "$WORK/src/osh-svc" -d "$WORK/repo" >/dev/null || exit 3
+"$KS_HELM" repo index "$WORK/repo" || exit 3
+# The host stores fetched charts here (ks.core.chart.store), not in $TMPDIR.
+export KS_CHART_CACHE=$WORK/chart-cache
+RPORT=$(free_port)
+python3 -m http.server --bind 127.0.0.1 --directory "$WORK/repo" "$RPORT" >"$WORK/repo.log" 2>&1 &
+RPID=$!
+REPO=http://127.0.0.1:$RPORT
+until_ok 30 curl -sf -o /dev/null "$REPO/index.yaml" || exit 3
 
 k apply -f "$E2E/chartrelease-crd.yaml" -f "$E2E/release-rbac.yaml" >/dev/null || exit 3
 k wait --for condition=established --timeout=60s crd/chartreleases.test.kupenstack.io >/dev/null
@@ -156,6 +179,7 @@ image_of() { field deploy "$NS" "$1" '.spec.template.spec.containers[0].image'; 
 release_cleanup() {
 	local ns o
 	[ -n "${HPID[h]:-}" ] && stop_host h TERM
+	kill "$RPID" 2>/dev/null
 	for ns in "${NAMESPACES[@]}"; do
 		for o in $(k get chartreleases -n "$ns" -o name 2>/dev/null); do
 			k patch "$o" -n "$ns" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
@@ -266,6 +290,21 @@ eventually "$W" "failure: a failing Job turns the release Failed with the Job's 
 cr svc "$V3, \"manifests\": {\"configmap_extra\": false}}"
 eventually "$W" "failure: fixed, the Job is re-created and the release is Ready" h -- \
 	ready svc
+cr svc "$V3, \"manifests\": {\"configmap_extra\": false}, \"pod\": {\"fault\": {\"api\": \"crashloop\"}}}"
+eventually "$W" "pods: a crash-looping pod is named with its container's reason and message" h -- \
+	says svc Progressing "Deployment/svc-api: .*pod svc-api-[a-z0-9-]+ container api: CrashLoopBackOff: back-off"
+check "pods: the message is bounded" -- \
+	has chartrelease "$NS" svc '.status.conditions[] | select(.type == "Ready") | .message | length < 700'
+cr svc "$V3, \"manifests\": {\"configmap_extra\": false}, \"pod\": {\"fault\": {\"api\": \"never-ready\"}}}"
+eventually "$W" "pods: a pod that never gets Ready is named" h -- \
+	says svc Progressing "Deployment/svc-api: .*pod svc-api-[a-z0-9-]+ container api running but not Ready"
+# Fixed: the fault annotation the chart no longer declares is removed from the template
+# (the live object held every declared field: only the changed declaration tells).
+cr svc "$V3, \"manifests\": {\"configmap_extra\": false}}"
+eventually "$W" "pods: fixed, the annotation no longer declared is gone and the release Ready" h -- \
+	ready svc
+check "pods: the api Deployment's template has no fault annotation" -- \
+	has deploy "$NS" svc-api '.spec.template.metadata.annotations["kupenstack.io/fake-kubelet"] == null'
 
 section_done
 # --- 8. dry run ------------------------------------------------------------------------
@@ -321,6 +360,84 @@ check "pins: the Secret holds the value generated once and kept in the release's
 	pinned_in_use svc
 check "pre-install: the hook Secret was never rewritten (same random key as at install)" -- \
 	test "$(field secret "$NS" svc-fernet .data.key)" = "$fernet"
+tokens=$(metric h 'kupenstack_crypto_random_total{fn="token"}')
+check "pins: the value was drawn from OpenSSL (ks.core.crypto.token called ${tokens:-0} times)" -- \
+	test "${tokens:-0}" -ge 1
+
+section_done
+# --- 11b. charts from a .tgz and from a repository -------------------------------------
+# Light values: no workload, no hook; the charts' content is what is tested.
+LIGHT='{"manifests": {"deployment_api": false, "deployment_worker": false, "job_db_sync": false, "job_bootstrap": false, "job_ks_user": false, "job_pre_delete": false, "pdb_api": false, "cronjob_cleanup": false, "hook_pre_install": false, "pod_test": false}}'
+k apply -n "$NS" -f - >/dev/null <<EOF
+apiVersion: test.kupenstack.io/v1
+kind: ChartRelease
+metadata: {name: tgz}
+spec: {chart: osh-svc-0.1.0.tgz, values: $LIGHT}
+EOF
+eventually "$W" "tgz: a chart from a .tgz of the charts directory becomes Ready" h -- ready tgz
+check "tgz: the chart's content digest is in the status" -- \
+	has chartrelease "$NS" tgz '.status.chartDigest | test("^[0-9a-f]{16}$")'
+# crr NAME VERSION [EXTRA_SPEC_YAML] [REPO]: a ChartRelease of osh-svc from the repository.
+crr() {
+	k apply -n "$NS" -f - >/dev/null <<EOF
+apiVersion: test.kupenstack.io/v1
+kind: ChartRelease
+metadata:
+  name: $1
+spec:
+  chart: osh-svc
+  repo: ${4:-$REPO}
+  version: "$2"
+  values: $LIGHT
+${3:-}
+EOF
+}
+pin_of() { secret_json "$1" | jq -r '.charts | to_entries[0].value'; }
+note_of() { field configmap "$NS" "$1" .data.note; }
+sha1=$(sha256sum "$WORK/repo/osh-svc-0.1.0.tgz" | cut -d' ' -f1)
+crr repo 0.1.0
+eventually "$W" "repo: osh-svc 0.1.0 from the repository on loopback becomes Ready" h -- ready repo
+check "repo: the status names the .tgz's SHA-256 as the chart's digest" -- \
+	has chartrelease "$NS" repo ".status.chartDigest == \"sha256:$sha1\""
+check "repo: the release's state pins that digest for (repository, chart, version)" -- \
+	test "$(pin_of repo)" = "$sha1"
+check "repo: the host fetched index.yaml and the .tgz itself" -- \
+	grep -q 'GET /osh-svc-0.1.0.tgz' "$WORK/repo.log"
+# The repository now serves other content under the same version (and says so in its
+# index): refused, nothing applied.
+rev=$(crj repo .status.revision)
+note1=$(note_of repo-extra)
+sed -i 's/then pruned/then pruned (repackaged)/' "$WORK/src/osh-svc/templates/configmap-extra.yaml"
+"$KS_HELM" package "$WORK/src/osh-svc" -d "$WORK/repo" >/dev/null
+"$KS_HELM" repo index "$WORK/repo"
+sha2=$(sha256sum "$WORK/repo/osh-svc-0.1.0.tgz" | cut -d' ' -f1)
+poke repo
+check "repo: other content under version 0.1.0 turns the release Failed naming both digests" -- \
+	says repo Failed "osh-svc 0.1.0 .*lists content sha256:$sha2 but the release is pinned to sha256:$sha1.*nothing applied"
+check "repo: nothing was applied (the ConfigMap holds the pinned content, same revision)" -- \
+	test "$(note_of repo-extra)" = "$note1" -a "$(crj repo .status.revision)" = "$rev"
+crr repo 0.1.0 "  digest: sha256:$sha2"
+eventually "$W" "repo: with spec.digest naming the new content, it is applied" h -- \
+	has configmap "$NS" repo-extra '.data.note | test("repackaged")'
+# A repository whose bytes are not what its index says (version 0.2.0, never fetched).
+sed -i 's/^version: .*/version: 0.2.0/' "$WORK/src/osh-svc/Chart.yaml"
+"$KS_HELM" package "$WORK/src/osh-svc" -d "$WORK/repo" >/dev/null
+"$KS_HELM" repo index "$WORK/repo"
+sha3=$(sha256sum "$WORK/repo/osh-svc-0.2.0.tgz" | cut -d' ' -f1)
+printf 'tampered' >>"$WORK/repo/osh-svc-0.2.0.tgz"
+crr lied 0.2.0
+eventually "$W2" "repo: bytes unlike the index's digest are refused" h -- \
+	says lied Failed "served content sha256:[0-9a-f]{64} but its index lists sha256:$sha3"
+check "repo: nothing of the refused release was applied" -- absent configmap -n "$NS" lied-extra
+# A namespace editor names a repository at an address the operator did not allow (another
+# loopback address; the cloud's metadata address): refused before any connection.
+crr probe 0.1.0 "" "http://127.0.0.2:$RPORT"
+eventually "$W2" "isolation: a repository on a loopback address not allowed is refused" h -- \
+	says probe Failed "127.0.0.2 is a loopback address"
+crr probe 0.1.0 "" "http://169.254.169.254/charts"
+eventually "$W2" "isolation: the metadata address is refused" h -- \
+	says probe Failed "169.254.169.254 is a link-local"
+for o in tgz repo lied probe; do k delete chartrelease -n "$NS" "$o" --wait=false >/dev/null; done
 
 section_done
 # --- 12. kill -9 mid-apply -------------------------------------------------------------

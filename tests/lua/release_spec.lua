@@ -15,6 +15,7 @@ local SERVED = {
   ["policy/v1beta1"] = { { name = "poddisruptionbudgets", kind = "PodDisruptionBudget",
                            namespaced = true } },
   ["batch/v1"] = { { name = "jobs", kind = "Job", namespaced = true } },
+  ["apps/v1"] = { { name = "deployments", kind = "Deployment", namespaced = true } },
   ["batch/v1beta1"] = { { name = "cronjobs", kind = "CronJob", namespaced = true } },
   ["rbac.authorization.k8s.io/v1"] = { { name = "clusterroles", kind = "ClusterRole",
                                          namespaced = false } },
@@ -193,6 +194,17 @@ describe("ks.release", function()
       assert.truthy(err:find("CronJob/c", 1, true) and err:find("spec.timeZone", 1, true))
       _, err = fit.fit({ obj("example.com/v9", "Gizmo", "g") }, "ns")
       assert.truthy(err:find("serves no example.com/v9 Gizmo", 1, true))
+    end)
+
+    it("writes quantities given as numbers as strings (server-side apply refuses numbers)", function()
+      local d = obj("apps/v1", "Deployment", "d", { spec = { template = { spec = {
+        containers = { { name = "c", resources = { requests = { cpu = 0.5, memory = "1Gi" },
+                                                   limits = { cpu = 2 } } } },
+        volumes = { { name = "v", emptyDir = { sizeLimit = 1000 } } } } } } })
+      local out = assert(fit.fit({ d }, "ns"))
+      local c = out[1].spec.template.spec.containers[1].resources
+      assert.same({ requests = { cpu = "0.5", memory = "1Gi" }, limits = { cpu = "2" } }, c)
+      assert.equal("1000", out[1].spec.template.spec.volumes[1].emptyDir.sizeLimit)
     end)
 
     it("refuses another namespace and cluster-scoped kinds", function()

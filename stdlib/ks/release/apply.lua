@@ -130,15 +130,23 @@ end
 
 
 -- What obj needs, live being the object (false: absent): "keep", "recreate" or "apply",
--- and for an update the first field that differs.
-local function decide(obj, live)
+-- and for an update the first field that differs. The live object holding every declared
+-- field is not enough when the declaration changed since it was applied last
+-- (ctx.changed): a field it no longer declares (an annotation, a map's key) is still
+-- there, and only an apply removes it.
+local function decide(obj, live, ctx)
   if live and IMMUTABLE[obj.kind] then
     local have = ((live.metadata.annotations or {})[_M.HASH])
     if have == obj.metadata.annotations[_M.HASH] then return "keep" end
     return "recreate"
   end
   local where = live and util.differs(obj, live)
-  if live and not where then return "keep" end
+  if live and not where then
+    if ctx.changed and ctx.changed[util.key(obj)] then
+      return "apply", "(a field no longer declared)"
+    end
+    return "keep"
+  end
   return "apply", where
 end
 
@@ -173,13 +181,14 @@ end
 
 -- Bring obj to its declaration. ctx: { writes = n, plan = {} | nil (dry run when set),
 -- event = function(type, reason, message) | nil, drift = { [key] = true } (the
--- declarations that are the ones applied last: a difference is someone else's change) }.
+-- declarations that are the ones applied last: a difference is someone else's change),
+-- changed = { [key] = true } (the declarations that differ from the ones applied last) }.
 -- Returns the live object after (the declared one in a dry run), or nil, err.
 function _M.put(obj, ctx)
   prepare(obj)
   local live, err = _M.live(obj)
   if live == nil then return nil, err end
-  local what, where = decide(obj, live)
+  local what, where = decide(obj, live, ctx)
   if what == "keep" then return live end
   if ctx.plan then
     plan(ctx, what == "recreate" and "recreate" or (live and "update" or "create"), obj,
@@ -223,7 +232,7 @@ function _M.put_many(objs, ctx)
         util.truncate(tostring(r.reason) .. ": " .. tostring(r.message))
     end
     local live = r.object or false
-    local what, where = decide(obj, live)
+    local what, where = decide(obj, live, ctx)
     if what == "keep" then
       out[i] = live
     elseif ctx.plan then

@@ -8,6 +8,9 @@
 -- namespace editor must not reach beyond it through chart values). Service ports get the
 -- protocol default that server-side apply on 1.20 otherwise rejects; a Secret's stringData
 -- becomes data, as the API server would store it, so that a re-apply compares equal.
+-- Quantities written as YAML numbers (`cpu: 0.5`) become strings: server-side apply on
+-- 1.20 refuses a number there ("expected string"); util.differs then compares them with
+-- the canonical form the server stores ("500m") by value.
 local kube = require "ks.core.kube"
 local time = require "ks.core.time"
 local base64 = require "ks.base64"
@@ -108,6 +111,42 @@ local function fit_service(obj)
 end
 
 
+local function stringify(map)
+  if type(map) ~= "table" then return end
+  for k, v in pairs(map) do
+    if type(v) == "number" then map[k] = string.format("%.15g", v) end
+  end
+end
+
+
+-- Every `resources` (requests, limits) anywhere in v; sizeLimit fields.
+local function fit_resources(v, depth)
+  if type(v) ~= "table" or depth > 32 then return end
+  for k, x in pairs(v) do
+    if k == "resources" and type(x) == "table" then
+      stringify(x.requests)
+      stringify(x.limits)
+    elseif k == "sizeLimit" and type(x) == "number" then
+      v[k] = string.format("%.15g", x)
+    end
+    fit_resources(x, depth + 1)
+  end
+end
+
+
+local function fit_quantities(obj)
+  fit_resources(obj.spec, 0)
+  if obj.kind == "ResourceQuota" then stringify((obj.spec or {}).hard) end
+  if obj.kind == "LimitRange" then
+    for _, l in ipairs((obj.spec or {}).limits or {}) do
+      for _, f in ipairs({ "max", "min", "default", "defaultRequest", "maxLimitRequestRatio" }) do
+        stringify(l[f])
+      end
+    end
+  end
+end
+
+
 local function fit_secret(obj)
   if type(obj.stringData) ~= "table" then return end
   obj.data = obj.data or {}
@@ -139,6 +178,7 @@ function _M.fit(objs, ns)
         "': a release holds objects of its namespace (" .. ns .. ") only"
     end
     obj.metadata.namespace = ns
+    fit_quantities(obj)
     if obj.kind == "Service" and obj.apiVersion == "v1" then
       fit_service(obj)
     elseif obj.kind == "Secret" and obj.apiVersion == "v1" then

@@ -7,21 +7,30 @@
 --                            namespace = obj.metadata.namespace, owner = obj,
 --                            event = ctx.event, pins = { ["secrets.key"] = 32 },
 --                            rollback_to = nil, dry_run = false, concurrency = 4 }
+--   -- or a chart of a repository (Helm's index.yaml), pinned by its content's SHA-256
+--   -- (spec.digest, else the digest seen first), fetched only from public addresses or
+--   -- the networks the operator allows (ks.release.source):
+--   release.apply{ repo = "https://charts.example/", chart = "keystone", version = "0.3.1",
+--                  digest = "sha256:...", allow = settings.allow_chart_networks, ... }
 --   r = { phase = "Ready"|"Progressing"|"Failed", ready = 3, total = 5,
 --         progress = "3/5 ready", message = "waiting for Deployment/keystone-api: ...",
---         revision = 2, writes = 0, plan = {...} (dry run), nondeterministic = {...} }
+--         revision = 2, writes = 0, plan = {...} (dry run), nondeterministic = {...},
+--         chart_digest = "sha256:..." (a repository's) | "<16 hex>" (a local chart's) }
 --   local done, err = release.delete{ name =, namespace =, run_pre_delete = true }
 --
--- The parts: render (ks.core.helm, pins, the determinism check), fit (discovery, version
+-- The parts: source (the chart and its content digest), render (ks.core.helm, pins, the
+-- determinism check), fit (discovery, version
 -- fallbacks, namespace confinement), apply (one object), hooks, readiness, state (the
 -- inventory, history, hook runs and pins, in a Secret of the release).
+local crypto = require "ks.core.crypto"
 local fault = require "ks.core.fault"
 local helm = require "ks.core.helm"
-local time = require "ks.core.time"
+local kube = require "ks.core.kube"
 local apply = require "ks.release.apply"
 local fit = require "ks.release.fit"
 local hooks = require "ks.release.hooks"
 local readiness = require "ks.release.readiness"
+local source = require "ks.release.source"
 local state = require "ks.release.state"
 local util = require "ks.release.util"
 
@@ -86,21 +95,10 @@ local function set_path(t, path, v)
 end
 
 
-local ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-local seeded = false
-
-
+-- A pinned value: n characters of [A-Za-z0-9] from OpenSSL's CSPRNG (ks.core.crypto),
+-- never math.random (a seeded, guessable generator).
 local function generate(n)
-  if not seeded then
-    math.randomseed(math.floor((time.now() % 1e4) * 1e5 + time.monotonic() * 1e3))
-    seeded = true
-  end
-  local out = {}
-  for i = 1, n do
-    local j = math.random(1, #ALNUM)
-    out[i] = ALNUM:sub(j, j)
-  end
-  return table.concat(out)
+  return crypto.token(n)
 end
 
 
@@ -121,9 +119,13 @@ local function values_of(spec, st)
   local v = util.canonical(values)
   local copy = require("ks.core.json").decode(v)
   for path, len in pairs(spec.pins or {}) do
+    len = tonumber(len) or 32
+    if len < 1 or len > 4096 or len % 1 ~= 0 then
+      return nil, "pins." .. tostring(path) .. ": the length must be a whole number of 1..4096"
+    end
     local given = util.at(copy, path)
     if given == nil or given == "" then
-      st.pins[path] = st.pins[path] or generate(tonumber(len) or 32)
+      st.pins[path] = st.pins[path] or generate(len)
       set_path(copy, path, st.pins[path])
     end
   end
@@ -131,17 +133,19 @@ local function values_of(spec, st)
 end
 
 
-local function render(spec, values, salt)
+-- Render the chart at path (source.resolve's) with values.
+local function render(spec, path, values, salt)
   local v = values
   if salt then
     v = util.canonical(values)
     v = require("ks.core.json").decode(v)
     v.__kupenstack_render_check = salt
   end
-  local objs, err = helm.render(spec.chart, v, { release = spec.name,
+  local objs, err = helm.render(path, v, { release = spec.name,
                                                   namespace = spec.namespace,
                                                   timeout = spec.timeout })
   if not objs then
+    source.forget(path)
     return nil, "could not render " .. tostring(spec.chart) .. ": " ..
       util.truncate(tostring(err))
   end
@@ -200,10 +204,13 @@ end
 -- the live objects in the order of objs, or nil, err.
 local function put_all(objs, ctx)
   local idx = inventory_index(ctx.st.inventory)
-  ctx.drift = {}
+  ctx.drift, ctx.changed = {}, {}
   for _, obj in ipairs(objs) do
     local prev = ctx.st.inventory[idx[obj.kind .. "/" .. obj.metadata.name] or 0]
     if prev ~= nil and prev.d == util.digest(obj) then ctx.drift[util.key(obj)] = true end
+    if prev ~= nil and prev.d ~= nil and prev.d ~= util.digest(obj) then
+      ctx.changed[util.key(obj)] = true
+    end
   end
   local lives, err = apply.put_many(objs, ctx)
   if not lives then return nil, err end
@@ -211,6 +218,19 @@ local function put_all(objs, ctx)
     ctx.applied[#ctx.applied + 1] = { obj = obj, live = lives[i] }
   end
   return lives
+end
+
+
+-- Record in the inventory what ctx applied: each listed object's UID and the digest of
+-- its declaration (what tells the next apply whether the declaration changed).
+local function record_applied(ctx, st)
+  local by = inventory_index(st.inventory)
+  for _, a in ipairs(ctx.applied) do
+    local i = by[a.obj.kind .. "/" .. a.obj.metadata.name]
+    local e = entry_of(a.obj, a.live)
+    e.hook = a.hook or nil
+    if i then st.inventory[i] = e end
+  end
 end
 
 
@@ -254,7 +274,24 @@ local function run_post_hooks(post, ctx)
 end
 
 
--- Readiness of the applied plain objects: ready count, total, first waiting, first failed.
+local POD = { version = "v1", kind = "Pod" }
+local HAS_PODS = { Deployment = true, StatefulSet = true, DaemonSet = true }
+
+
+-- Why live's pods are not ready (" (pod x container y: CrashLoopBackOff: ...)"), from the
+-- pods the plugin's cache holds (it watches Pods: kube.list; else "").
+local function pods_say(live)
+  local sel = (((live.spec or {}).selector) or {}).matchLabels
+  if not HAS_PODS[live.kind] or type(sel) ~= "table" or next(sel) == nil then return "" end
+  local ok, pods = pcall(kube.list, POD, { namespace = live.metadata.namespace, labels = sel })
+  if not ok or type(pods) ~= "table" then return "" end
+  local why = readiness.pod_problem(pods, 300)
+  return why and (" (" .. why .. ")") or ""
+end
+
+
+-- Readiness of the applied plain objects: ready count, total, first waiting, first failed
+-- (a workload's with what its pods say).
 local function roll_up(applied)
   local ready, total, waiting, failed = 0, 0, nil, nil
   for _, a in ipairs(applied) do
@@ -264,9 +301,10 @@ local function roll_up(applied)
       if s == "ready" then
         ready = ready + 1
       elseif s == "failed" then
-        failed = failed or (util.name(a.obj) .. ": " .. msg)
+        failed = failed or (util.name(a.obj) .. ": " .. msg .. pods_say(a.live))
       else
-        waiting = waiting or ("waiting for " .. util.name(a.obj) .. ": " .. msg)
+        waiting = waiting or ("waiting for " .. util.name(a.obj) .. ": " .. msg ..
+                              pods_say(a.live))
       end
     end
   end
@@ -314,12 +352,12 @@ local function prune(ctx, spec, keep)
 end
 
 
-local function record_revision(st, key, values, rollback_of, nd)
+local function record_revision(st, key, values, rollback_of, nd, chart)
   local last = st.history[#st.history]
   if last and last.key == key then return last.revision end
   local n = last and last.revision + 1 or 1
   st.history[#st.history + 1] = { revision = n, key = key, values = values,
-                                  rollback_of = rollback_of, nd = nd }
+                                  rollback_of = rollback_of, nd = nd, chart = chart }
   while #st.history > state.KEEP do table.remove(st.history, 1) end
   return n
 end
@@ -342,14 +380,18 @@ function _M.apply(spec)
   if not st then return nil, err end
   local values, verr = values_of(spec, st)
   if not values then return result("Failed", r, verr) end
-  local objs, rerr = render(spec, values)
+  local path, content = source.resolve(spec, st)
+  if not path then return result("Failed", r, content) end
+  r.chart_digest = content
+  local objs, rerr = render(spec, path, values)
   if not objs then return nil, rerr end
   local last = st.history[#st.history]
-  local key = util.digest({ chart = spec.chart, values = values, render = util.canonical(objs) })
+  -- A revision is its chart's content, its values and its render.
+  local key = util.digest({ chart = content, values = values, render = util.canonical(objs) })
   if last and last.key == key then
     r.nondeterministic = last.nd
   else
-    local again, aerr = render(spec, values, key)
+    local again, aerr = render(spec, path, values, key)
     if not again then return nil, aerr end
     local diffs = compare_renders(objs, again)
     if #diffs > 0 then
@@ -426,27 +468,25 @@ function _M.apply(spec)
   r.ready, r.total = #config, #parts.plain -- the workloads wait for the hooks
   if not ok then
     r.plan = ctx.plan
-    if not ctx.plan then state.save(spec.namespace, spec.name, st, spec.owner, labels) end
+    if not ctx.plan then
+      record_applied(ctx, st)
+      state.save(spec.namespace, spec.name, st, spec.owner, labels)
+    end
     return result(how == "failed" and "Failed" or "Progressing", r, msg)
   end
   local _, werr = put_all(workloads, ctx)
   if werr then return nil, werr end
 
   -- Every declared object is applied: record their UIDs, prune the rest, newest first.
-  local by = inventory_index(st.inventory)
-  for _, a in ipairs(ctx.applied) do
-    local i = by[a.obj.kind .. "/" .. a.obj.metadata.name]
-    local e = entry_of(a.obj, a.live)
-    e.hook = a.hook or nil
-    if i and not ctx.plan then st.inventory[i] = e end
-  end
+  if not ctx.plan then record_applied(ctx, st) end
   local left, perr = prune(ctx, spec, keep)
   if not left then return nil, perr end
   r.ready, r.total, r.waiting, r.failed = roll_up(ctx.applied)
   if not ctx.plan then
     st.inventory = left
     st.installed = true
-    r.revision = record_revision(st, key, values, spec.rollback_to, r.nondeterministic)
+    r.revision = record_revision(st, key, values, spec.rollback_to, r.nondeterministic,
+                                 content)
     local n, serr = state.save(spec.namespace, spec.name, st, spec.owner, labels)
     if not n then return nil, serr end
     ctx.writes = ctx.writes + n
@@ -479,7 +519,9 @@ function _M.delete(spec)
   local ctx, ran = new_ctx(spec, st), {}
   if spec.run_pre_delete and spec.chart and #st.history > 0 then
     local values = st.history[#st.history].values
-    local objs, rerr = render(spec, values)
+    local path, serr = source.resolve(spec, st)
+    if not path then return nil, serr end
+    local objs, rerr = render(spec, path, values)
     if not objs then return nil, rerr end
     local fitted, ferr = fit.fit(objs, spec.namespace)
     if not fitted then return nil, ferr end

@@ -122,6 +122,55 @@ function _M.watched(kind)
 end
 
 
+-- Why a workload's pods are not ready, from the pods (live objects): the first pod with a
+-- container waiting for a reason other than its start (CrashLoopBackOff, ImagePullBackOff,
+-- ...) with the reason, message and restarts, else the first pod with a container not
+-- Ready, else one not scheduled; nil when every pod is ready. Cut to at most limit bytes.
+local SOFT_WAIT = { ContainerCreating = true, PodInitializing = true }
+
+
+function _M.pod_problem(pods, limit)
+  limit = limit or 300
+  local function cut(s)
+    if #s <= limit then return s end
+    return s:sub(1, limit) .. "..."
+  end
+  local unready, pending
+  for _, p in ipairs(pods or {}) do
+    local name = "pod " .. tostring((p.metadata or {}).name)
+    local st = p.status or {}
+    local all = {}
+    for _, c in ipairs(st.initContainerStatuses or {}) do all[#all + 1] = c end
+    for _, c in ipairs(st.containerStatuses or {}) do all[#all + 1] = c end
+    for _, c in ipairs(all) do
+      local w = (c.state or {}).waiting
+      if w and w.reason and not SOFT_WAIT[w.reason] then
+        local last = ((c.lastState or {}).terminated) or {}
+        local msg = name .. " container " .. tostring(c.name) .. ": " .. w.reason
+        if w.message and w.message ~= "" then msg = msg .. ": " .. w.message end
+        msg = msg .. " (restarts " .. n(c.restartCount) .. ")"
+        if last.exitCode then
+          msg = msg .. "; last exit " .. n(last.exitCode) ..
+            (last.message and last.message ~= "" and (": " .. last.message) or "")
+        end
+        return cut(msg)
+      end
+      if not c.ready and not unready and st.phase == "Running" and (c.state or {}).running then
+        unready = name .. " container " .. tostring(c.name) .. " running but not Ready" ..
+          " (restarts " .. n(c.restartCount) .. ")"
+      end
+    end
+    if not pending and st.phase == "Pending" and #all == 0 then
+      local sc = cond(p, "PodScheduled")
+      pending = name .. " Pending" ..
+        ((sc and sc.status == "False") and (": " .. tostring(sc.reason) .. ": " ..
+                                           tostring(sc.message)) or "")
+    end
+  end
+  return unready and cut(unready) or pending and cut(pending) or nil
+end
+
+
 -- "ready" | "waiting" | "failed", message.
 function _M.of(obj)
   local f = BY_KIND[obj.kind]

@@ -4,7 +4,8 @@
 -- per applied object: apiVersion, kind, name, UID, digest of what was applied), the
 -- history (the last KEEP revisions: their values, the digest of their render), the hook
 -- runs (by hook: the digest of the Job run last and whether it succeeded) and the pinned
--- generated values. Each is a key of the Secret holding canonical JSON, so that the same
+-- generated values and the content digest of each repository chart seen (the pin of a
+-- version). Each is a key of the Secret holding canonical JSON, so that the same
 -- state encodes to the same bytes and saving an unchanged state writes nothing.
 local kube = require "ks.core.kube"
 local json = require "ks.core.json"
@@ -18,7 +19,7 @@ local type = type
 local _M = {}
 
 _M.KEEP = 10
-local KEYS = { "inventory", "history", "hooks", "pins", "installed" }
+local KEYS = { "inventory", "history", "hooks", "pins", "installed", "charts" }
 local SECRET = { apiVersion = "v1", kind = "Secret" }
 
 
@@ -31,7 +32,8 @@ end
 -- plus .raw (the encoded data, to tell whether it changed); or nil, err.
 function _M.load(ns, name)
   local s, err = kube.fetch(SECRET, ns, _M.secret_name(name))
-  local st = { inventory = {}, history = {}, hooks = {}, pins = {}, installed = false, raw = {} }
+  local st = { inventory = {}, history = {}, hooks = {}, pins = {}, installed = false,
+               charts = {}, raw = {} }
   if not s then
     if type(err) == "table" and err.code == 404 then return st end
     if err == nil then return st end
@@ -59,8 +61,11 @@ end
 function _M.save(ns, name, st, owner, labels)
   local data, changed = {}, false
   for _, k in ipairs(KEYS) do
-    data[k] = base64.encode(util.canonical(st[k]))
-    if data[k] ~= st.raw[k] then changed = true end
+    -- A key new in this version is left out while empty: an upgrade writes nothing.
+    if st.raw[k] ~= nil or type(st[k]) ~= "table" or next(st[k]) ~= nil then
+      data[k] = base64.encode(util.canonical(st[k]))
+      if data[k] ~= st.raw[k] then changed = true end
+    end
   end
   if not changed then return 0 end
   local obj = {

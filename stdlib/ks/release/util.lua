@@ -97,6 +97,50 @@ function _M.digest(v)
 end
 
 
+-- Kubernetes quantities: the API server stores them canonical (0.5 -> "500m",
+-- 1024Mi -> "1Gi", 1000m -> "1"), so a declared form is compared by value with the
+-- stored one. The value of a quantity (a number, or a string as resource.Quantity reads
+-- it), or nil when it is none.
+local SUFFIX = { [""] = 1, n = 1e-9, u = 1e-6, m = 1e-3, k = 1e3, M = 1e6, G = 1e9, T = 1e12,
+                 P = 1e15, E = 1e18, Ki = 2 ^ 10, Mi = 2 ^ 20, Gi = 2 ^ 30, Ti = 2 ^ 40,
+                 Pi = 2 ^ 50, Ei = 2 ^ 60 }
+function _M.quantity(v)
+  if type(v) == "number" then return v end
+  if type(v) ~= "string" then return nil end
+  local num, suffix = v:match("^([+-]?%d*%.?%d*)(.*)$")
+  if not num or not num:find("%d") then return nil end
+  local x = tonumber(num)
+  if not x then return nil end
+  local scale = SUFFIX[suffix]
+  if not scale then
+    local e = suffix:match("^[eE]([+-]?%d+)$")
+    if not e then return nil end
+    scale = 10 ^ tonumber(e)
+  end
+  return x * scale
+end
+
+
+-- The maps whose values are quantities (a container's resources.requests/limits, a
+-- ResourceQuota's hard, a LimitRange's bounds), and fields that are one.
+local QUANTITY_MAP = { requests = true, limits = true, hard = true, capacity = true,
+                       default = true, defaultRequest = true, max = true, min = true }
+local QUANTITY_FIELD = { sizeLimit = true }
+
+
+-- Does want, at path, hold the same quantity as have?
+local function same_quantity(want, have, path)
+  local parent, key = path:match("%.([%w]+)%.([^.%[]+)$")
+  if not (QUANTITY_MAP[parent] or QUANTITY_FIELD[key] or
+          QUANTITY_FIELD[path:match("%.([^.%[]+)$") or ""]) then
+    return false
+  end
+  local a, b = _M.quantity(want), _M.quantity(have)
+  if not (a and b) then return false end
+  return a == b or math.abs(a - b) <= 1e-12 * math.max(math.abs(a), math.abs(b))
+end
+
+
 local function empty(v)
   return v == nil or v == json.null or (type(v) == "table" and next(v) == nil)
 end
@@ -104,8 +148,8 @@ end
 
 -- The first path at which want is not contained in have (want's every field present in
 -- have with an equal value; arrays element by element, of equal length; an empty map or
--- list, or null, matches an absent field), or nil when it is. Defaults the API server adds
--- to have do not count.
+-- list, or null, matches an absent field; a quantity matches its canonical form), or nil
+-- when it is. Defaults the API server adds to have do not count.
 local function differs(want, have, path)
   if empty(want) then
     if empty(have) or type(have) ~= "table" then
@@ -114,7 +158,7 @@ local function differs(want, have, path)
     return nil
   end
   if type(want) ~= "table" then
-    if want ~= have then
+    if want ~= have and not same_quantity(want, have, path) then
       return path
     end
     return nil
