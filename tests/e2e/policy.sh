@@ -10,7 +10,8 @@
 #    forever is cut off and the request refused with the sandbox's error; a Policy in A
 #    does not touch B, may not match a kind outside kupenstack.io, nor read B; the audit
 #    finds an existing Instance that a new namespace annotation makes a violation (status,
-#    Event) and changes nothing.
+#    Event) and changes nothing; once an Instance has status.id, an immutable field's change
+#    is refused at apply (immutable-fields), a label change is not.
 #  - a down with Fail: Instances are refused ("failed calling webhook"), ConfigMaps not.
 #  - host b (Ignore) reuses the Secret's certificate; b down: the forbidden flavor passes.
 #  - host c (Fail, --admission-cert-seconds 30) replaces the certificate (made for a year)
