@@ -10,7 +10,8 @@
 #    forever is cut off and the request refused with the sandbox's error; a Policy in A
 #    does not touch B, may not match a kind outside kupenstack.io, nor read B; the audit
 #    finds an existing Instance that a new namespace annotation makes a violation (status,
-#    Event) and changes nothing.
+#    Event) and changes nothing; once an Instance has status.id, an immutable field's change
+#    is refused at apply (immutable-fields), a label change is not.
 #  - a down with Fail: Instances are refused ("failed calling webhook"), ConfigMaps not.
 #  - host b (Ignore) reuses the Secret's certificate; b down: the forbidden flavor passes.
 #  - host c (Fail, --admission-cert-seconds 30) replaces the certificate (made for a year)
@@ -23,7 +24,8 @@ export WORK OPNS=kupenstack-system
 A=ks-e2e-pol-a-$$
 B=ks-e2e-pol-b-$$
 Q=ks-e2e-pol-q-$$
-POLICIES=(allowed-flavors namespace-quota default-recovery network-in-use e2e-warn-$$ e2e-loop-$$
+POLICIES=(allowed-flavors namespace-quota default-recovery network-in-use immutable-fields
+	e2e-warn-$$ e2e-loop-$$
 	e2e-freeze-$$ e2e-audit-$$)
 
 policy_cleanup() {
@@ -96,12 +98,13 @@ k annotate ns "$Q" kupenstack.io/max-instances=10 >/dev/null
 k apply -f "$TOP/deploy/policies/allowed-flavors/policy.yaml" \
 	-f "$TOP/deploy/policies/quota/policy.yaml" \
 	-f "$TOP/deploy/policies/default-recovery/policy.yaml" \
-	-f "$TOP/deploy/policies/network-in-use/policy.yaml" >/dev/null
+	-f "$TOP/deploy/policies/network-in-use/policy.yaml" \
+	-f "$TOP/deploy/policies/immutable-fields/policy.yaml" >/dev/null
 
 PORT=$(free_port)
 admission_host a "$PORT" --admission-failure-policy Fail --admission-audit-seconds 5
 eventually 30 "the shipped policies are Loaded" a -- \
-	bash -c "$(declare -f k phase); for p in allowed-flavors namespace-quota default-recovery network-in-use; do phase \$p | grep -q '^Loaded 1' || exit 1; done" 
+	bash -c "$(declare -f k phase); for p in allowed-flavors namespace-quota default-recovery network-in-use immutable-fields; do phase \$p | grep -q '^Loaded 1' || exit 1; done" 
 eventually 30 "the webhook configurations hold the policies' rules and Fail" a -- \
 	webhook_ready Fail
 check "the CA and certificate are kept in the Secret" -- \
@@ -116,6 +119,30 @@ check "the default is in the stored object (recoveryPolicy.onError Rebuild)" -- 
 check "an immutable field's change is refused at apply time" a -- \
 	expect_out 'spec.flavorRef.name is immutable \(m1.small to m1.medium\)' instance "$A" vm1 m1.medium
 check "a namespace without the annotation may use any flavor" a -- instance "$B" vm1 m1.huge
+# immutable-fields: once the resource exists (status.id, set here through the status
+# subresource: no plugin runs), a keypairRef change is refused at apply; a label is not.
+keyed() { # KEYPAIR: apply Instance vmk in B with that keypairRef
+	k apply -n "$B" -f - <<EOT
+apiVersion: kupenstack.io/v1alpha1
+kind: Instance
+metadata:
+  name: vmk
+spec:
+  flavorRef: {name: m1.small}
+  imageRef: {name: cirros}
+  keypairRef: {name: $1}
+  networks: [{networkRef: {name: net}}]
+EOT
+}
+keyed k1 >/dev/null
+check "before its resource exists, an immutable field may change" a -- keyed k2
+k patch instance vmk -n "$B" --subresource=status --type=merge -p '{"status":{"id":"e2e-id"}}' >/dev/null
+check "once it exists, an immutable field's change is refused at apply, naming it" a -- \
+	expect_out 'denied the request: \[immutable-fields\] spec.keypairRef is immutable once the Instance exists \(status.id e2e-id\): it was k2, spec says k3; delete and recreate the Instance to change it' \
+	keyed k3
+check "the refused change left the stored object" -- \
+	expect_out '^k2$' k get instance vmk -n "$B" -o jsonpath='{.spec.keypairRef.name}{"\n"}'
+check "a mutable change (a label) of the same object is admitted" a -- k label instance vmk -n "$B" tier=web
 echo '{"apiVersion":"kupenstack.io/v1alpha1","kind":"Network","metadata":{"name":"net"},"spec":{}}' >"$WORK/net.json"
 k apply -n "$A" -f "$WORK/net.json" >/dev/null
 check "deleting a Network an Instance still names is refused, saying which" a -- \
