@@ -14,7 +14,7 @@ package.preload["ks.core.kube"] = function()
 end
 package.preload["ks.core.config"] = function() return { get = function() return nil end } end
 -- The other host modules (ks.core.transfer, ...): a plugin only keeps them at load time.
-local loaders = package.loaders or package.searchers
+local loaders = package.loaders -- LuaJIT (5.1): no package.searchers
 loaders[#loaders + 1] = function(name)
   if name:match("^ks%.core%.") then
     return function() return setmetatable({}, { __index = function() return function() end end }) end
