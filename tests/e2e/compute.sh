@@ -997,7 +997,8 @@ eventually 90 "Instance: edited behind our back (name, metadata, stopped): corre
 # Each "behind our back" check above annotates the object after the change, which makes the
 # host look at once. Here nothing nudges it: a host with a short resync (--resync) finds the
 # change at its next full resync, as production does (every 300 s by default): the latency
-# to expect is the resync period (+-10 %) plus one reconcile (and a server's build).
+# to expect is the resync period (+-10 %) plus one reconcile (and a server's build); for an
+# Instance, the plugin's poll_interval when it is longer.
 # synced PLUGIN RESOURCE: the host has run (at least) as many reconciles of PLUGIN as the
 # namespace has RESOURCE objects, and none is waiting: its first look at each is done.
 synced() {
@@ -1012,6 +1013,9 @@ synced() {
 }
 RESYNC=15
 stop_host op TERM
+# An Available Instance's server is looked at through the plugin's poll of the namespace's
+# servers (poll_interval, default 60 s): here as often as the resync.
+printf 'poll_interval: %s\n' "$RESYNC" >"$PLUGINS/instance.config.yaml"
 if ! host_up --resync "$RESYNC"; then
 	echo "the host did not come up" >"$OUT"
 	fail "the operator starts again, with --resync $RESYNC" op
@@ -1036,6 +1040,7 @@ eventually $((RESYNC * 4 + 120)) "Instance: deleted behind our back, no nudge: m
 	echo "# drift (a delete) repaired $((SECONDS - T_DRIFT)) s after it was made (the new server ACTIVE); resync $RESYNC s"
 VFULL=$(sid instance vm-full)
 stop_host op TERM
+rm -f "$PLUGINS/instance.config.yaml"
 if ! host_up; then
 	echo "the host did not come up" >"$OUT"
 	fail "the operator starts again, with the plugins' resync" op
