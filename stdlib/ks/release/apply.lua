@@ -131,14 +131,20 @@ end
 
 -- What obj needs, live being the object (false: absent): "keep", "recreate" or "apply",
 -- and for an update the first field that differs.
-local function decide(obj, live)
+-- ctx.changed[key]: the declaration differs from the one applied last, so it is applied
+-- even when every field it declares is live (a field it no longer declares, as an
+-- annotation taken out, is removed by the apply: it is the release's field manager's).
+local function decide(obj, live, ctx)
   if live and IMMUTABLE[obj.kind] then
     local have = ((live.metadata.annotations or {})[_M.HASH])
     if have == obj.metadata.annotations[_M.HASH] then return "keep" end
     return "recreate"
   end
   local where = live and util.differs(obj, live)
-  if live and not where then return "keep" end
+  if live and not where then
+    if not (ctx and ctx.changed and ctx.changed[util.key(obj)]) then return "keep" end
+    where = "a field no longer declared"
+  end
   return "apply", where
 end
 
@@ -173,13 +179,14 @@ end
 
 -- Bring obj to its declaration. ctx: { writes = n, plan = {} | nil (dry run when set),
 -- event = function(type, reason, message) | nil, drift = { [key] = true } (the
--- declarations that are the ones applied last: a difference is someone else's change) }.
+-- declarations that are the ones applied last: a difference is someone else's change),
+-- changed = { [key] = true } (the declarations that differ from the ones applied last) }.
 -- Returns the live object after (the declared one in a dry run), or nil, err.
 function _M.put(obj, ctx)
   prepare(obj)
   local live, err = _M.live(obj)
   if live == nil then return nil, err end
-  local what, where = decide(obj, live)
+  local what, where = decide(obj, live, ctx)
   if what == "keep" then return live end
   if ctx.plan then
     plan(ctx, what == "recreate" and "recreate" or (live and "update" or "create"), obj,
@@ -223,7 +230,7 @@ function _M.put_many(objs, ctx)
         util.truncate(tostring(r.reason) .. ": " .. tostring(r.message))
     end
     local live = r.object or false
-    local what, where = decide(obj, live)
+    local what, where = decide(obj, live, ctx)
     if what == "keep" then
       out[i] = live
     elseif ctx.plan then

@@ -200,10 +200,13 @@ end
 -- the live objects in the order of objs, or nil, err.
 local function put_all(objs, ctx)
   local idx = inventory_index(ctx.st.inventory)
-  ctx.drift = {}
+  ctx.drift, ctx.changed = {}, {}
   for _, obj in ipairs(objs) do
     local prev = ctx.st.inventory[idx[obj.kind .. "/" .. obj.metadata.name] or 0]
-    if prev ~= nil and prev.d == util.digest(obj) then ctx.drift[util.key(obj)] = true end
+    if prev ~= nil and prev.d ~= nil then
+      local same = prev.d == util.digest(obj)
+      ctx[same and "drift" or "changed"][util.key(obj)] = true
+    end
   end
   local lives, err = apply.put_many(objs, ctx)
   if not lives then return nil, err end
