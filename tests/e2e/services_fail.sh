@@ -115,7 +115,7 @@ check "job fails: Nova waits, UpgradePending, for Placement at 2024.1" -- \
 	has nova "$NS" cp-nova '.status.phase == "UpgradePending" and .status.version == "2023.1"'
 check "job fails: a Warning event names the failure" -- \
 	bash -c "kubectl get events -n $NS --field-selector involvedObject.name=cp-placement,reason=Failed -o json | jq -e '.items | length > 0'"
-controlplane 2024.1 '{}'
+controlplane 2024.1 '{pod: {fault: {db_sync: ""}}}'
 eventually "$W" "job fails: the fault removed, the upgrade goes on and every service is Ready at 2024.1" h -- \
 	all_ready 2024.1
 section_done() { [ -n "${KS_FAIL_FAST:-}" ] && [ "$failed" -gt 0 ] && finish; return 0; }
@@ -161,7 +161,7 @@ k delete keystone -n "$NS" keystone --wait=false >/dev/null
 section_done
 
 # --- 4. kill -9 of the host in the middle of an upgrade ---------------------------------
-controlplane 2024.2 '{}'
+controlplane 2024.2 '{pod: {fault: {db_sync: ""}}}'
 midway() {
 	has keystone "$NS" cp-keystone '.status.version == "2024.2"' &&
 		! has nova "$NS" cp-nova '.status.version == "2024.2"'

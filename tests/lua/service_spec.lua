@@ -90,4 +90,25 @@ describe("ks.service", function()
     ready.components.api = { ready = "2/2", upToDate = false }
     assert.is_false(service.component_ready(svc(ready), "api", "2024.1"))
   end)
+
+  describe("health.pod_message", function()
+    local health = require "ks.service.health"
+    local function pod(cs, phase)
+      return { metadata = { name = "p" }, status = { phase = phase or "Running", containerStatuses = cs } }
+    end
+
+    it("says why a crash-looping container is not Ready, with its last message", function()
+      local m = health.pod_message(pod({ { ready = false, restartCount = 3,
+        state = { waiting = { reason = "CrashLoopBackOff" } },
+        lastState = { terminated = { reason = "Error", exitCode = 2, message = "db gone" } } } }))
+      assert.equal("CrashLoopBackOff, Error (exit 2), restarted 3 times: db gone", m)
+    end)
+
+    it("names a running container that is not Ready, and nothing for a Ready pod", function()
+      assert.equal("running, not Ready",
+                   health.pod_message(pod({ { ready = false, state = { running = {} } } })))
+      assert.is_nil(health.pod_message(pod({ { ready = true, state = { running = {} } } })))
+      assert.matches("Pending", health.pod_message(pod({}, "Pending")), 1, true)
+    end)
+  end)
 end)
