@@ -406,20 +406,25 @@ static int fetch_list(lua_State *L)
 		if (lua_istable(L, -1)) {
 			lua_pushnil(L);
 			while (lua_next(L, -2)) {
-				if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
+				if (lua_type(L, -2) != LUA_TSTRING ||
+				    lua_type(L, -1) != LUA_TSTRING) {
 					cJSON_Delete(labels);
 					ks_buf_deinit(&sel);
-					return luaL_error(L, "kube.fetch_list: labels must map strings to strings");
+					return luaL_error(L, "kube.fetch_list: labels must map "
+							     "strings to strings");
 				}
-				ks_buf_printf(&sel, "%s%s=%s", sel.len ? "," : "", lua_tostring(L, -2),
-					      lua_tostring(L, -1));
-				cJSON_AddStringToObject(labels, lua_tostring(L, -2), lua_tostring(L, -1));
+				ks_buf_printf(&sel, "%s%s=%s", sel.len ? "," : "",
+					      lua_tostring(L, -2), lua_tostring(L, -1));
+				cJSON_AddStringToObject(labels, lua_tostring(L, -2),
+							lua_tostring(L, -1));
 				lua_pop(L, 1);
 			}
 		}
 		lua_pop(L, 1);
 	}
-	if (faked(L, &(struct ks_lua_fake_kube){ .verb = "list", .res = &r.r, .ns = ns, .body = labels },
+	if (faked(L,
+		  &(struct ks_lua_fake_kube){
+			  .verb = "list", .res = &r.r, .ns = ns, .body = labels },
 		  false, &ret)) {
 		cJSON_Delete(labels);
 		ks_buf_deinit(&sel);
@@ -611,10 +616,11 @@ static int discover(lua_State *L)
 int ks_lua_open_kube(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-		{ "get", get },	      { "list", list },		{ "fetch", fetch },
-		{ "fetch_list", fetch_list },
-		{ "apply", apply },   { "create", create },	{ "patch", patch },
-		{ "delete", delete }, { "discover", discover }, { "batch", ks_lua_kube_batch },
+		{ "get", get },		  { "list", list },
+		{ "fetch", fetch },	  { "fetch_list", fetch_list },
+		{ "apply", apply },	  { "create", create },
+		{ "patch", patch },	  { "delete", delete },
+		{ "discover", discover }, { "batch", ks_lua_kube_batch },
 		{ NULL, NULL },
 	};
 

@@ -48,9 +48,10 @@ TEST(failure_keeps_the_plugins_conditions)
 {
 	cJSON *obj = object(NULL);
 	cJSON *st = cJSON_Parse("{\"phase\":\"Degraded\"}");
-	cJSON *conds = cJSON_Parse(
-		"[{\"type\":\"Ready\",\"status\":\"False\",\"reason\":\"Failed\",\"message\":\"Job db-sync failed\"},"
-		"{\"type\":\"Degraded\",\"status\":\"True\",\"reason\":\"JobFailed\",\"message\":\"Job db-sync failed\"}]");
+	cJSON *conds = cJSON_Parse("[{\"type\":\"Ready\",\"status\":\"False\",\"reason\":"
+				   "\"Failed\",\"message\":\"Job db-sync failed\"},"
+				   "{\"type\":\"Degraded\",\"status\":\"True\",\"reason\":"
+				   "\"JobFailed\",\"message\":\"Job db-sync failed\"}]");
 	struct ks_outcome o = { .status = st, .conditions = conds, .error = "Job db-sync failed" };
 	cJSON *next = ks_status_next(obj, &o, NOW);
 
@@ -74,9 +75,11 @@ TEST(failure_keeps_the_plugins_conditions)
 TEST(failure_never_replaces_a_type_the_plugin_reported)
 {
 	cJSON *obj = object(NULL);
-	cJSON *conds = cJSON_Parse(
-		"[{\"type\":\"Progressing\",\"status\":\"False\",\"reason\":\"Halted\",\"message\":\"upgrade halted\"}]");
-	struct ks_outcome o = { .conditions = conds, .error = "boom", .terminal = true,
+	cJSON *conds = cJSON_Parse("[{\"type\":\"Progressing\",\"status\":\"False\",\"reason\":"
+				   "\"Halted\",\"message\":\"upgrade halted\"}]");
+	struct ks_outcome o = { .conditions = conds,
+				.error = "boom",
+				.terminal = true,
 				.reason = "InvalidConfiguration" };
 	cJSON *next = ks_status_next(obj, &o, NOW);
 
@@ -110,11 +113,13 @@ TEST(failure_without_conditions_sets_the_hosts)
 
 TEST(success_clears_the_hosts_failure_and_keeps_transition_times)
 {
-	cJSON *obj = object(
-		"{\"observedGeneration\":3,\"conditions\":["
-		"{\"type\":\"Progressing\",\"status\":\"True\",\"reason\":\"Transient\",\"lastTransitionTime\":\"" NOW "\"},"
-		"{\"type\":\"Ready\",\"status\":\"False\",\"reason\":\"Waiting\",\"lastTransitionTime\":\"" NOW "\"}]}");
-	cJSON *conds = cJSON_Parse("[{\"type\":\"Ready\",\"status\":\"False\",\"reason\":\"Still\"}]");
+	cJSON *obj = object("{\"observedGeneration\":3,\"conditions\":["
+			    "{\"type\":\"Progressing\",\"status\":\"True\",\"reason\":"
+			    "\"Transient\",\"lastTransitionTime\":\"" NOW "\"},"
+			    "{\"type\":\"Ready\",\"status\":\"False\",\"reason\":\"Waiting\","
+			    "\"lastTransitionTime\":\"" NOW "\"}]}");
+	cJSON *conds =
+		cJSON_Parse("[{\"type\":\"Ready\",\"status\":\"False\",\"reason\":\"Still\"}]");
 	struct ks_outcome o = { .conditions = conds };
 	cJSON *next = ks_status_next(obj, &o, LATER);
 
