@@ -12,6 +12,7 @@
 -- (status.halted) and its failing Job or pod.
 local kube = require "ks.core.kube"
 local service = require "ks.service"
+local util = require "ks.release.util"
 
 local ipairs = ipairs
 local pairs = pairs
@@ -122,14 +123,20 @@ function ControlPlane.reconcile(cp, ctx)
     local o = spec.services[s.name]
     if o then
       total = total + 1
-      local live, err = kube.apply({
+      local want = {
         apiVersion = service.GROUP .. "/" .. service.VERSION, kind = s.kind,
         metadata = { name = name, namespace = ns, ownerReferences = owner,
                      labels = { ["kupenstack.io/controlplane"] = cp.metadata.name } },
         spec = child_spec(spec, o),
-      }, { force = true })
-      if not live then return nil, "applying " .. s.kind .. "/" .. name .. ": " .. tostring(err) end
-      -- The answer of the apply, not the cache: its generation is the one just written.
+      }
+      -- Written only when it differs from the cached one (both ways for the spec: a field
+      -- taken out counts); then the answer of the apply, whose generation is the new one.
+      local live = kube.get(res(s.kind), ns, name)
+      if not live or util.differs(want, live) or util.differs(live.spec or {}, want.spec) then
+        local err
+        live, err = kube.apply(want, { force = true })
+        if not live then return nil, "applying " .. s.kind .. "/" .. name .. ": " .. tostring(err) end
+      end
       local st = live and live.status or {}
       local rc = cond_of(live, "Ready")
       local dc = cond_of(live, "Degraded")
