@@ -1,12 +1,11 @@
 /* event.c: the Events recorder: a spam filter, dedup into patches, an async send queue. */
 #include "event.h"
+#include "event_object.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "json.h"
 #include "list.h"
@@ -18,8 +17,7 @@
 #define MAX_ENTRIES 4096 /* dedup entries */
 #define MAX_BUCKETS 4096 /* token buckets */
 #define MAX_MESSAGE 1024
-#define MAX_TRIES 3	/* for transport errors, 429 and 5xx */
-#define NAME_PREFIX 236 /* 253 for a name, less ".<16 hex>" */
+#define MAX_TRIES 3 /* for transport errors, 429 and 5xx */
 #define NS_PER_S 1000000000.0
 
 static const struct ks_kube_res events_res = { "", "v1", "events", true };
@@ -71,101 +69,6 @@ struct ks_events {
 	uint64_t seq;
 	struct ks_events_stats st;
 };
-
-static void timestamp(char out[32], time_t t)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static void set_str(cJSON *o, const char *key, const char *val)
-{
-	cJSON_DeleteItemFromObjectCaseSensitive(o, key);
-	cJSON_AddStringToObject(o, key, val);
-}
-
-/* "<obj name>.<16 hex>": the name made safe for a DNS subdomain, cut to fit. */
-static void name_event(struct ks_events *e, cJSON *ev, const char *obj)
-{
-	char prefix[NAME_PREFIX + 1], *name;
-	struct timespec ts;
-	uint64_t v[3];
-	size_t n = 0;
-
-	for (; *obj && n < NAME_PREFIX; obj++) {
-		unsigned char c = (unsigned char)tolower((unsigned char)*obj);
-
-		prefix[n++] = (char)(isalnum(c) || c == '-' || c == '.' ? c : '-');
-	}
-	while (n && !isalnum((unsigned char)prefix[n - 1]))
-		n--;
-	prefix[n] = '\0';
-	clock_gettime(CLOCK_REALTIME, &ts);
-	v[0] = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	v[1] = ++e->seq;
-	v[2] = (uint64_t)getpid() ^ (uint64_t)(uintptr_t)e;
-	name = ks_xasprintf("%s.%016llx", n && isalnum((unsigned char)prefix[0]) ? prefix : "event",
-			    (unsigned long long)ks_hash(v, sizeof(v)));
-	set_str(cJSON_GetObjectItemCaseSensitive(ev, "metadata"), "name", name);
-	free(name);
-}
-
-static void copy_str(cJSON *dst, const char *key, const cJSON *src, const char *path)
-{
-	const char *s = ks_json_str(src, path);
-
-	if (s && *s)
-		cJSON_AddStringToObject(dst, key, s);
-}
-
-static cJSON *build_event(struct ks_events *e, const cJSON *obj, const char *type,
-			  const char *reason, const char *msg)
-{
-	cJSON *ev = cJSON_CreateObject(), *m, *io, *src;
-	const char *ns = ks_json_str(obj, "metadata.namespace");
-	char now[32];
-
-	timestamp(now, time(NULL));
-	cJSON_AddStringToObject(ev, "apiVersion", "v1");
-	cJSON_AddStringToObject(ev, "kind", "Event");
-	m = cJSON_AddObjectToObject(ev, "metadata");
-	cJSON_AddStringToObject(m, "namespace", ns && *ns ? ns : "default");
-	name_event(e, ev, ks_json_str(obj, "metadata.name"));
-	io = cJSON_AddObjectToObject(ev, "involvedObject");
-	copy_str(io, "apiVersion", obj, "apiVersion");
-	copy_str(io, "kind", obj, "kind");
-	copy_str(io, "namespace", obj, "metadata.namespace");
-	copy_str(io, "name", obj, "metadata.name");
-	copy_str(io, "uid", obj, "metadata.uid");
-	copy_str(io, "resourceVersion", obj, "metadata.resourceVersion");
-	cJSON_AddStringToObject(ev, "reason", reason);
-	cJSON_AddStringToObject(ev, "message", msg);
-	cJSON_AddStringToObject(ev, "type", type);
-	src = cJSON_AddObjectToObject(ev, "source");
-	cJSON_AddStringToObject(src, "component", e->component);
-	cJSON_AddStringToObject(src, "host", e->host);
-	cJSON_AddStringToObject(ev, "firstTimestamp", now);
-	cJSON_AddStringToObject(ev, "lastTimestamp", now);
-	cJSON_AddNumberToObject(ev, "count", 1);
-	cJSON_AddStringToObject(ev, "reportingComponent", e->component);
-	cJSON_AddStringToObject(ev, "reportingInstance", e->host);
-	return ev;
-}
-
-/* The uid, or for an object not yet created, what names it. The caller frees. */
-static char *object_key(const cJSON *obj)
-{
-	const char *uid = ks_json_str(obj, "metadata.uid");
-	const char *av = ks_json_str(obj, "apiVersion"), *kind = ks_json_str(obj, "kind");
-	const char *ns = ks_json_str(obj, "metadata.namespace");
-
-	if (uid && *uid)
-		return ks_xstrdup(uid);
-	return ks_xasprintf("%s/%s/%s/%s", av ? av : "", kind ? kind : "", ns ? ns : "",
-			    ks_json_str(obj, "metadata.name"));
-}
 
 /* The spam filter: false when obj's bucket is dry. */
 static bool take_token(struct ks_events *e, const char *okey, uint64_t now)
@@ -277,7 +180,7 @@ static void on_sent(struct ks_kube_result *res, void *data)
 			 ks_json_str(en->ev, "metadata.name"));
 		en->created = false;
 		en->tries = 0;
-		name_event(e, en->ev, ks_json_str(en->ev, "involvedObject.name"));
+		ks_event_name(en->ev, ks_json_str(en->ev, "involvedObject.name"), ++e->seq, e);
 		enqueue(en, 0);
 	} else if (transient(res) && ++en->tries < MAX_TRIES) {
 		enqueue(en, 1000u << (en->tries - 1));
@@ -368,7 +271,7 @@ static void drop(struct ks_events *e, const char *why, const cJSON *obj, const c
 		 ks_logq(ks_json_str(obj, "metadata.name")), ks_logq(reason));
 }
 
-/* Equal, an absent string being as an empty one (copy_str() leaves those out). */
+/* Equal, an absent string being as an empty one (ks_event_object() leaves those out). */
 static bool same_str(const char *a, const char *b)
 {
 	return strcmp(a ? a : "", b ? b : "") == 0;
@@ -408,15 +311,15 @@ static void record(struct ks_events *e, const cJSON *obj, const char *key, const
 		en->last_ns = now;
 		ks_list_del(&en->lru);
 		ks_list_add(&e->lru, &en->lru);
-		timestamp(ts, time(NULL));
-		set_str(en->ev, "lastTimestamp", ts);
+		ks_event_timestamp(ts, time(NULL));
+		ks_event_set_str(en->ev, "lastTimestamp", ts);
 		return;
 	}
 	en = ks_xcalloc(1, sizeof(*en));
 	en->e = e;
 	ks_list_init(&en->q);
 	memcpy(en->hkey, hkey, sizeof(hkey));
-	en->ev = build_event(e, obj, type, reason, msg);
+	en->ev = ks_event_object(obj, type, reason, msg, e->component, e->host, ++e->seq, e);
 	en->count = 1;
 	en->last_ns = now;
 	if (!enqueue(en, 0)) {
@@ -427,22 +330,6 @@ static void record(struct ks_events *e, const cJSON *obj, const char *key, const
 	en->in_map = true;
 	ks_map_put(e->entries, hkey, en);
 	ks_list_add(&e->lru, &en->lru);
-}
-
-/* A message cut inside a UTF-8 character loses that character. */
-static void utf8_cut(char *s, size_t n)
-{
-	size_t i = n, need;
-	unsigned char c;
-
-	while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
-		i--;
-	if (i == 0)
-		return;
-	c = (unsigned char)s[i - 1];
-	need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-	if (n - (i - 1) < need)
-		s[i - 1] = '\0';
 }
 
 void ks_event(struct ks_events *e, const cJSON *obj, const char *type, const char *reason,
@@ -457,7 +344,7 @@ void ks_event(struct ks_events *e, const cJSON *obj, const char *type, const cha
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (n > MAX_MESSAGE)
-		utf8_cut(msg, MAX_MESSAGE);
+		ks_event_cut(msg, MAX_MESSAGE);
 	type = type ? type : "Normal";
 	reason = reason ? reason : "";
 	if (!name || !*name) {
@@ -466,7 +353,7 @@ void ks_event(struct ks_events *e, const cJSON *obj, const char *type, const cha
 			ks_logq(reason), ks_logq(msg));
 		return;
 	}
-	okey = object_key(obj);
+	okey = ks_event_object_key(obj);
 	if (!take_token(e, okey, ks_now_ns())) {
 		drop(e, "spam", obj, reason);
 		free(okey);

@@ -1,32 +1,26 @@
 /* serve.c: a small HTTP/1.1 server on the loop for the operator's own endpoints. */
 #include "serve.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "list.h"
+#include "listen.h"
 
 #define TEXT_TYPE "text/plain; charset=utf-8"
 
 struct conn {
-	uv_tcp_t tcp;
-	uv_timer_t timer;
+	struct ks_listen_conn lc; /* first: the listener allocates and frees the conn */
 	uv_write_t wreq;
 	uv_shutdown_t sreq;
-	struct ks_serve *srv;
-	struct ks_list link; /* in srv->conns */
 	struct ks_buf in;
 	struct ks_buf head;
 	struct ks_buf body;
 	size_t scanned; /* bytes of in searched for the end of the head */
-	int open_handles;
 	bool writing;
 	bool close_after; /* close once the response is out */
 	bool draining;	  /* response out and FIN sent: discard input until EOF */
-	bool closing;
 };
 
 struct route {
@@ -36,16 +30,10 @@ struct route {
 };
 
 struct ks_serve {
-	uv_tcp_t tcp;
+	struct ks_listen ln;
 	struct ks_serve_opts o;
 	struct route routes[KS_SERVE_MAX_ROUTES];
 	size_t nroutes;
-	struct ks_list conns;
-	size_t nconns;
-	int port;
-	bool listening; /* tcp not yet closed */
-	bool stopping;
-	char rbuf[16384]; /* one read at a time: the loop is single-threaded */
 };
 
 struct request {
@@ -57,10 +45,11 @@ struct request {
 	bool has_body;
 };
 
-static void maybe_free_server(struct ks_serve *s)
+/* The listener has closed everything: free the server. */
+static void closed(struct ks_listen *ln)
 {
-	if (!s->stopping || s->listening || s->nconns > 0)
-		return;
+	struct ks_serve *s = ln->data;
+
 	for (size_t i = 0; i < s->nroutes; i++)
 		free(s->routes[i].path);
 	if (s->o.on_free)
@@ -68,54 +57,18 @@ static void maybe_free_server(struct ks_serve *s)
 	free(s);
 }
 
-static void on_conn_closed(uv_handle_t *h)
+static void conn_closed(struct ks_listen_conn *lc)
 {
-	struct conn *c = h->data;
-	struct ks_serve *s = c->srv;
+	struct conn *c = KS_CONTAINER_OF(lc, struct conn, lc);
 
-	if (--c->open_handles > 0)
-		return;
-	ks_list_del(&c->link);
-	s->nconns--;
 	ks_buf_deinit(&c->in);
 	ks_buf_deinit(&c->head);
 	ks_buf_deinit(&c->body);
-	free(c);
-	maybe_free_server(s);
 }
 
 static void conn_close(struct conn *c)
 {
-	if (c->closing)
-		return;
-	c->closing = true;
-	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-	uv_close((uv_handle_t *)&c->timer, on_conn_closed);
-}
-
-static void on_timeout(uv_timer_t *t)
-{
-	conn_close(t->data);
-}
-
-static const char *reason(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 400:
-		return "Bad Request";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 503:
-		return "Service Unavailable";
-	default:
-		return "HTTP Version Not Supported";
-	}
+	ks_listen_close(&c->lc);
 }
 
 static void on_write(uv_write_t *req, int status);
@@ -130,16 +83,16 @@ static void respond(struct conn *c, int status, const char *ctype, const char *e
 	ks_buf_reset(&c->head);
 	ks_buf_printf(&c->head,
 		      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-		      status, reason(status), ctype, c->body.len, extra,
+		      status, ks_serve_reason(status), ctype, c->body.len, extra,
 		      c->close_after  ? "Connection: close\r\n"
 		      : keep_alive_10 ? "Connection: keep-alive\r\n"
 				      : "");
 	bufs[0] = uv_buf_init(c->head.data, (unsigned)c->head.len);
 	if (!head_only && c->body.len)
 		bufs[n++] = uv_buf_init(c->body.data, (unsigned)c->body.len);
-	uv_read_stop((uv_stream_t *)&c->tcp);
+	uv_read_stop((uv_stream_t *)&c->lc.tcp);
 	c->wreq.data = c;
-	if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, on_write) < 0)
+	if (uv_write(&c->wreq, (uv_stream_t *)&c->lc.tcp, bufs, n, on_write) < 0)
 		conn_close(c);
 	else
 		c->writing = true;
@@ -149,7 +102,7 @@ static void fail(struct conn *c, int status)
 {
 	c->close_after = true;
 	ks_buf_reset(&c->body);
-	ks_buf_printf(&c->body, "%s\n", reason(status));
+	ks_buf_printf(&c->body, "%s\n", ks_serve_reason(status));
 	respond(c, status, TEXT_TYPE, "", false, false);
 }
 
@@ -169,7 +122,7 @@ static const struct route *find_route(const struct ks_serve *s, const struct req
 
 static void route(struct conn *c, const struct request *r)
 {
-	const struct route *rt = find_route(c->srv, r);
+	const struct route *rt = find_route(c->lc.ln->data, r);
 	bool head = strcmp(r->method, "HEAD") == 0;
 	const char *ctype = TEXT_TYPE, *extra = "";
 	int status;
@@ -318,11 +271,12 @@ static size_t head_len(const char *p, size_t n, size_t from)
 /* Answer every complete request in c->in, one response in flight at a time. */
 static void process(struct conn *c)
 {
+	const struct ks_serve *s = c->lc.ln->data;
+	size_t n, skip, max = s->o.max_header;
 	struct request r;
-	size_t n, skip;
 	int err;
 
-	while (!c->writing && !c->closing && !c->draining) {
+	while (!c->writing && !c->lc.closing && !c->draining) {
 		/* Empty lines before a request line are ignored (RFC 9112 2.2). */
 		skip = strspn(c->in.data ? c->in.data : "", "\r\n");
 		if (skip) {
@@ -330,7 +284,7 @@ static void process(struct conn *c)
 			c->scanned = 0;
 		}
 		n = head_len(c->in.data, c->in.len, c->scanned);
-		if (n > c->srv->o.max_header || (!n && c->in.len > c->srv->o.max_header)) {
+		if (n > max || (!n && c->in.len > max)) {
 			fail(c, 431);
 			return;
 		}
@@ -347,13 +301,6 @@ static void process(struct conn *c)
 		route(c, &r);
 		ks_buf_consume(&c->in, n);
 	}
-}
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	struct conn *c = h->data;
-
-	*buf = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -376,7 +323,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 	/* Lingering close: read until the peer's EOF, so unread input cannot turn our close
 	 * into a reset that loses the response (as nginx's lingering_close). */
-	if (status < 0 || uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+	if (status < 0 || ks_listen_read(&c->lc) < 0)
 		conn_close(c);
 }
 
@@ -387,140 +334,73 @@ static void on_write(uv_write_t *req, int status)
 	c->writing = false;
 	ks_buf_deinit(&c->head);
 	ks_buf_deinit(&c->body);
-	if (status < 0 || c->closing) {
+	if (status < 0 || c->lc.closing) {
 		conn_close(c);
 		return;
 	}
-	uv_timer_start(&c->timer, on_timeout, c->srv->o.idle_timeout_ms, 0);
+	ks_listen_touch(&c->lc);
 	if (c->close_after) {
 		c->draining = true;
 		c->sreq.data = c;
-		if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) < 0)
+		if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->lc.tcp, on_shutdown) < 0)
 			conn_close(c);
 		return;
 	}
 	process(c);
-	if (!c->writing && !c->closing &&
-	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
+	if (!c->writing && !c->lc.closing && ks_listen_read(&c->lc) < 0)
 		conn_close(c);
 }
 
-static void on_connection(uv_stream_t *server, int status)
-{
-	struct ks_serve *s = server->data;
-	struct conn *c;
+static const struct ks_listen_ops ops = {
+	.conn_size = sizeof(struct conn),
+	.on_read = on_read,
+	.conn_closed = conn_closed,
+	.closed = closed,
+};
 
-	if (status < 0 || s->stopping)
-		return;
-	c = ks_xcalloc(1, sizeof(*c));
-	c->srv = s;
-	c->tcp.data = c;
-	c->timer.data = c;
-	ks_require(uv_tcp_init(server->loop, &c->tcp) == 0);
-	ks_require(uv_timer_init(server->loop, &c->timer) == 0);
-	c->open_handles = 2;
-	ks_list_add(&s->conns, &c->link);
-	s->nconns++;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || s->nconns > s->o.max_conns ||
-	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
-		conn_close(c);
-		return;
+const char *ks_serve_reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Payload Too Large";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 503:
+		return "Service Unavailable";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Internal Server Error";
 	}
-	uv_timer_start(&c->timer, on_timeout, s->o.idle_timeout_ms, 0);
-}
-
-/* "host:port", "[v6]:port" or ":port" into ss. 0 or -EINVAL. */
-static int parse_addr(const char *addr, struct sockaddr_storage *ss)
-{
-	const char *colon = strrchr(addr, ':');
-	char host[64];
-	size_t hl;
-	long port;
-	char *end;
-
-	if (!colon || colon[1] < '0' || colon[1] > '9')
-		return -EINVAL;
-	port = strtol(colon + 1, &end, 10);
-	hl = (size_t)(colon - addr);
-	if (*end || port > 65535 || hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, addr, hl);
-	host[hl] = '\0';
-	if (hl == 0)
-		return uv_ip4_addr("0.0.0.0", (int)port, (struct sockaddr_in *)ss);
-	if (strcmp(host, "localhost") == 0)
-		return uv_ip4_addr("127.0.0.1", (int)port, (struct sockaddr_in *)ss);
-	if (host[0] != '[')
-		return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss);
-	if (hl < 3 || host[hl - 1] != ']')
-		return -EINVAL;
-	host[hl - 1] = '\0';
-	return uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)ss);
-}
-
-static void on_listener_closed(uv_handle_t *h)
-{
-	struct ks_serve *s = h->data;
-
-	s->listening = false;
-	maybe_free_server(s);
-}
-
-static int local_port(uv_tcp_t *tcp)
-{
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-
-	if (uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &len) < 0)
-		return -1;
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
 int ks_serve_parse_addr(const char *addr, struct sockaddr_storage *ss)
 {
-	return parse_addr(addr, ss);
+	return ks_listen_parse_addr(addr, ss);
 }
 
 int ks_serve_start(uv_loop_t *loop, const char *addr, const struct ks_serve_opts *opts,
 		   struct ks_serve **out)
 {
 	struct ks_serve *s = ks_xcalloc(1, sizeof(*s));
-	struct sockaddr_storage ss;
 	int err;
 
-	ks_list_init(&s->conns);
 	if (opts)
 		s->o = *opts;
-	err = parse_addr(addr, &ss);
-	if (err)
-		goto out_free;
 	s->o.idle_timeout_ms = s->o.idle_timeout_ms ? s->o.idle_timeout_ms : 30000;
 	s->o.max_header = s->o.max_header ? s->o.max_header : 8192;
 	s->o.max_conns = s->o.max_conns ? s->o.max_conns : 256;
-	s->tcp.data = s;
-	err = uv_tcp_init(loop, &s->tcp);
-	if (err)
-		goto out_free;
-	s->listening = true;
-	err = uv_tcp_bind(&s->tcp, (const struct sockaddr *)&ss, 0);
+	err = ks_listen_start(&s->ln, loop, addr, &ops, s, s->o.max_conns, s->o.idle_timeout_ms);
 	if (!err)
-		err = uv_listen((uv_stream_t *)&s->tcp, 128, on_connection);
-	if (err)
-		goto out_close;
-	s->port = local_port(&s->tcp);
-	*out = s;
-	return 0;
-
-out_close:
-	s->stopping = true;
-	uv_close((uv_handle_t *)&s->tcp, on_listener_closed);
-	return err;
-
-out_free:
-	s->stopping = true;
-	maybe_free_server(s);
+		*out = s;
 	return err;
 }
 
@@ -539,22 +419,16 @@ int ks_serve_route(struct ks_serve *s, const char *path, ks_serve_fn fn, void *d
 
 int ks_serve_port(const struct ks_serve *s)
 {
-	return s->port;
+	return s->ln.port;
 }
 
 size_t ks_serve_conns(const struct ks_serve *s)
 {
-	return s->nconns;
+	return s->ln.nconns;
 }
 
 void ks_serve_stop(struct ks_serve *s)
 {
-	struct ks_list *l, *nx;
-
-	if (!s || s->stopping)
-		return;
-	s->stopping = true;
-	ks_list_foreach_safe(l, nx, &s->conns)
-		conn_close(KS_CONTAINER_OF(l, struct conn, link));
-	uv_close((uv_handle_t *)&s->tcp, on_listener_closed);
+	if (s)
+		ks_listen_stop(&s->ln);
 }

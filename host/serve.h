@@ -1,7 +1,8 @@
 #pragma once
 /*
  * serve.h: a small HTTP/1.1 server on the libuv loop for the operator's own endpoints
- * (/metrics, /healthz, /readyz: host/metrics.c). Knows no route of its own: a path is
+ * (/metrics, /healthz, /readyz: host/metrics.c), on a listener of listen.h (which
+ * admission/https.h shares, adding TLS). Knows no route of its own: a path is
  * answered by the handler registered for it, GET and HEAD only (405 for other methods,
  * 404 for other paths). Keep-alive and pipelining; a request head over max_header bytes
  * gets 431 and the connection is closed; a request with a body ends the connection (bodies
@@ -50,9 +51,11 @@ int ks_serve_start(uv_loop_t *loop, const char *addr, const struct ks_serve_opts
  * KS_SERVE_MAX_ROUTES).
  */
 int ks_serve_route(struct ks_serve *s, const char *path, ks_serve_fn fn, void *data);
-/* Parse a listen address as ks_serve_start() does (also for host/admission's HTTPS
- * server). Returns 0 or -EINVAL. */
+/* Parse a listen address as ks_serve_start() does (listen.h). Returns 0 or -EINVAL. */
 int ks_serve_parse_addr(const char *addr, struct sockaddr_storage *ss);
+/* The reason phrase of an HTTP status this server or admission/https.h sends ("Internal
+ * Server Error" for one it does not know). */
+const char *ks_serve_reason(int status);
 /* The port listened on. */
 int ks_serve_port(const struct ks_serve *s);
 /* Connections open now (for tests). */

@@ -29,14 +29,19 @@ end
 
 local UID_SPEC = "kupenstack:uid"
 
--- spec.resource's immutable fields and what Nova calls them.
+-- What Nova cannot change in a flavor: spec.resource's fields and what Nova calls them
+-- (a change is refused with InvalidConfiguration).
 local IMMUTABLE = {
-  { "ram", "ram" }, { "vcpus", "vcpus" }, { "disk", "disk" },
-  { "ephemeral", "OS-FLV-EXT-DATA:ephemeral" }, { "swap", "swap" },
-  { "rxtx_factor", "rxtx_factor" }, { "is_public", "os-flavor-access:is_public" },
+  { "spec.resource.name", have = "name", is = "the flavor is named",
+    want = function(obj)
+      local spec = obj.spec or {}
+      return spec.resource and (spec.import and spec.resource.name or resource.name(obj))
+    end },
 }
-
-
+for _, f in ipairs({ { "ram" }, { "vcpus" }, { "disk" }, { "ephemeral", "OS-FLV-EXT-DATA:ephemeral" },
+    { "swap" }, { "rxtx_factor" }, { "is_public", "os-flavor-access:is_public" } }) do
+  IMMUTABLE[#IMMUTABLE + 1] = { "spec.resource." .. f[1], have = f[2] or f[1], unset_differs = true }
+end
 
 
 local function is_ours(cur, obj)
@@ -242,28 +247,6 @@ local function update(cloud, cur, obj, deps)
 end
 
 
-local function immutable(obj, cur)
-  local spec = obj.spec or {}
-  if not spec.resource then
-    return nil
-  end
-  local r = spec.resource
-  local name = spec.import and r.name or resource.name(obj)
-  if name and name ~= cur.name then
-    return "spec.resource.name is immutable: the flavor is named " .. tostring(cur.name)
-      .. "; delete and recreate the Flavor to change it"
-  end
-  for _, f in ipairs(IMMUTABLE) do
-    local want, have = r[f[1]], value(cur[f[2]])
-    if want ~= nil and want ~= have then
-      return "spec.resource." .. f[1] .. " is immutable: the flavor has " .. tostring(have)
-        .. ", spec says " .. tostring(want) .. "; delete and recreate the Flavor to change it"
-    end
-  end
-  return nil
-end
-
-
 local function observe(cur)
   local fields = resource.pick(cur, { "name", "ram", "vcpus", "disk", "swap", "rxtx_factor",
     "OS-FLV-EXT-DATA:ephemeral", "os-flavor-access:is_public", "OS-FLV-DISABLED:disabled",
@@ -276,6 +259,6 @@ end
 return resource.plugin {
   kind = "Flavor", admin = true,
   get = get, find_own = find_own, find = find, resolve = resolve, create = create,
-  update = update, immutable = immutable, observe = fields_of.observer(observe),
+  update = update, immutable = IMMUTABLE, observe = fields_of.observer(observe),
   delete = function(cloud, cur) return nova.flavor_delete(cloud, cur.id) end,
 }

@@ -55,23 +55,22 @@ local function desired(obj, deps)
 end
 
 
-local function immutable(obj, cur, deps)
-  local _, r = spec_of(obj)
-  if deps.network and deps.network ~= cur.floating_network_id then
-    return "spec.externalNetwork is immutable: floating IP " .. cur.id .. " is on network "
-      .. cur.floating_network_id .. "; delete and recreate the FloatingIP to change it"
-  end
-  if r.floating_ip_address and r.floating_ip_address ~= cur.floating_ip_address then
-    return "spec.resource.floating_ip_address is immutable: floating IP " .. cur.id .. " is "
-      .. tostring(cur.floating_ip_address) .. "; delete and recreate the FloatingIP to change it"
-  end
+local function fip(say)
+  return function(have, _, cur) return "floating IP " .. cur.id .. say .. tostring(have) end
 end
+
+
+local IMMUTABLE = {
+  { "spec.externalNetwork", dep = "network", have = "floating_network_id",
+    is = fip(" is on network ") },
+  { "spec.resource.floating_ip_address", have = "floating_ip_address", is = fip(" is ") },
+}
 
 
 return resource.plugin(neutron.kind {
   kind = "FloatingIP", path = "/floatingips", key = "floatingip", plural = "floatingips",
   depends = { "Network", "Port" },
-  resolve = resolve, lookup = lookup, desired = desired, immutable = immutable,
+  resolve = resolve, lookup = lookup, desired = desired, immutable = IMMUTABLE,
   mutable = { "description", "port_id" },
   observe = function(cur)
     local fields = resource.pick(cur, { "description", "status", "floating_ip_address",

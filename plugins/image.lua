@@ -30,7 +30,6 @@
 -- change in place (JSON patch); formats and source cannot (the source URL is kept in the
 -- image property kupenstack_source_url). The image is not deleted while an Instance of the
 -- namespace boots from it.
-local kube = require "ks.core.kube"
 local json = require "ks.core.json"
 local log = require "ks.core.log"
 local transfer = require "ks.core.transfer"
@@ -43,7 +42,6 @@ local pairs = pairs
 local ipairs = ipairs
 local type = type
 local tostring = tostring
-local concat = table.concat
 local floor = math.floor
 local value = fields_of.value
 local reread = fields_of.reread
@@ -61,12 +59,8 @@ local SOURCE_PROPERTY = "kupenstack_source_url"
 -- The image property that records the SHA-256 of data refused for its checksum.
 local REFUSED_PROPERTY = "kupenstack_refused_sha256"
 local DOWNLOAD_TIMEOUT = 3000
-local INSTANCES = resource.res("Instance")
 
 local MUTABLE = { "visibility", "min_disk", "min_ram", "protected" }
-
-
-
 
 
 local function find_own(cloud, obj)
@@ -315,47 +309,19 @@ local function update(cloud, cur, obj)
 end
 
 
-local function immutable(obj, cur)
-  local spec = obj.spec or {}
-  local r = spec.resource
-  if not r then
-    return nil
-  end
-  for _, k in ipairs({ "container_format", "disk_format" }) do
-    local have = value(cur[k])
-    if r[k] and have and r[k] ~= have then
-      return "spec.resource." .. k .. " is immutable: the image has " .. tostring(have)
-        .. "; delete and recreate the Image to change it"
-    end
-  end
-  local src = spec.source
-  if src and cur[SOURCE_PROPERTY] and src.url ~= cur[SOURCE_PROPERTY] then
-    return "spec.source is immutable: the image's data came from " .. cur[SOURCE_PROPERTY]
-      .. "; delete and recreate the Image to change it"
-  end
-  return nil
-end
+-- What Glance cannot change: a change is refused (InvalidConfiguration).
+local IMMUTABLE = {
+  { "spec.resource.container_format", have = "container_format" },
+  { "spec.resource.disk_format", have = "disk_format" },
+  { "spec.source.url", have = SOURCE_PROPERTY, is = "the image's data came from" },
+}
 
 
--- The Instances of obj's namespace that boot from it.
-local function users(obj)
-  local names = {}
-  for _, inst in ipairs(kube.list(INSTANCES, { namespace = obj.metadata.namespace })) do
-    local ref = inst.spec and inst.spec.imageRef
-    if ref and ref.name == obj.metadata.name then
-      names[#names + 1] = inst.metadata.name
-    end
-  end
-  return names
-end
+-- The Instances of the namespace that boot from it: it is not deleted under them.
+local USERS = { { kind = "Instance", ref = "spec.imageRef", says = "boots from it" } }
 
 
-local function delete(cloud, cur, obj)
-  local u = users(obj)
-  if #u > 0 then
-    return nil, { kind = "conflict", message = "Instance " .. concat(u, ", ")
-      .. " boots from it" }
-  end
+local function delete(cloud, cur)
   if cur.protected == true then
     return nil, { kind = "conflict", message = "the image is protected: set "
       .. "spec.resource.protected to false to let it be deleted" }
@@ -394,7 +360,7 @@ local function observe(cur)
 end
 
 
-local plugin = resource.plugin {
+return resource.plugin {
   kind = "Image", poll = 2,
   -- The data never enters the plugin's state: the default memory and instructions do.
   limits = { seconds = 3600 },
@@ -410,26 +376,8 @@ local plugin = resource.plugin {
       description = "the largest image data streamed, in MiB" },
   },
   get = glance.image_get, find_own = find_own, find = find, create = create,
-  update = update, immutable = immutable, delete = delete, observe = fields_of.observer(observe),
+  update = update, immutable = IMMUTABLE, users = USERS, delete = delete,
+  observe = fields_of.observer(observe),
+  -- The settings are read at each reconcile (a new version of the file may change them).
+  configure = function(config) settings = config end,
 }
-
--- An Instance that changes (or goes) may let its Image be deleted: look at that Image.
-plugin.watches[#plugin.watches + 1] = {
-  group = resource.GROUP, version = resource.VERSION, kind = "Instance",
-  map = function(inst)
-    local ref = inst.spec and inst.spec.imageRef
-    if not ref or not ref.name then
-      return {}
-    end
-    return { inst.metadata.namespace .. "/" .. ref.name }
-  end,
-}
-
--- The settings are read at each reconcile (a new version of the file may change them).
-local reconcile = plugin.reconcile
-plugin.reconcile = function(obj, ctx)
-  settings = ctx.config or {}
-  return reconcile(obj, ctx)
-end
-
-return plugin

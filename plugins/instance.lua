@@ -306,33 +306,21 @@ local function attached_volumes(cur)
 end
 
 
-local function immutable(obj, cur, deps)
-  local _, r = spec_of(obj)
-  local what = "; delete and recreate the Instance to change it"
-  local image = type(cur.image) == "table" and cur.image.id
-  if deps.image and image and deps.image ~= image then
-    return "spec.imageRef is immutable: the server was booted from image " .. image .. what
-  end
-  local flavor = type(cur.flavor) == "table" and cur.flavor.original_name
-  if deps.flavor_name and flavor and deps.flavor_name ~= flavor then
-    return "spec.flavorRef is immutable (resizing is not supported yet): the server has "
-      .. "flavor " .. flavor .. what
-  end
-  local key = value(cur.key_name)
-  if deps.keypair and deps.keypair ~= key then
-    return "spec.keypairRef is immutable: the server has key pair " .. tostring(key) .. what
-  end
-  if deps.volume and cur.status ~= "BUILD"
-      and not resource.has(attached_volumes(cur), deps.volume) then
-    return "spec.bootVolumeRef is immutable: the server does not boot from volume "
-      .. deps.volume .. what
-  end
-  local az = value(cur["OS-EXT-AZ:availability_zone"])
-  if r.availability_zone and az and r.availability_zone ~= az then
-    return "spec.resource.availability_zone is immutable: the server is in " .. az .. what
-  end
-  return nil
-end
+-- What the server was made with: a change is refused (InvalidConfiguration).
+local IMMUTABLE = {
+  { "spec.imageRef", dep = "image", is = "the server was booted from image",
+    have = function(cur) return type(cur.image) == "table" and cur.image.id or nil end },
+  { "spec.flavorRef", dep = "flavor_name", is = "the server has flavor",
+    note = "resizing is not supported yet",
+    have = function(cur) return type(cur.flavor) == "table" and cur.flavor.original_name or nil end },
+  { "spec.keypairRef", dep = "keypair", have = "key_name", is = "the server has key pair",
+    unset_differs = true },
+  { "spec.bootVolumeRef", dep = "volume", same = function(want, have) return resource.has(have, want) end,
+    have = function(cur) return cur.status ~= "BUILD" and attached_volumes(cur) or nil end,
+    is = function(_, want) return "the server does not boot from volume " .. want end },
+  { "spec.resource.availability_zone", have = "OS-EXT-AZ:availability_zone",
+    is = "the server is in" },
+}
 
 
 local function observe(cur, obj)
@@ -380,7 +368,7 @@ end
 
 
 local def = { create = create, find_own = find_own }
-local plugin = resource.plugin {
+return resource.plugin {
   kind = "Instance", depends = DEPENDS, poll = 2, concurrency = 8, async_delete = true,
   config_schema = {
     max_building = { type = "number", default = 8,
@@ -389,36 +377,27 @@ local plugin = resource.plugin {
                       description = "seconds between looks at an Available Instance's server "
                         .. "(one list of the namespace's servers); 0: only at the resync" },
   },
+  configure = function(config) poll_every = config.poll_interval or 60 end,
   max_creating = function(ctx) return (ctx.config or {}).max_building end,
   recover = recovery.recover(def), gone = recovery.gone(def),
   consumes = { notifications.consumer(resource.GROUP, resource.VERSION, "Instance") },
   get = get, list = building, find_own = find_own, find = find, resolve = resolve,
-  create = create, update = update, immutable = immutable, observe = fields_of.observer(observe),
+  create = create, update = update, immutable = IMMUTABLE, observe = fields_of.observer(observe),
   delete = function(cloud, cur) return nova.server_delete(cloud, cur.id) end,
   deleting = function(cur)
     return cur["OS-EXT-STS:task_state"] == "deleting" or cur.status == "DELETED"
       or cur.status == "SOFT_DELETED"
   end,
+  -- Besides status.resource, the power state, named from Nova's number.
+  status = function(st)
+    st.powerState = nova.POWER_STATES[st.resource["OS-EXT-STS:power_state"]] or "Unknown"
+  end,
+  finish = function(res, obj, ctx)
+    -- Available, or held by the recovery policy (Shutoff, Deleted, RecoveryLimit): looked
+    -- at again at the next poll (a held one with a GET of its own).
+    if poll_every > 0 and res and not res.requeue_after and not res.error then
+      res.requeue_after = next_poll()
+    end
+    return recovery.finish(res, obj, ctx)
+  end,
 }
-
-
--- ks.resource puts what observe returns in status.resource; the Instance's status also
--- has powerState, named from Nova's number.
-local reconcile = plugin.reconcile
-plugin.reconcile = function(obj, ctx)
-  poll_every = (ctx.config or {}).poll_interval or 60
-  local res, err = reconcile(obj, ctx)
-  -- Available, or held by the recovery policy (Shutoff, Deleted, RecoveryLimit): looked
-  -- at again at the next poll (a held one with a GET of its own).
-  if poll_every > 0 and res and not res.requeue_after and not res.error then
-    res.requeue_after = next_poll()
-  end
-  local fields = res and res.status and res.status.resource
-  if fields then
-    local ps = fields["OS-EXT-STS:power_state"]
-    res.status.powerState = nova.POWER_STATES[ps] or "Unknown"
-  end
-  return recovery.finish(res, obj, ctx), err
-end
-
-return plugin

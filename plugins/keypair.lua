@@ -128,28 +128,22 @@ local function create(cloud, obj)
 end
 
 
-local function immutable(obj, cur)
-  local spec = obj.spec or {}
-  local r = spec.resource
-  if not r then
-    return nil
-  end
-  local name = spec.import and r.name or keypair_name(obj)
-  if name and name ~= cur.name then
-    return "the key pair's name is immutable: it is " .. tostring(cur.name)
-      .. "; delete and recreate the KeyPair to change it"
-  end
-  if r.public_key and key_text(r.public_key) ~= key_text(cur.public_key) then
-    return "spec.resource.public_key is immutable: key pair " .. tostring(cur.name)
-      .. " has the key with fingerprint " .. tostring(cur.fingerprint)
-      .. "; delete and recreate the KeyPair to change it"
-  end
-  if r.type and cur.type and r.type ~= cur.type then
-    return "spec.resource.type is immutable: key pair " .. tostring(cur.name) .. " is of type "
-      .. tostring(cur.type) .. "; delete and recreate the KeyPair to change it"
-  end
-  return nil
-end
+-- Nothing of a key pair can change: a change is refused (InvalidConfiguration).
+local IMMUTABLE = {
+  { "spec.resource.name", have = "name", is = "the key pair is named",
+    want = function(obj)
+      local spec = obj.spec or {}
+      return spec.resource and (spec.import and spec.resource.name or keypair_name(obj))
+    end },
+  { "spec.resource.public_key", have = "public_key", spec_says = false,
+    same = function(want, have) return key_text(want) == key_text(have) end,
+    is = function(_, _, cur)
+      return "key pair " .. tostring(cur.name) .. " has the key with fingerprint "
+        .. tostring(cur.fingerprint)
+    end },
+  { "spec.resource.type", have = "type",
+    is = function(have, _, cur) return "key pair " .. tostring(cur.name) .. " is of type " .. have end },
+}
 
 
 local function observe(cur)
@@ -162,6 +156,6 @@ end
 return resource.plugin {
   kind = "KeyPair",
   get = get, find_own = find_own, find = find, create = create,
-  immutable = immutable, observe = fields_of.observer(observe),
+  immutable = IMMUTABLE, observe = fields_of.observer(observe),
   delete = function(cloud, cur) return nova.keypair_delete(cloud, cur.name) end,
 }

@@ -21,31 +21,13 @@ local function desired(obj)
 end
 
 
--- The Subnets of the namespace on this network: Neutron would delete them with it.
-local USERS = {
-  { kind = "Subnet", refs = function(o) return { o.spec and o.spec.networkRef and o.spec.networkRef.name } end },
-}
-
-
 return resource.plugin(neutron.kind {
   kind = "Network", path = "/networks", key = "network", plural = "networks",
   depends = { "Subnet" },
   desired = desired, mutable = MUTABLE,
-  before_delete = function(_, _, obj)
-    local used = neutron.still_used(obj, USERS)
-    if used then
-      return nil, used
-    end
-    return true
-  end,
-  immutable = function(obj, cur)
-    local p = ((obj.spec and obj.spec.resource) or {}).provider
-    if p and p.network_type and cur["provider:network_type"]
-        and p.network_type ~= cur["provider:network_type"] then
-      return "spec.resource.provider.network_type is immutable: the network has "
-        .. cur["provider:network_type"] .. "; delete and recreate the Network to change it"
-    end
-  end,
+  -- The Subnets of the namespace on this network: Neutron would delete them with it.
+  users = { { kind = "Subnet", ref = "spec.networkRef" } },
+  immutable = { { "spec.resource.provider.network_type", have = "provider:network_type" } },
   observe = function(cur)
     local fields = resource.pick(cur, { "name", "description", "status", "admin_state_up",
       "shared", "mtu", "port_security_enabled", "router:external", "subnets",

@@ -135,34 +135,27 @@ local function sync_ips(cloud, cur, obj, deps)
 end
 
 
-local function immutable(obj, cur, deps)
-  local _, r = spec_of(obj)
-  if deps.network and deps.network ~= cur.network_id then
-    return "spec.networkRef is immutable: port " .. cur.id .. " is on network "
-      .. cur.network_id .. "; delete and recreate the Port to move it"
-  end
-  if r.mac_address and lower(r.mac_address) ~= lower(tostring(cur.mac_address)) then
-    return "spec.resource.mac_address is immutable: port " .. cur.id .. " has "
-      .. tostring(cur.mac_address) .. "; delete and recreate the Port to change it"
-  end
+local function port(say)
+  return function(have, _, cur) return "port " .. cur.id .. say .. tostring(have) end
 end
 
 
--- FloatingIPs of the namespace that point at this Port.
-local USERS = {
-  { kind = "FloatingIP", refs = function(o) return { o.spec and o.spec.portRef and o.spec.portRef.name } end },
+local IMMUTABLE = {
+  { "spec.networkRef", dep = "network", have = "network_id", is = port(" is on network ") },
+  { "spec.resource.mac_address", have = "mac_address", is = port(" has "),
+    same = function(want, have) return lower(want) == lower(tostring(have)) end },
 }
 
 
-local function before_delete(_, cur, obj)
+-- FloatingIPs of the namespace that point at this Port.
+local USERS = { { kind = "FloatingIP", ref = "spec.portRef" } }
+
+
+local function before_delete(_, cur)
   local owner = cur.device_owner
   if type(owner) == "string" and owner:sub(1, 8) == "compute:" then
     return nil, { kind = "conflict", message = "port " .. cur.id .. " is attached to server "
       .. tostring(cur.device_id) }
-  end
-  local used = neutron.still_used(obj, USERS)
-  if used then
-    return nil, used
   end
   return true
 end
@@ -171,7 +164,7 @@ end
 return resource.plugin(neutron.kind {
   kind = "Port", path = "/ports", key = "port", plural = "ports",
   depends = { "Network", "Subnet", "SecurityGroup", "FloatingIP" },
-  resolve = resolve, desired = desired, mutable = MUTABLE, immutable = immutable,
+  resolve = resolve, desired = desired, mutable = MUTABLE, immutable = IMMUTABLE, users = USERS,
   equal = { security_groups = neutron.same_set },
   after_update = sync_ips,
   before_delete = before_delete,

@@ -161,13 +161,7 @@ return resource.plugin(neutron.kind {
   depends = { "SecurityGroup" },
   resolve = resolve, desired = desired, mutable = MUTABLE,
   after_update = sync_rules,
-  before_delete = function(_, _, obj)
-    local used = neutron.still_used(obj, USERS)
-    if used then
-      return nil, used
-    end
-    return true
-  end,
+  users = USERS,
   observe = function(cur)
     local fields = resource.pick(cur, { "name", "description", "stateful", "tags" })
     local rules = {}

@@ -40,27 +40,22 @@ local function desired(obj, deps)
 end
 
 
-local function immutable(obj, cur, deps)
-  local _, r = spec_of(obj)
-  if deps.network and deps.network ~= cur.network_id then
-    return "spec.networkRef is immutable: subnet " .. cur.id .. " is on network "
-      .. cur.network_id .. "; delete and recreate the Subnet to move it"
-  end
-  if r.cidr and r.cidr ~= cur.cidr then
-    return "spec.resource.cidr is immutable: subnet " .. cur.id .. " has " .. cur.cidr
-      .. "; delete and recreate the Subnet to change it"
-  end
-  if r.ip_version and r.ip_version ~= cur.ip_version then
-    return "spec.resource.ip_version is immutable: subnet " .. cur.id .. " is IPv"
-      .. tostring(cur.ip_version) .. "; delete and recreate the Subnet to change it"
-  end
+local function subnet(say)
+  return function(have, _, cur) return "subnet " .. cur.id .. say .. tostring(have) end
 end
+
+
+local IMMUTABLE = {
+  { "spec.networkRef", dep = "network", have = "network_id", is = subnet(" is on network ") },
+  { "spec.resource.cidr", have = "cidr", is = subnet(" has ") },
+  { "spec.resource.ip_version", have = "ip_version", is = subnet(" is IPv") },
+}
 
 
 return resource.plugin(neutron.kind {
   kind = "Subnet", path = "/subnets", key = "subnet", plural = "subnets",
   depends = { "Network" },
-  resolve = resolve, desired = desired, mutable = MUTABLE, immutable = immutable,
+  resolve = resolve, desired = desired, mutable = MUTABLE, immutable = IMMUTABLE,
   equal = {
     -- Neutron keeps the order of the DNS servers (it matters), not of pools and routes.
     allocation_pools = neutron.same_items,

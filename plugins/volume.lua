@@ -6,7 +6,6 @@
 -- type and the source image cannot change. The volume is not deleted while an Instance of
 -- the namespace boots from it, nor while Cinder has it attached.
 local json = require "ks.core.json"
-local kube = require "ks.core.kube"
 local resource = require "ks.resource"
 local cinder = require "ks.openstack.cinder"
 local fields_of = require "ks.resource.fields"
@@ -14,7 +13,6 @@ local fields_of = require "ks.resource.fields"
 local pairs = pairs
 local ipairs = ipairs
 local tostring = tostring
-local concat = table.concat
 local value = fields_of.value
 local reread = fields_of.reread
 local os_name = fields_of.os_name
@@ -27,10 +25,6 @@ end
 
 
 local UID_KEY = "kupenstack-uid"
-local INSTANCES = resource.res("Instance")
-
-
-
 
 
 local function has_metadata(vol, want)
@@ -173,53 +167,29 @@ local function update(cloud, cur, obj)
 end
 
 
-local function immutable(obj, cur, deps)
-  local r = spec_resource(obj)
-  if r.size and r.size < cur.size then
-    return "spec.resource.size may only grow: volume " .. cur.id .. " has " .. cur.size
-      .. " GiB, spec says " .. r.size .. " GiB"
-  end
-  local az = value(cur.availability_zone)
-  if r.availability_zone and az and r.availability_zone ~= az then
-    return "spec.resource.availability_zone is immutable: the volume is in " .. az
-      .. "; delete and recreate the Volume to change it"
-  end
-  local vt = value(cur.volume_type)
-  if r.volume_type and vt and r.volume_type ~= vt then
-    return "spec.resource.volume_type cannot change (retyping is not supported): the volume "
-      .. "is of type " .. vt .. "; delete and recreate the Volume to change it"
-  end
-  local meta = cur.volume_image_metadata
-  local img = type(meta) == "table" and meta.image_id
-  if deps.image and img and deps.image ~= img then
-    return "spec.imageRef is immutable: the volume was made from image " .. img
-      .. "; delete and recreate the Volume to change it"
-  end
-  return nil
-end
-
-
--- The Instances of obj's namespace that boot from it.
-local function users(obj)
-  local names = {}
-  for _, inst in ipairs(kube.list(INSTANCES, { namespace = obj.metadata.namespace })) do
-    local ref = inst.spec and inst.spec.bootVolumeRef
-    if ref and ref.name == obj.metadata.name then
-      names[#names + 1] = inst.metadata.name
+-- What Cinder cannot change: a change is refused (InvalidConfiguration). The size may
+-- only grow (the extend action).
+local IMMUTABLE = {
+  function(obj, cur)
+    local size = spec_resource(obj).size
+    if size and size < cur.size then
+      return "spec.resource.size may only grow: volume " .. cur.id .. " has " .. cur.size
+        .. " GiB, spec says " .. size .. " GiB"
     end
-  end
-  return names
-end
+  end,
+  { "spec.resource.availability_zone", have = "availability_zone", is = "the volume is in" },
+  { "spec.resource.volume_type", have = "volume_type", is = "the volume is of type",
+    note = "retyping is not supported" },
+  { "spec.imageRef", dep = "image", is = "the volume was made from image",
+    have = function(cur)
+      local meta = cur.volume_image_metadata
+      return type(meta) == "table" and meta.image_id or nil
+    end },
+}
 
 
-local function delete(cloud, cur, obj)
-  local u = users(obj)
-  if #u > 0 then
-    return nil, { kind = "conflict", message = "Instance " .. concat(u, ", ")
-      .. " boots from it" }
-  end
-  return cinder.volume_delete(cloud, cur.id)
-end
+-- The Instances of the namespace that boot from it: it is not deleted under them.
+local USERS = { { kind = "Instance", ref = "spec.bootVolumeRef", says = "boots from it" } }
 
 
 local STATES = {
@@ -251,24 +221,11 @@ local function observe(cur, obj)
 end
 
 
-local plugin = resource.plugin {
+return resource.plugin {
   kind = "Volume", depends = { "Image" }, poll = 2, async_delete = true,
   get = cinder.volume_get, find_own = find_own, find = find, resolve = resolve,
-  create = create, update = update, immutable = immutable, delete = delete,
+  create = create, update = update, immutable = IMMUTABLE, users = USERS,
+  delete = function(cloud, cur) return cinder.volume_delete(cloud, cur.id) end,
   observe = fields_of.observer(observe),
   deleting = function(cur) return cur.status == "deleting" end,
 }
-
--- An Instance that changes (or goes) may let its boot Volume be deleted: look at it.
-plugin.watches[#plugin.watches + 1] = {
-  group = resource.GROUP, version = resource.VERSION, kind = "Instance",
-  map = function(inst)
-    local ref = inst.spec and inst.spec.bootVolumeRef
-    if not ref or not ref.name then
-      return {}
-    end
-    return { inst.metadata.namespace .. "/" .. ref.name }
-  end,
-}
-
-return plugin

@@ -10,21 +10,17 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 
-#include "list.h"
+#include "listen.h"
 #include "serve.h"
 
 #define MAX_HEAD 16384
 
 struct conn {
-	uv_tcp_t tcp;
-	uv_timer_t timer;
+	struct ks_listen_conn lc; /* first: the listener allocates and frees the conn */
 	struct ks_https *srv;
-	struct ks_list link;
 	SSL *ssl;
 	BIO *rbio, *wbio; /* network -> SSL, SSL -> network */
 	struct ks_buf in; /* decrypted request bytes */
-	int open_handles;
-	bool closing;
 };
 
 struct wreq {
@@ -33,16 +29,11 @@ struct wreq {
 };
 
 struct ks_https {
-	uv_tcp_t tcp;
+	struct ks_listen ln;
 	SSL_CTX *ctx;
 	struct ks_https_opts o;
 	ks_https_fn fn;
 	void *data;
-	struct ks_list conns;
-	size_t nconns;
-	int port;
-	bool listening, stopping;
-	char rbuf[16384];
 };
 
 static char *ssl_error(const char *what)
@@ -54,41 +45,26 @@ static char *ssl_error(const char *what)
 	return ks_xasprintf("%s: %s", what, buf);
 }
 
-static void maybe_free(struct ks_https *s)
+/* The listener has closed everything: free the server. */
+static void closed(struct ks_listen *ln)
 {
-	if (!s->stopping || s->listening || s->nconns)
-		return;
+	struct ks_https *s = ln->data;
+
 	SSL_CTX_free(s->ctx);
 	free(s);
 }
 
-static void on_conn_closed(uv_handle_t *h)
+static void conn_closed(struct ks_listen_conn *lc)
 {
-	struct conn *c = h->data;
-	struct ks_https *s = c->srv;
+	struct conn *c = KS_CONTAINER_OF(lc, struct conn, lc);
 
-	if (--c->open_handles > 0)
-		return;
-	ks_list_del(&c->link);
-	s->nconns--;
 	SSL_free(c->ssl); /* frees both BIOs */
 	ks_buf_deinit(&c->in);
-	free(c);
-	maybe_free(s);
 }
 
 static void conn_close(struct conn *c)
 {
-	if (c->closing)
-		return;
-	c->closing = true;
-	uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
-	uv_close((uv_handle_t *)&c->timer, on_conn_closed);
-}
-
-static void on_timeout(uv_timer_t *t)
-{
-	conn_close(t->data);
+	ks_listen_close(&c->lc);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -107,33 +83,15 @@ static void flush(struct conn *c)
 	struct wreq *w;
 	uv_buf_t b;
 
-	if (!n || c->closing)
+	if (!n || c->lc.closing)
 		return;
 	w = ks_xmalloc(sizeof(*w) + n);
 	BIO_read(c->wbio, w->data, (int)n);
 	w->req.data = c;
 	b = uv_buf_init(w->data, (unsigned)n);
-	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+	if (uv_write(&w->req, (uv_stream_t *)&c->lc.tcp, &b, 1, on_write) < 0) {
 		free(w);
 		conn_close(c);
-	}
-}
-
-static const char *reason(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 400:
-		return "Bad Request";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 413:
-		return "Payload Too Large";
-	default:
-		return "Internal Server Error";
 	}
 }
 
@@ -144,7 +102,7 @@ static void respond(struct conn *c, int status, const char *ctype, const struct 
 
 	ks_buf_init(&head);
 	ks_buf_printf(&head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
-		      status, reason(status), ctype, body->len,
+		      status, ks_serve_reason(status), ctype, body->len,
 		      close ? "Connection: close\r\n" : "");
 	if (body->len)
 		ks_buf_append(&head, body->data, body->len);
@@ -160,7 +118,7 @@ static void fail(struct conn *c, int status)
 	struct ks_buf b;
 
 	ks_buf_init(&b);
-	ks_buf_printf(&b, "%s\n", reason(status));
+	ks_buf_printf(&b, "%s\n", ks_serve_reason(status));
 	respond(c, status, "text/plain; charset=utf-8", &b, true);
 	ks_buf_deinit(&b);
 }
@@ -242,13 +200,6 @@ static int process_one(struct conn *c)
 	return close ? -1 : 1;
 }
 
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	struct conn *c = h->data;
-
-	*buf = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
-}
-
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = st->data;
@@ -259,7 +210,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		conn_close(c);
 		return;
 	}
-	if (nread == 0 || c->closing)
+	if (nread == 0 || c->lc.closing)
 		return;
 	BIO_write(c->rbio, buf->base, (int)nread);
 	if (!SSL_is_init_finished(c->ssl)) {
@@ -280,39 +231,31 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	flush(c); /* session tickets, alerts */
-	uv_timer_start(&c->timer, on_timeout, c->srv->o.idle_timeout_ms, 0);
-	while (!c->closing && process_one(c) > 0)
+	ks_listen_touch(&c->lc);
+	while (!c->lc.closing && process_one(c) > 0)
 		;
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void accepted(struct ks_listen_conn *lc)
 {
-	struct ks_https *s = server->data;
-	struct conn *c;
+	struct conn *c = KS_CONTAINER_OF(lc, struct conn, lc);
 
-	if (status < 0 || s->stopping)
-		return;
-	c = ks_xcalloc(1, sizeof(*c));
-	c->srv = s;
-	c->tcp.data = c->timer.data = c;
-	ks_require(uv_tcp_init(server->loop, &c->tcp) == 0);
-	ks_require(uv_timer_init(server->loop, &c->timer) == 0);
-	c->open_handles = 2;
-	ks_list_add(&s->conns, &c->link);
-	s->nconns++;
-	c->ssl = SSL_new(s->ctx);
+	c->srv = lc->ln->data;
+	c->ssl = SSL_new(c->srv->ctx);
 	c->rbio = BIO_new(BIO_s_mem());
 	c->wbio = BIO_new(BIO_s_mem());
 	ks_require(c->ssl && c->rbio && c->wbio);
 	SSL_set_bio(c->ssl, c->rbio, c->wbio);
 	SSL_set_accept_state(c->ssl);
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || s->nconns > s->o.max_conns ||
-	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0) {
-		conn_close(c);
-		return;
-	}
-	uv_timer_start(&c->timer, on_timeout, s->o.idle_timeout_ms, 0);
 }
+
+static const struct ks_listen_ops ops = {
+	.conn_size = sizeof(struct conn),
+	.accepted = accepted,
+	.on_read = on_read,
+	.conn_closed = conn_closed,
+	.closed = closed,
+};
 
 static SSL_CTX *make_ctx(const char *cert_pem, const char *key_pem, char **err)
 {
@@ -346,21 +289,13 @@ int ks_https_set_cert(struct ks_https *s, const char *cert_pem, const char *key_
 	return 0;
 }
 
-static void on_listener_closed(uv_handle_t *h)
-{
-	struct ks_https *s = h->data;
-
-	s->listening = false;
-	maybe_free(s);
-}
-
 int ks_https_start(uv_loop_t *loop, const char *addr, const char *cert_pem, const char *key_pem,
 		   const struct ks_https_opts *opts, ks_https_fn fn, void *data,
 		   struct ks_https **out, char **err)
 {
 	struct ks_https *s = ks_xcalloc(1, sizeof(*s));
 	struct sockaddr_storage ss;
-	int len = sizeof(ss), rc;
+	int rc;
 
 	if (opts)
 		s->o = *opts;
@@ -369,54 +304,32 @@ int ks_https_start(uv_loop_t *loop, const char *addr, const char *cert_pem, cons
 	s->o.idle_timeout_ms = s->o.idle_timeout_ms ? s->o.idle_timeout_ms : 60000;
 	s->fn = fn;
 	s->data = data;
-	ks_list_init(&s->conns);
 	s->ctx = make_ctx(cert_pem, key_pem, err);
 	if (!s->ctx) {
 		free(s);
 		return -EINVAL;
 	}
-	rc = ks_serve_parse_addr(addr, &ss);
-	if (rc) {
+	if (ks_listen_parse_addr(addr, &ss) != 0) {
 		*err = ks_xasprintf("bad address %s (HOST:PORT)", addr);
 		SSL_CTX_free(s->ctx);
 		free(s);
-		return rc;
+		return -EINVAL;
 	}
-	ks_require(uv_tcp_init(loop, &s->tcp) == 0);
-	s->tcp.data = s;
-	s->listening = true;
-	rc = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
-	if (!rc)
-		rc = uv_listen((uv_stream_t *)&s->tcp, 128, on_connection);
-	if (!rc)
-		rc = uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len);
+	rc = ks_listen_start(&s->ln, loop, addr, &ops, s, s->o.max_conns, s->o.idle_timeout_ms);
 	if (rc) {
 		*err = ks_xasprintf("cannot listen on %s: %s", addr, uv_strerror(rc));
-		s->stopping = true;
-		uv_close((uv_handle_t *)&s->tcp, on_listener_closed);
-		return rc;
+		return rc; /* s is freed by closed() */
 	}
-	s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						 : ((struct sockaddr_in *)&ss)->sin_port);
 	*out = s;
 	return 0;
 }
 
 int ks_https_port(const struct ks_https *s)
 {
-	return s->port;
+	return s->ln.port;
 }
 
 void ks_https_stop(struct ks_https *s)
 {
-	struct ks_list *l, *next;
-
-	if (s->stopping)
-		return;
-	s->stopping = true;
-	for (l = s->conns.next; l != &s->conns; l = next) {
-		next = l->next;
-		conn_close(KS_CONTAINER_OF(l, struct conn, link));
-	}
-	uv_close((uv_handle_t *)&s->tcp, on_listener_closed);
+	ks_listen_stop(&s->ln);
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cmd/app.h"
-#include "fixture/fixture.h"
+#include "cmd/vet.h"
 #include "event.h"
 #include "http.h"
 #include "ks.h"
@@ -239,7 +239,7 @@ static int setup(struct app *a, struct ks_kubeconfig *cfg)
 							   .caps = plugin_caps(o),
 						   },
 						   .amqp_url = o->amqp_url,
-						   .vet = ks_fixture_vet,
+						   .vet = ks_cmd_vetter,
 						   .manager = a->manager,
 						   .kube = a->kube,
 						   .events = a->events,

@@ -11,15 +11,17 @@
 #include "ks.h"
 #include "log.h"
 #include "cmd/cmd.h"
+#include "cmd/vet.h"
 #include "fixture/fixture.h"
 #include "cmd/dryrun_plugin.h"
 #include "scrape.h"
 
-#define USAGE                                                                                   \
-	"usage: kupenstack plugin test DIR [--plugin FILE] [--stdlib DIR] [--log-level L]\n"    \
-	"       kupenstack plugin run FILE --dry-run [--once] [--kubeconfig F] [--context C]\n" \
-	"                             [--namespace N] [--set NAME=VALUE] [--set-file NAME=F]\n" \
-	"                             [--stdlib DIR] [--log-level L]\n"                         \
+#define USAGE                                                                                    \
+	"usage: kupenstack plugin test DIR [--plugin FILE [--vet]] [--stdlib DIR] [--log-level " \
+	"L]\n"                                                                                   \
+	"       kupenstack plugin run FILE --dry-run [--once] [--kubeconfig F] [--context C]\n"  \
+	"                             [--namespace N] [--set NAME=VALUE] [--set-file NAME=F]\n"  \
+	"                             [--stdlib DIR] [--log-level L]\n"                          \
 	"       kupenstack plugin status [--metrics-addr HOST:PORT]\n"
 
 enum {
@@ -34,6 +36,7 @@ enum {
 	OPT_SET,
 	OPT_SET_FILE,
 	OPT_METRICS,
+	OPT_VET,
 	OPT_HELP
 };
 
@@ -49,6 +52,7 @@ static const struct option options[] = {
 	{ "set", required_argument, NULL, OPT_SET },
 	{ "set-file", required_argument, NULL, OPT_SET_FILE },
 	{ "metrics-addr", required_argument, NULL, OPT_METRICS },
+	{ "vet", no_argument, NULL, OPT_VET },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -57,7 +61,7 @@ struct args {
 	const char *plugin, *stdlib, *kubeconfig, *context, *namespace;
 	struct ks_cmd_settings settings;
 	const char *metrics_addr;
-	bool dry_run, once;
+	bool dry_run, once, vet;
 	const char *allowed; /* the options this subcommand takes, as "|name|name|" */
 };
 
@@ -95,6 +99,9 @@ static int parse(int argc, char **argv, struct args *a)
 		case OPT_ONCE:
 			a->once = true;
 			break;
+		case OPT_VET:
+			a->vet = true;
+			break;
 		case OPT_KUBECONFIG:
 			a->kubeconfig = optarg;
 			break;
@@ -125,7 +132,7 @@ static int parse(int argc, char **argv, struct args *a)
 
 static int cmd_test(int argc, char **argv, const char *stdlib)
 {
-	struct args a = { .allowed = "|plugin|stdlib|log-level|" };
+	struct args a = { .allowed = "|plugin|stdlib|log-level|vet|" };
 	int rc;
 
 	ks_log_set_level(KS_LOG_ERROR); /* plugin logs only when asked (--log-level) */
@@ -136,6 +143,12 @@ static int cmd_test(int argc, char **argv, const char *stdlib)
 		fprintf(stderr, "kupenstack plugin test: needs one DIR\n" USAGE);
 		return 2;
 	}
+	if (a.vet && !a.plugin) {
+		fprintf(stderr, "kupenstack plugin test: --vet needs --plugin FILE\n" USAGE);
+		return 2;
+	}
+	if (a.vet) /* hot reload's check (cmd/vet.h): the first failure, on stdout */
+		return ks_cmd_vet_child(argv[optind], a.plugin, a.stdlib ? a.stdlib : stdlib);
 	return ks_fixture_run(argv[optind], &(struct ks_fixture_opts){
 						    .stdlib_dir = a.stdlib ? a.stdlib : stdlib,
 						    .plugin = a.plugin,

@@ -1,6 +1,6 @@
 /*
- * bind_kube.c: ks.core.kube: reads from the host's caches (no yield) and writes
- * through the API server (the task yields until it answers).
+ * bind_kube.c: ks.core.kube: reads from the host's caches (no yield; bind_kube_read.c)
+ * and writes through the API server (the task yields until it answers; here).
  *
  *   kube.get(res, ns, name)            -> obj | nil
  *   kube.list(res, {namespace=, labels={k=v}, owner=uid, status_id=id}) -> { obj... }
@@ -31,6 +31,7 @@
 #include "ks.h"
 #include "kube.h"
 #include "lua/bind.h"
+#include "lua/bind_kube.h"
 #include "lua/engine.h"
 #include "lua/fake.h"
 
@@ -40,12 +41,6 @@ struct kube_op {
 	struct ks_lua_op op;
 	bool dead;    /* the task was cancelled: drop the answer */
 	bool want_ok; /* push true rather than the body (delete) */
-};
-
-/* A res parsed from Lua; strings live in buf. */
-struct res {
-	struct ks_kube_res r;
-	char group[128], version[64], resource[128];
 };
 
 void ks_lua_kube_plural(const char *kind, char *out, size_t cap)
@@ -67,8 +62,7 @@ void ks_lua_kube_plural(const char *kind, char *out, size_t cap)
 		strcpy(out + n, "s");
 }
 
-/* Parse the res table (or object) at idx into r; raises on a malformed one. */
-static void check_res(lua_State *L, int idx, struct res *r)
+void ks_lua_kube_check_res(lua_State *L, int idx, struct ks_lua_kube_res *r)
 {
 	const char *api, *slash;
 
@@ -109,156 +103,6 @@ static void check_res(lua_State *L, int idx, struct res *r)
 	r->r.namespaced = true;
 }
 
-static struct ks_cache *cache_of(lua_State *L, const struct res *r)
-{
-	const struct ks_lua_host *h = ks_lua_host(ks_lua_from(L));
-	struct ks_cache *c = h->cache_for ? h->cache_for(h->cache_data, &r->r) : NULL;
-
-	if (!c)
-		luaL_error(L,
-			   "kube: %s.%s/%s is not cached: declare it in the plugin's 'owns' or "
-			   "'watches', or use kube.fetch",
-			   r->resource, r->group, r->version);
-	return c;
-}
-
-/* t[i] = v as Lua; t, v (a cJSON) and i are at 1, 2, 3. */
-static int set_item(lua_State *L)
-{
-	ks_lua_push_json(L, lua_touserdata(L, 2));
-	lua_rawseti(L, 1, (int)lua_tointeger(L, 3));
-	return 0;
-}
-
-/*
- * t[i] = v (t at idx) as set_item does, protected: when the plugin's memory limit
- * refuses it, v is freed, then free_also, then the error is raised (nothing the host
- * made for the call leaks, however often a plugin retries).
- */
-static void add_item(lua_State *L, int t, int i, cJSON *v, void *free_also)
-{
-	int rc;
-
-	lua_pushcfunction(L, set_item);
-	lua_pushvalue(L, t);
-	lua_pushlightuserdata(L, v);
-	lua_pushinteger(L, i);
-	rc = lua_pcall(L, 3, 0, 0);
-	cJSON_Delete(v);
-	if (rc != 0) {
-		free(free_also);
-		lua_error(L);
-	}
-}
-
-static void push_cached(lua_State *L, const struct ks_cache_obj *o)
-{
-	lua_createtable(L, 1, 0);
-	add_item(L, lua_gettop(L), 1, cJSON_ParseWithLength(o->json, o->len), NULL);
-	lua_rawgeti(L, -1, 1);
-	lua_remove(L, -2);
-}
-
-static int get(lua_State *L)
-{
-	struct res r;
-	const struct ks_cache_obj *o;
-
-	check_res(L, 1, &r);
-	o = ks_cache_get(cache_of(L, &r), luaL_optstring(L, 2, NULL), luaL_checkstring(L, 3));
-	if (o)
-		push_cached(L, o);
-	else
-		lua_pushnil(L);
-	return 1;
-}
-
-static bool labels_match(lua_State *L, int labels, const cJSON *obj)
-{
-	const cJSON *have = cJSON_GetObjectItem(cJSON_GetObjectItem(obj, "metadata"), "labels");
-
-	if (labels == 0)
-		return true;
-	lua_pushnil(L);
-	while (lua_next(L, labels)) {
-		const char *want = lua_tostring(L, -1);
-		const char *got =
-			cJSON_GetStringValue(cJSON_GetObjectItem(have, lua_tostring(L, -2)));
-
-		lua_pop(L, 1);
-		if (!want || !got || strcmp(want, got) != 0) {
-			lua_pop(L, 1);
-			return false;
-		}
-	}
-	return true;
-}
-
-struct all {
-	const struct ks_cache_obj **v;
-	size_t n;
-};
-
-static void collect(const struct ks_cache_obj *o, void *data)
-{
-	struct all *a = data;
-
-	a->v[a->n++] = o;
-}
-
-static int list(lua_State *L)
-{
-	const struct ks_cache_obj *const *objs = NULL;
-	const char *ns = NULL, *owner = NULL, *sid = NULL;
-	struct all all = { 0 };
-	struct ks_cache *c;
-	struct res r;
-	int labels = 0, n = 0, t;
-	size_t count, i;
-
-	check_res(L, 1, &r);
-	c = cache_of(L, &r);
-	if (lua_istable(L, 2)) {
-		lua_getfield(L, 2, "namespace");
-		ns = lua_tostring(L, -1);
-		lua_getfield(L, 2, "owner");
-		owner = lua_tostring(L, -1);
-		lua_getfield(L, 2, "status_id");
-		sid = lua_tostring(L, -1);
-		lua_getfield(L, 2, "labels");
-		if (lua_istable(L, -1))
-			labels = lua_gettop(L);
-	}
-	lua_newtable(L); /* before anything the host must free */
-	t = lua_gettop(L);
-	if (sid) {
-		count = ks_cache_by_status_id(c, sid, &objs);
-	} else if (owner) {
-		count = ks_cache_by_owner(c, owner, &objs);
-	} else if (ns) {
-		count = ks_cache_by_namespace(c, ns, &objs);
-	} else {
-		all.v = ks_xcalloc(ks_cache_len(c) + 1, sizeof(*all.v));
-		ks_cache_foreach(c, collect, &all);
-		objs = all.v;
-		count = all.n;
-	}
-	for (i = 0; i < count; i++) {
-		cJSON *v = cJSON_ParseWithLength(objs[i]->json, objs[i]->len);
-		const char *ons = ks_json_str(v, "metadata.namespace");
-
-		if ((!ns || (ons && strcmp(ons, ns) == 0)) && labels_match(L, labels, v))
-			add_item(L, t, ++n, v, all.v);
-		else
-			cJSON_Delete(v);
-	}
-	free(all.v);
-	ks_lua_push_array_mt(L);
-	lua_setmetatable(L, -2);
-	return 1;
-}
-
-/* ks_lua_push_json as a lua_CFunction for ks_lua_push_capped: the cJSON at 1. */
 static int push_body(lua_State *L)
 {
 	ks_lua_push_json(L, lua_touserdata(L, 1));
@@ -374,10 +218,10 @@ static int fetch(lua_State *L)
 {
 	const char *ns = luaL_optstring(L, 2, NULL), *name = luaL_checkstring(L, 3);
 	struct kube_op *k;
-	struct res r;
+	struct ks_lua_kube_res r;
 	int ret;
 
-	check_res(L, 1, &r);
+	ks_lua_kube_check_res(L, 1, &r);
 	if (faked(L,
 		  &(struct ks_lua_fake_kube){ .verb = "get", .res = &r.r, .ns = ns, .name = name },
 		  false, &ret))
@@ -395,10 +239,10 @@ static int fetch_list(lua_State *L)
 	struct ks_buf sel;
 	cJSON *labels;
 	struct kube_op *k;
-	struct res r;
+	struct ks_lua_kube_res r;
 	int ret;
 
-	check_res(L, 1, &r);
+	ks_lua_kube_check_res(L, 1, &r);
 	ks_buf_init(&sel);
 	labels = cJSON_CreateObject();
 	if (lua_istable(L, 3)) {
@@ -457,11 +301,11 @@ static int apply(lua_State *L)
 	const char *name, *ns, *sub = NULL, *manager = FIELD_MANAGER;
 	struct kube_op *k;
 	bool force = false;
-	struct res r;
+	struct ks_lua_kube_res r;
 	cJSON *obj;
 	int ret;
 
-	check_res(L, 1, &r);
+	ks_lua_kube_check_res(L, 1, &r);
 	name = meta(L, 1, "name");
 	ns = meta(L, 1, "namespace");
 	if (!name)
@@ -496,11 +340,11 @@ static int apply(lua_State *L)
 static int create(lua_State *L)
 {
 	struct kube_op *k;
-	struct res r;
+	struct ks_lua_kube_res r;
 	cJSON *obj;
 	int ret;
 
-	check_res(L, 1, &r);
+	ks_lua_kube_check_res(L, 1, &r);
 	obj = check_json(L, 1, "create");
 	if (faked(L,
 		  &(struct ks_lua_fake_kube){ .verb = "create",
@@ -526,10 +370,10 @@ static int patch(lua_State *L)
 	const char *ns = luaL_optstring(L, 2, NULL), *name = luaL_checkstring(L, 3), *sub = NULL;
 	int type = 0, ret;
 	struct kube_op *k;
-	struct res r;
+	struct ks_lua_kube_res r;
 	cJSON *p;
 
-	check_res(L, 1, &r);
+	ks_lua_kube_check_res(L, 1, &r);
 	if (lua_istable(L, 5)) {
 		lua_getfield(L, 5, "type");
 		type = luaL_checkoption(L, -1, "merge", types);
@@ -560,10 +404,10 @@ static int delete (lua_State *L)
 	const char *ns = luaL_optstring(L, 2, NULL), *name = luaL_checkstring(L, 3);
 	struct ks_kube_delete_opts o = { 0 };
 	struct kube_op *k;
-	struct res r;
+	struct ks_lua_kube_res r;
 	int ret;
 
-	check_res(L, 1, &r);
+	ks_lua_kube_check_res(L, 1, &r);
 	if (lua_istable(L, 4)) {
 		lua_getfield(L, 4, "uid");
 		o.uid = lua_tostring(L, -1);
@@ -590,7 +434,7 @@ static int discover(lua_State *L)
 {
 	const char *gv = luaL_checkstring(L, 1), *slash = strchr(gv, '/');
 	struct kube_op *k;
-	struct res r;
+	struct ks_lua_kube_res r;
 	char *path;
 	int ret;
 
@@ -616,11 +460,16 @@ static int discover(lua_State *L)
 int ks_lua_open_kube(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-		{ "get", get },		  { "list", list },
-		{ "fetch", fetch },	  { "fetch_list", fetch_list },
-		{ "apply", apply },	  { "create", create },
-		{ "patch", patch },	  { "delete", delete },
-		{ "discover", discover }, { "batch", ks_lua_kube_batch },
+		{ "get", ks_lua_kube_get },
+		{ "list", ks_lua_kube_list },
+		{ "fetch", fetch },
+		{ "fetch_list", fetch_list },
+		{ "apply", apply },
+		{ "create", create },
+		{ "patch", patch },
+		{ "delete", delete },
+		{ "discover", discover },
+		{ "batch", ks_lua_kube_batch },
 		{ NULL, NULL },
 	};
 

@@ -40,7 +40,7 @@ void ks_lua_task_init(struct ks_lua *e);
 int ks_lua_stop_check(lua_State *L);
 /* Push whether a limit stopped the running task (a lua_CFunction). */
 int ks_lua_stopped(lua_State *L);
-/* Set string.find, match, gmatch and gsub in the string table at idx to the bounded
- * matcher of pattern.c. */
+/* Set string.find, match, gmatch and gsub in the string table at idx to those of
+ * strlib.c, on the bounded matcher of pattern.c. */
 void ks_lua_open_patterns(lua_State *L, int idx);
 void ks_lua_task_cancel_all(struct ks_lua *e, const char *why);

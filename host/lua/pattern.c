@@ -1,11 +1,11 @@
 /*
- * pattern.c: string.find, match, gmatch and gsub for the sandbox: Lua 5.1 patterns
- * (the same language and results as LuaJIT's), matched by a backtracking matcher that
- * charges its work to the running task.
+ * pattern.c: the pattern matcher of the sandbox's string.find, match, gmatch and gsub
+ * (strlib.c): Lua 5.1 patterns (the same language and results as LuaJIT's), matched by a
+ * backtracking matcher that charges its work to the running task.
  *
  * Why: LuaJIT matches patterns in C, where the count hook never fires, and backtracking
  * is exponential in the number of quantifiers: string.rep("a", 26):find(string.rep("a*",
- * 26) .. "b") would hold the loop for hours. Here every unit of work (a call of match(),
+ * 26) .. "b") would hold the loop for hours. Here every unit of work (a call of ks_pattern_match(),
  * a turn of any loop over the subject or over a [set]) is a step, and every CHARGE_EVERY
  * steps are charged as as many instructions with ks_lua_charge(), which also checks the
  * task's wall time and slice and raises its (final) stop reason. Between two steps the
@@ -26,28 +26,15 @@
 
 #include "lua/engine.h"
 #include "lua/internal.h"
+#include "lua/pattern.h"
 
-#define ESC '%'
-#define SPECIALS "^$*+?.([%-"
-#define MAX_CAPTURES 32
 #define MAX_DEPTH 200
 #define CHARGE_EVERY 1000
 #define CAP_UNFINISHED (-1)
 #define CAP_POSITION (-2)
 
-struct ms {
-	lua_State *L;
-	const char *src, *src_end, *pat_end;
-	int level, depth;
-	uint64_t steps;
-	struct {
-		const char *init;
-		ptrdiff_t len;
-	} cap[MAX_CAPTURES];
-};
-
 /* n units of work done: charge them to the task once there are enough. */
-static void step(struct ms *m, uint64_t n)
+void ks_pattern_step(struct ks_pattern *m, uint64_t n)
 {
 	m->steps += n;
 	if (m->steps >= CHARGE_EVERY) {
@@ -59,9 +46,9 @@ static void step(struct ms *m, uint64_t n)
 }
 
 /* Past the single-character class at p. */
-static const char *class_end(struct ms *m, const char *p)
+static const char *class_end(struct ks_pattern *m, const char *p)
 {
-	if (*p == ESC) {
+	if (*p == KS_PATTERN_ESC) {
 		if (p + 1 >= m->pat_end)
 			luaL_error(m->L, "malformed pattern (ends with '%%')");
 		return p + 2;
@@ -74,8 +61,8 @@ static const char *class_end(struct ms *m, const char *p)
 	do { /* the first character of a set may be ']' */
 		if (p >= m->pat_end)
 			luaL_error(m->L, "malformed pattern (missing ']')");
-		step(m, 1);
-		if (*p++ == ESC && p < m->pat_end)
+		ks_pattern_step(m, 1);
+		if (*p++ == KS_PATTERN_ESC && p < m->pat_end)
 			p++;
 	} while (p >= m->pat_end || *p != ']');
 	return p + 1;
@@ -126,7 +113,7 @@ static bool match_class(int c, int cl)
 }
 
 /* c in the set [p, ec] (p at '[', ec at its ']')? */
-static bool match_set(struct ms *m, int c, const char *p, const char *ec)
+static bool match_set(struct ks_pattern *m, int c, const char *p, const char *ec)
 {
 	bool in = true;
 
@@ -135,8 +122,8 @@ static bool match_set(struct ms *m, int c, const char *p, const char *ec)
 		p++;
 	}
 	while (++p < ec) {
-		step(m, 1);
-		if (*p == ESC) {
+		ks_pattern_step(m, 1);
+		if (*p == KS_PATTERN_ESC) {
 			p++;
 			if (match_class(c, (unsigned char)*p))
 				return in;
@@ -151,7 +138,7 @@ static bool match_set(struct ms *m, int c, const char *p, const char *ec)
 	return !in;
 }
 
-static bool single_match(struct ms *m, const char *s, const char *p, const char *ep)
+static bool single_match(struct ks_pattern *m, const char *s, const char *p, const char *ep)
 {
 	int c = (unsigned char)*s;
 
@@ -160,7 +147,7 @@ static bool single_match(struct ms *m, const char *s, const char *p, const char 
 	switch (*p) {
 	case '.':
 		return true;
-	case ESC:
+	case KS_PATTERN_ESC:
 		return match_class(c, (unsigned char)p[1]);
 	case '[':
 		return match_set(m, c, p, ep - 1);
@@ -169,18 +156,18 @@ static bool single_match(struct ms *m, const char *s, const char *p, const char 
 	}
 }
 
-static const char *match(struct ms *m, const char *s, const char *p);
+const char *ks_pattern_match(struct ks_pattern *m, const char *s, const char *p);
 
-static const char *max_expand(struct ms *m, const char *s, const char *p, const char *ep)
+static const char *max_expand(struct ks_pattern *m, const char *s, const char *p, const char *ep)
 {
 	ptrdiff_t i = 0;
 
 	while (single_match(m, s + i, p, ep)) {
-		step(m, 1);
+		ks_pattern_step(m, 1);
 		i++;
 	}
 	for (; i >= 0; i--) {
-		const char *r = match(m, s + i, ep + 1);
+		const char *r = ks_pattern_match(m, s + i, ep + 1);
 
 		if (r)
 			return r;
@@ -188,10 +175,10 @@ static const char *max_expand(struct ms *m, const char *s, const char *p, const 
 	return NULL;
 }
 
-static const char *min_expand(struct ms *m, const char *s, const char *p, const char *ep)
+static const char *min_expand(struct ks_pattern *m, const char *s, const char *p, const char *ep)
 {
 	for (;;) {
-		const char *r = match(m, s, ep + 1);
+		const char *r = ks_pattern_match(m, s, ep + 1);
 
 		if (r)
 			return r;
@@ -201,22 +188,22 @@ static const char *min_expand(struct ms *m, const char *s, const char *p, const 
 	}
 }
 
-static const char *start_capture(struct ms *m, const char *s, const char *p, ptrdiff_t what)
+static const char *start_capture(struct ks_pattern *m, const char *s, const char *p, ptrdiff_t what)
 {
 	const char *r;
 
-	if (m->level >= MAX_CAPTURES)
+	if (m->level >= KS_PATTERN_MAX_CAPTURES)
 		luaL_error(m->L, "too many captures");
 	m->cap[m->level].init = s;
 	m->cap[m->level].len = what;
 	m->level++;
-	r = match(m, s, p);
+	r = ks_pattern_match(m, s, p);
 	if (!r)
 		m->level--;
 	return r;
 }
 
-static const char *end_capture(struct ms *m, const char *s, const char *p)
+static const char *end_capture(struct ks_pattern *m, const char *s, const char *p)
 {
 	const char *r;
 	int l;
@@ -226,14 +213,14 @@ static const char *end_capture(struct ms *m, const char *s, const char *p)
 	if (l < 0)
 		luaL_error(m->L, "invalid pattern capture");
 	m->cap[l].len = s - m->cap[l].init;
-	r = match(m, s, p);
+	r = ks_pattern_match(m, s, p);
 	if (!r)
 		m->cap[l].len = CAP_UNFINISHED;
 	return r;
 }
 
 /* %1-%9: the text of a closed capture again. */
-static const char *match_capture(struct ms *m, const char *s, int c)
+static const char *match_capture(struct ks_pattern *m, const char *s, int c)
 {
 	int l = c - '1';
 	size_t len;
@@ -241,14 +228,14 @@ static const char *match_capture(struct ms *m, const char *s, int c)
 	if (l < 0 || l >= m->level || m->cap[l].len == CAP_UNFINISHED)
 		luaL_error(m->L, "invalid capture index");
 	len = (size_t)m->cap[l].len;
-	step(m, len);
+	ks_pattern_step(m, len);
 	if ((size_t)(m->src_end - s) >= len && memcmp(m->cap[l].init, s, len) == 0)
 		return s + len;
 	return NULL;
 }
 
 /* %bxy at p (p past "%b"). */
-static const char *match_balance(struct ms *m, const char *s, const char *p)
+static const char *match_balance(struct ks_pattern *m, const char *s, const char *p)
 {
 	int depth = 1;
 
@@ -257,7 +244,7 @@ static const char *match_balance(struct ms *m, const char *s, const char *p)
 	if (s >= m->src_end || *s != p[0])
 		return NULL;
 	while (++s < m->src_end) {
-		step(m, 1);
+		ks_pattern_step(m, 1);
 		if (*s == p[1]) {
 			if (--depth == 0)
 				return s + 1;
@@ -269,7 +256,7 @@ static const char *match_balance(struct ms *m, const char *s, const char *p)
 }
 
 /* %f[set] at p (p past "%f"): s is where the set starts to hold. */
-static bool frontier(struct ms *m, const char *s, const char *p, const char **ep)
+static bool frontier(struct ks_pattern *m, const char *s, const char *p, const char **ep)
 {
 	int prev, cur;
 
@@ -283,7 +270,7 @@ static bool frontier(struct ms *m, const char *s, const char *p, const char **ep
 
 /* One item (a class and its quantifier) at p; NULL: no match. Sets *next when the match
  * goes on at *next (s advanced in *s), else returns the end of the whole match. */
-static const char *item(struct ms *m, const char **s, const char *p, const char **next)
+static const char *item(struct ks_pattern *m, const char **s, const char *p, const char **next)
 {
 	const char *ep = class_end(m, p), *r;
 	bool ok = single_match(m, *s, p, ep);
@@ -292,7 +279,7 @@ static const char *item(struct ms *m, const char **s, const char *p, const char 
 	*next = NULL;
 	switch (q) {
 	case '?':
-		if (ok && (r = match(m, *s + 1, ep + 1)))
+		if (ok && (r = ks_pattern_match(m, *s + 1, ep + 1)))
 			return r;
 		*next = ep + 1;
 		return *s;
@@ -312,14 +299,14 @@ static const char *item(struct ms *m, const char **s, const char *p, const char 
 }
 
 /* Where the match of pattern [p, pat_end) at s ends, or NULL. */
-static const char *match(struct ms *m, const char *s, const char *p)
+const char *ks_pattern_match(struct ks_pattern *m, const char *s, const char *p)
 {
 	const char *r = s, *next;
 
 	if (++m->depth > MAX_DEPTH)
 		luaL_error(m->L, "pattern too complex");
 	while (p < m->pat_end && r) {
-		step(m, 1);
+		ks_pattern_step(m, 1);
 		if (*p == '(') {
 			r = p + 1 < m->pat_end && p[1] == ')'
 				    ? start_capture(m, r, p + 2, CAP_POSITION)
@@ -334,18 +321,18 @@ static const char *match(struct ms *m, const char *s, const char *p)
 			r = r == m->src_end ? r : NULL;
 			break;
 		}
-		if (*p == ESC && p + 1 < m->pat_end && p[1] == 'b') {
+		if (*p == KS_PATTERN_ESC && p + 1 < m->pat_end && p[1] == 'b') {
 			r = match_balance(m, r, p + 2);
 			p += 4;
 			continue;
 		}
-		if (*p == ESC && p + 1 < m->pat_end && p[1] == 'f') {
+		if (*p == KS_PATTERN_ESC && p + 1 < m->pat_end && p[1] == 'f') {
 			if (!frontier(m, r, p + 2, &next))
 				r = NULL;
 			p = next;
 			continue;
 		}
-		if (*p == ESC && p + 1 < m->pat_end && isdigit((unsigned char)p[1])) {
+		if (*p == KS_PATTERN_ESC && p + 1 < m->pat_end && isdigit((unsigned char)p[1])) {
 			r = match_capture(m, r, (unsigned char)p[1]);
 			p += 2;
 			continue;
@@ -359,7 +346,7 @@ static const char *match(struct ms *m, const char *s, const char *p)
 	return r;
 }
 
-static void push_capture(struct ms *m, int i, const char *s, const char *e)
+void ks_pattern_push_capture(struct ks_pattern *m, int i, const char *s, const char *e)
 {
 	if (i >= m->level) {
 		if (i != 0)
@@ -376,17 +363,18 @@ static void push_capture(struct ms *m, int i, const char *s, const char *e)
 }
 
 /* The captures, or the whole match [s, e) when there are none (s NULL: nothing). */
-static int push_captures(struct ms *m, const char *s, const char *e)
+int ks_pattern_push_captures(struct ks_pattern *m, const char *s, const char *e)
 {
 	int i, n = m->level == 0 && s ? 1 : m->level;
 
 	luaL_checkstack(m->L, n, "too many captures");
 	for (i = 0; i < n; i++)
-		push_capture(m, i, s, e);
+		ks_pattern_push_capture(m, i, s, e);
 	return n;
 }
 
-static void ms_init(struct ms *m, lua_State *L, const char *s, size_t ls, const char *p, size_t lp)
+void ks_pattern_init(struct ks_pattern *m, lua_State *L, const char *s, size_t ls, const char *p,
+		     size_t lp)
 {
 	m->L = L;
 	m->src = s;
@@ -394,208 +382,4 @@ static void ms_init(struct ms *m, lua_State *L, const char *s, size_t ls, const 
 	m->pat_end = p + lp;
 	m->level = m->depth = 0;
 	m->steps = 0;
-}
-
-/* The 0-based start from a 1-based, possibly negative, init, in [0, len] (as 5.1). */
-static ptrdiff_t start_of(lua_Integer init, size_t len)
-{
-	if (init < 0)
-		init += (lua_Integer)len + 1;
-	if (init < 1)
-		init = 1;
-	return init > (lua_Integer)len + 1 ? (ptrdiff_t)len : (ptrdiff_t)init - 1;
-}
-
-static bool has_specials(const char *p, size_t lp)
-{
-	size_t i;
-
-	for (i = 0; i < lp; i++)
-		if (p[i] && strchr(SPECIALS, p[i]))
-			return true;
-	return false;
-}
-
-static int find_aux(lua_State *L, bool find)
-{
-	size_t ls, lp;
-	const char *s = luaL_checklstring(L, 1, &ls), *p = luaL_checklstring(L, 2, &lp);
-	ptrdiff_t init = start_of(luaL_optinteger(L, 3, 1), ls);
-	const char *s1, *e;
-	bool anchor;
-	struct ms m;
-
-	if (find && (lua_toboolean(L, 4) || !has_specials(p, lp))) {
-		const char *at = memmem(s + init, ls - (size_t)init, p, lp);
-
-		if (!at) {
-			lua_pushnil(L);
-			return 1;
-		}
-		lua_pushinteger(L, at - s + 1);
-		lua_pushinteger(L, at - s + (ptrdiff_t)lp);
-		return 2;
-	}
-	anchor = lp > 0 && *p == '^';
-	ms_init(&m, L, s, ls, p + anchor, lp - anchor);
-	s1 = s + init;
-	do {
-		m.level = m.depth = 0;
-		e = match(&m, s1, p + anchor);
-		if (e && find) {
-			lua_pushinteger(L, s1 - s + 1);
-			lua_pushinteger(L, e - s);
-			return push_captures(&m, NULL, NULL) + 2;
-		}
-		if (e)
-			return push_captures(&m, s1, e);
-	} while (s1++ < m.src_end && !anchor);
-	lua_pushnil(L);
-	return 1;
-}
-
-static int find(lua_State *L)
-{
-	return find_aux(L, true);
-}
-
-static int match_fn(lua_State *L)
-{
-	return find_aux(L, false);
-}
-
-static int gmatch_next(lua_State *L)
-{
-	size_t ls, lp;
-	const char *s = lua_tolstring(L, lua_upvalueindex(1), &ls);
-	const char *p = lua_tolstring(L, lua_upvalueindex(2), &lp);
-	const char *src, *e;
-	struct ms m;
-
-	ms_init(&m, L, s, ls, p, lp);
-	for (src = s + (size_t)lua_tointeger(L, lua_upvalueindex(3)); src <= m.src_end; src++) {
-		m.level = m.depth = 0;
-		e = match(&m, src, p);
-		if (e) {
-			lua_pushinteger(L, e - s + (e == src));
-			lua_replace(L, lua_upvalueindex(3));
-			return push_captures(&m, src, e);
-		}
-	}
-	return 0;
-}
-
-static int gmatch(lua_State *L)
-{
-	luaL_checkstring(L, 1);
-	luaL_checkstring(L, 2);
-	lua_settop(L, 2);
-	lua_pushinteger(L, 0);
-	lua_pushcclosure(L, gmatch_next, 3);
-	return 1;
-}
-
-/* The replacement string at 3, its %0-%9 expanded, for the match [s, e). */
-static void add_string(struct ms *m, luaL_Buffer *b, const char *s, const char *e)
-{
-	size_t l, i;
-	const char *r = lua_tolstring(m->L, 3, &l);
-
-	step(m, l);
-	for (i = 0; i < l; i++) {
-		if (r[i] != ESC) {
-			luaL_addchar(b, r[i]);
-		} else if (++i == l) {
-			luaL_error(m->L, "invalid use of '%%' in replacement string");
-		} else if (!isdigit((unsigned char)r[i])) {
-			luaL_addchar(b, r[i]);
-		} else if (r[i] == '0') {
-			luaL_addlstring(b, s, (size_t)(e - s));
-		} else {
-			push_capture(m, r[i] - '1', s, e);
-			luaL_addvalue(b);
-		}
-	}
-}
-
-static void add_value(struct ms *m, luaL_Buffer *b, const char *s, const char *e)
-{
-	lua_State *L = m->L;
-
-	switch (lua_type(L, 3)) {
-	case LUA_TNUMBER:
-	case LUA_TSTRING:
-		add_string(m, b, s, e);
-		return;
-	case LUA_TFUNCTION:
-		lua_pushvalue(L, 3);
-		lua_call(L, push_captures(m, s, e), 1);
-		break;
-	default: /* a table */
-		push_capture(m, 0, s, e);
-		lua_gettable(L, 3);
-		break;
-	}
-	if (!lua_toboolean(L, -1)) {
-		lua_pop(L, 1);
-		lua_pushlstring(L, s, (size_t)(e - s));
-	} else if (!lua_isstring(L, -1)) {
-		luaL_error(L, "invalid replacement value (a %s)", luaL_typename(L, -1));
-	}
-	luaL_addvalue(b);
-}
-
-static int gsub(lua_State *L)
-{
-	size_t ls, lp;
-	const char *src = luaL_checklstring(L, 1, &ls), *p = luaL_checklstring(L, 2, &lp);
-	int tr = lua_type(L, 3);
-	lua_Integer max = luaL_optinteger(L, 4, (lua_Integer)ls + 1), n = 0;
-	bool anchor = lp > 0 && *p == '^';
-	const char *e;
-	luaL_Buffer b;
-	struct ms m;
-
-	luaL_argcheck(L,
-		      tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION ||
-			      tr == LUA_TTABLE,
-		      3, "string/function/table expected");
-	ms_init(&m, L, src, ls, p + anchor, lp - anchor);
-	luaL_buffinit(L, &b);
-	while (n < max) {
-		m.level = m.depth = 0;
-		e = match(&m, src, p + anchor);
-		if (e) {
-			n++;
-			add_value(&m, &b, src, e);
-		}
-		if (e && e > src)
-			src = e;
-		else if (src < m.src_end)
-			luaL_addchar(&b, *src++);
-		else
-			break;
-		if (anchor)
-			break;
-	}
-	luaL_addlstring(&b, src, (size_t)(m.src_end - src));
-	luaL_pushresult(&b);
-	lua_pushinteger(L, (lua_Integer)n);
-	return 2;
-}
-
-void ks_lua_open_patterns(lua_State *L, int idx)
-{
-	static const luaL_Reg fns[] = {
-		{ "find", find },
-		{ "match", match_fn },
-		{ "gmatch", gmatch },
-		{ "gsub", gsub },
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
-		lua_pushcfunction(L, fns[i].func);
-		lua_setfield(L, idx, fns[i].name);
-	}
 }

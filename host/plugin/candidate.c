@@ -1,5 +1,5 @@
 /*
- * candidate.c: a new plugin version: loaded, configured, its fixtures run.
+ * candidate.c: a new plugin version: read, loaded and configured.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -42,7 +42,7 @@ static int configure(struct ks_plugin *p, const struct ks_candidate *c, char **e
 }
 
 struct ks_plugin *ks_candidate_load(const struct ks_lua_host *host, const struct ks_candidate *c,
-				    ks_candidate_vet_fn vet, char **err)
+				    char **err)
 {
 	struct ks_plugin *p;
 	char *why = NULL;
@@ -50,9 +50,7 @@ struct ks_plugin *ks_candidate_load(const struct ks_lua_host *host, const struct
 	p = ks_plugin_load(host, c->name, c->src, c->len, err);
 	if (!p)
 		return NULL;
-	if (configure(p, c, &why) != 0 ||
-	    (c->fixtures_dir && vet &&
-	     vet(c->fixtures_dir, c->name, c->src, c->len, host->stdlib_dir, &why) != 0)) {
+	if (configure(p, c, &why) != 0) {
 		*err = ks_xasprintf("plugin %s: %s", c->name, why);
 		free(why);
 		ks_plugin_free(p, "refused");
@@ -99,7 +97,7 @@ int ks_candidate_read(struct ks_candidate *c, const char *path, char **err)
 	char *cfg = settings_path(path), *src, *settings = NULL;
 	int rc;
 
-	*c = (struct ks_candidate){ .name = base(path) };
+	*c = (struct ks_candidate){ .name = base(path), .path = path };
 	src = ks_read_file(path, &c->len, &rc);
 	if (!src) {
 		*err = ks_xstrdup(strerror(-rc));

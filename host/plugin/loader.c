@@ -1,6 +1,8 @@
 /*
- * loader.c: a directory of plugins, polled for changes, each plugin version bound to
- * a controller.
+ * loader.c: the loader's life: created (the files loaded), started (controllers run, the
+ * directory polled and watched), stopped (controllers drained) and freed. Its parts:
+ * source_dir.c and source_configmap.c find the versions, version.c takes each in or
+ * refuses it, binding.c runs, drains and retires each version's controller.
  *
  * Precedence: a ConfigMap plugin overrides the file plugin of the same kind (the operator's
  * own version of a shipped kind): the file's controller is retired and the file is kept
@@ -9,415 +11,18 @@
  * --plugins-configmaps, no controller starts before the ConfigMaps have been listed, so a
  * shipped plugin never runs where the operator's overrides it.
  */
-#include <dirent.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 
-#include "event.h"
-#include "json.h"
 #include "ks.h"
-#include "list.h"
 #include "log.h"
-#include "plugin/candidate.h"
-#include "plugin/loader.h"
-#include "plugin/plugin.h"
-#include "plugin/plugin_metrics.h"
 #include "metrics.h"
 #include "plugin/consume.h"
-
-/* One plugin version's controller; retired bindings live until drained. */
-struct binding {
-	struct ks_plugin *plugin; /* the slot the controller's callbacks read */
-	struct ks_controller *ctrl;
-	struct ks_plugin_watch watches[KS_PLUGIN_MAX_KINDS];
-	struct ks_consumers *consumers; /* while the controller runs (plugin/consume.h) */
-	struct ks_loader *l;
-	struct ks_list link; /* in l->drains while its controller drains */
-};
-
-struct slot {
-	char *path;	    /* a file, or "configmap:ns/name/key" */
-	uint64_t text_hash; /* ConfigMap sources: what was loaded */
-	bool configmap;
-	uint64_t stamp; /* files: the mtime and size of the file and its settings */
-	bool seen;
-	char *shadowed;	   /* files: "Kind.group" a ConfigMap plugin overrides, else NULL */
-	struct binding *b; /* NULL while the file has never loaded, or is shadowed */
-	struct slot *next;
-};
-
-struct ks_loader {
-	uv_loop_t *loop;
-	struct ks_loader_opts o;
-	char *dir;
-	uv_timer_t timer;
-	struct slot *slots;
-	struct ks_plugin *zombies[16]; /* replaced versions finishing their reconciles */
-	size_t nzombies;
-	uv_fs_event_t fs_event; /* the directory changed: scan soon */
-	uv_timer_t debounce;
-	bool fs_watching;
-	bool stopping_free;
-	bool fs_open; /* initialised and its close callback not run yet */
-	int closing;  /* handles whose close callback is due; l is freed after the last */
-	struct ks_manager *cm_manager; /* ConfigMaps of configmap_namespace, or NULL */
-	struct ks_cache *cm_cache;
-	struct ks_cache_handler cm_h;
-	bool started, stopping;
-	bool deferred; /* started, waiting for the ConfigMaps' first list */
-	double deferred_since;
-	size_t draining;
-	struct ks_list drains; /* struct binding, stopped and not drained yet */
-	unsigned long failures;
-	struct ks_plugin_metrics *pm; /* kupenstack_plugin_* series */
-	void (*done)(void *data);
-	void *done_data;
-};
+#include "plugin/loader_impl.h"
+#include "plugin/plugin_metrics.h"
 
 static struct ks_cache *cache_for(void *data, const struct ks_kube_res *res)
 {
 	return ks_manager_find(data, res);
-}
-
-/* Start b's controller, and its consumers of the message bus. */
-static void run_binding(struct ks_loader *l, struct binding *b)
-{
-	ks_controller_start(b->ctrl);
-	b->consumers =
-		ks_consumers_start(l->loop, l->o.amqp_url, &b->plugin, b->ctrl, l->o.metrics);
-}
-
-/* Stop b's consumers (before its controller goes). */
-static void stop_consumers(struct binding *b)
-{
-	ks_consumers_stop(b->consumers);
-	b->consumers = NULL;
-}
-
-static struct binding *bind_plugin(struct ks_loader *l, struct ks_plugin *p, const char *name)
-{
-	struct binding *b = ks_xcalloc(1, sizeof(*b));
-
-	b->l = l;
-	b->plugin = p;
-	b->ctrl =
-		ks_plugin_controller(l->loop, l->o.kube, l->o.manager, name, &b->plugin, b->watches,
-				     &(struct ks_controller_opts){
-					     .concurrency = l->o.concurrency,
-					     .resync = l->o.resync,
-					     .events = l->o.events,
-					     .metrics = l->o.metrics,
-				     });
-	if (l->started && !l->deferred)
-		run_binding(l, b);
-	return b;
-}
-
-static void maybe_done(struct ks_loader *l)
-{
-	if (l->stopping && l->draining == 0 && l->done) {
-		void (*done)(void *) = l->done;
-		l->done = NULL;
-		done(l->done_data);
-	}
-}
-
-static void retired(void *data)
-{
-	struct binding *b = data;
-	struct ks_loader *l = b->l;
-
-	ks_list_del(&b->link);
-	ks_controller_free(b->ctrl);
-	ks_plugin_free(b->plugin, "retired");
-	free(b);
-	l->draining--;
-	if (!l->stopping_free)
-		maybe_done(l);
-}
-
-/* Stop b's consumers and its controller; retired() frees b once its in-flight reconciles
- * are done. */
-static void drain(struct ks_loader *l, struct binding *b)
-{
-	stop_consumers(b);
-	l->draining++;
-	ks_list_add_tail(&l->drains, &b->link);
-	ks_controller_stop(b->ctrl, retired, b);
-}
-
-/* Stop b's controller: its plugin's tasks are cancelled first so the drain is quick. */
-static void retire(struct ks_loader *l, struct binding *b, const char *why)
-{
-	ks_lua_cancel_all(b->plugin->lua, why);
-	drain(l, b);
-}
-
-/* In-flight reconciles finish on the version they started with; it is freed once they
- * have (checked at each tick), or at once when none runs. */
-static void retire_version(struct ks_loader *l, struct ks_plugin *old)
-{
-	if (ks_lua_tasks(old->lua) == 0) {
-		ks_plugin_free(old, "replaced");
-		return;
-	}
-	if (l->nzombies == KS_ARRAY_SIZE(l->zombies)) {
-		ks_plugin_free(old, "the plugin was replaced by a new version (too many versions "
-				    "still finishing)");
-		return;
-	}
-	l->zombies[l->nzombies++] = old;
-}
-
-static void reap_versions(struct ks_loader *l, bool all)
-{
-	size_t i = 0;
-
-	while (i < l->nzombies) {
-		if (all || ks_lua_tasks(l->zombies[i]->lua) == 0) {
-			ks_plugin_free(l->zombies[i], "the plugin was replaced by a new version");
-			l->zombies[i] = l->zombies[--l->nzombies];
-		} else {
-			i++;
-		}
-	}
-}
-
-static const char *base(const char *path)
-{
-	const char *s = strrchr(path, '/');
-
-	return s ? s + 1 : path;
-}
-
-/* The slot other than self whose plugin reconciles kind.group, or NULL. */
-static struct slot *holder(struct ks_loader *l, const struct slot *self, const char *kind,
-			   const char *group)
-{
-	struct slot *s;
-
-	for (s = l->slots; s; s = s->next) {
-		const struct ks_plugin *q = s->b ? s->b->plugin : NULL;
-		if (s != self && q && strcmp(q->self.kind, kind) == 0 &&
-		    strcmp(q->self.group, group) == 0)
-			return s;
-	}
-	return NULL;
-}
-
-/* File slot f gives way to the ConfigMap plugin p of slot by (or, b NULL, is loaded while
- * by holds its kind): its controller retires and it waits, shadowed. */
-static void shadow(struct ks_loader *l, struct slot *f, const struct slot *by,
-		   const struct ks_plugin *p)
-{
-	free(f->shadowed);
-	f->shadowed = ks_xasprintf("%s.%s", p->self.kind, p->self.group);
-	ks_info("plugin overridden", "file=%s kind=%s by=%s", f->path, f->shadowed, by->path);
-	ks_plugin_metrics_removed(l->pm, f->path);
-	if (f->b) {
-		retire(l, f->b, "the plugin is overridden by a ConfigMap plugin");
-		f->b = NULL;
-	}
-}
-
-static void load(struct ks_loader *l, struct slot *s);
-
-/* Files shadowed by a kind no ConfigMap plugin reconciles any more load again. */
-static void unshadow(struct ks_loader *l)
-{
-	struct slot *s, *c;
-
-	for (s = l->slots; s; s = s->next) {
-		bool held = false;
-
-		if (!s->shadowed)
-			continue;
-		for (c = l->slots; c && !held; c = c->next)
-			if (c->configmap && c->b) {
-				char *k = ks_xasprintf("%s.%s", c->b->plugin->self.kind,
-						       c->b->plugin->self.group);
-				held = strcmp(k, s->shadowed) == 0;
-				free(k);
-			}
-		if (held)
-			continue;
-		ks_info("plugin no longer overridden", "file=%s kind=%s", s->path, s->shadowed);
-		free(s->shadowed);
-		s->shadowed = NULL;
-		s->stamp = 0;
-		load(l, s);
-	}
-}
-
-/* c refused: say so in the log, the metrics and, for a ConfigMap (cm), an Event on it. */
-static void refused(struct ks_loader *l, struct slot *s, const cJSON *cm, const char *err)
-{
-	const char *kept = s->b ? "previous version" : "none";
-
-	ks_err("plugin refused", "file=%s error=%s kept=%s", s->path, ks_logq(err), kept);
-	ks_plugin_metrics_refused(l->pm, s->path, s->b ? s->b->plugin : NULL, err);
-	if (cm && l->o.events) {
-		/* A listed object may lack apiVersion and kind: the Event needs them. */
-		cJSON *io = cJSON_CreateObject();
-		cJSON_AddStringToObject(io, "apiVersion", "v1");
-		cJSON_AddStringToObject(io, "kind", "ConfigMap");
-		cJSON_AddItemToObject(io, "metadata",
-				      cJSON_Duplicate(cJSON_GetObjectItem(cm, "metadata"), true));
-		ks_event(l->o.events, io, "Warning", "PluginRejected", "%s refused (kept: %s): %s",
-			 base(s->path), kept, err);
-		cJSON_Delete(io);
-	}
-	l->failures++;
-}
-
-static void load_text(struct ks_loader *l, struct slot *s, const struct ks_candidate *c,
-		      const cJSON *cm)
-{
-	struct ks_plugin *p, *old;
-	char *err = NULL, name[128];
-	struct slot *other;
-
-	p = ks_candidate_load(&l->o.host, c, l->o.vet, &err);
-	other = p ? holder(l, s, p->self.kind, p->self.group) : NULL;
-	if (other && s->configmap && !other->configmap) {
-		shadow(l, other, s, p);
-	} else if (other && !s->configmap && other->configmap) {
-		shadow(l, s, other, p);
-		ks_plugin_free(p, "overridden");
-		return;
-	} else if (other) {
-		err = ks_xasprintf("plugin %s: kind %s.%s is already reconciled by %s",
-				   base(s->path), p->self.kind, p->self.group, base(other->path));
-		ks_plugin_free(p, "refused");
-		p = NULL;
-	}
-	if (p && !s->configmap && s->shadowed) {
-		free(s->shadowed);
-		s->shadowed = NULL;
-	}
-	if (!p) {
-		refused(l, s, cm, err);
-		free(err);
-		return;
-	}
-	snprintf(name, sizeof(name), "%.*s", (int)(strlen(base(s->path)) - 4), base(s->path));
-	if (s->b && ks_plugin_same_shape(s->b->plugin, p)) {
-		old = s->b->plugin;
-		s->b->plugin = p;
-		retire_version(l, old);
-		ks_controller_enqueue_all(s->b->ctrl, KS_QUEUE_LOW);
-		ks_plugin_metrics_loaded(l->pm, s->path, p, true);
-		ks_info("plugin reloaded", "file=%s kind=%s", s->path, p->self.kind);
-		return;
-	}
-	ks_plugin_metrics_loaded(l->pm, s->path, p, s->b != NULL);
-	if (s->b)
-		retire(l, s->b, "the plugin changed what it reconciles");
-	s->b = bind_plugin(l, p, name);
-	ks_info("plugin loaded", "file=%s kind=%s group=%s version=%s finalizer=%s", s->path,
-		p->self.kind, p->self.group, p->self.version, p->finalizer ? p->finalizer : "none");
-}
-
-static void load(struct ks_loader *l, struct slot *s)
-{
-	struct ks_candidate c;
-	char *err = NULL;
-
-	if (ks_candidate_read(&c, s->path, &err) != 0) {
-		ks_err("cannot read plugin", "file=%s error=%s", s->path, ks_logq(err));
-		ks_plugin_metrics_refused(l->pm, s->path, s->b ? s->b->plugin : NULL, err);
-		l->failures++;
-		free(err);
-		return;
-	}
-	load_text(l, s, &c, NULL);
-	ks_candidate_deinit(&c);
-}
-
-static bool is_plugin_file(const char *name)
-{
-	size_t n = strlen(name);
-
-	return n > 4 && name[0] != '.' && strcmp(name + n - 4, ".lua") == 0 &&
-	       strcmp(name, "README.lua") != 0;
-}
-
-static struct slot *find_slot(struct ks_loader *l, const char *path)
-{
-	struct slot *s;
-
-	for (s = l->slots; s; s = s->next)
-		if (strcmp(s->path, path) == 0)
-			return s;
-	return NULL;
-}
-
-static void drop_gone(struct ks_loader *l)
-{
-	struct slot **pp = &l->slots, *s;
-
-	while ((s = *pp) != NULL) {
-		if (s->seen || s->configmap) {
-			pp = &s->next;
-			continue;
-		}
-		*pp = s->next;
-		ks_plugin_metrics_removed(l->pm, s->path);
-		if (s->b) {
-			ks_info("plugin removed", "file=%s kind=%s", s->path,
-				s->b->plugin->self.kind);
-			retire(l, s->b, "the plugin file was removed");
-		}
-		free(s->shadowed);
-		free(s->path);
-		free(s);
-	}
-}
-
-static void scan(struct ks_loader *l)
-{
-	struct dirent *d;
-	struct slot *s;
-	struct stat st;
-	DIR *dir = l->dir ? opendir(l->dir) : NULL;
-	char *path;
-
-	if (!l->dir)
-		return;
-	for (s = l->slots; s; s = s->next)
-		s->seen = false;
-	if (!dir) {
-		ks_warn("cannot read the plugins directory", "dir=%s", l->dir);
-		for (s = l->slots; s; s = s->next)
-			s->seen = true; /* keep what runs */
-		return;
-	}
-	while ((d = readdir(dir)) != NULL) {
-		if (!is_plugin_file(d->d_name))
-			continue;
-		path = ks_xasprintf("%s/%s", l->dir, d->d_name);
-		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-			free(path);
-			continue;
-		}
-		s = find_slot(l, path);
-		if (!s) {
-			s = ks_xcalloc(1, sizeof(*s));
-			s->path = path;
-			s->next = l->slots;
-			l->slots = s;
-		} else {
-			free(path);
-		}
-		s->seen = true;
-		if (s->stamp == ks_candidate_stamp(s->path, &st))
-			continue;
-		s->stamp = ks_candidate_stamp(s->path, &st);
-		load(l, s);
-	}
-	closedir(dir);
-	drop_gone(l);
 }
 
 static void fs_closed(uv_handle_t *h)
@@ -435,22 +40,7 @@ static void start_controllers(struct ks_loader *l)
 
 	for (s = l->slots; s; s = s->next)
 		if (s->b)
-			run_binding(l, s->b);
-}
-
-static const struct ks_kube_res configmaps = { "", "v1", "configmaps", true };
-
-/* Have the plugin ConfigMaps been listed? Warns every 10 s while they have not. */
-static bool configmaps_listed(struct ks_loader *l)
-{
-	if (ks_manager_synced(l->cm_manager, &configmaps))
-		return true;
-	if (uv_now(l->loop) / 1e3 - l->deferred_since > 10) {
-		ks_warn("controllers wait for the plugin ConfigMaps to be listed", "namespace=%s",
-			l->o.configmap_namespace);
-		l->deferred_since = uv_now(l->loop) / 1e3;
-	}
-	return false;
+			ks_binding_run(l, s->b);
 }
 
 static void tick(uv_timer_t *t)
@@ -459,130 +49,15 @@ static void tick(uv_timer_t *t)
 	uint64_t ms = (uint64_t)(l->o.poll_seconds * 1000);
 
 	if (l->deferred) {
-		if (!configmaps_listed(l))
+		if (!ks_loader_configmaps_listed(l))
 			return;
 		l->deferred = false;
 		start_controllers(l);
 		uv_timer_start(&l->timer, tick, ms, ms);
 		return;
 	}
-	reap_versions(l, false);
-	scan(l);
-}
-
-static void settled(uv_timer_t *t)
-{
-	scan(t->data);
-}
-
-/* An editor's save is several events (truncate, write, close, rename): scan once they
- * have settled, so one edit loads once. */
-static void dir_changed(uv_fs_event_t *h, const char *file, int events, int status)
-{
-	struct ks_loader *l = h->data;
-
-	(void)file;
-	(void)events;
-	(void)status;
-	uv_timer_start(&l->debounce, settled, 100, 0);
-}
-
-/* Load, reload or retire the slots of one ConfigMap's *.lua keys (obj NULL: gone). */
-static void configmap_changed(struct ks_loader *l, const char *key, const cJSON *obj)
-{
-	const cJSON *data = obj ? cJSON_GetObjectItem(obj, "data") : NULL, *d;
-	const char *label =
-		obj ? cJSON_GetStringValue(cJSON_GetObjectItem(ks_json_path(obj, "metadata.labels"),
-							       "kupenstack.io/plugin"))
-		    : NULL;
-	bool wanted = label && strcmp(label, "true") == 0;
-	char *prefix = ks_xasprintf("configmap:%s/", key);
-	struct slot *s;
-
-	for (s = l->slots; s; s = s->next)
-		if (s->configmap && strncmp(s->path, prefix, strlen(prefix)) == 0)
-			s->seen = false;
-	if (!wanted)
-		data = NULL;
-	cJSON_ArrayForEach(d, data)
-	{
-		char *path, *cfg;
-		const char *settings;
-		uint64_t h;
-
-		if (!cJSON_IsString(d) || !is_plugin_file(d->string))
-			continue;
-		path = ks_xasprintf("%s%s", prefix, d->string);
-		s = find_slot(l, path);
-		if (!s) {
-			s = ks_xcalloc(1, sizeof(*s));
-			s->path = path;
-			s->configmap = true;
-			s->next = l->slots;
-			l->slots = s;
-		} else {
-			free(path);
-		}
-		s->seen = true;
-		cfg = ks_candidate_settings_name(d->string);
-		settings = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, cfg));
-		free(cfg);
-		h = ks_hash(d->valuestring, strlen(d->valuestring)) * 31 +
-		    (settings ? ks_hash(settings, strlen(settings)) : 0);
-		if (s->b && h == s->text_hash)
-			continue;
-		s->text_hash = h;
-		load_text(l, s,
-			  &(struct ks_candidate){ .name = d->string,
-						  .src = d->valuestring,
-						  .len = strlen(d->valuestring),
-						  .settings = settings,
-						  .settings_len = settings ? strlen(settings) : 0 },
-			  obj);
-	}
-	/* Keys (or the whole ConfigMap, or its label) gone: retire their plugins. */
-	for (struct slot **pp = &l->slots; (s = *pp) != NULL;) {
-		if (s->configmap && !s->seen && strncmp(s->path, prefix, strlen(prefix)) == 0) {
-			*pp = s->next;
-			ks_plugin_metrics_removed(l->pm, s->path);
-			if (s->b) {
-				ks_info("plugin removed", "source=%s", s->path);
-				retire(l, s->b, "the plugin's ConfigMap key was removed");
-			}
-			free(s->path);
-			free(s);
-			continue;
-		}
-		pp = &s->next;
-	}
-	free(prefix);
-	unshadow(l);
-}
-
-static void cm_event(const struct ks_cache_obj *o, void *data, bool gone)
-{
-	struct ks_loader *l = data;
-	cJSON *v = gone ? NULL : ks_json_parse(o->json, o->len);
-
-	if (!l->stopping)
-		configmap_changed(l, o->key, v);
-	cJSON_Delete(v);
-}
-
-static void cm_add(const struct ks_cache_obj *o, void *data)
-{
-	cm_event(o, data, false);
-}
-
-static void cm_update(const struct ks_cache_obj *old, const struct ks_cache_obj *o, void *data)
-{
-	(void)old;
-	cm_event(o, data, false);
-}
-
-static void cm_delete(const struct ks_cache_obj *o, void *data)
-{
-	cm_event(o, data, true);
+	ks_loader_reap_versions(l, false);
+	ks_loader_scan(l);
 }
 
 /* The memory gauge of each running plugin, refreshed before every scrape. */
@@ -618,13 +93,9 @@ struct ks_loader *ks_loader_new(uv_loop_t *loop, const struct ks_loader_opts *o)
 	l->timer.data = l;
 	uv_timer_init(loop, &l->debounce);
 	l->debounce.data = l;
-	scan(l);
-	if (o->configmap_namespace) {
-		l->cm_manager = ks_manager_new(loop, o->kube, o->configmap_namespace);
-		l->cm_cache = ks_manager_cache(l->cm_manager, &configmaps);
-		l->cm_h = (struct ks_cache_handler){ cm_add, cm_update, cm_delete, l };
-		ks_cache_add_handler(l->cm_cache, &l->cm_h);
-	}
+	ks_loader_scan(l);
+	if (o->configmap_namespace)
+		ks_loader_watch_configmaps(l);
 	return l;
 }
 
@@ -633,7 +104,7 @@ void ks_loader_start(struct ks_loader *l)
 	uint64_t ms = (uint64_t)(l->o.poll_seconds * 1000);
 
 	l->started = true;
-	if (l->cm_manager && !ks_manager_synced(l->cm_manager, &configmaps)) {
+	if (l->cm_manager && !ks_loader_configmaps_synced(l)) {
 		l->deferred = true;
 		l->deferred_since = uv_now(l->loop) / 1e3;
 		uv_timer_start(&l->timer, tick, 20, 20);
@@ -646,7 +117,8 @@ void ks_loader_start(struct ks_loader *l)
 	if (l->dir && uv_fs_event_init(l->loop, &l->fs_event) == 0) {
 		l->fs_event.data = l;
 		l->fs_open = true;
-		l->fs_watching = uv_fs_event_start(&l->fs_event, dir_changed, l->dir, 0) == 0;
+		l->fs_watching =
+			uv_fs_event_start(&l->fs_event, ks_loader_dir_changed, l->dir, 0) == 0;
 		if (!l->fs_watching)
 			uv_close((uv_handle_t *)&l->fs_event, fs_closed);
 	}
@@ -667,12 +139,13 @@ void ks_loader_stop(struct ks_loader *l, void (*done)(void *data), void *data)
 	l->done = done;
 	l->done_data = data;
 	for (s = l->slots; s; s = s->next) {
+		ks_loader_cancel_vet(l, s);
 		if (s->b) {
-			drain(l, s->b);
+			ks_binding_drain(l, s->b);
 			s->b = NULL;
 		}
 	}
-	maybe_done(l);
+	ks_loader_maybe_done(l);
 }
 
 static void handle_closed(uv_handle_t *h)
@@ -700,12 +173,13 @@ void ks_loader_free(struct ks_loader *l)
 		ks_controller_abandon(b->ctrl);
 		ks_lua_cancel_all(b->plugin->lua, "the host is stopping");
 		if (ks_list_first(&l->drains) == &b->link)
-			retired(b);
+			ks_binding_retired(b);
 	}
 	for (s = l->slots; s; s = next) {
 		next = s->next;
+		ks_loader_cancel_vet(l, s);
 		if (s->b) {
-			stop_consumers(s->b);
+			ks_binding_stop_consumers(s->b);
 			ks_plugin_free(s->b->plugin, "the host is stopping");
 			ks_controller_free(s->b->ctrl);
 			free(s->b);
@@ -714,7 +188,7 @@ void ks_loader_free(struct ks_loader *l)
 		free(s->path);
 		free(s);
 	}
-	reap_versions(l, true);
+	ks_loader_reap_versions(l, true);
 	l->closing = 2 + l->fs_open;
 	uv_close((uv_handle_t *)&l->debounce, handle_closed);
 	if (l->fs_watching) {

@@ -4,7 +4,9 @@
  * kupenstack.io/plugin=true (every *.lua key), each behind a controller, reloaded when
  * its file or ConfigMap key (or its settings, NAME.config.yaml beside it) changes. Each
  * version is vetted first (plugin/candidate.h: the table, its config_schema and settings,
- * and for a file DIR/NAME.lua the fixtures of DIR/NAME/fixtures/). A version that fails
+ * and for a file DIR/NAME.lua the fixtures of DIR/NAME/fixtures/, run by the vetter
+ * asynchronously: the running version serves meanwhile, and a newer version cancels the
+ * vet of an older one). A version that fails
  * is refused with a log line naming the file and the problem, a load error in the
  * metrics, and for a ConfigMap a Warning Event PluginRejected on it; the running one
  * keeps going. A reload
@@ -29,11 +31,13 @@ struct ks_loader_opts {
 	/* Also load the *.lua keys of ConfigMaps labelled kupenstack.io/plugin=true in this
 	 * namespace (watched, so an edit reloads); NULL: none. */
 	const char *configmap_namespace;
-	double poll_seconds;	    /* how often files are checked; 0: 1 s */
-	unsigned concurrency;	    /* overrides the plugins' own when non-zero */
-	double resync;		    /* seconds; overrides the plugins' own when > 0 */
-	struct ks_lua_host host;    /* for the plugins' states (copied) */
-	ks_candidate_vet_fn vet;    /* a new version's shipped checks; NULL: none */
+	double poll_seconds;	 /* how often files are checked; 0: 1 s */
+	unsigned concurrency;	 /* overrides the plugins' own when non-zero */
+	double resync;		 /* seconds; overrides the plugins' own when > 0 */
+	struct ks_lua_host host; /* for the plugins' states (copied) */
+	/* A new version's shipped checks (its fixtures), run while the loop serves the rest;
+	 * start NULL: none. */
+	struct ks_candidate_vetter vet;
 	struct ks_manager *manager; /* not owned */
 	struct ks_kube *kube;
 	struct ks_events *events;

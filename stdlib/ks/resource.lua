@@ -10,7 +10,15 @@
 --     resolve = function(obj) end,      -- the references: deps, or nil and what is awaited
 --     create = function(cloud, obj, deps) end,
 --     update = function(cloud, current, obj, deps) end, -- current', changed
---     immutable = function(obj, current, deps) end,     -- a message when spec changed one
+--     immutable = { {"spec.resource.x", have = "x"}, ... }, -- what spec may not change
+--                                       -- (ks.resource.immutable), or function(obj, current,
+--                                       -- deps) giving a message when spec changed one
+--     users = { {kind = "Instance", ref = "spec.imageRef"} }, -- optional: who uses me: the
+--                                       -- deletion waits for them (ks.resource.users)
+--     status = function(status, obj) end, -- optional: adds to the status (kept fields)
+--     configure = function(config) end, -- optional: the plugin's settings (ctx.config),
+--                                       -- given before each reconcile and finalize
+--     finish = function(res, obj, ctx) end, -- optional: the reconcile's result, last word
 --     delete = function(cloud, current, obj) end,
 --     observe = function(current, obj) end, -- fields, "available"|"progressing"|"error", msg
 --     list = function(cloud) end,       -- optional: the project's resources on their way, for polls
@@ -40,6 +48,8 @@ local pace = require "ks.resource.pace"
 local k8s = require "ks.k8s"
 local time = require "ks.core.time"
 local errors = require "ks.openstack.errors"
+local immutable = require "ks.resource.immutable"
+local users = require "ks.resource.users"
 
 local type = type
 local pairs = pairs
@@ -217,6 +227,25 @@ local function find_unique(def, cloud, obj, imp)
 end
 
 
+-- The settings every kind has (NAME.config.yaml), beside the plugin's own.
+local IMPORT_RETRY = 30
+local COMMON_CONFIG = {
+  import_retry = { type = "number", default = IMPORT_RETRY,
+    description = "seconds between looks for the resource while spec.import matches none" },
+}
+
+local function config_schema(own)
+  local schema = {}
+  for k, v in pairs(COMMON_CONFIG) do
+    schema[k] = v
+  end
+  for k, v in pairs(own or {}) do
+    schema[k] = v
+  end
+  return schema
+end
+
+
 -- The resource for obj: by status.id, import, our tag, or a new one. Returns current,
 -- result (an early result to return instead), adopted.
 local function obtain(def, cloud, obj, ctx, deps)
@@ -251,7 +280,7 @@ local function obtain(def, cloud, obj, ctx, deps)
     local wait
     cur, err, wait = find_unique(def, cloud, obj, spec.import)
     if wait then
-      return nil, _M.waiting(wait, 30)
+      return nil, _M.waiting(wait, (ctx.config or {}).import_retry or IMPORT_RETRY)
     end
     if not cur then
       if type(err) == "table" and err.kind == "invalid" and not err.status then
@@ -430,8 +459,14 @@ local function finalize(def, obj, ctx)
     return { conditions = _M.progressing("Deleting", def.kind .. " " .. cur.id
       .. " is being deleted"), requeue_after = 2 }
   end
-  local ok, derr = def.delete(cloud, cur, obj)
-  pace.wrote(def, cur.id)
+  local ok, derr
+  if def.users then
+    derr = users.still_used(obj, def.users)
+  end
+  if not derr then
+    ok, derr = def.delete(cloud, cur, obj)
+    pace.wrote(def, cur.id)
+  end
   if not ok then
     if openstack.is_not_found(derr) then
       return {}
@@ -497,22 +532,43 @@ function _M.plugin(def)
     watches[#watches + 1] = { group = _M.GROUP, version = _M.VERSION, kind = k, scope = scope(k),
                               map = same_namespace(def.kind, k) }
   end
+  for _, u in ipairs(def.users or {}) do
+    if u.kind ~= def.kind and not _M.has(def.depends, u.kind) then
+      watches[#watches + 1] = users.watch(u)
+    end
+  end
   if def.max_creating then
     watches[#watches + 1] = pace.watch(def)
+  end
+  def.immutable = immutable.checker(def.kind, def.immutable)
+  local function configure(ctx)
+    if def.configure then
+      def.configure(ctx.config or {})
+    end
   end
   return {
     api = 1, group = _M.GROUP, version = _M.VERSION, kind = def.kind, scope = scope(def.kind),
     finalizer = _M.FINALIZER, concurrency = def.concurrency or 4, resync = def.resync or 300,
     limits = def.limits, watches = watches, consumes = def.consumes,
-    config_schema = def.config_schema,
+    config_schema = config_schema(def.config_schema),
     reconcile = function(obj, ctx)
+      configure(ctx)
       local res, err = reconcile(def, obj, ctx)
       if not pace.building(res) then
         pace.release(def, obj)
       end
+      if def.status and res and res.status and res.status.resource then
+        def.status(res.status, obj)
+      end
+      if def.finish then
+        res = def.finish(res, obj, ctx)
+      end
       return res, err
     end,
-    finalize = function(obj, ctx) return finalize(def, obj, ctx) end,
+    finalize = function(obj, ctx)
+      configure(ctx)
+      return finalize(def, obj, ctx)
+    end,
   }
 end
 

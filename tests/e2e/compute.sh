@@ -30,6 +30,10 @@ for p in project network securitygroup flavor keypair image instance volume; do
 done
 # The image data is served on loopback: the operator's allow-list names it; streamed by the host.
 printf 'allow_source_networks: "127.0.0.0/8"\nsource_method: stream\n' >"$PLUGINS/image.config.yaml"
+# An import whose filter matches nothing yet looks again every 3 s, not 30 (import_retry).
+for p in flavor keypair image volume; do
+	echo 'import_retry: 3' >>"$PLUGINS/$p.config.yaml"
+done
 PID=
 RUN=$$ # makes the OpenStack names of this run its own (flavors and key pairs are global)
 HTTP_PID=

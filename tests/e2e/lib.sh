@@ -67,12 +67,13 @@ eventually() {
 	shift
 	end=$((SECONDS + secs))
 	while :; do
+		poll_start
 		if "$@" >"$OUT" 2>&1 </dev/null; then
 			pass "$name"
 			return 0
 		fi
 		[ "$SECONDS" -ge "$end" ] && break
-		sleep 0.3
+		poll_pause
 	done
 	echo "(still not so after $secs s)" >>"$OUT"
 	fail "$name" "$host"
@@ -83,10 +84,22 @@ eventually() {
 until_ok() {
 	local end=$((SECONDS + $1))
 	shift
-	while ! "$@" >/dev/null 2>&1 </dev/null; do
+	while poll_start && ! "$@" >/dev/null 2>&1 </dev/null; do
 		[ "$SECONDS" -ge "$end" ] && return 1
-		sleep 0.3
+		poll_pause
 	done
+}
+
+# poll_start, poll_pause: between two tries of a poll, pause as long as the try took (at
+# least 0.3 s, at most 3 s). A try by kubectl takes a tenth of a second; one by the
+# `openstack` CLI a second or more of CPU, and polling with it back to back would take one
+# of CI's two cores from the OpenStack under test.
+poll_start() { POLL_T0=${EPOCHREALTIME//[!0-9]/}; }
+poll_pause() {
+	local us=$((${EPOCHREALTIME//[!0-9]/} - POLL_T0))
+	((us < 300000)) && us=300000
+	((us > 3000000)) && us=3000000
+	sleep "$((us / 1000000)).$(printf '%06d' $((us % 1000000)))"
 }
 
 finish() {

@@ -257,6 +257,26 @@ fixture_refusal_shown() {
 		metric r 'kupenstack_plugin_load_errors_total{plugin="widget.lua"}' | grep -qx 2
 }
 check "... shown by plugin status, and counted in kupenstack_plugin_load_errors_total" r -- fixture_refusal_shown
+
+# The fixtures run in a child process, beside the loop (cmd/vet.h): while a version's
+# fixtures take 10 s (reload/slow/: a Widget of color slow, wait 10), the running version
+# reconciles an edit, and its status is written before the new version's verdict is
+# logged. (Run in the loop, the fixtures held it: the edit waited for the verdict.)
+cp -r "$FIX/reload/slow" "$RELOAD/widget/fixtures/slow"
+vetting=$(logged r "msg=\"plugin vetting\" file=$RELOAD/widget.lua ")
+reloads=$(logged r "msg=\"plugin reloaded\" file=$RELOAD/widget.lua ")
+# lines -gt|-eq PATTERN N: the number of lines of r's log matching PATTERN is > or = N.
+lines() { test "$(logged r "$2")" "$1" "$3"; }
+put widget_two widget
+eventually 30 "a new version's fixtures start (log: plugin vetting)" r -- \
+	lines -gt "msg=\"plugin vetting\" file=$RELOAD/widget.lua " "$vetting"
+set_spec widget "$NR" r1 '{"size": 8}'
+eventually 30 "while a new version's fixtures run, the running version reconciles an edit" r -- \
+	has widget "$NR" r1 '.status.observedGeneration == 4 and .status.size == 8'
+check "... before the new version's verdict is logged (the fixtures do not hold the loop)" r -- \
+	lines -eq "msg=\"plugin reloaded\" file=$RELOAD/widget.lua " "$reloads"
+eventually 30 "... and the version that passes its fixtures is reloaded once they end" r -- \
+	lines -eq "msg=\"plugin reloaded\" file=$RELOAD/widget.lua " $((reloads + 1))
 rm -r "$RELOAD/widget"
 
 put widget_three widget

@@ -473,6 +473,15 @@ describe("ks.resource", function()
         by_type(r.conditions, "Progressing").message)
     end)
 
+    it("an import that matches nothing looks again after the import_retry setting", function()
+      local p = kind_of()
+      assert.equal(30, p.config_schema.import_retry.default)
+      local ctx = ctx_of()
+      ctx.config = { import_retry = 3 }
+      local r = p.reconcile(obj({ import = { filter = { name = "none" } } }), ctx)
+      assert.equal(3, r.requeue_after)
+    end)
+
     it("unmanaged without an import is refused", function()
       local p = kind_of()
       local r = p.reconcile(obj({ managementPolicy = "unmanaged" }), ctx_of())
@@ -555,6 +564,113 @@ describe("ks.resource", function()
       store.w7 = { id = "w7", tag = "kupenstack-uid-u1" }
       p.finalize(obj({}), ctx_of())
       assert.same({ "find_own", "delete w7" }, calls)
+    end)
+  end)
+
+  describe("declarative immutable, users and hooks", function()
+    local function server(extra)
+      local cur = { id = "w1", name = "n1", tag = "kupenstack-uid-u1", project_id = "p1",
+                    size = 1, zone = "az1", flavor = { original_name = "small" } }
+      for k, v in pairs(extra or {}) do
+        cur[k] = v
+      end
+      return cur
+    end
+
+    local ZONE = { "spec.resource.zone", have = "zone", is = "the widget is in" }
+
+    it("a field of the spec changed: the message names it, what it is and what spec says", function()
+      local p, store = kind_of({ immutable = { ZONE } })
+      store.w1 = server()
+      local r = p.reconcile(obj({ resource = { zone = "az2" } }, { status = { id = "w1" } }), ctx_of())
+      assert.is_true(r.terminal)
+      assert.equal("spec.resource.zone is immutable: the widget is in az1, spec says az2; "
+        .. "delete and recreate the Widget to change it", r.error)
+    end)
+
+    it("unchanged, unset in spec or unset in OpenStack: no message", function()
+      local check = require("ks.resource.immutable").checker("Widget", { ZONE })
+      assert.is_nil(check(obj({ resource = { zone = "az1" } }), server(), {}))
+      assert.is_nil(check(obj({ resource = {} }), server(), {}))
+      assert.is_nil(check(obj({ resource = { zone = "az2" } }), server({ zone = json.null }), {}))
+    end)
+
+    it("a reference (dep), a read function, a note and unset_differs", function()
+      local check = require("ks.resource.immutable").checker("Widget", {
+        { "spec.flavorRef", dep = "flavor", note = "resizing is not supported",
+          have = function(cur) return cur.flavor.original_name end, is = "the widget has flavor" },
+        { "spec.keyRef", dep = "key", have = "key", unset_differs = true },
+      })
+      assert.equal("spec.flavorRef is immutable (resizing is not supported): the widget has "
+        .. "flavor small; delete and recreate the Widget to change it",
+        check(obj({}), server(), { flavor = "big" }))
+      assert.equal("spec.keyRef is immutable: the widget has none; delete and recreate the "
+        .. "Widget to change it", check(obj({}), server(), { key = "k1" }))
+      assert.is_nil(check(obj({}), server(), { flavor = "small" }))
+    end)
+
+    it("a function among the entries, and the function form, are kept", function()
+      local odd = function(o) return o.spec.odd and "odd" end
+      local check = require("ks.resource.immutable").checker("Widget", { odd })
+      assert.equal("odd", check(obj({ odd = true }), server(), {}))
+      assert.equal(odd, require("ks.resource.immutable").checker("Widget", odd))
+    end)
+
+    it("a malformed entry is refused when the plugin is built, naming it", function()
+      local ok, err = pcall(kind_of, { immutable = { { have = "zone" } } })
+      assert.is_false(ok)
+      assert.matches("immutable%[1%] needs the field's path first", err)
+    end)
+
+    it("users: the deletion waits while one refers to it, naming it; then deletes", function()
+      local p, store, calls = kind_of({ users = {
+        { kind = "Gadget", ref = "spec.widgetRef", says = "runs on it" },
+        { kind = "Gizmo", ref = "spec.widgetRef" },
+      } })
+      store.w1 = server()
+      local function user(kind, name, ref)
+        return { kind = kind, metadata = { name = name, namespace = "ns", uid = name },
+                 spec = { widgetRef = { name = ref } } }
+      end
+      objects.Gadget = { user("Gadget", "g1", "n1"), user("Gadget", "g2", "other") }
+      objects.Gizmo = { user("Gizmo", "z1", "n1"), user("Gizmo", "z2", "n1") }
+      local o = obj({}, { status = { id = "w1" } })
+      o.metadata.deletionTimestamp = "now"
+      local r = p.finalize(o, ctx_of())
+      assert.equal("cannot delete Widget w1 yet, it is still in use: Gadget g1 runs on it; "
+        .. "Gizmo z1, Gizmo z2 of this namespace refer to it: delete them first",
+        by_type(r.conditions, "Progressing").message)
+      assert.same({ "get w1" }, calls)
+      objects.Gadget, objects.Gizmo = {}, {}
+      assert.same({}, p.finalize(o, ctx_of()))
+      assert.same({ "get w1", "get w1", "delete w1" }, calls)
+    end)
+
+    it("users: a watch per user kind not already a dependency, mapping to what it names", function()
+      local p = kind_of({ depends = { "Gizmo" }, users = {
+        { kind = "Gadget", ref = "spec.widgetRef" }, { kind = "Gizmo", ref = "spec.widgetRef" } } })
+      assert.same({ "Namespace", "Gizmo", "Gadget" },
+        { p.watches[1].kind, p.watches[2].kind, p.watches[3].kind })
+      assert.is_nil(p.watches[4])
+      assert.same({ "ns/w9" }, p.watches[3].map({ metadata = { name = "g", namespace = "ns" },
+                                                  spec = { widgetRef = { name = "w9" } } }))
+      assert.same({}, p.watches[3].map({ metadata = { name = "g", namespace = "ns" }, spec = {} }))
+    end)
+
+    it("configure gets the settings, status adds to the status, finish has the last word", function()
+      local seen
+      local p, store = kind_of({
+        configure = function(config) seen = config end,
+        status = function(st) st.extra = st.resource.name .. "!" end,
+        finish = function(res) res.requeue_after = 42 return res end,
+      })
+      store.w1 = server()
+      local ctx = ctx_of()
+      ctx.config = { every = 7 }
+      local r = p.reconcile(obj({}, { status = { id = "w1" } }), ctx)
+      assert.same({ every = 7 }, seen)
+      assert.equal("n1!", r.status.extra)
+      assert.equal(42, r.requeue_after)
     end)
   end)
 end)

@@ -3,6 +3,7 @@
  * checked against it into ctx.config, and a new version vetted before it may replace a
  * running one (plugin/candidate.h): its settings file and the fixtures shipped beside it.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -183,7 +184,7 @@ TEST(a_candidate_s_settings_file_is_checked_and_named)
 
 	c.settings = "timeout: 7\n";
 	c.settings_len = strlen(c.settings);
-	p = ks_candidate_load(&h, &c, ks_fixture_vet, &err);
+	p = ks_candidate_load(&h, &c, &err);
 	ASSERT(p != NULL);
 	text = config_of(p);
 	ASSERT_STR(text, "{\"timeout\":7}");
@@ -191,7 +192,7 @@ TEST(a_candidate_s_settings_file_is_checked_and_named)
 	ks_plugin_free(p, "test");
 	c.settings = "timeout: soon\n";
 	c.settings_len = strlen(c.settings);
-	ASSERT(ks_candidate_load(&h, &c, ks_fixture_vet, &err) == NULL);
+	ASSERT(ks_candidate_load(&h, &c, &err) == NULL);
 	ASSERT_STR(err,
 		   "plugin widget.lua: widget.config.yaml: setting 'timeout' must be a number");
 	free(err);
@@ -235,19 +236,18 @@ TEST(a_candidate_failing_a_fixture_is_refused_naming_it)
 	mkdir(dir, 0755);
 	mkdir(sub, 0755);
 	fixture(dir, "a-default", "status: {t: 30}\n");
-	c.fixtures_dir = dir;
-	p = ks_candidate_load(&h, &c, ks_fixture_vet, &err);
-	if (!p)
-		printf("  %s\n", err);
+	p = ks_candidate_load(&h, &c, &err);
 	ASSERT(p != NULL);
 	ks_plugin_free(p, "test");
+	/* What the vetter's child runs (cmd/vet.c) on the candidate's text. */
+	if (ks_fixture_vet(dir, c.name, c.src, c.len, h.stdlib_dir, &err) != 0)
+		printf("  %s\n", err);
+	ASSERT(err == NULL);
 	put(dir, "config.yaml", "timeout: 9\n"); /* the fixtures' own settings */
 	fixture(dir, "a-default", "status: {t: 9}\n");
 	fixture(dir, "b-wrong", "status: {t: 10}\n");
-	p = ks_candidate_load(&h, &c, ks_fixture_vet, &err);
-	ASSERT(p == NULL);
-	ASSERT_STR(err, "plugin widget.lua: fixture widget/b-wrong failed: status.t: expected 10, "
-			"got 9");
+	ASSERT(ks_fixture_vet(dir, c.name, c.src, c.len, h.stdlib_dir, &err) == -EINVAL);
+	ASSERT_STR(err, "fixture widget/b-wrong failed: status.t: expected 10, got 9");
 	free(err);
 	free(sub);
 	sub = ks_xasprintf("rm -rf %s", tmpl);

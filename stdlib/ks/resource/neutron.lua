@@ -10,7 +10,6 @@
 -- what we did not create).
 local resource = require "ks.resource"
 local openstack = require "ks.openstack"
-local kube = require "ks.core.kube"
 local fault = require "ks.core.fault"
 local os_name = require("ks.resource.fields").os_name
 local same_set = require("ks.resource.tags").same_set
@@ -122,26 +121,9 @@ function _M.network_id(cloud, obj, choice, field)
 end
 
 
--- The objects of this namespace, not being deleted, that refer to obj: checks is a list
--- of {kind = "Subnet", refs = function(o) return {names of obj's kind o refers to} end}.
--- A conflict error naming them, for ks.resource to wait on; nil when there are none.
-function _M.still_used(obj, checks)
-  local ns, name, users = obj.metadata.namespace, obj.metadata.name, {}
-  for _, c in ipairs(checks) do
-    for _, o in ipairs(kube.list(resource.res(c.kind), { namespace = ns })) do
-      if not o.metadata.deletionTimestamp and o.metadata.uid ~= obj.metadata.uid
-          and resource.has(c.refs(o), name) then
-        users[#users + 1] = c.kind .. " " .. o.metadata.name
-      end
-    end
-  end
-  if #users == 0 then
-    return nil
-  end
-  return { kind = "conflict", message = concat(users, ", ") .. " of this namespace "
-    .. (#users == 1 and "refers" or "refer") .. " to it: delete " .. (#users == 1 and "it" or "them")
-    .. " first" }
-end
+-- The objects of this namespace, not being deleted, that refer to obj: a conflict error
+-- naming them, or nil (ks.resource.users; a kind says def.users instead).
+_M.still_used = require("ks.resource.users").still_used
 
 
 -- The tags cur should carry: the user's (spec.resource.tags) plus our UID tag when we
@@ -226,12 +208,12 @@ end
 --   lookup(cloud, obj, deps) -> deps, or nil and what to wait for (after resolve)
 --   after_update(cloud, cur, obj, deps) -> changed, err  (sub-resources: rules, interfaces)
 --   before_delete(cloud, cur, obj) -> true, or nil and an error (a conflict waits)
--- and ks.resource's depends, resolve, immutable, observe, poll, concurrency.
+-- and ks.resource's depends, resolve, immutable, users, observe, poll, concurrency.
 function _M.kind(d)
   local path, key, plural = d.path, d.key, d.plural
   local tags_path = path:sub(2)
   local def = {
-    kind = d.kind, depends = d.depends, immutable = d.immutable,
+    kind = d.kind, depends = d.depends, immutable = d.immutable, users = d.users,
     observe = d.observe, poll = d.poll, concurrency = d.concurrency,
   }
   def.resolve = resolver(d, def)
