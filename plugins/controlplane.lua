@@ -47,7 +47,8 @@ local ControlPlane = {
 }
 
 -- Per service: the fields it inherits from the ControlPlane and those only it has.
-local SHARED = { "version", "imageRegistry", "paused", "rollbackOnFailure", "progressDeadlineSeconds" }
+local SHARED = { "version", "imageRegistry", "paused", "rollbackOnFailure", "progressDeadlineSeconds",
+                 "maxUnavailable" }
 local OWN = { "replicas", "conf", "images", "values", "chart" }
 
 

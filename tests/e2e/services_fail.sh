@@ -7,8 +7,9 @@
 #      back to its last healthy revision, the ControlPlane is Degraded naming the Job, its
 #      pod and the pod's message, and halted: Nova and Neutron are left untouched; the
 #      fault removed, the upgrade goes on to the end;
-#   2. a lone Keystone whose api pods never get Ready, rollbackOnFailure false: Degraded
-#      past its progressDeadlineSeconds naming the pod, nothing rolled back;
+#   2. a lone Keystone (maxUnavailable 0 on its Deployment) whose api pods never get
+#      Ready, rollbackOnFailure false: Degraded past its progressDeadlineSeconds naming
+#      the pod, nothing rolled back;
 #   3. the same Keystone crash-looping: the pod past the restart threshold reported with
 #      its last message and deleted; past the deadline, rolled back to the last healthy
 #      revision, its pods Ready again;
@@ -130,6 +131,7 @@ metadata: {name: keystone}
 spec:
   version: "2024.1"
   progressDeadlineSeconds: 6
+  maxUnavailable: 0
   rollbackOnFailure: $1
   values: {pod: {fault: {api: "$2"}}}
 EOF
@@ -138,6 +140,8 @@ keystone false ""
 eventually "$W" "setup: a lone Keystone is Ready" h -- \
 	has keystone "$NS" keystone '.status.phase == "Ready" and .status.observedGeneration == .metadata.generation'
 good=$(field keystone "$NS" keystone .status.lastGoodRevision)
+check "maxUnavailable: 0 reaches the Deployment's rolling update (OpenStack-Helm's key)" -- \
+	has deploy "$NS" keystone-api '.spec.strategy.rollingUpdate.maxUnavailable == 0'
 keystone false never-ready
 eventually "$W" "never ready: past its deadline the Keystone is Degraded naming the component and the pod not Ready" h -- \
 	cond_is keystone keystone Degraded True "not healthy within 6s: component api \\\\(Deployment keystone-api\\\\) is not healthy: .*pod keystone-api-[a-z0-9]+-[a-z0-9]+: running, not Ready"

@@ -91,6 +91,18 @@ describe("ks.service", function()
     assert.is_false(service.component_ready(svc(ready), "api", "2024.1"))
   end)
 
+  it("takes maxUnavailable as a number or a percentage into OpenStack-Helm's rolling update key", function()
+    local t = service.RELEASES
+    assert.matches("spec.maxUnavailable must be", service.check(NOVA, { version = "2024.1",
+      maxUnavailable = "lots" }, t), 1, true)
+    assert.is_nil(service.check(NOVA, { version = "2024.1", maxUnavailable = 0 }, t))
+    assert.is_nil(service.check(NOVA, { version = "2024.1", maxUnavailable = "25%" }, t))
+    local v = service.values(NOVA, { version = "2024.1", maxUnavailable = 0, replicas = { api = 2 } },
+                             t, { registry = "r" })
+    assert.equal(0, v.pod.lifecycle.upgrades.deployments.rolling_update.max_unavailable)
+    assert.equal(2, v.pod.replicas.api)
+  end)
+
   describe("health.pod_message", function()
     local health = require "ks.service.health"
     local function pod(cs, phase)

@@ -11,7 +11,10 @@
 -- The spec (crds/<kind>.yaml): version (an OpenStack release of the release table: it
 -- chooses the image tags), imageRegistry, images (per component, wins over the table),
 -- replicas (per component), conf (merged into the chart's conf), endpoints, values (raw,
--- merged last), chart (a chart of the operator's charts directory), paused.
+-- merged last), chart (a chart of the operator's charts directory), paused,
+-- maxUnavailable (every Deployment's rolling update: OpenStack-Helm's
+-- pod.lifecycle.upgrades.deployments.rolling_update.max_unavailable), rollbackOnFailure
+-- and progressDeadlineSeconds (failure: see applied below).
 --
 -- Ordering: before it applies anything, a service waits until each component it depends
 -- on is ready at the version it wants itself (per component, not per whole service). A
@@ -190,6 +193,10 @@ function _M.check(def, spec, table_)
       return "spec.images." .. c .. " must be an image reference"
     end
   end
+  local mu = spec.maxUnavailable
+  if mu ~= nil and not (is_int(mu) or (type(mu) == "string" and mu:match("^%d+%%$"))) then
+    return "spec.maxUnavailable must be a whole number >= 0 or a percentage (\"25%\")"
+  end
   for _, f in ipairs({ "conf", "endpoints", "values" }) do
     if spec[f] ~= nil and (type(spec[f]) ~= "table" or spec[f][1] ~= nil) then
       return "spec." .. f .. " must be a mapping"
@@ -215,6 +222,12 @@ function _M.values(def, spec, table_, config)
   end
   local v = { images = { tags = tags } }
   if spec.replicas then v.pod = { replicas = copy(spec.replicas) } end
+  if spec.maxUnavailable ~= nil then
+    -- OpenStack-Helm's key for every Deployment's rolling update
+    v.pod = v.pod or {}
+    v.pod.lifecycle = { upgrades = { deployments = { rolling_update = {
+      max_unavailable = spec.maxUnavailable } } } }
+  end
   if spec.conf then v.conf = copy(spec.conf) end
   if spec.endpoints then v.endpoints = copy(spec.endpoints) end
   if spec.values then v = _M.merge(v, spec.values) end
