@@ -81,9 +81,11 @@ static cJSON *cond(const char *type, const char *status, const char *reason, con
 }
 
 /* The host's conditions for a failure: Progressing says what failed; Available is
- * set False only while it is not True (a resource that exists stays available). */
+ * set False only while it is not True (a resource that exists stays available). A
+ * condition the plugin reported itself with its failure (given) is the plugin's: the
+ * host sets neither over it. */
 static void failure_conds(cJSON *conds, const cJSON *old, const struct ks_outcome *res,
-			  long long gen, const char *now)
+			  const cJSON *given, long long gen, const char *now)
 {
 	const char *reason = res->reason ? res->reason : res->terminal ? "Terminal" : "Transient";
 	const cJSON *avail = find_cond(old, "Available");
@@ -91,10 +93,13 @@ static void failure_conds(cJSON *conds, const cJSON *old, const struct ks_outcom
 	cJSON *c;
 
 	snprintf(msg, sizeof(msg), "%s%s", res->error, res->terminal ? "" : " (will retry)");
-	c = cond("Progressing", res->terminal ? "False" : "True", reason, msg);
-	set_cond(conds, old, c, gen, now);
-	cJSON_Delete(c);
-	if (!avail || strcmp(str_of(avail, "status", ""), "True") != 0) {
+	if (!find_cond(given, "Progressing")) {
+		c = cond("Progressing", res->terminal ? "False" : "True", reason, msg);
+		set_cond(conds, old, c, gen, now);
+		cJSON_Delete(c);
+	}
+	if (!find_cond(given, "Available") &&
+	    (!avail || strcmp(str_of(avail, "status", ""), "True") != 0)) {
 		c = cond("Available", "False", reason, res->error);
 		set_cond(conds, old, c, gen, now);
 		cJSON_Delete(c);
@@ -146,15 +151,15 @@ cJSON *ks_status_next(const cJSON *obj, const struct ks_outcome *res, const char
 		cJSON_DeleteItemFromObject(next, "conditions");
 		conds = cJSON_AddArrayToObject(next, "conditions");
 	}
-	if (res->error) {
-		failure_conds(conds, old_conds, res, gen, now);
-	} else {
-		cJSON_ArrayForEach(w, res->conditions)
-		{
-			set_cond(conds, old_conds, w, gen, now);
-		}
-		clear_failure(conds, old_conds, res->conditions, gen, now);
+	/* The plugin's own conditions, failed or not; on a failure the host's after them. */
+	cJSON_ArrayForEach(w, res->conditions)
+	{
+		set_cond(conds, old_conds, w, gen, now);
 	}
+	if (res->error)
+		failure_conds(conds, old_conds, res, res->conditions, gen, now);
+	else
+		clear_failure(conds, old_conds, res->conditions, gen, now);
 	if (cJSON_GetArraySize(conds) == 0)
 		cJSON_DeleteItemFromObject(next, "conditions");
 	if (gen > 0) {

@@ -3,7 +3,8 @@
  * status.h: what a reconcile's outcome makes of an object's .status: the plugin's
  * fields merged in, conditions merged by type with lastTransitionTime kept while a
  * condition's status does not change, observedGeneration, and the host's own
- * conditions on failure. Pure functions, no I/O.
+ * conditions on failure (Progressing, Available), set beside the plugin's own (which it
+ * keeps, failed or not) and never over a type the plugin reported. Pure functions, no I/O.
  */
 #include <stdbool.h>
 

@@ -7,8 +7,12 @@
 -- waits until the components it depends on are ready at its version (ks.service), so an
 -- install or an upgrade goes keystone -> glance, placement -> nova -> neutron. Deleting the
 -- ControlPlane deletes its services in the reverse order, each gone before the next.
+-- A service whose change fails (ks.service: rollbackOnFailure, progressDeadlineSeconds,
+-- inherited too) halts the order: the ControlPlane is Degraded naming it
+-- (status.halted) and its failing Job or pod.
 local kube = require "ks.core.kube"
 local service = require "ks.service"
+local util = require "ks.release.util"
 
 local ipairs = ipairs
 local pairs = pairs
@@ -43,7 +47,8 @@ local ControlPlane = {
 }
 
 -- Per service: the fields it inherits from the ControlPlane and those only it has.
-local SHARED = { "version", "imageRegistry", "paused" }
+local SHARED = { "version", "imageRegistry", "paused", "rollbackOnFailure", "progressDeadlineSeconds",
+                 "maxUnavailable" }
 local OWN = { "replicas", "conf", "images", "values", "chart" }
 
 
@@ -61,7 +66,11 @@ local function child_spec(spec, o)
   if spec.endpoints or o.endpoints then
     out.endpoints = service.merge(spec.endpoints or {}, o.endpoints or {})
   end
-  for _, f in ipairs(OWN) do out[f] = o[f] end
+  -- An empty mapping ({}) is left out: it has no JSON form of its own (it would be sent
+  -- as null, which the CRD refuses).
+  for _, f in ipairs(OWN) do
+    if not (type(o[f]) == "table" and next(o[f]) == nil) then out[f] = o[f] end
+  end
   return out
 end
 
@@ -109,20 +118,26 @@ function ControlPlane.reconcile(cp, ctx)
   local ns = cp.metadata.namespace
   local owner = { { apiVersion = cp.apiVersion, kind = cp.kind, name = cp.metadata.name,
                     uid = cp.metadata.uid, controller = true, blockOwnerDeletion = true } }
-  local summary, ready, total, degraded, versions = {}, 0, 0, nil, {}
+  local summary, ready, total, degraded, halted, versions = {}, 0, 0, nil, nil, {}
   for _, s in ipairs(SERVICES) do
     local name = child_name(cp, s.name)
     local o = spec.services[s.name]
     if o then
       total = total + 1
-      local live, err = kube.apply({
+      local want = {
         apiVersion = service.GROUP .. "/" .. service.VERSION, kind = s.kind,
         metadata = { name = name, namespace = ns, ownerReferences = owner,
                      labels = { ["kupenstack.io/controlplane"] = cp.metadata.name } },
         spec = child_spec(spec, o),
-      }, { force = true })
-      if not live then return nil, "applying " .. s.kind .. "/" .. name .. ": " .. tostring(err) end
-      -- The answer of the apply, not the cache: its generation is the one just written.
+      }
+      -- Written only when it differs from the cached one (both ways for the spec: a field
+      -- taken out counts); then the answer of the apply, whose generation is the new one.
+      local live = kube.get(res(s.kind), ns, name)
+      if not live or util.differs(want, live) or util.differs(live.spec or {}, want.spec) then
+        local err
+        live, err = kube.apply(want, { force = true })
+        if not live then return nil, "applying " .. s.kind .. "/" .. name .. ": " .. tostring(err) end
+      end
       local st = live and live.status or {}
       local rc = cond_of(live, "Ready")
       local dc = cond_of(live, "Degraded")
@@ -135,6 +150,7 @@ function ControlPlane.reconcile(cp, ctx)
                           ready = st.ready, message = rc and rc.message }
       if dc and dc.status == "True" and not degraded then
         degraded = s.kind .. "/" .. name .. ": " .. tostring(dc.message)
+        halted = s.kind .. "/" .. name
       end
     else
       -- Left out of the spec: deleted if it is ours.
@@ -153,8 +169,11 @@ function ControlPlane.reconcile(cp, ctx)
   local msg = all and ("all " .. total .. " services ready at " .. spec.version)
     or degraded or ("waiting for " .. (total - ready) .. " of " .. total .. " services")
   return {
+    -- halted: the service whose failure holds the others back (each waits for what it
+    -- depends on to be ready at the wanted version: the next in order never starts).
     status = { phase = phase, ready = ready .. "/" .. total, services = summary,
-               version = running ~= "none" and running or nil, wantedVersion = spec.version },
+               version = running ~= "none" and running or nil, wantedVersion = spec.version,
+               halted = halted or "" },
     conditions = {
       { type = "Ready", status = all and "True" or "False", reason = phase, message = msg },
       { type = "Progressing", status = (not all and not degraded) and "True" or "False",

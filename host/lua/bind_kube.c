@@ -6,6 +6,8 @@
  *   kube.list(res, {namespace=, labels={k=v}, owner=uid, status_id=id}) -> { obj... }
  *   (status_id: the objects whose status.id is id, through the cache's index)
  *   kube.fetch(res, ns, name)          -> obj | nil, err        (live GET)
+ *   kube.fetch_list(res, ns, {labels={k=v}}) -> List | nil, err  (live LIST of one
+ *                                         namespace: kinds no cache holds, as pods)
  *   kube.apply(obj, {force=, subresource=, field_manager=}) -> obj | nil, err
  *   kube.create(obj)                   -> obj | nil, err
  *   kube.patch(res, ns, name, patch, {type="merge"|"json"|"strategic", subresource=})
@@ -229,6 +231,58 @@ static int fetch(lua_State *L)
 	return ks_lua_op_start(L, &k->op);
 }
 
+/* kube.fetch_list(res, ns, {labels = {k = v}}): a live LIST of namespace ns (every page),
+ * for kinds the host does not cache (a service's pods). */
+static int fetch_list(lua_State *L)
+{
+	const char *ns = luaL_checkstring(L, 2);
+	struct ks_buf sel;
+	cJSON *labels;
+	struct kube_op *k;
+	struct ks_lua_kube_res r;
+	int ret;
+
+	ks_lua_kube_check_res(L, 1, &r);
+	ks_buf_init(&sel);
+	labels = cJSON_CreateObject();
+	if (lua_istable(L, 3)) {
+		lua_getfield(L, 3, "labels");
+		if (lua_istable(L, -1)) {
+			lua_pushnil(L);
+			while (lua_next(L, -2)) {
+				if (lua_type(L, -2) != LUA_TSTRING ||
+				    lua_type(L, -1) != LUA_TSTRING) {
+					cJSON_Delete(labels);
+					ks_buf_deinit(&sel);
+					return luaL_error(L, "kube.fetch_list: labels must map "
+							     "strings to strings");
+				}
+				ks_buf_printf(&sel, "%s%s=%s", sel.len ? "," : "",
+					      lua_tostring(L, -2), lua_tostring(L, -1));
+				cJSON_AddStringToObject(labels, lua_tostring(L, -2),
+							lua_tostring(L, -1));
+				lua_pop(L, 1);
+			}
+		}
+		lua_pop(L, 1);
+	}
+	if (faked(L,
+		  &(struct ks_lua_fake_kube){
+			  .verb = "list", .res = &r.r, .ns = ns, .body = labels },
+		  false, &ret)) {
+		cJSON_Delete(labels);
+		ks_buf_deinit(&sel);
+		return ret;
+	}
+	cJSON_Delete(labels);
+	k = new_op();
+	ks_kube_list(kube_of(L), &r.r, ns,
+		     &(struct ks_kube_list_opts){ .label_selector = sel.len ? sel.data : NULL },
+		     answered, k);
+	ks_buf_deinit(&sel);
+	return ks_lua_op_start(L, &k->op);
+}
+
 static const char *meta(lua_State *L, int idx, const char *field)
 {
 	const char *v;
@@ -409,6 +463,7 @@ int ks_lua_open_kube(lua_State *L)
 		{ "get", ks_lua_kube_get },
 		{ "list", ks_lua_kube_list },
 		{ "fetch", fetch },
+		{ "fetch_list", fetch_list },
 		{ "apply", apply },
 		{ "create", create },
 		{ "patch", patch },

@@ -30,7 +30,8 @@ struct ks_lua_fake_http {
 };
 
 struct ks_lua_fake_kube {
-	const char *verb; /* "get" (kube.fetch), "apply", "create", "patch", "delete" */
+	const char *verb; /* "get" (kube.fetch), "list" (kube.fetch_list: body holds the
+			     labels wanted), "apply", "create", "patch", "delete" */
 	const struct ks_kube_res *res;
 	const char *ns, *name;	       /* ns NULL: cluster scope; name NULL for create */
 	const char *sub;	       /* subresource, or NULL */

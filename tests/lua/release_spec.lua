@@ -21,8 +21,11 @@ local SERVED = {
                                          namespaced = false } },
 }
 local discovered = {}
+local live_objs, applied = {}, {}
 package.preload["ks.core.kube"] = function()
   return {
+    fetch = function(o) return live_objs[o.metadata.name] end,
+    apply = function(o) applied[#applied + 1] = o; return o end,
     discover = function(gv)
       discovered[#discovered + 1] = gv
       if not SERVED[gv] then return nil, { code = 404, reason = "NotFound", message = gv } end
@@ -216,6 +219,30 @@ describe("ks.release", function()
       assert.truthy(err:find("ClusterRole/r is cluster-scoped", 1, true))
       _, err = fit.fit({ obj("v1", "Namespace", "n") }, "ns")
       assert.truthy(err:find("cluster-scoped", 1, true))
+    end)
+  end)
+
+  describe("apply.put", function()
+    local function deploy(ann)
+      return obj("apps/v1", "Deployment", "d", { spec = { template = { metadata = {
+        annotations = ann } } } })
+    end
+    before_each(function() live_objs, applied = {}, {} end)
+
+    it("keeps an object whose declared fields are all live", function()
+      live_objs.d = deploy({ a = "1", fault = "crashloop" })
+      local d = deploy({ a = "1" })
+      assert.truthy(apply.put(d, { writes = 0 }))
+      assert.equal(0, #applied)
+    end)
+
+    it("applies a declaration changed since the last apply, though a field was only taken out", function()
+      live_objs.d = deploy({ a = "1", fault = "crashloop" })
+      local d = deploy({ a = "1" })
+      local ctx = { writes = 0, changed = { [util.key(d)] = true } }
+      assert.truthy(apply.put(d, ctx))
+      assert.equal(1, #applied)
+      assert.equal(1, ctx.writes)
     end)
   end)
 

@@ -90,4 +90,37 @@ describe("ks.service", function()
     ready.components.api = { ready = "2/2", upToDate = false }
     assert.is_false(service.component_ready(svc(ready), "api", "2024.1"))
   end)
+
+  it("takes maxUnavailable as a number or a percentage into OpenStack-Helm's rolling update key", function()
+    local t = service.RELEASES
+    assert.matches("spec.maxUnavailable must be", service.check(NOVA, { version = "2024.1",
+      maxUnavailable = "lots" }, t), 1, true)
+    assert.is_nil(service.check(NOVA, { version = "2024.1", maxUnavailable = 0 }, t))
+    assert.is_nil(service.check(NOVA, { version = "2024.1", maxUnavailable = "25%" }, t))
+    local v = service.values(NOVA, { version = "2024.1", maxUnavailable = 0, replicas = { api = 2 } },
+                             t, { registry = "r" })
+    assert.equal(0, v.pod.lifecycle.upgrades.deployments.rolling_update.max_unavailable)
+    assert.equal(2, v.pod.replicas.api)
+  end)
+
+  describe("health.pod_message", function()
+    local health = require "ks.service.health"
+    local function pod(cs, phase)
+      return { metadata = { name = "p" }, status = { phase = phase or "Running", containerStatuses = cs } }
+    end
+
+    it("says why a crash-looping container is not Ready, with its last message", function()
+      local m = health.pod_message(pod({ { ready = false, restartCount = 3,
+        state = { waiting = { reason = "CrashLoopBackOff" } },
+        lastState = { terminated = { reason = "Error", exitCode = 2, message = "db gone" } } } }))
+      assert.equal("CrashLoopBackOff, Error (exit 2), restarted 3 times: db gone", m)
+    end)
+
+    it("names a running container that is not Ready, and nothing for a Ready pod", function()
+      assert.equal("running, not Ready",
+                   health.pod_message(pod({ { ready = false, state = { running = {} } } })))
+      assert.is_nil(health.pod_message(pod({ { ready = true, state = { running = {} } } })))
+      assert.matches("Pending", health.pod_message(pod({}, "Pending")), 1, true)
+    end)
+  end)
 end)

@@ -11,7 +11,10 @@
 -- The spec (crds/<kind>.yaml): version (an OpenStack release of the release table: it
 -- chooses the image tags), imageRegistry, images (per component, wins over the table),
 -- replicas (per component), conf (merged into the chart's conf), endpoints, values (raw,
--- merged last), chart (a chart of the operator's charts directory), paused.
+-- merged last), chart (a chart of the operator's charts directory), paused,
+-- maxUnavailable (every Deployment's rolling update: OpenStack-Helm's
+-- pod.lifecycle.upgrades.deployments.rolling_update.max_unavailable), rollbackOnFailure
+-- and progressDeadlineSeconds (failure: see applied below).
 --
 -- Ordering: before it applies anything, a service waits until each component it depends
 -- on is ready at the version it wants itself (per component, not per whole service). A
@@ -26,6 +29,8 @@ local kube = require "ks.core.kube"
 local yaml = require "ks.core.yaml"
 local release = require "ks.release"
 local readiness = require "ks.release.readiness"
+local health = require "ks.service.health"
+local time = require "ks.core.time"
 
 local ipairs = ipairs
 local pairs = pairs
@@ -188,6 +193,10 @@ function _M.check(def, spec, table_)
       return "spec.images." .. c .. " must be an image reference"
     end
   end
+  local mu = spec.maxUnavailable
+  if mu ~= nil and not (is_int(mu) or (type(mu) == "string" and mu:match("^%d+%%$"))) then
+    return "spec.maxUnavailable must be a whole number >= 0 or a percentage (\"25%\")"
+  end
   for _, f in ipairs({ "conf", "endpoints", "values" }) do
     if spec[f] ~= nil and (type(spec[f]) ~= "table" or spec[f][1] ~= nil) then
       return "spec." .. f .. " must be a mapping"
@@ -213,6 +222,12 @@ function _M.values(def, spec, table_, config)
   end
   local v = { images = { tags = tags } }
   if spec.replicas then v.pod = { replicas = copy(spec.replicas) } end
+  if spec.maxUnavailable ~= nil then
+    -- OpenStack-Helm's key for every Deployment's rolling update
+    v.pod = v.pod or {}
+    v.pod.lifecycle = { upgrades = { deployments = { rolling_update = {
+      max_unavailable = spec.maxUnavailable } } } }
+  end
   if spec.conf then v.conf = copy(spec.conf) end
   if spec.endpoints then v.endpoints = copy(spec.endpoints) end
   if spec.values then v = _M.merge(v, spec.values) end
@@ -245,9 +260,10 @@ local function components(def, obj)
   end
   local got, err = kube.batch("fetch", objs)
   if not got then return nil, err end
-  local out, ready = {}, 0
+  local out, ready, deps = {}, 0, {}
   for i, c in ipairs(def.components) do
     local d = got[i].object
+    deps[c] = d
     if d then
       local s, msg = readiness.of(d)
       local want = (d.spec or {}).replicas or 1
@@ -258,7 +274,7 @@ local function components(def, obj)
       out[c] = { ready = "0/0", upToDate = false, message = "no Deployment " .. objs[i].metadata.name }
     end
   end
-  return out, ready
+  return out, ready, deps
 end
 
 
@@ -286,6 +302,176 @@ local function config_schema()
     releases = { type = "string", default = "",
                  description = "YAML: more releases for the release table (release -> {tag=, images=})" },
     poll = { type = "number", default = 2, description = "seconds between readiness checks" },
+    deadline = { type = "number", default = 600,
+                 description = "seconds a change may take to become healthy when the spec " ..
+                   "sets no progressDeadlineSeconds" },
+    crashloop_restarts = { type = "number", default = 5,
+                           description = "restarts after which a crash-looping pod is " ..
+                             "reported and deleted (0: never)" },
+  }
+end
+
+
+-- What the failure of a release is, naming the Job or the pod and its message.
+local function failure_detail(def, obj, r, comps, deps)
+  local ns = obj.metadata.namespace
+  local job = tostring(r.message or ""):match("^hook Job/([%w.-]+):")
+  if job then
+    local pod = health.job_pod(ns, job)
+    return "Job " .. job .. " failed" .. (pod and (" (" .. pod .. ")") or "") .. ": " ..
+      tostring(r.message)
+  end
+  for _, c in ipairs(def.components) do
+    local comp = comps[c]
+    if comp and not comp.upToDate and deps[c] then
+      local pod = health.deployment_pod(deps[c])
+      return "component " .. c .. " (Deployment " .. deps[c].metadata.name .. ") is not healthy: " ..
+        tostring(comp.message) .. (pod and ("; " .. pod) or "")
+    end
+  end
+  return tostring(r.message)
+end
+
+
+-- Apply the release (or, after a failure of this generation with rollbackOnFailure, its
+-- last healthy revision) and report. A Job that fails or a change not healthy within the
+-- deadline is a failure of the generation: it is not retried until the spec changes.
+function _M.applied(def, obj, ctx, tbl, base, upgrading)
+  local spec, st = obj.spec or {}, obj.status or {}
+  local gen = obj.metadata.generation or 0
+  local now = time.now()
+  local rollback_on = spec.rollbackOnFailure ~= false
+  local deadline = spec.progressDeadlineSeconds or ctx.config.deadline
+  local attempt = st.attempt
+  if type(attempt) ~= "table" or attempt.generation ~= gen then
+    attempt = { generation = gen, since = now }
+  end
+  local failure = st.failure
+  if type(failure) ~= "table" or failure.generation ~= gen then failure = nil end
+  base.attempt = attempt
+  base.lastGoodRevision, base.lastGoodVersion = st.lastGoodRevision, st.lastGoodVersion
+  local rollback_to = failure and rollback_on and st.lastGoodRevision or nil
+  local function run(to)
+    return release.apply{
+      chart = chart_of(def, spec, ctx), values = _M.values(def, spec, tbl, ctx.config),
+      name = obj.metadata.name, namespace = obj.metadata.namespace, owner = obj,
+      event = ctx.event, rollback_to = to,
+    }
+  end
+  if failure and not rollback_to then
+    -- Halted, nothing to go back to: report, apply nothing more until the spec changes.
+    base.failure, base.phase, base.message = failure, "Degraded", failure.message
+    base.components, base.ready, base.revision = st.components, st.ready, st.revision
+    return _M.report(def, obj, base, "Failed", failure.message, upgrading, ctx)
+  end
+  local r, err = run(rollback_to)
+  if not r then
+    return _M.failed("ApplyFailed", tostring(err), false,
+                     { wantedVersion = spec.version, version = st.version, attempt = attempt,
+                       failure = failure, lastGoodRevision = st.lastGoodRevision,
+                       lastGoodVersion = st.lastGoodVersion })
+  end
+  local comps, n, deps = {}, 0, {}
+  if r.phase ~= "Failed" or r.revision then
+    comps, n, deps = components(def, obj)
+    if not comps then return nil, n end
+  end
+  -- A new failure of this generation: a Job failed, or the deadline passed.
+  if not failure and (r.phase == "Failed" or
+                      (r.phase ~= "Ready" and now - (attempt.since or now) > deadline)) then
+    local why = r.phase == "Failed" and "" or ("not healthy within " .. deadline .. "s: ")
+    local msg = (upgrading and ("upgrade to " .. spec.version .. " failed: ") or "") ..
+      why .. failure_detail(def, obj, r, comps, deps)
+    failure = { generation = gen, message = msg, at = now,
+                rollbackTo = rollback_on and st.lastGoodRevision or nil,
+                rollbackVersion = rollback_on and st.lastGoodVersion or nil }
+    base.failure = failure
+    ctx.event("Warning", "Failed", msg)
+    ctx.log.info("service failed", { message = msg })
+    if rollback_on and st.lastGoodRevision then
+      ctx.event("Warning", "RollingBack", "rolling back to revision " .. st.lastGoodRevision ..
+        " (" .. tostring(st.lastGoodVersion) .. ")")
+      r, err = run(st.lastGoodRevision)
+      if not r then return nil, err end
+      comps, n, deps = components(def, obj)
+      if not comps then return nil, n end
+    else
+      base.components, base.ready = comps, n .. "/" .. #def.components
+      base.revision, base.phase, base.message = r.revision or st.revision, "Degraded", msg
+      return _M.report(def, obj, base, "Failed", msg, upgrading, ctx)
+    end
+  end
+  base.failure = failure
+  -- Pods crash-looping past the threshold: reported and restarted.
+  local loops = {}
+  if r.phase ~= "Ready" then
+    for _, c in ipairs(def.components) do
+      if deps[c] then
+        local got, lerr = health.restart_crashlooping(deps[c], ctx.config.crashloop_restarts)
+        if not got then return nil, lerr end
+        for _, l in ipairs(got) do
+          l.component = c
+          loops[#loops + 1] = l
+          ctx.event("Warning", "CrashLoopRestarted", "pod " .. l.pod .. " of " .. c ..
+            " restarted " .. l.restarts .. " times, deleted: " .. tostring(l.message))
+        end
+      end
+    end
+  end
+  if #loops > 0 then base.crashLoops = loops end
+  base.components = comps
+  base.ready = n .. "/" .. #def.components
+  base.revision = r.revision or st.revision
+  base.message = r.message
+  if r.phase == "Ready" then
+    base.lastGoodRevision = r.revision
+    base.version = failure and (failure.rollbackVersion or base.version) or spec.version
+    base.lastGoodVersion = base.version
+    base.phase = failure and "RolledBack" or "Ready"
+  else
+    base.phase = r.phase == "Failed" and "Degraded" or
+      (failure and "RollingBack" or (upgrading and "Upgrading" or "Progressing"))
+  end
+  if failure then
+    base.message = failure.message .. "; " .. (r.phase == "Ready" and "rolled back" or
+      "rolling back") .. " to revision " .. tostring(failure.rollbackTo) .. " (" ..
+      tostring(failure.rollbackVersion) .. ")" ..
+      (r.phase ~= "Ready" and (": " .. tostring(r.message)) or "")
+    return _M.report(def, obj, base, "RolledBack", base.message, upgrading, ctx)
+  end
+  ctx.log.info("service applied", { phase = base.phase, release = r.progress, writes = r.writes })
+  if #loops > 0 and r.phase ~= "Failed" then
+    local l = loops[1]
+    return _M.report(def, obj, base, "CrashLoop", "pod " .. l.pod .. " of " .. l.component ..
+      " crash-looped (" .. l.restarts .. " restarts), deleted: " .. tostring(l.message),
+      upgrading, ctx, r.phase)
+  end
+  return _M.report(def, obj, base, r.phase, r.message, upgrading, ctx)
+end
+
+
+-- The result of a reconcile: status base and the conditions of how (Ready, Progressing,
+-- Failed, RolledBack or CrashLoop) with msg. phase: the release's, with CrashLoop.
+function _M.report(def, obj, base, how, msg, upgrading, ctx, phase)
+  local spec = obj.spec or {}
+  local ready = how == "Ready"
+  local degraded = how == "Failed" or how == "RolledBack" or how == "CrashLoop"
+  local progressing = how == "Progressing" or (how == "CrashLoop" and phase ~= "Ready")
+  local reason = ready and "Ready" or (how == "Progressing" and "Applying" or how)
+  local up = upgrading and progressing
+  return {
+    status = base,
+    conditions = {
+      cond("Ready", ready, ready and "Ready" or reason,
+           ready and ("all " .. #def.components .. " components ready at " .. spec.version) or msg),
+      cond("Progressing", progressing, progressing and "Applying" or reason, msg),
+      cond("Degraded", degraded, degraded and reason or "Healthy", degraded and msg or "healthy"),
+      cond("UpgradeInProgress", up, up and "Upgrading" or
+             ((upgrading and degraded) and reason or "NoUpgrade"),
+           up and ("upgrading " .. tostring(base.version) .. " -> " .. spec.version .. ": " ..
+                   tostring(msg)) or ((upgrading and degraded) and msg or "no upgrade")),
+    },
+    requeue_after = (not ready) and ctx.config.poll * (degraded and 5 or 1) or nil,
   }
 end
 
@@ -330,49 +516,7 @@ function _M.kind(def)
         requeue_after = ctx.config.poll,
       }
     end
-    local r, err = release.apply{
-      chart = chart_of(def, spec, ctx), values = _M.values(def, spec, tbl, ctx.config),
-      name = obj.metadata.name, namespace = obj.metadata.namespace, owner = obj,
-      event = ctx.event,
-    }
-    if not r then
-      return _M.failed("ApplyFailed", tostring(err), false,
-                       { wantedVersion = spec.version, version = running })
-    end
-    local comps, n = {}, 0
-    if r.phase ~= "Failed" or r.revision then
-      comps, n = components(def, obj)
-      if not comps then return nil, n end
-    end
-    base.components = comps
-    base.ready = n .. "/" .. #def.components
-    base.revision = r.revision or st.revision
-    base.message = r.message
-    if r.phase == "Ready" then
-      base.version = spec.version
-      base.phase = "Ready"
-    else
-      base.phase = r.phase == "Failed" and "Degraded" or (upgrading and "Upgrading" or "Progressing")
-    end
-    ctx.log.info("service applied", { phase = base.phase, release = r.progress, writes = r.writes })
-    local ready = r.phase == "Ready"
-    local failed = r.phase == "Failed"
-    return {
-      status = base,
-      conditions = {
-        cond("Ready", ready, ready and "Ready" or (failed and "Failed" or "Progressing"),
-             ready and ("all " .. #def.components .. " components ready at " .. spec.version)
-               or r.message),
-        cond("Progressing", not ready and not failed, ready and "Ready" or
-               (failed and "Failed" or "Applying"), r.message),
-        cond("Degraded", failed, failed and "Failed" or "Healthy", failed and r.message or "healthy"),
-        cond("UpgradeInProgress", upgrading and not ready,
-             (upgrading and not ready) and "Upgrading" or "NoUpgrade",
-             (upgrading and not ready) and ("upgrading " .. running .. " -> " .. spec.version ..
-                                             ": " .. tostring(r.message)) or "no upgrade"),
-      },
-      requeue_after = (not ready) and ctx.config.poll * (failed and 5 or 1) or nil,
-    }
+    return _M.applied(def, obj, ctx, tbl, base, upgrading)
   end
 
   function P.finalize(obj, ctx)
