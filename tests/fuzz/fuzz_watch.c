@@ -1,5 +1,5 @@
 // fuzz-units: host/watch.c host/kube.c host/http.c host/curl_uv.c host/cache.c
-// fuzz-units: host/cache_index.c host/map.c
+// fuzz-units: host/cache_index.c host/map.c host/netguard.c
 // fuzz-units: host/json.c
 // fuzz-units: host/ks.c host/log.c host/kubeconfig.c host/yaml.c
 /* fuzz_watch.c: the watch-stream decoder, fed the input in two pieces. */
