@@ -437,6 +437,20 @@ eventually "$W2" "isolation: a repository on a loopback address not allowed is r
 crr probe 0.1.0 "" "http://169.254.169.254/charts"
 eventually "$W2" "isolation: the metadata address is refused" h -- \
 	says probe Failed "169.254.169.254 is a link-local"
+# A rollback re-applies its revision's chart, not only its values: version 0.3.0 applied,
+# then rollbackTo the revision of 0.1.0 (the repackaged content) brings that content back.
+rev2=$(crj repo .status.revision)
+sed -i 's/^version: .*/version: 0.3.0/' "$WORK/src/osh-svc/Chart.yaml"
+sed -i 's/then pruned (repackaged)/then pruned (of 0.3.0)/' "$WORK/src/osh-svc/templates/configmap-extra.yaml"
+"$KS_HELM" package "$WORK/src/osh-svc" -d "$WORK/repo" >/dev/null
+"$KS_HELM" repo index "$WORK/repo"
+crr repo 0.3.0
+eventually "$W" "rollback: version 0.3.0 of the repository's chart is applied" h -- \
+	has configmap "$NS" repo-extra '.data.note | test("of 0.3.0")'
+crr repo 0.3.0 "  rollbackTo: $rev2"
+eventually "$W" "rollback: to revision $rev2 re-applies that revision's chart (0.1.0, its digest), not 0.3.0's" h -- \
+	eval "has configmap $NS repo-extra '.data.note | test(\"repackaged\")' &&
+		has chartrelease $NS repo '.status.chartDigest == \"sha256:$sha2\"'"
 for o in tgz repo lied probe; do k delete chartrelease -n "$NS" "$o" --wait=false >/dev/null; done
 
 section_done

@@ -102,15 +102,37 @@ local function generate(n)
 end
 
 
+-- Revision n of the history, or nil.
+local function revision(st, n)
+  for _, r in ipairs(st.history) do
+    if r.revision == n then return r end
+  end
+end
+
+
+-- The chart a revision was made of: spec's, or, rolling back to a revision that recorded
+-- another source (a chart version bumped since), that source pinned to the content the
+-- revision had.
+local function source_spec(spec, rev)
+  local src = rev and rev.source
+  if not src or (src.repo == spec.repo and src.chart == spec.chart
+                 and src.version == spec.version) then
+    return spec
+  end
+  local s = {}
+  for k, v in pairs(spec) do s[k] = v end
+  s.repo, s.chart, s.version = src.repo, src.chart, src.version
+  s.digest = src.repo and rev.chart or nil
+  return s
+end
+
+
 -- The values to render: spec.values (or revision N's), with every pinned value set
 -- (generated once, kept in the state).
 local function values_of(spec, st)
   local values = spec.values or {}
   if spec.rollback_to then
-    local rev
-    for _, r in ipairs(st.history) do
-      if r.revision == spec.rollback_to then rev = r end
-    end
+    local rev = revision(st, spec.rollback_to)
     if not rev then
       return nil, "no revision " .. tostring(spec.rollback_to) .. " in the release's history"
     end
@@ -352,12 +374,14 @@ local function prune(ctx, spec, keep)
 end
 
 
-local function record_revision(st, key, values, rollback_of, nd, chart)
+local function record_revision(st, key, values, rollback_of, nd, chart, src)
   local last = st.history[#st.history]
   if last and last.key == key then return last.revision end
   local n = last and last.revision + 1 or 1
   st.history[#st.history + 1] = { revision = n, key = key, values = values,
-                                  rollback_of = rollback_of, nd = nd, chart = chart }
+                                  rollback_of = rollback_of, nd = nd, chart = chart,
+                                  source = { repo = src.repo, chart = src.chart,
+                                             version = src.version } }
   while #st.history > state.KEEP do table.remove(st.history, 1) end
   return n
 end
@@ -380,8 +404,16 @@ function _M.apply(spec)
   if not st then return nil, err end
   local values, verr = values_of(spec, st)
   if not values then return result("Failed", r, verr) end
-  local path, content = source.resolve(spec, st)
+  -- A rollback re-applies the revision: its values, and its chart's content.
+  local rev = spec.rollback_to and revision(st, spec.rollback_to)
+  local src = source_spec(spec, rev)
+  local path, content = source.resolve(src, st)
   if not path then return result("Failed", r, content) end
+  if rev and rev.chart and content ~= rev.chart then
+    return result("Failed", r, "cannot roll back to revision " .. rev.revision .. ": its "
+      .. "chart " .. src.chart .. " had content " .. rev.chart .. ", and now has "
+      .. content .. "; nothing applied")
+  end
   r.chart_digest = content
   local objs, rerr = render(spec, path, values)
   if not objs then return nil, rerr end
@@ -486,7 +518,7 @@ function _M.apply(spec)
     st.inventory = left
     st.installed = true
     r.revision = record_revision(st, key, values, spec.rollback_to, r.nondeterministic,
-                                 content)
+                                 content, src)
     local n, serr = state.save(spec.namespace, spec.name, st, spec.owner, labels)
     if not n then return nil, serr end
     ctx.writes = ctx.writes + n

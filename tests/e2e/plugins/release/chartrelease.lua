@@ -3,7 +3,7 @@
 -- charts directory (config charts_dir) and its values; the release is applied in the
 -- object's namespace and reported as status.phase, status.progress ("x/y ready"),
 -- status.revision and the conditions Ready and Deterministic. spec.dryRun writes the plan
--- to status.plan instead; spec.rollbackTo re-applies revision N's values; deleting the
+-- to status.plan instead; spec.rollbackTo re-applies revision N (its chart and values); deleting the
 -- object tears the release down (its pre-delete hooks only with spec.runPreDelete). With
 -- spec.repo (a chart repository's URL) spec.chart is the chart's name there and
 -- spec.version its version, optionally pinned by spec.digest ("sha256:..."); the
