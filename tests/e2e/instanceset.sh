@@ -305,7 +305,7 @@ spec:
 EOF
 eventually 60 "an Instance naming a server group of another project: InvalidConfiguration naming the field, no server in the group" op -- \
 	eval 'has instance "$NS" foreign ".status.id == null and any(.status.conditions[]?; .reason == \"InvalidConfiguration\"
-		and (.message | test(\"spec.resource.scheduler_hints.group: server group .* is not of this namespace.s project\")))" &&
+		and (.message | test(\"spec.resource.scheduler_hints.group: (no server group .* in|server group .* is not of) this namespace.s project\")))" &&
 		openstack --os-compute-api-version 2.64 server group show "$FOREIGN" -f json | jq -e ".members == []"'
 k delete instance foreign -n "$NS" --wait=false >/dev/null
 

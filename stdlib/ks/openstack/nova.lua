@@ -239,8 +239,9 @@ function _M.server_group_check(cloud, id)
   local g, err = _M.server_group_get(cloud, id)
   if not g then
     if openstack.is_not_found(err) then
+      -- Nova answers 404 for another project's group to a token of this project.
       return { kind = "invalid", message = "spec.resource.scheduler_hints.group: no server "
-        .. "group " .. id }
+        .. "group " .. id .. " in this namespace's project" }
     end
     return err
   end
