@@ -21,33 +21,8 @@
 # No timed assertions: polls with generous bounds, then outcomes, counts and order.
 . "$(dirname "$0")/lib.sh"
 
-[ -n "${KS_HELM:-}" ] || eval "$("$TOP/tests/env/helm")"
-export KS_HELM
-
-W=${KS_WAIT:-150}
-NS=svc-$$
-PLUG=$WORK/plugins
-CHARTS=$WORK/charts
-SERVICES="keystone glance placement nova neutron"
-mkdir -p "$PLUG" "$CHARTS"
-for s in $SERVICES; do
-	cp "$TOP/plugins/$s.lua" "$PLUG/"
-	ln -s "$TOP/tests/fixtures/charts/osh-$s" "$CHARTS/$s"
-	printf 'charts_dir: "%s"\npoll: 0.5\n' "$CHARTS" >"$PLUG/$s.config.yaml"
-done
-cp "$TOP/plugins/controlplane.lua" "$PLUG/"
-printf 'poll: 0.5\n' >"$PLUG/controlplane.config.yaml"
-
-for s in $SERVICES controlplane; do
-	k apply -f "$TOP/crds/$s.yaml" >/dev/null || exit 3
-done
-k wait --for condition=established --timeout=60s crd/controlplanes.kupenstack.io \
-	crd/keystones.kupenstack.io crd/neutrons.kupenstack.io >/dev/null || exit 3
-until_ok 30 k get controlplanes -A || exit 3
-new_ns "$NS" bare
-# What the services deploy is granted in this namespace only (deploy/rbac.yaml).
-k create rolebinding kupenstack-services -n "$NS" --clusterrole=kupenstack-services \
-	--serviceaccount=kupenstack-system:kupenstack >/dev/null || exit 3
+. "$(dirname "$0")/services_world.sh"
+services_world "svc-$$"
 
 # controlplane VERSION KEYSTONE_CONF NOVA_API_REPLICAS: create or replace the ControlPlane cp.
 controlplane() {
@@ -252,7 +227,9 @@ gone() {
 		[ -z "$(k get secret -n "$NS" -o name | grep kupenstack-release)" ]
 }
 eventually "$W" "delete: the ControlPlane, its services and everything their releases made are gone" h -- gone
-order=$(grep -o 'msg="deleting service" .*service=[A-Za-z]*' "${HLOG[h]}" | sed 's/.*service=//' | tr '\n' ' ')
+# (This namespace's only: the host serves every namespace, and another script's may still be
+# going away.)
+order=$(grep -o "msg=\"deleting service\" .*key=$NS/cp service=[A-Za-z]*" "${HLOG[h]}" | sed 's/.*service=//' | tr '\n' ' ')
 check "delete: the services were deleted in reverse order ($order)" -- \
 	test "$order" = "Neutron Nova Placement Glance Keystone "
 

@@ -20,32 +20,8 @@
 # No timed assertions: polls with generous bounds, then outcomes, counts and order.
 . "$(dirname "$0")/lib.sh"
 
-[ -n "${KS_HELM:-}" ] || eval "$("$TOP/tests/env/helm")"
-export KS_HELM
-
-W=${KS_WAIT:-150}
-NS=svcf-$$
-PLUG=$WORK/plugins
-CHARTS=$WORK/charts
-SERVICES="keystone glance placement nova neutron"
-mkdir -p "$PLUG" "$CHARTS"
-for s in $SERVICES; do
-	cp "$TOP/plugins/$s.lua" "$PLUG/"
-	ln -s "$TOP/tests/fixtures/charts/osh-$s" "$CHARTS/$s"
-	printf 'charts_dir: "%s"\npoll: 0.5\ncrashloop_restarts: 2\n' "$CHARTS" >"$PLUG/$s.config.yaml"
-done
-cp "$TOP/plugins/controlplane.lua" "$PLUG/"
-printf 'poll: 0.5\n' >"$PLUG/controlplane.config.yaml"
-
-for s in $SERVICES controlplane; do
-	k apply -f "$TOP/crds/$s.yaml" >/dev/null || exit 3
-done
-k wait --for condition=established --timeout=60s crd/controlplanes.kupenstack.io \
-	crd/keystones.kupenstack.io crd/neutrons.kupenstack.io >/dev/null || exit 3
-until_ok 30 k get controlplanes -A || exit 3
-new_ns "$NS" bare
-k create rolebinding kupenstack-services -n "$NS" --clusterrole=kupenstack-services \
-	--serviceaccount=kupenstack-system:kupenstack >/dev/null || exit 3
+. "$(dirname "$0")/services_world.sh"
+services_world "svcf-$$" "crashloop_restarts: 2"
 
 # controlplane VERSION PLACEMENT_VALUES: create or replace the ControlPlane cp.
 controlplane() {
