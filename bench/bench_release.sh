@@ -114,19 +114,8 @@ read -r o_up_t o_up_w o_up_e < <(ours_apply "$V_UPGRADE" 2)
 read -r o_noop2_t o_noop2_w o_noop2_e < <(ours_noop)
 
 # --- helm ------------------------------------------------------------------------------
-PPORT=$(free_port)
-kubectl proxy --port "$PPORT" -v=6 >"$WORK/proxy.out" 2>"$WORK/proxy.log" &
-PROXY_PID=$!
-cat >"$WORK/helm.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters: [{name: p, cluster: {server: "http://127.0.0.1:$PPORT"}}]
-contexts: [{name: p, context: {cluster: p, namespace: $THEIRS}}]
-current-context: p
-users: []
-EOF
-for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$PPORT/version" && break; sleep 0.2; done
-proxy_writes() { grep -cE '\] (POST|PUT|PATCH|DELETE) https' "$WORK/proxy.log"; }
+. "$(dirname "$0")/lib/helm_proxy.sh"
+helm_proxy "$THEIRS"
 helm_apply() { # helm_apply VALUES: prints seconds and writes
 	local t0 w0
 	echo "$1" >"$WORK/values.json"

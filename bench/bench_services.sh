@@ -100,19 +100,8 @@ read -r o_inst_t o_inst_w o_inst_c < <(ours 2023.1)
 read -r o_up_t o_up_w o_up_c < <(ours 2024.1)
 
 # --- helm ------------------------------------------------------------------------------
-PPORT=$(free_port)
-kubectl proxy --port "$PPORT" -v=6 >"$WORK/proxy.out" 2>"$WORK/proxy.log" &
-PROXY_PID=$!
-cat >"$WORK/helm.kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters: [{name: p, cluster: {server: "http://127.0.0.1:$PPORT"}}]
-contexts: [{name: p, context: {cluster: p, namespace: $THEIRS}}]
-current-context: p
-users: []
-EOF
-for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$PPORT/version" && break; sleep 0.2; done
-proxy_writes() { grep -cE '\] (POST|PUT|PATCH|DELETE) https' "$WORK/proxy.log"; }
+. "$(dirname "$0")/lib/helm_proxy.sh"
+helm_proxy "$THEIRS"
 # values VERSION CHART: every image of the chart at the release's tag, as ks.service does
 values() {
 	python3 - "$TOP/tests/fixtures/charts/osh-$2/values.yaml" "$1" "$2" <<'EOF'
