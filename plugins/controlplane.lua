@@ -13,6 +13,7 @@
 local kube = require "ks.core.kube"
 local service = require "ks.service"
 local util = require "ks.release.util"
+local json = require "ks.core.json"
 
 local ipairs = ipairs
 local pairs = pairs
@@ -112,7 +113,22 @@ end
 
 
 function ControlPlane.reconcile(cp, ctx)
-  local spec = cp.spec or {}
+  -- null (a mapping emptied by a server-side apply, kubernetes#104694) means absent; a
+  -- service set to null means {}.
+  local spec = service.without_nulls(cp.spec)
+  if type(spec.services) == "table" then
+    local svcs = {}
+    for name, o in pairs(spec.services) do
+      if o == json.null then
+        svcs[name] = {}
+      elseif type(o) == "table" and o[1] == nil then
+        svcs[name] = service.without_nulls(o)
+      else
+        svcs[name] = o -- check() names it
+      end
+    end
+    spec.services = svcs
+  end
   local bad = check(spec)
   if bad then return service.failed("InvalidConfiguration", bad, true) end
   local ns = cp.metadata.namespace

@@ -103,6 +103,41 @@ describe("ks.service", function()
     assert.equal(2, v.pod.replicas.api)
   end)
 
+  it("takes null fields (a mapping a server-side apply emptied) for absent ones", function()
+    local null = require("ks.core.json").null
+    assert.same({ version = "2024.1" }, service.without_nulls({ version = "2024.1", values = null }))
+    assert.same({}, service.without_nulls(nil))
+  end)
+
+  it("clears the failure of an older generation and old crash loops once the service is Ready", function()
+    local release = require "ks.release"
+    local kube = require "ks.core.kube"
+    release.apply = function() return { phase = "Ready", revision = 3 } end
+    kube.batch = function(_, objs)
+      local out = {}
+      for i, o in ipairs(objs) do
+        out[i] = { object = { kind = "Deployment", metadata = o.metadata,
+                              spec = { replicas = 1 }, status = { replicas = 1, readyReplicas = 1,
+                              updatedReplicas = 1, availableReplicas = 1, observedGeneration = 1 } } }
+      end
+      return out
+    end
+    local ctx = { config = { charts_dir = "/c", registry = "r", deadline = 600, poll = 1,
+                             crashloop_restarts = 0 },
+                  event = function() end, log = { info = function() end } }
+    local obj = { metadata = { name = "keystone", namespace = "ns", generation = 3 },
+                  spec = { version = "2024.1" },
+                  status = { failure = { generation = 2, message = "Job failed" },
+                             crashLoops = { { pod = "p", restarts = 6 } } } }
+    local out = service.applied(NOVA, obj, ctx, service.RELEASES, {}, false)
+    assert.equal("Ready", out.status.phase)
+    assert.equal(require("ks.core.json").null, out.status.failure) -- taken out of the status
+    assert.equal(require("ks.core.json").null, out.status.crashLoops) -- and the old reports
+    obj.status.failure.generation = 3 -- this generation's: kept
+    out = service.applied(NOVA, obj, ctx, service.RELEASES, {}, false)
+    assert.equal("Job failed", out.status.failure.message)
+  end)
+
   describe("health.pod_message", function()
     local health = require "ks.service.health"
     local function pod(cs, phase)

@@ -31,6 +31,7 @@ local release = require "ks.release"
 local readiness = require "ks.release.readiness"
 local health = require "ks.service.health"
 local time = require "ks.core.time"
+local json = require "ks.core.json"
 
 local ipairs = ipairs
 local pairs = pairs
@@ -80,6 +81,17 @@ function _M.merge(a, b)
     else
       out[k] = copy(v)
     end
+  end
+  return out
+end
+
+
+-- spec without its null fields: a mapping emptied by a server-side apply is stored as
+-- null (the CRDs allow it, kubernetes#104694), and null means what absent means.
+function _M.without_nulls(spec)
+  local out = {}
+  for k, v in pairs(spec or {}) do
+    if v ~= json.null then out[k] = v end
   end
   return out
 end
@@ -368,7 +380,8 @@ function _M.applied(def, obj, ctx, tbl, base, upgrading)
   if not r then
     return _M.failed("ApplyFailed", tostring(err), false,
                      { wantedVersion = spec.version, version = st.version, attempt = attempt,
-                       failure = failure, lastGoodRevision = st.lastGoodRevision,
+                       failure = failure or (st.failure ~= nil and json.null or nil),
+                       lastGoodRevision = st.lastGoodRevision,
                        lastGoodVersion = st.lastGoodVersion })
   end
   local comps, n, deps = {}, 0, {}
@@ -401,7 +414,9 @@ function _M.applied(def, obj, ctx, tbl, base, upgrading)
       return _M.report(def, obj, base, "Failed", msg, upgrading, ctx)
     end
   end
-  base.failure = failure
+  -- The status is merged into the old one: a failure of an older generation is taken out
+  -- (null), not left stale beside a healthy phase.
+  base.failure = failure or (st.failure ~= nil and json.null or nil)
   -- Pods crash-looping past the threshold: reported and restarted.
   local loops = {}
   if r.phase ~= "Ready" then
@@ -418,7 +433,11 @@ function _M.applied(def, obj, ctx, tbl, base, upgrading)
       end
     end
   end
-  if #loops > 0 then base.crashLoops = loops end
+  if #loops > 0 then
+    base.crashLoops = loops
+  elseif r.phase == "Ready" and st.crashLoops ~= nil then
+    base.crashLoops = json.null -- healthy again: the old reports go
+  end
   base.components = comps
   base.ready = n .. "/" .. #def.components
   base.revision = r.revision or st.revision
@@ -485,7 +504,11 @@ function _M.kind(def)
   }
 
   function P.reconcile(obj, ctx)
-    local spec = obj.spec or {}
+    local o = {}
+    for k, v in pairs(obj) do o[k] = v end
+    o.spec = _M.without_nulls(obj.spec)
+    obj = o
+    local spec = obj.spec
     local st = obj.status or {}
     local tbl, terr = _M.releases(ctx.config)
     if not tbl then return _M.failed("InvalidConfiguration", terr, true) end
