@@ -2,6 +2,9 @@
 # tests/e2e/services_live.sh: the service kinds changed while they run (ks.service,
 # plugins/controlplane.lua), through the real host against the real API server,
 # controllers and scheduler with the stand-in kubelet:
+#   1. a service plugin loaded from a ConfigMap (--plugins-configmaps) edited while its
+#      Keystone is deployed: the host reloads it without a restart and the new mapping
+#      (the api's image name) reaches the Deployment;
 #   2. a failed upgrade fixed: status.failure is cleared, not left stale;
 #   3. a ControlPlane service's `values` emptied to {} by a server-side apply (as GitOps
 #      tools apply): accepted (the API server stores null: kubernetes#104694, the CRDs
@@ -12,6 +15,31 @@
 
 . "$(dirname "$0")/services_world.sh"
 services_world "svcl-$$"
+# The Keystone plugin comes from a ConfigMap of its own namespace, not from $PLUG.
+rm "$PLUG/keystone.lua" "$PLUG/keystone.config.yaml"
+CMNS=svcl-plug-$$
+new_ns "$CMNS" bare
+
+# keystone_cm MAPPING: the ConfigMap holding plugins/keystone.lua with MAPPING (Lua fields)
+# added to its kind definition.
+keystone_cm() {
+	k apply -n "$CMNS" -f - >/dev/null <<EOF
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: keystone
+  labels: {kupenstack.io/plugin: "true"}
+data:
+  keystone.config.yaml: |
+    charts_dir: "$CHARTS"
+    poll: 0.5
+  keystone.lua: |
+    return require("ks.service").kind {
+      kind = "Keystone", chart = "keystone",
+      components = { "api" }, jobs = { "db_sync" }, $1
+    }
+EOF
+}
 # keystone NAME VERSION VALUES: a lone Keystone (server-side apply).
 keystone() {
 	k apply --server-side -n "$NS" -f - >/dev/null <<EOF
@@ -37,11 +65,25 @@ services_cleanup() {
 	cleanup
 }
 trap services_cleanup EXIT
-start_host h "$PLUG" - || { echo "host did not start"; exit 3; }
+keystone_cm ""
+start_host h "$PLUG" - --plugins-configmaps "$CMNS" || { echo "host did not start"; exit 3; }
+pid0=${HPID[h]}
+
+# --- 1. the plugin edited live -----------------------------------------------------------
+keystone keystone 2023.1 '{}'
+eventually "$W" "live edit: a Keystone from the ConfigMap's plugin is Ready" h -- ready_at keystone 2023.1
+check "live edit: its api runs the chart's image name ($(api_image keystone))" -- \
+	test "$(api_image keystone)" = docker.io/openstackhelm/keystone:2023.1-ubuntu_jammy
+keystone_cm 'images = { api = "keystone-live" },'
+eventually "$W" "live edit: the edited mapping reaches the Deployment (api image keystone-live)" h -- \
+	bash -c "test \"\$(kubectl get deploy -n $NS keystone-api -o jsonpath='{.spec.template.spec.containers[0].image}')\" = docker.io/openstackhelm/keystone-live:2023.1-ubuntu_jammy"
+eventually "$W" "live edit: the Keystone is Ready again" h -- ready_at keystone 2023.1
+check "live edit: the same host process did it (no restart)" -- \
+	eval 'alive "$pid0" && [ "${HPID[h]}" = "$pid0" ]'
+check "live edit: the host logged the reload of the ConfigMap's plugin" -- \
+	in_log h "plugin reloaded.*configmap:$CMNS/keystone/keystone.lua"
 
 # --- 2. a failed upgrade fixed: no stale failure ----------------------------------------
-keystone keystone 2023.1 '{}'
-eventually "$W" "stale failure: a Keystone is Ready at 2023.1" h -- ready_at keystone 2023.1
 keystone keystone 2024.1 '{pod: {fault: {db_sync: fail}}}'
 eventually "$W" "stale failure: the upgrade with a failing Job is Degraded with status.failure" h -- \
 	has keystone "$NS" keystone '.status.phase == "Degraded" and (.status.failure.message | test("Job keystone-db-sync failed"))'
