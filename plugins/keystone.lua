@@ -2,5 +2,6 @@
 -- deployed as a release (ks.service). The identity service: everything else waits for it.
 return require("ks.service").kind {
   kind = "Keystone", chart = "keystone",
+  openstack = { service = "identity" }, -- its API's version document (ks.service.openstack_health)
   components = { "api" }, jobs = { "db_sync" },
 }

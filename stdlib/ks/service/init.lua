@@ -30,6 +30,7 @@ local yaml = require "ks.core.yaml"
 local release = require "ks.release"
 local readiness = require "ks.release.readiness"
 local health = require "ks.service.health"
+local openstack_health = require "ks.service.openstack_health"
 local time = require "ks.core.time"
 local json = require "ks.core.json"
 
@@ -317,6 +318,10 @@ local function config_schema()
     deadline = { type = "number", default = 600,
                  description = "seconds a change may take to become healthy when the spec " ..
                    "sets no progressDeadlineSeconds" },
+    openstack_health = { type = "number", default = 0,
+                         description = "seconds between reads of the service's health from " ..
+                           "OpenStack itself (its API, Nova's os-services, Neutron's agents) " ..
+                           "through the operator's cloud, once Ready (0: never)" },
     crashloop_restarts = { type = "number", default = 5,
                            description = "restarts after which a crash-looping pod is " ..
                              "reported and deleted (0: never)" },
@@ -539,7 +544,14 @@ function _M.kind(def)
         requeue_after = ctx.config.poll,
       }
     end
-    return _M.applied(def, obj, ctx, tbl, base, upgrading)
+    local out, err = _M.applied(def, obj, ctx, tbl, base, upgrading)
+    if out and def.openstack and (ctx.config.openstack_health or 0) > 0 and
+        out.status.phase == "Ready" then
+      local cloud, cerr = require("ks.resource.cloud").operator()
+      out = openstack_health.add(out, def.kind, def.openstack, cloud, cerr,
+                                 ctx.config.openstack_health)
+    end
+    return out, err
   end
 
   function P.finalize(obj, ctx)

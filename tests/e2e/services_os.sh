@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# needs: openstack
+# tests/e2e/services_os.sh: the health of the service kinds read from OpenStack itself
+# (ks.service.openstack_health, the setting openstack_health), through the real host,
+# against the real API server with the stand-in kubelet (the fixture charts) and the real
+# OpenStack of tests/env/openstack as the operator's cloud: once a ControlPlane's services
+# are Ready, each reports OpenStackHealthy from its API's version document, Nova from its
+# os-services (conductor, scheduler, compute), Neutron from its agents, with what is down
+# in status.openstack. A host whose cloud does not answer reports the API unreachable.
+# What is reported down is unit-tested (tests/lua/openstack_health_spec.lua): a test never
+# stops a service of the shared OpenStack.
+# Needs OS_CLIENT_CONFIG_FILE (and OS_CLOUD). No timed assertions.
+. "$(dirname "$0")/lib.sh"
+if [ -z "${OS_CLIENT_CONFIG_FILE:-}" ]; then
+	echo "${0##*/}: OS_CLIENT_CONFIG_FILE is not set" >&2
+	exit 2
+fi
+export OS_CLOUD=${OS_CLOUD:-kupenstack-admin}
+
+. "$(dirname "$0")/services_world.sh"
+services_world "svco-$$" "openstack_health: 1"
+services_cleanup() {
+	local o kind
+	[ -n "${HPID[h]:-}" ] && stop_host h TERM
+	for kind in controlplanes $SERVICES; do
+		for o in $(k get "$kind" -n "$NS" -o name 2>/dev/null); do
+			k patch "$o" -n "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
+		done
+	done
+	cleanup
+}
+trap services_cleanup EXIT
+start_host h "$PLUG" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD" ||
+	{ echo "host did not start"; exit 3; }
+k apply -n "$NS" -f - >/dev/null <<EOF
+apiVersion: kupenstack.io/v1alpha1
+kind: ControlPlane
+metadata: {name: cp}
+spec:
+  version: "2023.1"
+  services: {keystone: {}, glance: {}, placement: {}, nova: {}, neutron: {}}
+EOF
+os_cond() { field "$1" "$NS" "cp-$1" '.status.conditions[] | select(.type == "OpenStackHealthy") | "\(.status) \(.reason): \(.message)"'; }
+os_healthy() { has "$1" "$NS" "cp-$1" '(.status.conditions[] | select(.type == "OpenStackHealthy") | .status == "True") and .status.openstack.api == "ok"'; }
+eventually "$W" "health: the ControlPlane is Ready" h -- \
+	has controlplane "$NS" cp '.status.phase == "Ready" and .status.ready == "5/5"'
+for s in $SERVICES; do
+	eventually "$W" "health: $s's API answers its version document (OpenStackHealthy True)" h -- os_healthy "$s"
+done
+nsvc=$(openstack compute service list -f value | wc -l)
+nagents=$(openstack network agent list -f value | wc -l)
+check "health: Nova counts its $nsvc os-services and none down ($(os_cond nova))" -- \
+	has nova "$NS" cp-nova "(.status.openstack.total == $nsvc) and (.status.openstack.down == []) and $nsvc >= 3"
+check "health: Neutron counts its $nagents agents and none down ($(os_cond neutron))" -- \
+	has neutron "$NS" cp-neutron "(.status.openstack.total == $nagents) and (.status.openstack.down == [])"
+check "health: Keystone checks its API only, no list ($(os_cond keystone))" -- \
+	has keystone "$NS" cp-keystone '.status.openstack.total == null'
+
+# A cloud that does not answer: the same clouds.yaml with Keystone on a closed port.
+stop_host h TERM
+port=$(free_port)
+sed -E "s#(auth_url: *['\"]?https?://[^:/]+):[0-9]+#\1:$port#" "$OS_CLIENT_CONFIG_FILE" >"$WORK/dead-clouds.yaml"
+check "unreachable: the dead clouds.yaml names another port" -- \
+	bash -c "! cmp -s '$OS_CLIENT_CONFIG_FILE' '$WORK/dead-clouds.yaml'"
+start_host h "$PLUG" "$NS" --set-file clouds_yaml="$WORK/dead-clouds.yaml" --set cloud="$OS_CLOUD" ||
+	{ echo "host did not start"; exit 3; }
+eventually "$W" "unreachable: Keystone reports its API does not answer (OpenStackHealthy False, APIUnreachable)" h -- \
+	has keystone "$NS" cp-keystone '.status.conditions[] | select(.type == "OpenStackHealthy") | .status == "False" and .reason == "APIUnreachable"'
+check "unreachable: the ControlPlane stays Ready (Kubernetes' health is unchanged) ($(os_cond keystone))" -- \
+	has controlplane "$NS" cp '.status.phase == "Ready"'
+
+finish
