@@ -40,7 +40,11 @@ struct ks_admission {
 	uv_loop_t *loop;
 	struct ks_kube *kube;
 	struct ks_admission_opts o;
-	char *url;
+	char *url;		/* clientConfig.url, or NULL with svc_name */
+	char *svc_name, *svc_dns; /* the Service in o.namespace; NAME.NAMESPACE.svc */
+	int svc_port;
+	char *client_ca_pem; /* --admission-client-ca's text, or NULL */
+	bool no_serve;	     /* the client CA could not be read: never serve without it */
 	struct ks_https *https;
 	struct ks_cert_pair cert;   /* in force (cert_pem, key_pem; ca_pem is the bundle) */
 	char *next_cert, *next_key; /* served after the grace delay */
