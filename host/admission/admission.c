@@ -76,12 +76,43 @@ static void write_status(struct ks_admission *a, const cJSON *cr, long long gen,
 	cJSON_Delete(patch);
 }
 
+void ks_adm_put(struct ks_admission *a, struct entry *e, const cJSON *cr, struct ks_policy *p,
+		const char *err)
+{
+	char *msg = NULL;
+
+	if (p) {
+		ks_policy_free(e->p);
+		e->p = p;
+		for (const char *const *r = ks_policy_reads(p); *r; r++)
+			ks_adm_ensure_read(a, *r);
+		ks_info("admission: policy loaded", "policy=%s generation=%lld", e->id,
+			e->generation);
+		if (a->events)
+			ks_event(a->events, cr, "Normal", "PolicyLoaded",
+				 "generation %lld compiled and in force", e->generation);
+	} else {
+		ks_warn("admission: policy refused", "policy=%s error=%s kept=%s", e->id, err,
+			e->p ? "the previous version" : "none");
+		msg = ks_xasprintf("%s (%s)", err,
+				   e->p ? "the previous version stays in force" : "none in force");
+		if (a->events)
+			ks_event(a->events, cr, "Warning", "PolicyRefused", "%s", msg);
+	}
+	write_status(a, cr, e->generation, msg);
+	free(msg);
+	ks_adm_apply_soon(a);
+	if (p) { /* audit the new version: its caches need a moment to sync */
+		free(e->audit);
+		e->audit = NULL;
+		ks_adm_audit_soon(a, 1);
+	}
+}
+
 static void policy_changed(const struct ks_cache_obj *o, struct ks_admission *a)
 {
 	cJSON *cr = cJSON_ParseWithLength(o->json, o->len);
 	struct entry *e = find_entry(a, o->key);
-	struct ks_policy *p;
-	char *err = NULL;
 
 	if (!cr)
 		return;
@@ -96,27 +127,9 @@ static void policy_changed(const struct ks_cache_obj *o, struct ks_admission *a)
 		e->id = ks_xstrdup(o->key);
 	}
 	e->generation = o->generation;
-	p = ks_policy_new(a->loop, cr, &err);
-	if (p) {
-		ks_policy_free(e->p);
-		e->p = p;
-		for (const char *const *r = ks_policy_reads(p); *r; r++)
-			ks_adm_ensure_read(a, *r);
-		ks_info("admission: policy loaded", "policy=%s generation=%lld", o->key,
-			o->generation);
-	} else {
-		ks_warn("admission: policy refused", "policy=%s error=%s kept=%s", o->key, err,
-			e->p ? "the previous version" : "none");
-	}
-	write_status(a, cr, o->generation, err);
-	free(err);
+	e->from_cm = false;
+	ks_adm_load(a, e, cr);
 	cJSON_Delete(cr);
-	ks_adm_apply_soon(a);
-	if (p) { /* audit the new version: its caches need a moment to sync */
-		free(e->audit);
-		e->audit = NULL;
-		ks_adm_audit_soon(a, 1);
-	}
 }
 
 static void on_pol_add(const struct ks_cache_obj *o, void *data)
@@ -139,6 +152,7 @@ static void on_pol_delete(const struct ks_cache_obj *o, void *data)
 	ks_policy_free(e->p);
 	free(e->id);
 	free(e->audit);
+	free(e->source_rv);
 	*e = a->entries[--a->nentries];
 	ks_info("admission: policy removed", "policy=%s", o->key);
 	ks_adm_apply_soon(a);
@@ -307,8 +321,8 @@ struct ks_admission *ks_admission_new(uv_loop_t *loop, struct ks_kube *kube,
 
 		a->client_ca_pem = ks_read_file(o->client_ca, &len, &rc);
 		if (!a->client_ca_pem) {
-			ks_err("admission: cannot read the client CA; not serving", "file=%s error=%s",
-			       o->client_ca, strerror(-rc));
+			ks_err("admission: cannot read the client CA; not serving",
+			       "file=%s error=%s", o->client_ca, strerror(-rc));
 			a->no_serve = true;
 		}
 	}
@@ -366,17 +380,19 @@ static bool client_ca_ok(const char *path, char **why)
 
 int ks_admission_flag(struct ks_admission_opts *o, int i, const char *arg)
 {
-	static const char *const names[] = { "addr",	     "url",	     "namespace",
-					      "failure-policy", "cert-seconds", "audit-seconds",
-					      "service",	     "client-ca" };
-	static const char *const wants[] = { "",
-					      "an https:// URL",
-					      "",
-					      "Fail or Ignore",
-					      "seconds, from 30 to ten years",
-					      "seconds, from 1 to 86400",
-					      "NAME or NAME:PORT (a DNS label, a port from 1 to 65535)",
-					      "" };
+	static const char *const names[] = { "addr",	       "url",	       "namespace",
+					     "failure-policy", "cert-seconds", "audit-seconds",
+					     "service",	       "client-ca" };
+	static const char *const wants[] = {
+		"",
+		"an https:// URL",
+		"",
+		"Fail or Ignore",
+		"seconds, from 30 to ten years",
+		"seconds, from 1 to 86400",
+		"NAME or NAME:PORT (a DNS label, a port from 1 to 65535)",
+		""
+	};
 	char *end, *why = NULL;
 	long n;
 

@@ -178,6 +178,7 @@ void ks_adm_audit_run(uv_timer_t *t)
 
 	if (a->stopping)
 		return;
+	ks_adm_recheck_sources(a);
 	for (size_t i = 0; i < a->nentries; i++) {
 		if (a->entries[i].p && ks_policy_has_validate(a->entries[i].p))
 			all &= audit_entry(a, &a->entries[i]);

@@ -430,6 +430,7 @@ void ks_admission_free(struct ks_admission *a)
 		ks_policy_free(a->entries[i].p);
 		free(a->entries[i].id);
 		free(a->entries[i].audit);
+		free(a->entries[i].source_rv);
 	}
 	free(a->entries);
 	while (a->npending)
