@@ -108,8 +108,8 @@ static cJSON *cm_fixtures(const cJSON *data, const char *lua_key, char **err)
 
 static bool label_ok(const cJSON *cm)
 {
-	const char *v = str_at(cm, (const char *const[]){ "metadata", "labels", SOURCE_LABEL,
-							   NULL });
+	const char *v =
+		str_at(cm, (const char *const[]){ "metadata", "labels", SOURCE_LABEL, NULL });
 
 	return v && strcmp(v, "true") == 0;
 }
@@ -147,10 +147,11 @@ static void cm_done(struct ks_kube_result *res, void *data)
 		cm_read_free(r); /* gone, or a newer version is being read */
 		return;
 	}
-	rv = ks_kube_ok(res) ? str_at(res->body,
-				      (const char *const[]){ "metadata", "resourceVersion", NULL })
-	     : res->code == 404 ? GONE
-				: NULL;
+	if (ks_kube_ok(res))
+		rv = str_at(res->body,
+			    (const char *const[]){ "metadata", "resourceVersion", NULL });
+	else
+		rv = res->code == 404 ? GONE : NULL;
 	if (r->recheck && (!rv || (e->source_rv && strcmp(rv, e->source_rv) == 0))) {
 		/* unchanged, gone and said so, or unreadable for now: keep what is in force */
 		cJSON_Delete(cr);
@@ -163,12 +164,13 @@ static void cm_done(struct ks_kube_result *res, void *data)
 		err = ks_xasprintf("spec.luaFrom.configMap: cannot read the ConfigMap %s/%s: %s",
 				   a->o.namespace, r->name, res->message);
 	} else if (!label_ok(res->body)) {
-		err = ks_xasprintf("spec.luaFrom.configMap: the ConfigMap %s/%s lacks the label "
-				   SOURCE_LABEL "=true (only a ConfigMap so labelled is a "
-				   "policy source)",
-				   a->o.namespace, r->name);
+		err = ks_xasprintf(
+			"spec.luaFrom.configMap: the ConfigMap %s/%s lacks the label " SOURCE_LABEL
+			"=true (only a ConfigMap so labelled is a policy source)",
+			a->o.namespace, r->name);
 	} else if (!lua) {
-		err = ks_xasprintf("spec.luaFrom.configMap: the ConfigMap has no key %s", r->key);
+		err = ks_xasprintf("spec.luaFrom.configMap: the ConfigMap %s/%s has no key %s",
+				   a->o.namespace, r->name, r->key);
 	} else if ((fixtures = cm_fixtures(cJSON_GetObjectItem(res->body, "data"), r->key, &err))) {
 		cJSON *spec = cJSON_GetObjectItem(cr, "spec");
 

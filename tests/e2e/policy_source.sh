@@ -26,7 +26,7 @@ source_cleanup() {
 	k delete mutatingwebhookconfiguration kupenstack --ignore-not-found >/dev/null 2>&1
 	k delete clusterpolicy "${POLS[@]}" --ignore-not-found >/dev/null 2>&1
 	k delete secret kupenstack -n "$OPNS" --ignore-not-found >/dev/null 2>&1
-	k delete configmap "$CM" "$CM-nolabel" "$CM-ns" -n "$OPNS" --ignore-not-found >/dev/null 2>&1
+	k delete configmap "$CM" "$CM-nolabel" "$CM-ns" "e2e-alice-$$" -n "$OPNS" --ignore-not-found >/dev/null 2>&1
 }
 trap 'source_cleanup; cleanup' EXIT
 k apply -f "$TOP/crds/" >/dev/null || exit 3
@@ -197,4 +197,9 @@ check "a PolicyRefused Event on the ClusterPolicy says so" s -- \
 	--field-selector "involvedObject.name=e2e-src-$$,reason=PolicyRefused"
 check "v3 is still enforced" s -- \
 	expect_out 'flavor m1.huge is forbidden \(v3\)' instance vm6 m1.huge
+stop_host s
+# exit 0: a clean stop, and under the sanitizer build no leak or error report
+if [ "${HRC[s]}" -eq 0 ]; then pass "the host stops cleanly (exit 0)"; else
+	fail "the host stops cleanly (exit 0; it was ${HRC[s]})"
+fi
 finish
