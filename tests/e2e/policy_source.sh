@@ -77,6 +77,19 @@ spec:
   match: {kinds: [kupenstack.io/Instance], namespaces: [$S], operations: [CREATE]}
   luaFrom: {configMap: {name: $CM}}
 EOT
+# Offline, as the host gates: the ConfigMap's files in a DIR (policy.lua, fixtures/*.yaml).
+mkdir -p "$WORK/pt/fixtures" "$WORK/pt2"
+cp "$WORK/src.yaml" "$WORK/pt/policy.yaml"
+cp "$WORK/policy.lua" "$WORK/pt/"
+cp "$WORK/huge.yaml" "$WORK/small.yaml" "$WORK/pt/fixtures/"
+check "policy test: a luaFrom policy runs DIR/policy.lua against its fixtures" -- \
+	expect_out '^2 passed, 0 failed' "$KS" policy test "$WORK/pt"
+printf '%s\n' "apiVersion: kupenstack.io/v1alpha1" "kind: ClusterPolicy" "metadata: {name: t}" \
+	"spec: {match: {kinds: [Network]}, lua: 'return {validate = function() return \"no\" end}'," \
+	"  fixtures: [{request: {kind: {kind: Network}, object: {kind: Network, metadata: {name: n}}}," \
+	"              expect: {allowed: true}}]}" >"$WORK/pt2/policy.yaml"
+check "policy test: spec.fixtures run too (one failing: exit 1, named)" -- \
+	bash -c "'$KS' policy test '$WORK/pt2' | grep -F 'not ok - spec.fixtures[0]: denied: [t] no'; [ \${PIPESTATUS[0]} = 1 ]"
 # until the API server serves the CRDs' new schema (spec.lua no longer required)
 until_ok 30 k apply -f "$WORK/src.yaml" >/dev/null
 PORT=$(free_port)
