@@ -76,12 +76,43 @@ static void write_status(struct ks_admission *a, const cJSON *cr, long long gen,
 	cJSON_Delete(patch);
 }
 
+void ks_adm_put(struct ks_admission *a, struct entry *e, const cJSON *cr, struct ks_policy *p,
+		const char *err)
+{
+	char *msg = NULL;
+
+	if (p) {
+		ks_policy_free(e->p);
+		e->p = p;
+		for (const char *const *r = ks_policy_reads(p); *r; r++)
+			ks_adm_ensure_read(a, *r);
+		ks_info("admission: policy loaded", "policy=%s generation=%lld", e->id,
+			e->generation);
+		if (a->events)
+			ks_event(a->events, cr, "Normal", "PolicyLoaded",
+				 "generation %lld compiled and in force", e->generation);
+	} else {
+		ks_warn("admission: policy refused", "policy=%s error=%s kept=%s", e->id, err,
+			e->p ? "the previous version" : "none");
+		msg = ks_xasprintf("%s (%s)", err,
+				   e->p ? "the previous version stays in force" : "none in force");
+		if (a->events)
+			ks_event(a->events, cr, "Warning", "PolicyRefused", "%s", msg);
+	}
+	write_status(a, cr, e->generation, msg);
+	free(msg);
+	ks_adm_apply_soon(a);
+	if (p) { /* audit the new version: its caches need a moment to sync */
+		free(e->audit);
+		e->audit = NULL;
+		ks_adm_audit_soon(a, 1);
+	}
+}
+
 static void policy_changed(const struct ks_cache_obj *o, struct ks_admission *a)
 {
 	cJSON *cr = cJSON_ParseWithLength(o->json, o->len);
 	struct entry *e = find_entry(a, o->key);
-	struct ks_policy *p;
-	char *err = NULL;
 
 	if (!cr)
 		return;
@@ -96,27 +127,9 @@ static void policy_changed(const struct ks_cache_obj *o, struct ks_admission *a)
 		e->id = ks_xstrdup(o->key);
 	}
 	e->generation = o->generation;
-	p = ks_policy_new(a->loop, cr, &err);
-	if (p) {
-		ks_policy_free(e->p);
-		e->p = p;
-		for (const char *const *r = ks_policy_reads(p); *r; r++)
-			ks_adm_ensure_read(a, *r);
-		ks_info("admission: policy loaded", "policy=%s generation=%lld", o->key,
-			o->generation);
-	} else {
-		ks_warn("admission: policy refused", "policy=%s error=%s kept=%s", o->key, err,
-			e->p ? "the previous version" : "none");
-	}
-	write_status(a, cr, o->generation, err);
-	free(err);
+	e->from_cm = false;
+	ks_adm_load(a, e, cr);
 	cJSON_Delete(cr);
-	ks_adm_apply_soon(a);
-	if (p) { /* audit the new version: its caches need a moment to sync */
-		free(e->audit);
-		e->audit = NULL;
-		ks_adm_audit_soon(a, 1);
-	}
 }
 
 static void on_pol_add(const struct ks_cache_obj *o, void *data)
@@ -139,6 +152,7 @@ static void on_pol_delete(const struct ks_cache_obj *o, void *data)
 	ks_policy_free(e->p);
 	free(e->id);
 	free(e->audit);
+	free(e->source_rv);
 	*e = a->entries[--a->nentries];
 	ks_info("admission: policy removed", "policy=%s", o->key);
 	ks_adm_apply_soon(a);
@@ -290,7 +304,28 @@ struct ks_admission *ks_admission_new(uv_loop_t *loop, struct ks_kube *kube,
 	a->o.timeout_seconds = o->timeout_seconds ? o->timeout_seconds : 5;
 	a->o.cert_seconds = o->cert_seconds ? o->cert_seconds : 365L * 86400;
 	a->o.name = o->name ? o->name : "kupenstack";
-	a->url = o->url ? ks_xstrdup(o->url) : ks_xasprintf("https://%s", o->addr);
+	if (o->service) {
+		const char *colon = strchr(o->service, ':');
+
+		a->svc_name = colon ? ks_xstrndup(o->service, (size_t)(colon - o->service))
+				    : ks_xstrdup(o->service);
+		a->svc_port = colon ? atoi(colon + 1) : 443;
+	} else {
+		a->url = o->url ? ks_xstrdup(o->url) : ks_xasprintf("https://%s", o->addr);
+	}
+	a->svc_dns = a->svc_name ? ks_xasprintf("%s.%s.svc", a->svc_name, a->o.namespace)
+				 : ks_xasprintf("%s-admission.%s.svc", a->o.name, a->o.namespace);
+	if (o->client_ca) {
+		size_t len;
+		int rc = 0;
+
+		a->client_ca_pem = ks_read_file(o->client_ca, &len, &rc);
+		if (!a->client_ca_pem) {
+			ks_err("admission: cannot read the client CA; not serving",
+			       "file=%s error=%s", o->client_ca, strerror(-rc));
+			a->no_serve = true;
+		}
+	}
 	a->cpol_cache = ks_cache_new();
 	a->pol_cache = ks_cache_new();
 	a->ns_cache = ks_cache_new();
@@ -303,9 +338,62 @@ struct ks_admission *ks_admission_new(uv_loop_t *loop, struct ks_kube *kube,
 	return a;
 }
 
+/* NAME or NAME:PORT: a DNS label and a port from 1 to 65535. */
+static bool service_ok(const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+	size_t n = colon ? (size_t)(colon - arg) : strlen(arg);
+	char *end;
+	long port;
+
+	if (n == 0 || n > 63 || arg[0] == '-' || arg[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!((arg[i] >= 'a' && arg[i] <= 'z') || (arg[i] >= '0' && arg[i] <= '9') ||
+		      arg[i] == '-'))
+			return false;
+	}
+	if (!colon)
+		return true;
+	port = strtol(colon + 1, &end, 10);
+	return colon[1] && !*end && port >= 1 && port <= 65535;
+}
+
+static bool client_ca_ok(const char *path, char **why)
+{
+	int rc = 0;
+	size_t len;
+	char *pem = ks_read_file(path, &len, &rc), *err = NULL;
+	bool ok;
+
+	if (!pem) {
+		*why = ks_xasprintf("cannot read %s: %s", path, strerror(-rc));
+		return false;
+	}
+	ok = ks_https_ca_ok(pem, &err);
+	if (!ok)
+		*why = ks_xasprintf("%s: %s", path, err);
+	free(err);
+	free(pem);
+	return ok;
+}
+
 int ks_admission_flag(struct ks_admission_opts *o, int i, const char *arg)
 {
-	char *end;
+	static const char *const names[] = { "addr",	       "url",	       "namespace",
+					     "failure-policy", "cert-seconds", "audit-seconds",
+					     "service",	       "client-ca" };
+	static const char *const wants[] = {
+		"",
+		"an https:// URL",
+		"",
+		"Fail or Ignore",
+		"seconds, from 30 to ten years",
+		"seconds, from 1 to 86400",
+		"NAME or NAME:PORT (a DNS label, a port from 1 to 65535)",
+		""
+	};
+	char *end, *why = NULL;
 	long n;
 
 	switch (i) {
@@ -330,6 +418,16 @@ int ks_admission_flag(struct ks_admission_opts *o, int i, const char *arg)
 		if (*end || !(o->audit_seconds >= 1 && o->audit_seconds <= 86400))
 			break;
 		return 0;
+	case 6:
+		if (!service_ok(arg))
+			break;
+		o->service = arg;
+		return 0;
+	case 7:
+		if (!client_ca_ok(arg, &why))
+			break;
+		o->client_ca = arg;
+		return 0;
 	default:
 		n = strtol(arg, &end, 10);
 		if (*end || n < 30 || n > 10L * 365 * 86400)
@@ -337,10 +435,22 @@ int ks_admission_flag(struct ks_admission_opts *o, int i, const char *arg)
 		o->cert_seconds = n;
 		return 0;
 	}
-	fprintf(stderr, "kupenstack: --admission-%s: %s\n",
-		(const char *[]){ "addr", "url", "namespace", "failure-policy", "cert-seconds",
-				  "audit-seconds" }[i],
-		(const char *[]){ "", "an https:// URL", "", "Fail or Ignore",
-				  "seconds, from 30 to ten years", "seconds, from 1 to 86400" }[i]);
+	fprintf(stderr, "kupenstack: --admission-%s: %s\n", names[i], why ? why : wants[i]);
+	free(why);
 	return -EINVAL;
+}
+
+int ks_admission_check(const struct ks_admission_opts *o)
+{
+	if (o->url && o->service) {
+		fprintf(stderr, "kupenstack: --admission-url and --admission-service: one or the "
+				"other (a URL, or the Service in front of the host)\n");
+		return -EINVAL;
+	}
+	if ((o->url || o->service || o->client_ca) && !o->addr) {
+		fprintf(stderr, "kupenstack: --admission-url, --admission-service and "
+				"--admission-client-ca need --admission-addr\n");
+		return -EINVAL;
+	}
+	return 0;
 }

@@ -23,6 +23,14 @@ struct ks_admission_opts {
 	long cert_seconds;	    /* serving certificate validity; 0: a year */
 	const char *name;	    /* webhook configurations and Secret; NULL: kupenstack */
 	double audit_seconds;	    /* between audits of existing objects; 0: 300 */
+	/* In a cluster: the Service in namespace in front of addr, "NAME" or "NAME:PORT"
+	 * (443): the webhook configurations say clientConfig.service, not url, and the
+	 * serving certificate names NAME.namespace.svc. NULL: clientConfig.url. */
+	const char *service;
+	/* A PEM file of the CA that signed the API server's webhook client certificate:
+	 * callers without a certificate it signed are refused at the TLS handshake. NULL:
+	 * no client certificate asked for. */
+	const char *client_ca;
 };
 
 /* Start (watches, Secret, server, audits). events (not owned; may be NULL) gets the
@@ -33,6 +41,10 @@ struct ks_admission *ks_admission_new(uv_loop_t *loop, struct ks_kube *kube,
 void ks_admission_free(struct ks_admission *a);
 /*
  * Set option i of o from a --admission-* flag (0 addr, 1 url, 2 namespace, 3
- * failure-policy, 4 cert-seconds, 5 audit-seconds). Returns 0, or -EINVAL after printing why.
+ * failure-policy, 4 cert-seconds, 5 audit-seconds, 6 service, 7 client-ca: the file is
+ * read and must hold a CA certificate). Returns 0, or -EINVAL after printing why; url
+ * and service together are refused by ks_admission_check.
  */
 int ks_admission_flag(struct ks_admission_opts *o, int i, const char *arg);
+/* The flags taken together: 0, or -EINVAL after printing why. */
+int ks_admission_check(const struct ks_admission_opts *o);

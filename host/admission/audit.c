@@ -110,11 +110,12 @@ static void report(struct run *r)
 	const char *slash = strchr(r->e->id, '/');
 	char *ns = slash ? ks_xstrndup(r->e->id, (size_t)(slash - r->e->id)) : NULL, now[32];
 	cJSON *patch = cJSON_CreateObject(), *au, *v;
-	char *summary = cJSON_PrintUnformatted(r->first);
+	char *first = cJSON_PrintUnformatted(r->first), *summary;
 	time_t t = time(NULL);
 	int i = 0;
 
-	summary = ks_xasprintf("%u %s", r->violations, summary);
+	summary = ks_xasprintf("%u %s", r->violations, first);
+	free(first);
 	if (r->e->audit && strcmp(r->e->audit, summary) == 0)
 		goto out; /* nothing new: no write, no Events */
 	free(r->e->audit);
@@ -178,6 +179,7 @@ void ks_adm_audit_run(uv_timer_t *t)
 
 	if (a->stopping)
 		return;
+	ks_adm_recheck_sources(a);
 	for (size_t i = 0; i < a->nentries; i++) {
 		if (a->entries[i].p && ks_policy_has_validate(a->entries[i].p))
 			all &= audit_entry(a, &a->entries[i]);

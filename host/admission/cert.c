@@ -184,3 +184,15 @@ bool ks_cert_remaining(const char *pem, long *left, long *total)
 	ERR_clear_error();
 	return ok;
 }
+
+bool ks_cert_names(const char *pem, const char *host)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	bool ok = x && X509_check_host(x, host, 0, 0, NULL) == 1;
+
+	X509_free(x);
+	BIO_free(b);
+	ERR_clear_error();
+	return ok;
+}

@@ -21,3 +21,5 @@ void ks_cert_deinit(struct ks_cert_pair *p);
 /* Seconds until the first certificate in pem expires (negative once it has), and its
  * whole validity in *total (may be NULL). Returns false when pem holds no certificate. */
 bool ks_cert_remaining(const char *pem, long *left, long *total);
+/* Whether the first certificate in pem is valid for the DNS name host (its SANs). */
+bool ks_cert_names(const char *pem, const char *host);

@@ -11,6 +11,11 @@
  *   expect:    { allowed: bool, message: "the denial, exactly", warnings: [...],
  *                object: {fields the mutated object must have} }
  *
+ * The policy's spec.fixtures run too (named spec.fixtures[N]), as the host runs them
+ * before a version is put in force. A policy.yaml with spec.luaFrom.configMap takes its
+ * Lua from DIR/KEY (policy.lua by default): DIR holds the files of the ConfigMap, its
+ * fixtures in fixtures/.
+ *
  * Each fixture prints `ok - NAME: admitted | denied: MESSAGE | mutated: PATCH` or `not ok`
  * with what differed; the last line is `N passed, N failed`.
  */

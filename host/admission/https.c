@@ -2,6 +2,7 @@
 #include "admission/https.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -9,8 +10,10 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "listen.h"
+#include "log.h"
 #include "serve.h"
 
 #define MAX_HEAD 16384
@@ -34,6 +37,7 @@ struct ks_https {
 	struct ks_https_opts o;
 	ks_https_fn fn;
 	void *data;
+	char *client_ca; /* PEM, or NULL */
 };
 
 static char *ssl_error(const char *what)
@@ -51,6 +55,7 @@ static void closed(struct ks_listen *ln)
 	struct ks_https *s = ln->data;
 
 	SSL_CTX_free(s->ctx);
+	free(s->client_ca);
 	free(s);
 }
 
@@ -200,6 +205,28 @@ static int process_one(struct conn *c)
 	return close ? -1 : 1;
 }
 
+/* The handshake failed: say who and why (a client without the certificate asked for is
+ * refused here), then clear OpenSSL's error queue. */
+static void refused(struct conn *c)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	char peer[64] = "?", why[256] = "the connection closed";
+	long v = SSL_get_verify_result(c->ssl);
+	unsigned long e = ERR_peek_last_error();
+
+	if (uv_tcp_getpeername(&c->lc.tcp, (struct sockaddr *)&ss, &len) == 0)
+		uv_ip_name((struct sockaddr *)&ss, peer, sizeof(peer));
+	if (v != X509_V_OK)
+		snprintf(why, sizeof(why), "client certificate: %s",
+			 X509_verify_cert_error_string(v));
+	else if (e)
+		ERR_error_string_n(e, why, sizeof(why));
+	ERR_clear_error();
+	ks_warn("admission: TLS handshake refused", "peer=%s client_ca=%s reason=%s", peer,
+		c->srv->client_ca ? "required" : "none", why);
+}
+
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = st->data;
@@ -217,7 +244,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		n = SSL_do_handshake(c->ssl);
 		flush(c);
 		if (n <= 0 && SSL_get_error(c->ssl, n) != SSL_ERROR_WANT_READ) {
-			ERR_clear_error();
+			refused(c);
 			conn_close(c);
 			return;
 		}
@@ -257,7 +284,40 @@ static const struct ks_listen_ops ops = {
 	.closed = closed,
 };
 
-static SSL_CTX *make_ctx(const char *cert_pem, const char *key_pem, char **err)
+/* Trust the CA certificates of pem for clients, ask every client for a certificate and
+ * refuse the handshake without one they signed. Returns how many were added. */
+static int add_client_cas(SSL_CTX *ctx, const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509 *x;
+	int n = 0;
+
+	while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+		if (X509_check_ca(x) >= 1 &&
+		    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), x) == 1 &&
+		    SSL_CTX_add_client_CA(ctx, x) == 1)
+			n++;
+		X509_free(x);
+	}
+	BIO_free(b);
+	ERR_clear_error(); /* the end of the PEM text */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	return n;
+}
+
+bool ks_https_ca_ok(const char *pem, char **err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	bool ok = ctx && add_client_cas(ctx, pem) > 0;
+
+	SSL_CTX_free(ctx);
+	if (!ok)
+		*err = ks_xstrdup("no CA certificate (PEM, basicConstraints CA:TRUE) in it");
+	return ok;
+}
+
+static SSL_CTX *make_ctx(const char *cert_pem, const char *key_pem, const char *client_ca,
+			 char **err)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(key_pem, -1);
@@ -270,6 +330,10 @@ static SSL_CTX *make_ctx(const char *cert_pem, const char *key_pem, char **err)
 		*err = ssl_error("bad certificate or key");
 		SSL_CTX_free(ctx);
 		ctx = NULL;
+	} else if (client_ca && add_client_cas(ctx, client_ca) == 0) {
+		*err = ks_xstrdup("bad client CA: no CA certificate in it");
+		SSL_CTX_free(ctx);
+		ctx = NULL;
 	}
 	X509_free(x);
 	EVP_PKEY_free(k);
@@ -280,7 +344,7 @@ static SSL_CTX *make_ctx(const char *cert_pem, const char *key_pem, char **err)
 
 int ks_https_set_cert(struct ks_https *s, const char *cert_pem, const char *key_pem, char **err)
 {
-	SSL_CTX *ctx = make_ctx(cert_pem, key_pem, err);
+	SSL_CTX *ctx = make_ctx(cert_pem, key_pem, s->client_ca, err);
 
 	if (!ctx)
 		return -EINVAL;
@@ -304,14 +368,18 @@ int ks_https_start(uv_loop_t *loop, const char *addr, const char *cert_pem, cons
 	s->o.idle_timeout_ms = s->o.idle_timeout_ms ? s->o.idle_timeout_ms : 60000;
 	s->fn = fn;
 	s->data = data;
-	s->ctx = make_ctx(cert_pem, key_pem, err);
+	s->client_ca = s->o.client_ca_pem ? ks_xstrdup(s->o.client_ca_pem) : NULL;
+	s->o.client_ca_pem = NULL;
+	s->ctx = make_ctx(cert_pem, key_pem, s->client_ca, err);
 	if (!s->ctx) {
+		free(s->client_ca);
 		free(s);
 		return -EINVAL;
 	}
 	if (ks_listen_parse_addr(addr, &ss) != 0) {
 		*err = ks_xasprintf("bad address %s (HOST:PORT)", addr);
 		SSL_CTX_free(s->ctx);
+		free(s->client_ca);
 		free(s);
 		return -EINVAL;
 	}

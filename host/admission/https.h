@@ -5,8 +5,10 @@
  * OpenSSL owns), POST with a Content-Length body only (405 for other methods, 413 past
  * max_body, 400 for what does not parse), keep-alive. One handler answers every path,
  * synchronously, on the loop. The certificate can be changed while serving: connections
- * made after ks_https_set_cert() use the new one. Single-threaded, like the loop.
+ * made after ks_https_set_cert() use the new one. With a client CA, only clients holding a
+ * certificate it signed get past the handshake. Single-threaded, like the loop.
  */
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <uv.h>
@@ -27,8 +29,14 @@ struct ks_https_opts {
 	size_t max_body;	  /* 0: 8 MiB */
 	size_t max_conns;	  /* 0: 256 */
 	unsigned idle_timeout_ms; /* 0: 60000 */
+	/* PEM CA certificate(s): a client must present a certificate one of them signed, or
+	 * the handshake fails and a warning names the peer and why; NULL: no client
+	 * certificate asked for. Copied. */
+	const char *client_ca_pem;
 };
 
+/* Whether pem holds at least one CA certificate usable as client_ca_pem; else *err. */
+bool ks_https_ca_ok(const char *pem, char **err);
 /*
  * Listen on addr ("127.0.0.1:8443", ":8443", port 0 picks one) with the PEM certificate
  * (chain) and key given. Returns 0 and sets *out, or -EINVAL with *err (free it) for a

@@ -28,6 +28,8 @@ struct entry { /* one ClusterPolicy or Policy */
 	long long generation; /* the last one compiled */
 	struct ks_policy *p;  /* the version in force, or NULL */
 	bool cluster;
+	bool from_cm;	 /* spec.luaFrom.configMap: re-read at every audit */
+	char *source_rv; /* the resourceVersion of the ConfigMap last compiled */
 };
 
 struct pending { /* an admitted CREATE not yet in the cache */
@@ -40,7 +42,11 @@ struct ks_admission {
 	uv_loop_t *loop;
 	struct ks_kube *kube;
 	struct ks_admission_opts o;
-	char *url;
+	char *url;		  /* clientConfig.url, or NULL with svc_name */
+	char *svc_name, *svc_dns; /* the Service in o.namespace; NAME.NAMESPACE.svc */
+	int svc_port;
+	char *client_ca_pem; /* --admission-client-ca's text, or NULL */
+	bool no_serve;	     /* the client CA could not be read: never serve without it */
 	struct ks_https *https;
 	struct ks_cert_pair cert;   /* in force (cert_pem, key_pem; ca_pem is the bundle) */
 	char *next_cert, *next_key; /* served after the grace delay */
@@ -76,7 +82,16 @@ void ks_adm_pending_drop(struct ks_admission *a, size_t i);
 /* Count an admitted CREATE (request doc) of a resource some policy reads until its cache
  * has it (or for 30 s). */
 void ks_adm_remember(struct ks_admission *a, const cJSON *doc, const struct ks_policy_req *r);
+/* source.c */
+/* Load a new version of e (its generation set) from cr: spec.lua or the ConfigMap of
+ * spec.luaFrom (read first), its fixtures run before it is put in force (ks_adm_put). */
+void ks_adm_load(struct ks_admission *a, struct entry *e, const cJSON *cr);
+/* Re-read the ConfigMaps of policies loaded from one; a changed one is loaded anew. */
+void ks_adm_recheck_sources(struct ks_admission *a);
 /* admission.c */
+/* Put p (or, NULL, keep the version in force and say err) for e; writes cr's status. */
+void ks_adm_put(struct ks_admission *a, struct entry *e, const cJSON *cr, struct ks_policy *p,
+		const char *err);
 const struct ks_kube_res *ks_adm_policy_res(bool cluster);
 cJSON *ks_adm_rules(struct ks_admission *a);
 int ks_adm_serve(void *data, const char *path, const char *body, size_t len, struct ks_buf *out,

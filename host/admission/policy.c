@@ -192,7 +192,7 @@ struct ks_policy *ks_policy_new(uv_loop_t *loop, const cJSON *cr, char **err)
 	if (!*err)
 		*err = ks_policy_parse_match(p, cJSON_GetObjectItemCaseSensitive(spec, "match"));
 	if (!*err && !src)
-		*err = ks_xstrdup("spec.lua: the policy's Lua source is missing");
+		*err = ks_xstrdup("spec.lua: the policy's Lua source is missing (or spec.luaFrom)");
 	if (!*err)
 		*err = load_lua(p, loop, src);
 	if (*err) {

@@ -35,11 +35,23 @@ static cJSON *webhook(struct ks_admission *a, const char *name, const char *path
 {
 	cJSON *w = cJSON_CreateObject(), *cc, *sel, *exprs, *e;
 	const char *skip[] = { "kube-system", a->o.namespace };
-	char *url = ks_xasprintf("%s%s", a->url, path), *bundle = b64(a->cert.ca_pem);
+	char *bundle = b64(a->cert.ca_pem);
 
 	cJSON_AddStringToObject(w, "name", name);
 	cc = cJSON_AddObjectToObject(w, "clientConfig");
-	cJSON_AddStringToObject(cc, "url", url);
+	if (a->svc_name) { /* in a cluster: the API server finds the host through it */
+		cJSON *svc = cJSON_AddObjectToObject(cc, "service");
+
+		cJSON_AddStringToObject(svc, "namespace", a->o.namespace);
+		cJSON_AddStringToObject(svc, "name", a->svc_name);
+		cJSON_AddStringToObject(svc, "path", path);
+		cJSON_AddNumberToObject(svc, "port", a->svc_port);
+	} else {
+		char *url = ks_xasprintf("%s%s", a->url, path);
+
+		cJSON_AddStringToObject(cc, "url", url);
+		free(url);
+	}
 	cJSON_AddStringToObject(cc, "caBundle", bundle);
 	cJSON_AddItemToObject(w, "rules", ks_adm_rules(a));
 	cJSON_AddStringToObject(w, "failurePolicy", a->o.failure_policy);
@@ -66,7 +78,6 @@ static cJSON *webhook(struct ks_admission *a, const char *name, const char *path
 	cJSON_AddItemToArray(exprs, e);
 	if (strcmp(path, "/mutate") == 0)
 		cJSON_AddStringToObject(w, "reinvocationPolicy", "Never");
-	free(url);
 	free(bundle);
 	return w;
 }
@@ -179,17 +190,19 @@ static void start_serving(struct ks_admission *a)
 	char *err = NULL;
 	int rc;
 
-	if (a->https)
+	if (a->https || a->no_serve)
 		return;
-	rc = ks_https_start(a->loop, a->o.addr, a->cert.cert_pem, a->cert.key_pem, NULL,
+	rc = ks_https_start(a->loop, a->o.addr, a->cert.cert_pem, a->cert.key_pem,
+			    &(struct ks_https_opts){ .client_ca_pem = a->client_ca_pem },
 			    ks_adm_serve, a, &a->https, &err);
 	if (rc) {
 		ks_err("admission: cannot serve", "addr=%s error=%s", a->o.addr, err);
 		free(err);
 		return;
 	}
-	ks_info("admission: serving", "addr=%s url=%s port=%d", a->o.addr, a->url,
-		ks_https_port(a->https));
+	ks_info("admission: serving", "addr=%s url=%s service=%s client_ca=%s port=%d", a->o.addr,
+		a->url ? a->url : "-", a->svc_name ? a->svc_dns : "-",
+		a->client_ca_pem ? a->o.client_ca : "none", ks_https_port(a->https));
 }
 
 static void secret_written(struct ks_kube_result *res, void *data)
@@ -211,21 +224,17 @@ static void secret_written(struct ks_kube_result *res, void *data)
 /* Make a new CA and certificate; the bundle keeps the previous CA while it is valid. */
 static void rotate(struct ks_admission *a)
 {
-	const char *sans[] = { "127.0.0.1", "localhost", NULL, NULL };
+	const char *sans[] = { "127.0.0.1", "localhost", a->svc_dns, NULL };
 	struct ks_cert_pair p;
-	char *err = NULL, *host = NULL, *bundle, *dns;
+	char *err = NULL, *host = NULL, *bundle;
 	cJSON *s, *d;
 	long left = 0;
 
-	dns = ks_xasprintf("%s-admission.%s.svc", a->o.name, a->o.namespace);
-	sans[2] = dns;
 	if (ks_cert_make(&p, sans, a->o.cert_seconds, &err) != 0) {
 		ks_err("admission: cannot make a certificate", "error=%s", err);
 		free(err);
-		free(dns);
 		return;
 	}
-	free(dns);
 	/* Keep the CA in force (the first of the old bundle) while it is valid. */
 	if (a->cert.ca_pem && ks_cert_remaining(a->cert.ca_pem, &left, NULL) && left > 0) {
 		const char *end = strstr(a->cert.ca_pem, "-----END CERTIFICATE-----");
@@ -348,6 +357,10 @@ static void secret_read(struct ks_kube_result *res, void *data)
 		/* a rotation is under way: its certificate is served after the grace delay */
 	} else if (renew_in(serving, a->o.cert_seconds) <= 0) {
 		rotate(a);
+	} else if (!ks_cert_names(serving, a->svc_dns)) {
+		ks_info("admission: the certificate does not name the Service; replacing it",
+			"service=%s", a->svc_dns);
+		rotate(a);
 	} else if (!a->https) {
 		start_serving(a);
 		ks_adm_apply_soon(a);
@@ -417,6 +430,7 @@ void ks_admission_free(struct ks_admission *a)
 		ks_policy_free(a->entries[i].p);
 		free(a->entries[i].id);
 		free(a->entries[i].audit);
+		free(a->entries[i].source_rv);
 	}
 	free(a->entries);
 	while (a->npending)
@@ -426,6 +440,9 @@ void ks_admission_free(struct ks_admission *a)
 	free(a->next_cert);
 	free(a->next_key);
 	free(a->url);
+	free(a->svc_name);
+	free(a->svc_dns);
+	free(a->client_ca_pem);
 	for (size_t i = 0; i < KS_ARRAY_SIZE(ts); i++)
 		uv_close((uv_handle_t *)ts[i], timer_closed);
 }

@@ -88,6 +88,8 @@ int ks_cmd_run(int argc, char **argv)
 		{ "admission-failure-policy", required_argument, NULL, 1003 },
 		{ "admission-cert-seconds", required_argument, NULL, 1004 },
 		{ "admission-audit-seconds", required_argument, NULL, 1005 },
+		{ "admission-service", required_argument, NULL, 1006 },
+		{ "admission-client-ca", required_argument, NULL, 1007 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -175,7 +177,7 @@ int ks_cmd_run(int argc, char **argv)
 				goto out;
 			}
 			break;
-		case 1000 ... 1005:
+		case 1000 ... 1007:
 			if (ks_admission_flag(&o.admission, c - 1000, optarg) != 0)
 				return 2;
 			break;
@@ -201,6 +203,10 @@ int ks_cmd_run(int argc, char **argv)
 	if (o.plugins_dir && access(o.plugins_dir, R_OK | X_OK) != 0) {
 		fprintf(stderr, "kupenstack: --plugins %s: %s\n", o.plugins_dir, strerror(errno));
 		rc = 1;
+		goto out;
+	}
+	if (ks_admission_check(&o.admission) != 0) {
+		rc = 2;
 		goto out;
 	}
 	if (amqp && !(o.amqp_url = amqp_url(amqp))) {

@@ -59,6 +59,16 @@ check() {
 	if "$@" >"$OUT" 2>&1 </dev/null; then pass "$name"; else fail "$name" "$host"; fi
 }
 
+# expect_out WANT CMD...: CMD's output (stdout and stderr) matches the regex WANT.
+expect_out() {
+	local want=$1 out
+	shift
+	out=$("$@" 2>&1)
+	echo "$out"
+	grep -Eq -- "$want" <<<"$out"
+}
+expect_fail() { ! "$@"; }
+
 # eventually SECS NAME [HOST] -- CMD...: CMD succeeds within SECS seconds.
 eventually() {
 	local secs=$1 name=$2 host="" end

@@ -51,15 +51,6 @@ spec:
   networks: [{networkRef: {name: net}}]
 EOT
 }
-# expect_out WANT CMD...: CMD's output (stdout and stderr) matches the regex WANT.
-expect_out() {
-	local want=$1 out
-	shift
-	out=$("$@" 2>&1)
-	echo "$out"
-	grep -Eq -- "$want" <<<"$out"
-}
-expect_fail() { ! "$@"; }
 phase() { k get clusterpolicy "$1" -o jsonpath='{.status.phase} {.status.observedGeneration}'; }
 ns_phase() { k get policy "$2" -n "$1" -o jsonpath='{.status.phase}'; }
 webhook_ready() {

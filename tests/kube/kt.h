@@ -41,6 +41,16 @@ bool kt_until(struct kt *t, bool (*pred)(void *data), void *data, double seconds
 /* Run the loop for about seconds. */
 void kt_run_for(struct kt *t, double seconds);
 
+/* The end of a kt_*.c main: the summary, after the teardown only when every case
+ * passed. A failed case stops at its ASSERT and can leave a watch or a call on the loop
+ * that kt_deinit() would free under it, and a crash there would lose the summary. */
+#define KT_MAIN_END(t)                \
+	do {                          \
+		if (!test_failed_)    \
+			kt_deinit(t); \
+		TEST_MAIN();          \
+	} while (0)
+
 /* Run a shell command (kubectl ...), returning its exit status; output to stderr. */
 int kt_sh(const char *fmt, ...) KS_PRINTF(1, 2);
 

@@ -258,6 +258,5 @@ int main(void)
 	RUN(unreachable_server_is_named);
 	RUN(wrong_ca_is_a_tls_error);
 	RUN(restricted_identity_gets_a_clear_403_and_rotated_tokens_work);
-	kt_deinit(&t);
-	TEST_MAIN();
+	KT_MAIN_END(&t);
 }

@@ -584,6 +584,5 @@ int main(void)
 	RUN(a_long_message_is_cut_on_a_character);
 	RUN(an_object_without_a_name_is_dropped);
 	ks_events_free(rec);
-	kt_deinit(&t);
-	TEST_MAIN();
+	KT_MAIN_END(&t);
 }

@@ -211,6 +211,5 @@ int main(void)
 	unmount_sa(root);
 	unmount_sa(other_root);
 	ks_kubeconfig_deinit(&restricted);
-	kt_deinit(&t);
-	TEST_MAIN();
+	KT_MAIN_END(&t);
 }

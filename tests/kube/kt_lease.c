@@ -471,6 +471,5 @@ int main(void)
 	RUN(refused_leader_steps_down_before_the_other_leads);
 	RUN(vanished_leader_is_replaced_once_its_lease_expires);
 	RUN(release_when_not_leading_writes_nothing_and_free_is_silent);
-	kt_deinit(&t);
-	TEST_MAIN();
+	KT_MAIN_END(&t);
 }

@@ -688,6 +688,5 @@ int main(void)
 	RUN(event_past_the_decoder_limit);
 	RUN(error_event_410_mid_stream_relists);
 	RUN(watch_reopened_from_a_compacted_version_relists);
-	kt_deinit(&t);
-	TEST_MAIN();
+	KT_MAIN_END(&t);
 }

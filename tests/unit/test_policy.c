@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "admission/cert.h"
+#include "admission/fixture.h"
 #include "admission/policy.h"
 #include "admission/review.h"
 #include "ks.h"
@@ -189,6 +190,50 @@ TEST(cert_is_made_and_its_life_read)
 	ks_cert_deinit(&c);
 }
 
+#define FXV(flavor, expect)                                                                  \
+	"{\"request\":{\"namespace\":\"a\",\"kind\":{\"kind\":\"Instance\"},"                \
+	"\"object\":{\"metadata\":{\"name\":\"vm\"},\"spec\":{\"flavor\":\"" flavor "\"}}}," \
+	"\"expect\":" expect "}"
+#define FX(name, flavor, expect) "\"" name "\":" FXV(flavor, expect)
+
+TEST(fixtures_gate_a_version_naming_the_one_that_fails)
+{
+	char *err = NULL, *why;
+	struct ks_policy *p = policy(
+		CR("", "Deny", "\"kupenstack.io/Instance\"",
+		   "return {validate=function(o) if o.spec.flavor == 'loop' then while true do end "
+		   "end if o.spec.flavor ~= 'small' then return 'spec.flavor: no' end end}"),
+		&err);
+	cJSON *ok = cJSON_Parse("{" FX("small.yaml", "small", "{\"allowed\":true}") "," FX(
+		"huge.yaml", "huge",
+		"{\"allowed\":false,\"message\":\"[p] spec.flavor: no\"}") "}");
+	cJSON *bad = cJSON_Parse(
+		"[" FXV("small", "{\"allowed\":true}") "," FXV("huge", "{\"allowed\":true}") "]");
+	cJSON *loop = cJSON_Parse("{" FX("loop.yaml", "loop", "{\"allowed\":true}") "}");
+	cJSON *junk = cJSON_Parse("{\"junk.yaml\":[1]}");
+
+	ASSERT(p && ok && bad && loop && junk);
+	ASSERT(!ks_policy_fixtures_check(p, ok, 2.0));
+	why = ks_policy_fixtures_check(p, bad, 2.0); /* an array: named by index */
+	ASSERT_STR(why, "fixture 1: expected admitted, got denied: [p] spec.flavor: no");
+	free(why);
+	why = ks_policy_fixtures_check(p, loop, 2.0); /* cut off by the policy's own limit */
+	ASSERT(why && strstr(why, "fixture loop.yaml: expected admitted, got denied: [p] the "
+				  "policy failed"));
+	free(why);
+	why = ks_policy_fixtures_check(p, junk, 2.0);
+	ASSERT_STR(why, "fixture junk.yaml: not a fixture (request, expect, ...)");
+	free(why);
+	why = ks_policy_fixtures_check(p, ok, 0.0); /* out of time after the first */
+	ASSERT(why && strstr(why, "the fixtures took over 0.0 s") && strstr(why, "1 of 2 ran"));
+	free(why);
+	cJSON_Delete(ok);
+	cJSON_Delete(bad);
+	cJSON_Delete(loop);
+	cJSON_Delete(junk);
+	ks_policy_free(p);
+}
+
 int main(void)
 {
 	RUN(set_fields_makes_a_json_patch);
@@ -198,5 +243,6 @@ int main(void)
 	RUN(policy_runs_validate_and_stops_a_loop);
 	RUN(namespaced_policy_stays_in_its_namespace);
 	RUN(cert_is_made_and_its_life_read);
+	RUN(fixtures_gate_a_version_naming_the_one_that_fails);
 	TEST_MAIN();
 }
