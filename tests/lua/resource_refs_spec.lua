@@ -1,0 +1,97 @@
+-- Unit tests of ks.resource.refs: the kinds of the group, ref_id, and the watches that map
+-- a dependency's or a namespace's change to the objects to look at again.
+-- luacheck: std +busted
+package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
+require "shim.core"
+local objects = {} -- kube.get/list's answers, by kind
+package.preload["ks.core.kube"] = function()
+  return {
+    list = function(res, opts)
+      local out = {}
+      for _, o in ipairs(objects[res.kind] or {}) do
+        if not (opts and opts.namespace) or o.metadata.namespace == opts.namespace then
+          out[#out + 1] = o
+        end
+      end
+      return out
+    end,
+    get = function(res, ns, name)
+      for _, o in ipairs(objects[res.kind] or {}) do
+        if o.metadata.name == name and o.metadata.namespace == ns then
+          return o
+        end
+      end
+    end,
+  }
+end
+local refs = require "ks.resource.refs"
+
+
+describe("ks.resource.refs", function()
+  before_each(function()
+    for k in pairs(objects) do
+      objects[k] = nil
+    end
+  end)
+
+  it("res: a kind of kupenstack.io/v1alpha1", function()
+    assert.same({ group = "kupenstack.io", version = "v1alpha1", kind = "Volume" }, refs.res("Volume"))
+  end)
+
+  it("scope: Cluster for a cluster-scoped kind (Flavor), nil for the others", function()
+    assert.equal("Cluster", refs.scope("Flavor"))
+    assert.is_nil(refs.scope("Volume"))
+  end)
+
+  describe("ref_id", function()
+    local function widget(name, id, deleting, ns)
+      return { metadata = { name = name, namespace = ns or "ns", deletionTimestamp = deleting },
+               status = id and { id = id } or nil }
+    end
+
+    it("the ID of a created object of the namespace, else what is awaited", function()
+      objects.Widget = { widget("ready", "w1"), widget("new"), widget("going", "w2", "now"),
+                         widget("other", "w3", nil, "ns2") }
+      local id, _, o = refs.ref_id("ns", "Widget", "ready")
+      assert.equal("w1", id)
+      assert.equal("ready", o.metadata.name)
+      assert.same({ nil, "Widget new is not created yet" }, { refs.ref_id("ns", "Widget", "new") })
+      assert.same({ nil, "Widget going is being deleted" }, { refs.ref_id("ns", "Widget", "going") })
+      -- Another namespace's object of that name is not seen.
+      assert.same({ nil, "Widget other does not exist" }, { refs.ref_id("ns", "Widget", "other") })
+      assert.same({ nil, "a Widget reference without a name" }, { refs.ref_id("ns", "Widget", nil) })
+    end)
+
+    it("a cluster-scoped kind (Flavor) is looked up without a namespace", function()
+      objects.Flavor = { { metadata = { name = "small" }, status = { id = "f1" } } }
+      assert.equal("f1", (refs.ref_id("ns", "Flavor", "small")))
+    end)
+  end)
+
+  describe("watches", function()
+    it("Namespaces first, then each kind depended on, a cluster-scoped one marked", function()
+      local w = refs.watches("Widget", { "Image", "Flavor" })
+      assert.same({ "Namespace", "Image", "Flavor" }, { w[1].kind, w[2].kind, w[3].kind })
+      assert.same({ "", "kupenstack.io", "kupenstack.io" }, { w[1].group, w[2].group, w[3].group })
+      assert.same({ nil, nil, "Cluster" }, { w[1].scope, w[2].scope, w[3].scope })
+      assert.equal(1, #refs.watches("Widget"))
+    end)
+
+    it("a Namespace or a namespaced dependency maps to the objects of its namespace", function()
+      objects.Widget = { { metadata = { name = "a", namespace = "ns" } },
+                         { metadata = { name = "b", namespace = "ns2" } } }
+      local w = refs.watches("Widget", { "Image" })
+      assert.same({ "ns/a" }, w[1].map({ metadata = { name = "ns" } }))
+      assert.same({ "ns2/b" }, w[2].map({ metadata = { name = "i", namespace = "ns2" } }))
+    end)
+
+    it("a cluster-scoped dependency, or kind, maps to every object of the kind", function()
+      objects.Widget = { { metadata = { name = "a", namespace = "ns" } },
+                         { metadata = { name = "b", namespace = "ns2" } } }
+      assert.same({ "ns/a", "ns2/b" },
+        refs.same_namespace("Widget", "Flavor")({ metadata = { name = "small" } }))
+      objects.Flavor = { { metadata = { name = "small" } } }
+      assert.same({ "small" }, refs.same_namespace("Flavor", "Namespace")({ metadata = { name = "ns" } }))
+    end)
+  end)
+end)
