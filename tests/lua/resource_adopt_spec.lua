@@ -3,68 +3,17 @@
 -- luacheck: std +busted
 package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
 local shim = require "shim.core"
-package.preload["ks.core.kube"] = function()
-  return { list = function() return {} end, get = function() return nil end }
-end
+local rs = require "shim.resource"
 local adopt = require "ks.resource.adopt"
 local errors = require "ks.openstack.errors"
 
-local NOT_FOUND = errors.new({ kind = "not_found", status = 404, message = "gone" })
+local ctx_of, said, kind_of = rs.ctx_of, rs.said, rs.holding
 
 
 local function obj(spec, status)
-  return { metadata = { name = "n1", namespace = "ns", uid = "u1", generation = 1 },
-           spec = spec or {}, status = status }
+  return rs.obj(spec, { status = status })
 end
 
-
-local function ctx_of()
-  local ctx = { events = {} }
-  function ctx.event(_, reason, message)
-    ctx.events[#ctx.events + 1] = reason .. ": " .. message
-  end
-  return ctx
-end
-
-
--- A kind whose cloud holds store (resources by id); calls records what was asked.
-local function kind_of(store, extra)
-  local calls = {}
-  local d = {
-    kind = "Widget",
-    get = function(_, id)
-      calls[#calls + 1] = "get " .. id
-      return store[id] or nil, not store[id] and NOT_FOUND or nil
-    end,
-    find_own = function()
-      calls[#calls + 1] = "find_own"
-      for _, r in pairs(store) do
-        if r.tag == "kupenstack-uid-u1" then
-          return r
-        end
-      end
-    end,
-    find = function(_, filter)
-      local out = {}
-      for _, r in pairs(store) do
-        if r.name == filter.name then
-          out[#out + 1] = r
-        end
-      end
-      table.sort(out, function(a, b) return a.id < b.id end)
-      return out
-    end,
-    create = function()
-      calls[#calls + 1] = "create"
-      store.new = { id = "new", tag = "kupenstack-uid-u1" }
-      return store.new
-    end,
-  }
-  for k, v in pairs(extra or {}) do
-    d[k] = v
-  end
-  return d, calls
-end
 
 
 describe("ks.resource.adopt", function()
@@ -107,10 +56,10 @@ describe("ks.resource.adopt", function()
     it("status.id gone: a Drift Warning, and created again", function()
       local d, calls = kind_of({})
       local ctx = ctx_of()
-      assert.equal("new", adopt.obtain(d, {}, obj({}, { id = "a" }), ctx, {}).id)
+      assert.equal("w1", adopt.obtain(d, {}, obj({}, { id = "a" }), ctx, {}).id)
       assert.same({ "get a", "find_own", "create" }, calls)
       assert.same({ "Drift: Widget a was deleted outside KupenStack; creating it again",
-                    "Created: created Widget new" }, ctx.events)
+                    "Created: created Widget w1" }, said(ctx))
     end)
 
     it("status.id gone, imported or unmanaged: NotFound, looked at again in 60 s, not created", function()
@@ -136,12 +85,12 @@ describe("ks.resource.adopt", function()
       local ctx = ctx_of()
       local cur, _, adopted = adopt.obtain(d, {}, obj({ import = { filter = { name = "x" } } }), ctx, {})
       assert.same({ "a", true }, { cur.id, adopted })
-      assert.same({ "Adopted: adopted Widget a" }, ctx.events)
+      assert.same({ "Adopted: adopted Widget a" }, said(ctx))
       -- Once adopted, it is looked at by status.id: no Event again.
       ctx = ctx_of()
       local again = { adopt.obtain(d, {}, obj({ import = { filter = { name = "x" } } }, { id = "a" }), ctx, {}) }
       assert.same({ "a", nil, nil }, { again[1].id, again[2], again[3] })
-      assert.same({}, ctx.events)
+      assert.same({}, said(ctx))
     end)
 
     it("an import that matches none waits import_retry seconds", function()
@@ -164,7 +113,7 @@ describe("ks.resource.adopt", function()
       local ctx = ctx_of()
       assert.equal("t", adopt.obtain(d, {}, obj(), ctx, {}).id)
       assert.same({ "find_own" }, calls)
-      assert.matches("^Adopted: found Widget t", ctx.events[1])
+      assert.matches("^Adopted: found Widget t", said(ctx)[1])
     end)
 
     it("a create without an answer: only looked for during the grace, then created again", function()

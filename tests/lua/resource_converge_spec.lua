@@ -3,25 +3,10 @@
 -- luacheck: std +busted
 package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
 require "shim.core"
-package.preload["ks.core.kube"] = function()
-  return { list = function() return {} end, get = function() return nil end }
-end
+local rs = require "shim.resource"
 local converge = require "ks.resource.converge"
 
-
-local function obj(spec)
-  return { metadata = { name = "n1", namespace = "ns", uid = "u1", generation = 1 }, spec = spec or {} }
-end
-
-
-local function ctx_of()
-  local ctx = { events = {} }
-  function ctx.event(_, reason, message)
-    ctx.events[#ctx.events + 1] = reason .. ": " .. message
-  end
-  return ctx
-end
-
+local obj, ctx_of, said = rs.obj, rs.ctx_of, rs.said
 
 local function kind_of(extra)
   local d = {
@@ -74,14 +59,14 @@ describe("ks.resource.converge", function()
     local ctx = ctx_of()
     local res = converge.converge(d, {}, { id = "w1", size = 1 }, obj(), ctx, {})
     assert.same({ size = 9 }, res.status.resource)
-    assert.same({ "Updated: updated Widget w1" }, ctx.events)
+    assert.same({ "Updated: updated Widget w1" }, said(ctx))
   end)
 
   it("no change: no Event; a failed update keeps the status; unmanaged is not updated", function()
     local ctx = ctx_of()
     converge.converge(kind_of({ update = function(_, cur) return cur, false end }), {},
       { id = "w1" }, obj(), ctx, {})
-    assert.same({}, ctx.events)
+    assert.same({}, said(ctx))
     local res = converge.converge(kind_of({ update = function() return nil, "refused" end }), {},
       { id = "w1", project_id = "p" }, obj(), ctx_of(), {})
     assert.same({ "refused", "Transient", { id = "w1", projectID = "p" } }, { res.error, res.reason, res.status })

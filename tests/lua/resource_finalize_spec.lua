@@ -3,65 +3,24 @@
 -- luacheck: std +busted
 package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
 require "shim.core"
-local objects = {} -- kube.list's answers, by kind
-package.preload["ks.core.kube"] = function()
-  return {
-    list = function(res) return objects[res.kind] or {} end,
-    get = function() return nil end,
-  }
-end
-package.preload["ks.core.config"] = function() return { get = function() return nil end } end
+local rs = require "shim.resource"
 local clouds = require "ks.resource.cloud"
 local finalize = require "ks.resource.finalize"
-local errors = require "ks.openstack.errors"
 
-local NOT_FOUND = errors.new({ kind = "not_found", status = 404, message = "gone" })
+local objects, ctx_of, said, NOT_FOUND, kind_of = rs.objects, rs.ctx_of, rs.said, rs.NOT_FOUND,
+  rs.holding
 
 
 local function obj(spec, status)
-  return { metadata = { name = "n1", namespace = "ns", uid = "u1" }, spec = spec or {}, status = status }
+  return rs.obj(spec, { status = status })
 end
 
-
-local function ctx_of()
-  local ctx = { events = {} }
-  function ctx.event(_, reason, message)
-    ctx.events[#ctx.events + 1] = reason .. ": " .. message
-  end
-  return ctx
-end
-
-
--- A kind whose cloud holds store; calls records what was asked.
-local function kind_of(store, extra)
-  local calls = {}
-  local d = {
-    kind = "Widget",
-    get = function(_, id)
-      calls[#calls + 1] = "get " .. id
-      return store[id] or nil, not store[id] and NOT_FOUND or nil
-    end,
-    find_own = function()
-      calls[#calls + 1] = "find_own"
-      return store.own
-    end,
-    delete = function(_, cur)
-      calls[#calls + 1] = "delete " .. cur.id
-      store[cur.id] = nil
-      return true
-    end,
-  }
-  for k, v in pairs(extra or {}) do
-    d[k] = v
-  end
-  return d, calls
-end
 
 
 describe("ks.resource.finalize", function()
   local cloud_for = clouds.cloud_for
   before_each(function()
-    objects.Instance = nil
+    rs.clear()
     clouds.cloud_for = function() return {} end
   end)
   after_each(function()
@@ -85,7 +44,7 @@ describe("ks.resource.finalize", function()
     local ctx = ctx_of()
     assert.same({}, finalize.finalize(d, obj({}, { id = "w1" }), ctx))
     assert.same({ "get w1", "delete w1" }, calls)
-    assert.same({ "Deleted: deleted Widget w1" }, ctx.events)
+    assert.same({ "Deleted: deleted Widget w1" }, said(ctx))
   end)
 
   it("detach: an Event, the cloud not asked", function()
@@ -94,7 +53,7 @@ describe("ks.resource.finalize", function()
     local ctx = ctx_of()
     assert.same({}, finalize.finalize(d, obj({ onDelete = "detach" }, { id = "w1" }), ctx))
     assert.same({}, calls)
-    assert.same({ "Detached: left Widget w1 in OpenStack (onDelete: detach)" }, ctx.events)
+    assert.same({ "Detached: left Widget w1 in OpenStack (onDelete: detach)" }, said(ctx))
   end)
 
   it("no project any more, or nothing found (gone, or no id and none of ours): done", function()
@@ -108,7 +67,7 @@ describe("ks.resource.finalize", function()
   end)
 
   it("an imported object without an id looks for nothing of ours", function()
-    local d, calls = kind_of({ own = { id = "own" } })
+    local d, calls = kind_of({ own = { id = "own", tag = "kupenstack-uid-u1" } })
     assert.same({}, finalize.finalize(d, obj({ import = { id = "x" }, onDelete = "delete" }), ctx_of()))
     assert.same({}, calls)
   end)

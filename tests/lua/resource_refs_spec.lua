@@ -3,35 +3,15 @@
 -- luacheck: std +busted
 package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
 require "shim.core"
-local objects = {} -- kube.get/list's answers, by kind
-package.preload["ks.core.kube"] = function()
-  return {
-    list = function(res, opts)
-      local out = {}
-      for _, o in ipairs(objects[res.kind] or {}) do
-        if not (opts and opts.namespace) or o.metadata.namespace == opts.namespace then
-          out[#out + 1] = o
-        end
-      end
-      return out
-    end,
-    get = function(res, ns, name)
-      for _, o in ipairs(objects[res.kind] or {}) do
-        if o.metadata.name == name and o.metadata.namespace == ns then
-          return o
-        end
-      end
-    end,
-  }
-end
+local rs = require "shim.resource"
 local refs = require "ks.resource.refs"
+
+local objects = rs.objects
 
 
 describe("ks.resource.refs", function()
   before_each(function()
-    for k in pairs(objects) do
-      objects[k] = nil
-    end
+    rs.clear()
   end)
 
   it("res: a kind of kupenstack.io/v1alpha1", function()

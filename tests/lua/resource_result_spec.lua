@@ -6,14 +6,7 @@ require "shim.core"
 local result = require "ks.resource.result"
 
 
-local function by_type(conds, t)
-  for _, c in ipairs(conds or {}) do
-    if c.type == t then
-      return c
-    end
-  end
-end
-
+local by_type = require("shim.resource").by_type
 
 describe("ks.resource.result", function()
   describe("conditions", function()

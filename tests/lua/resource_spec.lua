@@ -8,105 +8,19 @@ package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
 local shim = require "shim.core"
 local json = require "ks.core.json"
 
-local objects = {} -- kube.get/list's answers, by kind
-package.preload["ks.core.kube"] = function()
-  return {
-    list = function(res, opts)
-      local out = {}
-      for _, o in ipairs(objects[res.kind] or {}) do
-        if not (opts and opts.namespace) or o.metadata.namespace == opts.namespace then
-          out[#out + 1] = o
-        end
-      end
-      return out
-    end,
-    get = function(res, ns, name)
-      for _, o in ipairs(objects[res.kind] or {}) do
-        if o.metadata.name == name and o.metadata.namespace == ns then
-          return o
-        end
-      end
-    end,
-  }
-end
-package.preload["ks.core.config"] = function() return { get = function() return nil end } end
-
+local rs = require "shim.resource"
 local resource = require "ks.resource"
 local clouds = require "ks.resource.cloud"
 local errors = require "ks.openstack.errors"
 
-
-local function obj(spec, extra)
-  local o = { metadata = { name = "n1", namespace = "ns", uid = "u1", generation = 1 },
-              spec = spec or {} }
-  for k, v in pairs(extra or {}) do
-    o[k] = v
-  end
-  return o
-end
+local objects, obj, by_type, ctx_of = rs.objects, rs.obj, rs.by_type, rs.ctx_of
 
 
-local function by_type(conds, t)
-  for _, c in ipairs(conds or {}) do
-    if c.type == t then
-      return c
-    end
-  end
-end
-
-
--- A ctx recording its Events.
-local function ctx_of()
-  local ctx = { events = {} }
-  function ctx.event(type, reason, message)
-    ctx.events[#ctx.events + 1] = { type = type, reason = reason, message = message }
-  end
-  return ctx
-end
-
-
-local NOT_FOUND = errors.new({ kind = "not_found", status = 404, message = "gone" })
-
-
--- A kind on a scripted cloud: store holds the resources by id; calls records what was asked.
+-- A kind on a scripted cloud (shim.resource) that updates its size, made a plugin.
 local function kind_of(extra)
-  local store, calls = {}, {}
-  local d = {
-    kind = "Widget",
-    get = function(_, id)
-      calls[#calls + 1] = "get " .. id
-      if store[id] then
-        return store[id]
-      end
-      return nil, NOT_FOUND
-    end,
-    find_own = function(_, o)
-      calls[#calls + 1] = "find_own"
-      for _, r in pairs(store) do
-        if r.tag == resource.uid_tag(o) then
-          return r
-        end
-      end
-      return nil
-    end,
-    find = function(_, filter)
-      calls[#calls + 1] = "find"
-      local out = {}
-      for _, r in pairs(store) do
-        if r.name == filter.name then
-          out[#out + 1] = r
-        end
-      end
-      table.sort(out, function(a, b) return a.id < b.id end)
-      return out
-    end,
-    create = function(_, o)
-      calls[#calls + 1] = "create"
-      local r = { id = "w1", name = resource.name(o), tag = resource.uid_tag(o),
-                  project_id = "p1", size = (o.spec.resource or {}).size }
-      store[r.id] = r
-      return r
-    end,
+  local calls
+  local d, store
+  d, store, calls = rs.scripted({
     update = function(_, cur, o)
       local want = resource.diff((o.spec and o.spec.resource) or {}, cur, { "size" })
       if not want then
@@ -116,15 +30,7 @@ local function kind_of(extra)
       cur.size = want.size
       return cur, true
     end,
-    delete = function(_, cur)
-      calls[#calls + 1] = "delete " .. cur.id
-      store[cur.id] = nil
-      return true
-    end,
-    observe = function(cur)
-      return { name = cur.name, size = cur.size }, "available", "widget " .. cur.id .. " is ready"
-    end,
-  }
+  })
   for k, v in pairs(extra or {}) do
     d[k] = v
   end
@@ -135,9 +41,7 @@ end
 describe("ks.resource", function()
   local cloud_for = clouds.cloud_for
   before_each(function()
-    for k in pairs(objects) do
-      objects[k] = nil
-    end
+    rs.clear()
     clouds.cloud_for = function() return { name = "cloud" } end
   end)
   after_each(function()
