@@ -91,16 +91,7 @@ local function find(cloud, filter)
   if not all then
     return nil, err
   end
-  local out = {}
-  for _, f in ipairs(all) do
-    if (filter.name == nil or f.name == filter.name)
-        and (filter.vcpus == nil or f.vcpus == filter.vcpus)
-        and (filter.ram == nil or f.ram == filter.ram)
-        and (filter.disk == nil or f.disk == filter.disk) then
-      out[#out + 1] = f
-    end
-  end
-  return out
+  return fields_of.matching(all, filter, { "name", "vcpus", "ram", "disk" })
 end
 
 

@@ -61,13 +61,7 @@ local function find(cloud, filter)
   if not items then
     return nil, err
   end
-  local out = {}
-  for _, im in ipairs(items) do
-    if (filter.name == nil or im.name == filter.name) and tags.has_all(im.tags, filter.tags) then
-      out[#out + 1] = im
-    end
-  end
-  return out
+  return fields_of.matching(items, filter)
 end
 
 
@@ -185,14 +179,9 @@ local STATES = {
 
 
 local function observe(cur)
-  local fields = resource.pick(cur, { "name", "status", "visibility", "container_format",
+  local fields = fields_of.present(cur, { "name", "status", "visibility", "container_format",
     "disk_format", "size", "virtual_size", "checksum", "os_hash_algo", "os_hash_value",
     "min_disk", "min_ram", "protected", "tags", "owner" })
-  for k, v in pairs(fields) do
-    if v == json.null then
-      fields[k] = nil
-    end
-  end
   fields.properties = glance.properties(cur)
   local state = STATES[cur.status] or "progressing"
   local msg = "image " .. cur.id .. " is " .. tostring(cur.status)

@@ -131,13 +131,7 @@ local function find(cloud, filter)
   if not items then
     return nil, err
   end
-  local out = {}
-  for _, s in ipairs(items) do
-    if (filter.name == nil or s.name == filter.name) and tags.has_all(s.tags, filter.tags) then
-      out[#out + 1] = s
-    end
-  end
-  return out
+  return fields_of.matching(items, filter)
 end
 
 
@@ -324,14 +318,9 @@ local IMMUTABLE = {
 
 
 local function observe(cur, obj)
-  local fields = resource.pick(cur, { "name", "status", "addresses", "key_name", "metadata",
+  local fields = fields_of.present(cur, { "name", "status", "addresses", "key_name", "metadata",
     "tags", "security_groups", "created", "updated", "OS-EXT-STS:vm_state",
-    "OS-EXT-STS:task_state", "OS-EXT-STS:power_state", "OS-EXT-AZ:availability_zone" })
-  for k, v in pairs(fields) do
-    if v == json.null or v == "" then
-      fields[k] = nil
-    end
-  end
+    "OS-EXT-STS:task_state", "OS-EXT-STS:power_state", "OS-EXT-AZ:availability_zone" }, true)
   fields.description = value(cur.description)
   if type(cur.image) == "table" then
     fields.image = { id = cur.image.id }
