@@ -53,23 +53,8 @@ local TRANSITIONAL = {
 -- after, a missing one no longer holds the server up (deps.missing says which).
 local function resolve(obj)
   local spec = obj.spec or {}
-  local ns = obj.metadata.namespace
-  local created = obj.status and obj.status.id
   local deps = { security_groups = {}, networks = {} }
-  local missing
-
-  local function ref(kind, name)
-    local id, wait, o = resource.ref_id(ns, kind, name)
-    if id and not created and not resource.is_available(o) then
-      id, wait = nil, kind .. " " .. name .. " is not Available yet"
-    end
-    if not id then
-      missing = missing or wait
-      return nil
-    end
-    return id, o
-  end
-
+  local ref, done = resource.resolver(obj)
   if spec.flavorRef then
     local id, o = ref("Flavor", spec.flavorRef.name)
     deps.flavor = id
@@ -96,11 +81,7 @@ local function resolve(obj)
                                             fixed_ip = n.fixed_ip }
     end
   end
-  if missing and not created then
-    return nil, missing
-  end
-  deps.missing = missing
-  return deps
+  return done(deps)
 end
 
 

@@ -66,10 +66,10 @@ local _M = {}
 _M.FINALIZER = "kupenstack.io/openstack"
 -- What plugins use, from the parts.
 _M.GROUP, _M.VERSION, _M.CLUSTER_KINDS = refs.GROUP, refs.VERSION, refs.CLUSTER_KINDS
-_M.res, _M.ref_id = refs.res, refs.ref_id
+_M.res, _M.ref_id, _M.resolver = refs.res, refs.ref_id, refs.resolver
 _M.PROJECT_ANNOTATION, _M.NAMESPACES = clouds.PROJECT_ANNOTATION, clouds.NAMESPACES
 _M.operator, _M.project_of, _M.cloud_for = clouds.operator, clouds.project_of, clouds.cloud_for
-_M.is_available = pace.is_available
+_M.is_available = refs.is_available
 _M.UID_TAG_PREFIX, _M.UNANSWERED_GRACE, _M.uid_tag =
   adopt.UID_TAG_PREFIX, adopt.UNANSWERED_GRACE, adopt.uid_tag
 _M.available, _M.progressing, _M.waiting = result.available, result.progressing, result.waiting

@@ -1,5 +1,6 @@
--- Unit tests of ks.resource.refs: the kinds of the group, ref_id, and the watches that map
--- a dependency's or a namespace's change to the objects to look at again.
+-- Unit tests of ks.resource.refs: the kinds of the group, ref_id, the resolver of an
+-- object's references, and the watches that map a dependency's or a namespace's change to
+-- the objects to look at again.
 -- luacheck: std +busted
 package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
 require "shim.core"
@@ -45,6 +46,56 @@ describe("ks.resource.refs", function()
     it("a cluster-scoped kind (Flavor) is looked up without a namespace", function()
       objects.Flavor = { { metadata = { name = "small" }, status = { id = "f1" } } }
       assert.equal("f1", (refs.ref_id("ns", "Flavor", "small")))
+    end)
+  end)
+
+  describe("resolver", function()
+    local function widget(name, id, available)
+      return { metadata = { name = name, namespace = "ns" },
+               status = id and { id = id, conditions = {
+                 { type = "Available", status = available and "True" or "False" } } } or nil }
+    end
+    local function resolve(obj, names)
+      local ref, done = refs.resolver(obj)
+      local deps = {}
+      for _, n in ipairs(names) do
+        deps[n] = ref("Widget", n)
+      end
+      return done(deps)
+    end
+
+    before_each(function()
+      objects.Widget = { widget("ready", "w1", true), widget("made", "w2", false), widget("new"),
+                         widget("late", "w3", false) }
+    end)
+
+    it("is_available: the Available condition's status, false without one", function()
+      assert.is_true(refs.is_available(widget("a", "x", true)))
+      assert.is_false(refs.is_available(widget("a", "x", false)))
+      assert.is_false(refs.is_available(widget("a")))
+    end)
+
+    it("gives the ID and the object of an Available reference", function()
+      local ref = refs.resolver(rs.obj())
+      local id, o = ref("Widget", "ready")
+      assert.equal("w1", id)
+      assert.equal("ready", o.metadata.name)
+      assert.same({ ready = "w1" }, resolve(rs.obj(), { "ready" }))
+    end)
+
+    it("before the resource exists: nil and the first reference awaited", function()
+      assert.same({ nil, "Widget made is not Available yet" },
+        { resolve(rs.obj(), { "ready", "made", "new" }) })
+      assert.same({ nil, "Widget new is not created yet" },
+        { resolve(rs.obj(), { "new", "made" }) })
+    end)
+
+    it("after: the deps, a not Available one kept, a missing one named in deps.missing", function()
+      local created = rs.obj(nil, { status = { id = "i1" } })
+      assert.same({ ready = "w1", made = "w2", late = "w3",
+                    missing = "Widget new is not created yet" },
+        resolve(created, { "ready", "made", "new", "late" }))
+      assert.same({ ready = "w1", late = "w3" }, resolve(created, { "ready", "late" }))
     end)
   end)
 

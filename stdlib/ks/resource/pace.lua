@@ -90,15 +90,8 @@ function _M.interval(def, obj)
 end
 
 
--- Is o's condition Available True? (ks.resource.is_available)
-function _M.is_available(o)
-  for _, c in ipairs((o.status and o.status.conditions) or {}) do
-    if c.type == "Available" then
-      return c.status == "True"
-    end
-  end
-  return false
-end
+-- Is o's condition Available True? (ks.resource.refs's)
+_M.is_available = refs.is_available
 
 
 -- The slots of def.max_creating: by kind and namespace (one set for a cluster-scoped kind,

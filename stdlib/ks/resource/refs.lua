@@ -1,6 +1,7 @@
 -- ks/resource/refs.lua: the kinds of kupenstack.io and the references between them: the
 -- API group, which kinds are cluster-scoped, the ID of a referenced object once it is
--- available (ref_id), and the watch mapping that looks at a kind's objects again when a
+-- created (ref_id), a resolver of an object's references (each Available before its
+-- resource exists), and the watch mapping that looks at a kind's objects again when a
 -- dependency or the namespace changes.
 local kube = require "ks.core.kube"
 
@@ -50,6 +51,46 @@ function _M.ref_id(ns, kind, name)
     return nil, kind .. " " .. name .. " is not created yet"
   end
   return id, nil, o
+end
+
+
+-- Is o's condition Available True?
+function _M.is_available(o)
+  for _, c in ipairs((o.status and o.status.conditions) or {}) do
+    if c.type == "Available" then
+      return c.status == "True"
+    end
+  end
+  return false
+end
+
+
+-- A resolver of obj's references, for def.resolve: ref(kind, name) gives the referenced
+-- object's ID and the object, or nil when it is missing: not created, or, before obj's
+-- resource exists (no status.id), not Available. done(deps) gives deps, or, before the
+-- resource exists, nil and the first thing awaited; after, a missing reference no longer
+-- holds the resource up: deps.missing says which.
+function _M.resolver(obj)
+  local ns, created, missing = obj.metadata.namespace, obj.status and obj.status.id, nil
+  local function ref(kind, name)
+    local id, wait, o = _M.ref_id(ns, kind, name)
+    if id and not created and not _M.is_available(o) then
+      id, wait = nil, kind .. " " .. name .. " is not Available yet"
+    end
+    if not id then
+      missing = missing or wait
+      return nil
+    end
+    return id, o
+  end
+  local function done(deps)
+    if missing and not created then
+      return nil, missing
+    end
+    deps.missing = missing
+    return deps
+  end
+  return ref, done
 end
 
 
