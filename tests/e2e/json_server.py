@@ -71,10 +71,13 @@ class Handler(BaseHTTPRequestHandler):
             STATS.names.add(q["name"])
         try:
             time.sleep(random.uniform(0.005, 0.040))
-            self.reply(200, {"name": q["name"], "answer": answer(q["name"], q["size"], q["color"])})
+            body = {"name": q["name"], "answer": answer(q["name"], q["size"], q["color"])}
         finally:
+            # Out of flight before the answer is written: once the client has it, it may
+            # ask again at once, and that request must not find this one still counted.
             with STATS.lock:
                 STATS.in_flight -= 1
+        self.reply(200, body)
 
     def log_message(self, fmt, *args):
         pass
