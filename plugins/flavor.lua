@@ -13,6 +13,7 @@ local resource = require "ks.resource"
 local openstack = require "ks.openstack"
 local nova = require "ks.openstack.nova"
 local fields_of = require "ks.resource.fields"
+local sync = require "ks.resource.sync"
 
 local pairs = pairs
 local ipairs = ipairs
@@ -90,16 +91,7 @@ local function find(cloud, filter)
   if not all then
     return nil, err
   end
-  local out = {}
-  for _, f in ipairs(all) do
-    if (filter.name == nil or f.name == filter.name)
-        and (filter.vcpus == nil or f.vcpus == filter.vcpus)
-        and (filter.ram == nil or f.ram == filter.ram)
-        and (filter.disk == nil or f.disk == filter.disk) then
-      out[#out + 1] = f
-    end
-  end
-  return out
+  return fields_of.matching(all, filter, { "name", "vcpus", "ram", "disk" })
 end
 
 
@@ -131,26 +123,10 @@ local function share(cloud, cur, obj, deps)
   if not ids then
     return nil, err
   end
-  local changed = false
-  for _, pid in ipairs(deps.projects) do
-    if not resource.has(ids, pid) then
-      local _, aerr = nova.flavor_add_access(cloud, cur.id, pid)
-      if aerr then
-        return nil, aerr
-      end
-      changed = true
-    end
-  end
-  for _, pid in ipairs(ids) do
-    if not resource.has(deps.projects, pid) then
-      local _, rerr = nova.flavor_remove_access(cloud, cur.id, pid)
-      if rerr and not openstack.is_not_found(rerr) then
-        return nil, rerr
-      end
-      changed = true
-    end
-  end
-  return changed
+  local add, remove = sync.set(ids, deps.projects)
+  return sync.apply(add, remove,
+    function(pid) return sync.done(nova.flavor_add_access(cloud, cur.id, pid)) end,
+    function(pid) return sync.done_or_gone(nova.flavor_remove_access(cloud, cur.id, pid)) end)
 end
 
 
@@ -189,34 +165,14 @@ end
 -- Set and unset extra specs to match spec.resource.extra_specs (our mark is kept).
 local function sync_extra_specs(cloud, cur, obj)
   local want = spec_resource(obj).extra_specs
-  if not want then
-    return false
+  local set, unset = sync.map(cur.extra_specs or {}, want, { [UID_SPEC] = true })
+  local values = {}
+  for _, k in ipairs(set) do
+    values[k] = want[k]
   end
-  local have = cur.extra_specs or {}
-  local set, n = {}, 0
-  for k, v in pairs(want) do
-    if have[k] ~= v then
-      set[k] = v
-      n = n + 1
-    end
-  end
-  if n > 0 then
-    local _, err = nova.extra_specs_set(cloud, cur.id, set)
-    if err then
-      return nil, err
-    end
-  end
-  local changed = n > 0
-  for k in pairs(have) do
-    if want[k] == nil and k ~= UID_SPEC then
-      local _, err = nova.extra_spec_unset(cloud, cur.id, k)
-      if err and not openstack.is_not_found(err) then
-        return nil, err
-      end
-      changed = true
-    end
-  end
-  return changed
+  return sync.apply(#set > 0 and { values } or {}, unset,
+    function(v) return sync.done(nova.extra_specs_set(cloud, cur.id, v)) end,
+    function(k) return sync.done_or_gone(nova.extra_spec_unset(cloud, cur.id, k)) end)
 end
 
 

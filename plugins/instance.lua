@@ -53,23 +53,8 @@ local TRANSITIONAL = {
 -- after, a missing one no longer holds the server up (deps.missing says which).
 local function resolve(obj)
   local spec = obj.spec or {}
-  local ns = obj.metadata.namespace
-  local created = obj.status and obj.status.id
   local deps = { security_groups = {}, networks = {} }
-  local missing
-
-  local function ref(kind, name)
-    local id, wait, o = resource.ref_id(ns, kind, name)
-    if id and not created and not resource.is_available(o) then
-      id, wait = nil, kind .. " " .. name .. " is not Available yet"
-    end
-    if not id then
-      missing = missing or wait
-      return nil
-    end
-    return id, o
-  end
-
+  local ref, done = resource.resolver(obj)
   if spec.flavorRef then
     local id, o = ref("Flavor", spec.flavorRef.name)
     deps.flavor = id
@@ -96,11 +81,7 @@ local function resolve(obj)
                                             fixed_ip = n.fixed_ip }
     end
   end
-  if missing and not created then
-    return nil, missing
-  end
-  deps.missing = missing
-  return deps
+  return done(deps)
 end
 
 
@@ -131,13 +112,7 @@ local function find(cloud, filter)
   if not items then
     return nil, err
   end
-  local out = {}
-  for _, s in ipairs(items) do
-    if (filter.name == nil or s.name == filter.name) and tags.has_all(s.tags, filter.tags) then
-      out[#out + 1] = s
-    end
-  end
-  return out
+  return fields_of.matching(items, filter)
 end
 
 
@@ -324,14 +299,9 @@ local IMMUTABLE = {
 
 
 local function observe(cur, obj)
-  local fields = resource.pick(cur, { "name", "status", "addresses", "key_name", "metadata",
+  local fields = fields_of.present(cur, { "name", "status", "addresses", "key_name", "metadata",
     "tags", "security_groups", "created", "updated", "OS-EXT-STS:vm_state",
-    "OS-EXT-STS:task_state", "OS-EXT-STS:power_state", "OS-EXT-AZ:availability_zone" })
-  for k, v in pairs(fields) do
-    if v == json.null or v == "" then
-      fields[k] = nil
-    end
-  end
+    "OS-EXT-STS:task_state", "OS-EXT-STS:power_state", "OS-EXT-AZ:availability_zone" }, true)
   fields.description = value(cur.description)
   if type(cur.image) == "table" then
     fields.image = { id = cur.image.id }

@@ -5,7 +5,6 @@
 -- place; the size may only grow (the extend action); the availability zone, the volume
 -- type and the source image cannot change. The volume is not deleted while an Instance of
 -- the namespace boots from it, nor while Cinder has it attached.
-local json = require "ks.core.json"
 local resource = require "ks.resource"
 local cinder = require "ks.openstack.cinder"
 local fields_of = require "ks.resource.fields"
@@ -200,14 +199,9 @@ local STATES = {
 
 
 local function observe(cur, obj)
-  local fields = resource.pick(cur, { "name", "description", "status", "size", "volume_type",
+  local fields = fields_of.present(cur, { "name", "description", "status", "size", "volume_type",
     "availability_zone", "bootable", "encrypted", "multiattach", "metadata", "attachments",
     "volume_image_metadata", "created_at" })
-  for k, v in pairs(fields) do
-    if v == json.null then
-      fields[k] = nil
-    end
-  end
   local state = STATES[cur.status] or "progressing"
   local msg = "volume " .. cur.id .. " is " .. tostring(cur.status)
   local want = spec_resource(obj).size

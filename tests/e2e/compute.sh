@@ -21,6 +21,7 @@ if [ -z "${OS_CLIENT_CONFIG_FILE:-}" ]; then
 	exit 2
 fi
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/compute_lib.sh"
 export OS_CLOUD=${OS_CLOUD:-kupenstack-admin}
 
 NS=ks-e2e-compute-$$
@@ -36,7 +37,6 @@ for p in flavor keypair image volume; do
 done
 PID=
 RUN=$$ # makes the OpenStack names of this run its own (flavors and key pairs are global)
-HTTP_PID=
 
 # ---- kubectl -----------------------------------------------------------------------------
 
@@ -117,19 +117,6 @@ os_count() {
 	[ "$(grep -c . <<<"$out")" = "$n" ] || { echo "openstack $* lists, not $n:"; echo "$out"; return 1; }
 }
 
-# api_setup: an admin token and the Nova, Cinder and Glance endpoints, for what the CLI
-# cannot filter on (tags, metadata, a project that no longer exists).
-api_setup() {
-	local tok
-	tok=$(openstack token issue -f json) || return 1
-	ATOKEN=$(jq -r .id <<<"$tok")
-	NOVA_URL=$(openstack endpoint list --service compute --interface public -f value -c URL | head -n 1)
-	CINDER_URL=$(openstack endpoint list --service volumev3 --interface public -f value -c URL |
-		head -n 1 | sed "s/[%$](project_id)s/$(jq -r .project_id <<<"$tok")/")
-	GLANCE_URL=$(openstack endpoint list --service image --interface public -f value -c URL | head -n 1)/v2
-	[ -n "$ATOKEN" ] && [ -n "$NOVA_URL" ] && [ -n "$CINDER_URL" ]
-}
-
 # api_count N URL JQ: GET URL (as admin) answers a document whose JQ has length N.
 api_count() {
 	local j n
@@ -169,14 +156,7 @@ tidy() {
 		k patch "$o" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
 	done
 	if [ -n "${HPID[op]:-}" ] && k get namespace "$NS" >/dev/null 2>&1; then
-		k delete namespace "$NS" --wait=false >/dev/null 2>&1
-		if ! until_ok 300 eval "! k get namespace $NS"; then
-			echo "# namespace $NS did not go: its finalizers are taken off; project $PID may be left in OpenStack"
-			for o in $(k get openstack -n "$NS" -o name 2>/dev/null); do
-				k patch "$o" -n "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-			done
-			k patch namespace "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-		fi
+		drop_namespace 300
 	fi
 	for id in $(openstack flavor list --all -f value -c ID -c Name 2>/dev/null |
 		awk -v p="kst-$RUN-" 'index($2, p) == 1 { print $1 }'); do
@@ -191,16 +171,9 @@ tidy() {
 trap tidy EXIT
 
 # The image data: 64 KiB, served over loopback.
-WWW=$WORK/www
-mkdir -p "$WWW"
-head -c 65536 /dev/urandom >"$WWW/disk.raw"
+serve_data 65536
 SUM=$(sha256sum "$WWW/disk.raw" | cut -c1-64)
 MD5=$(md5sum "$WWW/disk.raw" | cut -c1-32)
-HTTP_PORT=$(free_port)
-python3 -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$WWW" >"$WORK/http.log" 2>&1 &
-HTTP_PID=$!
-URL=http://127.0.0.1:$HTTP_PORT/disk.raw
-until_ok 20 curl -sf -o /dev/null "$URL"
 
 # Key pairs' public keys.
 for n in 1 2 3 4; do

@@ -26,6 +26,7 @@ if [ -z "${OS_CLIENT_CONFIG_FILE:-}" ]; then
 	exit 2
 fi
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/compute_lib.sh"
 export OS_CLOUD=${OS_CLOUD:-kupenstack-admin}
 T0=$SECONDS
 
@@ -42,63 +43,8 @@ declare -A KIND=([network]=Network [subnet]=Subnet [router]=Router [securitygrou
 	[port]=Port [floatingip]=FloatingIP [image]=Image [keypair]=KeyPair [instance]=Instance
 	[volume]=Volume)
 PID=
-RUN=0 # the number of hosts started, to name their logs
-
-# host [POINT]: stop the running host (if any) and start one, crashing at POINT.
-host() {
-	[ -n "${HPID[op]:-}" ] && stop_host op TERM
-	RUN=$((RUN + 1))
-	HOST=op$RUN
-	if [ -n "${1:-}" ]; then export KUPENSTACK_CRASH_AT=$1; else unset KUPENSTACK_CRASH_AT; fi
-	start_host "$HOST" "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD"
-	local rc=$?
-	unset KUPENSTACK_CRASH_AT
-	HPID[op]=${HPID[$HOST]}
-	HPID[$HOST]=
-	HLOG[op]=${HLOG[$HOST]}
-	HPORT[op]=${HPORT[$HOST]}
-	return $rc
-}
-
-# died_at KIND POINT: the host died of SIGKILL, having logged that it reached KIND's POINT.
-died_at() {
-	wait_exit op 300
-	[ "${HRC[op]}" = 137 ] || { echo "the host exited with ${HRC[op]}, not 137 (SIGKILL)"; tail -n 5 "${HLOG[op]}"; return 1; }
-	in_log op "crash point reached.*kind=$1 point=$2( |$)"
-}
 
 # ---- OpenStack, through the APIs as admin ----------------------------------------------
-
-# api_setup: an admin token and the endpoints.
-api_setup() {
-	local tok
-	tok=$(openstack token issue -f json) || return 1
-	ATOKEN=$(jq -r .id <<<"$tok")
-	KP_USER=$(jq -r .user_id <<<"$tok")
-	endpoint() { openstack endpoint list --service "$1" --interface public -f value -c URL | head -n 1; }
-	NEUTRON=$(endpoint network)/v2.0
-	NOVA_URL=$(endpoint compute)
-	CINDER_URL=$(endpoint volumev3 | sed "s/[%$](project_id)s/$(jq -r .project_id <<<"$tok")/")
-	GLANCE_URL=$(endpoint image)/v2
-	[ -n "$ATOKEN" ] && [ "$NEUTRON" != /v2.0 ] && [ -n "$NOVA_URL" ] && [ -n "$CINDER_URL" ] &&
-		[ "$GLANCE_URL" != /v2 ]
-}
-
-# api URL: GET URL as admin; the body on stdout; false (saying so) unless a 200.
-api() {
-	local code
-	code=$(curl -sS -o "$WORK/api.body" -w '%{http_code}' -H "X-Auth-Token: $ATOKEN" \
-		-H 'X-OpenStack-Nova-API-Version: 2.79' "$1") || { echo "GET $1: no answer"; return 1; }
-	[ "$code" = 200 ] || { echo "GET $1: HTTP $code: $(head -c 300 "$WORK/api.body")"; return 1; }
-	cat "$WORK/api.body"
-}
-
-# api_ids URL JQ: the IDs JQ picks from GET URL, one a line; false when the query fails.
-api_ids() {
-	local j
-	j=$(api "$1") || { echo "$j"; return 1; }
-	jq -r "$2" <<<"$j"
-}
 
 # ids KIND NAME: the IDs of the project's resources of KIND named NAME, one a line (floating
 # IPs: of the FloatingIP NAME, by the description it is created with; key pairs: the name
@@ -263,14 +209,7 @@ tidy() {
 	k delete flavor "$FLAVOR" --wait=false >/dev/null 2>&1 # cluster-scoped: not the namespace's
 	if k get namespace "$NS" >/dev/null 2>&1; then
 		[ -n "${HPID[op]:-}" ] || host >/dev/null 2>&1
-		k delete namespace "$NS" --wait=false >/dev/null 2>&1
-		if ! until_ok 240 eval "! k get namespace $NS"; then
-			echo "# namespace $NS did not go; its finalizers are taken off; project $PID may be left"
-			for o in $(k get openstack -n "$NS" -o name 2>/dev/null); do
-				k patch "$o" -n "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-			done
-			k patch namespace "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-		fi
+		drop_namespace 240
 	fi
 	[ -n "${HTTP_PID:-}" ] && kill "$HTTP_PID" 2>/dev/null
 	k patch flavor "$FLAVOR" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 # if no host took it off
@@ -291,14 +230,7 @@ project_of
 check "setup: an admin token and the endpoints" -- api_setup
 api_setup >/dev/null 2>&1
 
-WWW=$WORK/www
-mkdir -p "$WWW"
-head -c 4096 /dev/urandom >"$WWW/disk.raw"
-HTTP_PORT=$(free_port)
-python3 -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$WWW" >"$WORK/http.log" 2>&1 &
-HTTP_PID=$!
-URL=http://127.0.0.1:$HTTP_PORT/disk.raw
-until_ok 20 curl -sf -o /dev/null "$URL"
+serve_data 4096
 
 apply <<EOF
 apiVersion: kupenstack.io/v1alpha1
@@ -495,5 +427,5 @@ k delete namespace "$NS" --wait=false >/dev/null 2>&1
 eventually 300 "the namespace goes (its finalizer ran)" op -- k_gone namespace "$NS"
 check "its project is gone from Keystone (not found)" -- project_gone
 check "nothing of the project is left in Neutron, Nova, Cinder or Glance, nor a key pair" -- leftovers
-echo "# ${0##*/}: $((SECONDS - T0)) s, $RUN hosts started"
+echo "# ${0##*/}: $((SECONDS - T0)) s, $HOSTS hosts started"
 finish

@@ -25,6 +25,7 @@ if [ -z "${OS_CLIENT_CONFIG_FILE:-}" ]; then
 	exit 2
 fi
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/compute_lib.sh"
 export OS_CLOUD=${OS_CLOUD:-kupenstack-admin}
 T0=$SECONDS
 
@@ -37,17 +38,15 @@ done
 printf 'allow_source_networks: "127.0.0.0/8"\nsource_method: stream\n' >"$PLUGINS/image.config.yaml"
 echo 'poll_interval: 3' >"$PLUGINS/instance.config.yaml"
 PID=
-RUN=0
-HTTP_PID=
 NOVA=(--os-compute-api-version 2.79)
+# The hosts (compute_lib.sh's host) have a long resync: what a host sees of a server, it
+# sees through the Instance plugin's poll (poll_interval, in instance.config.yaml) or
+# Nova's notifications (--amqp-url-file). An armed one dies within 2 minutes.
+# shellcheck disable=SC2034 # read by compute_lib.sh (host, died_at)
+HOST_ARGS=(--resync 900)
+# shellcheck disable=SC2034
+DIED_WAIT=120
 
-apply() { k apply -n "$NS" -f - >"$WORK/apply.out" 2>&1 || { cat "$WORK/apply.out" >&2; return 1; }; }
-avail() {
-	has "$1" "$NS" "$2" '.status.id != null and
-		any(.status.conditions[]?; .type == "Available" and .status == "True")'
-}
-sid() { field "$1" "$NS" "$2" '.status.id // empty'; }
-uid_of() { field "$1" "$NS" "$2" '.metadata.uid'; }
 # reason NAME REASON: the Instance's Available condition has that reason.
 reason() {
 	has instance "$NS" "$1" "any(.status.conditions[]?; .type == \"Available\" and .reason == \"$2\")"
@@ -117,43 +116,11 @@ healed() {
 	one_server "$1"
 }
 
-# host [POINT [ARG...]]: stop the running host (if any) and start one, crashing at POINT
-# (none when empty), with ARGs added. The resync is long: what the host sees of a server,
-# it sees through the Instance plugin's poll (poll_interval, in instance.config.yaml) or
-# Nova's notifications (--amqp-url-file).
-host() {
-	[ -n "${HPID[op]:-}" ] && stop_host op TERM
-	RUN=$((RUN + 1))
-	HOST=op$RUN
-	if [ -n "${1:-}" ]; then export KUPENSTACK_CRASH_AT=$1; else unset KUPENSTACK_CRASH_AT; fi
-	start_host "$HOST" "$PLUGINS" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD" \
-		--resync 900 "${@:2}"
-	local rc=$?
-	unset KUPENSTACK_CRASH_AT
-	HPID[op]=${HPID[$HOST]}
-	HPID[$HOST]=
-	HLOG[op]=${HLOG[$HOST]}
-	HPORT[op]=${HPORT[$HOST]}
-	return $rc
-}
-died_at() {
-	wait_exit op 120
-	[ "${HRC[op]}" = 137 ] || { echo "the host exited with ${HRC[op]}, not 137 (SIGKILL)"; tail -n 5 "${HLOG[op]}"; return 1; }
-	in_log op "crash point reached.*kind=$1 point=$2( |$)"
-}
-
 tidy() {
 	k delete flavor "$FLAVOR" --wait=false >/dev/null 2>&1
 	if k get namespace "$NS" >/dev/null 2>&1; then
 		[ -n "${HPID[op]:-}" ] || host >/dev/null 2>&1
-		k delete namespace "$NS" --wait=false >/dev/null 2>&1
-		if ! until_ok 240 eval "! k get namespace $NS"; then
-			echo "# namespace $NS did not go; its finalizers are taken off; project $PID may be left"
-			for o in $(k get openstack -n "$NS" -o name 2>/dev/null); do
-				k patch "$o" -n "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-			done
-			k patch namespace "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-		fi
+		drop_namespace 240
 	fi
 	[ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null
 	k patch flavor "$FLAVOR" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
@@ -169,20 +136,9 @@ if ! host >"$OUT" 2>&1; then
 	fail "the operator starts"
 	finish
 fi
-project_of() {
-	PID=$(k get namespace "$NS" -o json | jq -r '.metadata.annotations["kupenstack.io/project-id"] // empty')
-	[ -n "$PID" ]
-}
 eventually 600 "setup: the labelled namespace gets a project" op -- project_of || finish
 
-WWW=$WORK/www
-mkdir -p "$WWW"
-head -c 4096 /dev/urandom >"$WWW/disk.raw"
-HTTP_PORT=$(free_port)
-python3 -m http.server "$HTTP_PORT" --bind 127.0.0.1 --directory "$WWW" >"$WORK/http.log" 2>&1 &
-HTTP_PID=$!
-URL=http://127.0.0.1:$HTTP_PORT/disk.raw
-until_ok 20 curl -sf -o /dev/null "$URL"
+serve_data 4096
 
 apply <<EOF
 apiVersion: kupenstack.io/v1alpha1

@@ -1,111 +1,26 @@
--- Unit tests of ks.resource, the framework every OpenStack kind stands on: its pure parts
--- (diff, pick, has, equal with JSON null, names and tags, the conditions it builds, how an
--- error becomes a result), the plugin table it makes, and the reconcile and finalize flows
--- on a scripted kind (def) with the cloud stubbed out. The offline fixtures of the kinds
+-- Unit tests of ks.resource, the framework every OpenStack kind stands on, through its front
+-- door: names and tags, the plugin table it makes, and the reconcile and finalize flows on
+-- a scripted kind (def) with the cloud stubbed out. Each part has its own spec too
+-- (resource_<part>_spec.lua: adopt, converge, finalize, result, compare, refs). The offline fixtures of the kinds
 -- (tests/plugins/*) run the same flows in the real sandbox against canned HTTP answers.
 -- luacheck: std +busted
 package.path = "tests/lua/?.lua;stdlib/?.lua;" .. package.path
 local shim = require "shim.core"
 local json = require "ks.core.json"
 
-local objects = {} -- kube.get/list's answers, by kind
-package.preload["ks.core.kube"] = function()
-  return {
-    list = function(res, opts)
-      local out = {}
-      for _, o in ipairs(objects[res.kind] or {}) do
-        if not (opts and opts.namespace) or o.metadata.namespace == opts.namespace then
-          out[#out + 1] = o
-        end
-      end
-      return out
-    end,
-    get = function(res, ns, name)
-      for _, o in ipairs(objects[res.kind] or {}) do
-        if o.metadata.name == name and o.metadata.namespace == ns then
-          return o
-        end
-      end
-    end,
-  }
-end
-package.preload["ks.core.config"] = function() return { get = function() return nil end } end
-
+local rs = require "shim.resource"
 local resource = require "ks.resource"
+local clouds = require "ks.resource.cloud"
 local errors = require "ks.openstack.errors"
 
-
-local function obj(spec, extra)
-  local o = { metadata = { name = "n1", namespace = "ns", uid = "u1", generation = 1 },
-              spec = spec or {} }
-  for k, v in pairs(extra or {}) do
-    o[k] = v
-  end
-  return o
-end
+local objects, obj, by_type, ctx_of = rs.objects, rs.obj, rs.by_type, rs.ctx_of
 
 
-local function by_type(conds, t)
-  for _, c in ipairs(conds or {}) do
-    if c.type == t then
-      return c
-    end
-  end
-end
-
-
--- A ctx recording its Events.
-local function ctx_of()
-  local ctx = { events = {} }
-  function ctx.event(type, reason, message)
-    ctx.events[#ctx.events + 1] = { type = type, reason = reason, message = message }
-  end
-  return ctx
-end
-
-
-local NOT_FOUND = errors.new({ kind = "not_found", status = 404, message = "gone" })
-
-
--- A kind on a scripted cloud: store holds the resources by id; calls records what was asked.
+-- A kind on a scripted cloud (shim.resource) that updates its size, made a plugin.
 local function kind_of(extra)
-  local store, calls = {}, {}
-  local d = {
-    kind = "Widget",
-    get = function(_, id)
-      calls[#calls + 1] = "get " .. id
-      if store[id] then
-        return store[id]
-      end
-      return nil, NOT_FOUND
-    end,
-    find_own = function(_, o)
-      calls[#calls + 1] = "find_own"
-      for _, r in pairs(store) do
-        if r.tag == resource.uid_tag(o) then
-          return r
-        end
-      end
-      return nil
-    end,
-    find = function(_, filter)
-      calls[#calls + 1] = "find"
-      local out = {}
-      for _, r in pairs(store) do
-        if r.name == filter.name then
-          out[#out + 1] = r
-        end
-      end
-      table.sort(out, function(a, b) return a.id < b.id end)
-      return out
-    end,
-    create = function(_, o)
-      calls[#calls + 1] = "create"
-      local r = { id = "w1", name = resource.name(o), tag = resource.uid_tag(o),
-                  project_id = "p1", size = (o.spec.resource or {}).size }
-      store[r.id] = r
-      return r
-    end,
+  local calls
+  local d, store
+  d, store, calls = rs.scripted({
     update = function(_, cur, o)
       local want = resource.diff((o.spec and o.spec.resource) or {}, cur, { "size" })
       if not want then
@@ -115,15 +30,7 @@ local function kind_of(extra)
       cur.size = want.size
       return cur, true
     end,
-    delete = function(_, cur)
-      calls[#calls + 1] = "delete " .. cur.id
-      store[cur.id] = nil
-      return true
-    end,
-    observe = function(cur)
-      return { name = cur.name, size = cur.size }, "available", "widget " .. cur.id .. " is ready"
-    end,
-  }
+  })
   for k, v in pairs(extra or {}) do
     d[k] = v
   end
@@ -132,71 +39,13 @@ end
 
 
 describe("ks.resource", function()
-  local cloud_for = resource.cloud_for
+  local cloud_for = clouds.cloud_for
   before_each(function()
-    for k in pairs(objects) do
-      objects[k] = nil
-    end
-    resource.cloud_for = function() return { name = "cloud" } end
+    rs.clear()
+    clouds.cloud_for = function() return { name = "cloud" } end
   end)
   after_each(function()
-    resource.cloud_for = cloud_for
-  end)
-
-  describe("equal: JSON values at any depth", function()
-    it("compares scalars by value and tables key by key", function()
-      assert.is_true(resource.equal(1, 1))
-      assert.is_false(resource.equal(1, "1"))
-      assert.is_true(resource.equal({ a = { 1, 2 }, b = "x" }, { b = "x", a = { 1, 2 } }))
-      assert.is_false(resource.equal({ a = { 1, 2 } }, { a = { 2, 1 } }))
-    end)
-
-    it("a key missing on either side differs", function()
-      assert.is_false(resource.equal({ a = 1 }, { a = 1, b = 2 }))
-      assert.is_false(resource.equal({ a = 1, b = 2 }, { a = 1 }))
-    end)
-
-    it("JSON null equals only null: not nil, not an empty object, not false", function()
-      assert.is_true(resource.equal(json.null, json.null))
-      assert.is_true(resource.equal({ a = json.null }, { a = json.null }))
-      assert.is_false(resource.equal(json.null, {}))
-      assert.is_false(resource.equal({}, json.null))
-      assert.is_false(resource.equal(json.null, nil))
-      assert.is_false(resource.equal(json.null, false))
-      assert.is_false(resource.equal({ a = json.null }, {}))
-      assert.is_false(resource.equal({ a = {} }, { a = json.null }))
-    end)
-  end)
-
-  describe("diff, pick, has", function()
-    it("diff: only the wanted fields that differ, among keys; nil when none do", function()
-      local have = { name = "a", size = 1, tags = { "x" }, extra = 9 }
-      assert.is_nil(resource.diff({ name = "a", size = 1 }, have, { "name", "size" }))
-      assert.same({ size = 2 }, resource.diff({ name = "a", size = 2 }, have, { "name", "size" }))
-      assert.same({ tags = { "y" } }, resource.diff({ tags = { "y" } }, have, { "tags" }))
-      -- Tables compare by content: the spec's own list equal to OpenStack's is no change.
-      assert.is_nil(resource.diff({ tags = { "x" } }, have, { "tags" }))
-      -- Keys not listed, and keys the spec leaves unset, are never changed.
-      assert.is_nil(resource.diff({ extra = 1 }, have, { "name" }))
-      assert.is_nil(resource.diff({}, have, { "name", "size" }))
-    end)
-
-    it("diff: a null the spec asks for differs from a value, and not from null", function()
-      assert.same({ description = json.null },
-        resource.diff({ description = json.null }, { description = "d" }, { "description" }))
-      assert.is_nil(resource.diff({ description = json.null }, { description = json.null },
-        { "description" }))
-    end)
-
-    it("pick: the listed keys that are set", function()
-      assert.same({ a = 1, c = false }, resource.pick({ a = 1, b = 2, c = false }, { "a", "c", "d" }))
-    end)
-
-    it("has: whether a list holds a value; a nil list holds nothing", function()
-      assert.is_true(resource.has({ "a", "b" }, "b"))
-      assert.is_false(resource.has({ "a" }, "b"))
-      assert.is_false(resource.has(nil, "a"))
-    end)
+    clouds.cloud_for = cloud_for
   end)
 
   describe("names and tags", function()
@@ -213,106 +62,6 @@ describe("ks.resource", function()
     it("res: a kind of kupenstack.io/v1alpha1", function()
       assert.same({ group = "kupenstack.io", version = "v1alpha1", kind = "Volume" },
         resource.res("Volume"))
-    end)
-  end)
-
-  describe("conditions", function()
-    it("available: Available True, Progressing False, both Success", function()
-      local c = resource.available("ready")
-      assert.same({ type = "Available", status = "True", reason = "Success", message = "ready" },
-        by_type(c, "Available"))
-      assert.same({ type = "Progressing", status = "False", reason = "Success",
-                    message = "nothing to do" }, by_type(c, "Progressing"))
-    end)
-
-    it("progressing: Available False, Progressing True, with the reason and message", function()
-      local c = resource.progressing("Deleting", "going")
-      assert.same({ "False", "Deleting", "going" },
-        { by_type(c, "Available").status, by_type(c, "Available").reason, by_type(c, "Available").message })
-      assert.equal("True", by_type(c, "Progressing").status)
-    end)
-
-    it("waiting: Progressing Waiting, and another look in 10 s unless told", function()
-      local r = resource.waiting("for x")
-      assert.equal(10, r.requeue_after)
-      assert.equal("Waiting", by_type(r.conditions, "Progressing").reason)
-      assert.equal("for x", by_type(r.conditions, "Available").message)
-      assert.equal(3, resource.waiting("y", 3).requeue_after)
-    end)
-  end)
-
-  describe("errors to results", function()
-    it("describe: a string, an error's __tostring, its message, or its fields", function()
-      assert.equal("boom", resource.describe("boom"))
-      assert.equal("it failed", resource.describe({ message = "it failed" }))
-      local e = setmetatable({}, { __tostring = function() return "printed" end })
-      assert.equal("printed", resource.describe(e))
-      assert.equal("{a=1}", resource.describe({ a = 1 }))
-    end)
-
-    it("invalid input is terminal, reason InvalidConfiguration, the status kept", function()
-      local st = { id = "x" }
-      local r = resource.failed({ kind = "invalid", message = "size: too big" }, st)
-      assert.same({ status = st, error = "size: too big", terminal = true,
-                    reason = "InvalidConfiguration" }, r)
-    end)
-
-    it("quota waits (60 s unless the error says) and says so", function()
-      local r = resource.failed({ kind = "quota", message = "Quota exceeded" })
-      assert.same({ error = "Quota exceeded (quota: retrying in 60 s)", reason = "Transient",
-                    backoff = 60 }, r)
-      assert.equal(120, resource.failed({ kind = "quota", message = "q", backoff = 120 }).backoff)
-    end)
-
-    it("an error with a backoff keeps it; anything else is Transient, retried by the host", function()
-      assert.same({ error = "busy", reason = "Transient", backoff = 7 },
-        resource.failed({ kind = "transient", message = "busy", backoff = 7 }))
-      local r = resource.failed("connection refused")
-      assert.same({ error = "connection refused", reason = "Transient" }, r)
-      assert.is_nil(r.terminal)
-    end)
-
-    it("terminal: a message that stops, InvalidConfiguration unless told", function()
-      assert.same({ error = "no", terminal = true, reason = "InvalidConfiguration" },
-        resource.terminal("no"))
-      assert.equal("Other", resource.terminal("no", nil, "Other").reason)
-    end)
-  end)
-
-  describe("ref_id", function()
-    local function widget(name, id, deleting, ns)
-      return { metadata = { name = name, namespace = ns or "ns", deletionTimestamp = deleting },
-               status = id and { id = id } or nil }
-    end
-
-    it("the ID of a created object of the namespace, else what is awaited", function()
-      objects.Widget = { widget("ready", "w1"), widget("new"), widget("going", "w2", "now"),
-                         widget("other", "w3", nil, "ns2") }
-      local id, _, o = resource.ref_id("ns", "Widget", "ready")
-      assert.equal("w1", id)
-      assert.equal("ready", o.metadata.name)
-      assert.same({ nil, "Widget new is not created yet" }, { resource.ref_id("ns", "Widget", "new") })
-      assert.same({ nil, "Widget going is being deleted" }, { resource.ref_id("ns", "Widget", "going") })
-      -- Another namespace's object of that name is not seen.
-      assert.same({ nil, "Widget other does not exist" }, { resource.ref_id("ns", "Widget", "other") })
-      assert.same({ nil, "a Widget reference without a name" }, { resource.ref_id("ns", "Widget", nil) })
-    end)
-
-    it("a cluster-scoped kind (Flavor) is looked up without a namespace", function()
-      objects.Flavor = { { metadata = { name = "small" }, status = { id = "f1" } } }
-      assert.equal("f1", (resource.ref_id("ns", "Flavor", "small")))
-    end)
-  end)
-
-  describe("on_delete", function()
-    it("deletes what it made; detaches unmanaged and imported ones unless onDelete says", function()
-      assert.equal("delete", (resource.on_delete(obj())))
-      assert.equal("detach", (resource.on_delete(obj({ managementPolicy = "unmanaged",
-        onDelete = "delete" }))))
-      assert.same({ "detach", "imported, and onDelete is not delete" },
-        { resource.on_delete(obj({ import = { id = "x" } })) })
-      assert.equal("delete", (resource.on_delete(obj({ import = { id = "x" }, onDelete = "delete" }))))
-      assert.same({ "detach", "onDelete: detach" }, { resource.on_delete(obj({ onDelete = "detach" })) })
     end)
   end)
 
@@ -505,7 +254,7 @@ describe("ks.resource", function()
     end)
 
     it("a namespace without a project waits", function()
-      resource.cloud_for = function() return nil, nil, "namespace ns has no OpenStack project yet" end
+      clouds.cloud_for = function() return nil, nil, "namespace ns has no OpenStack project yet" end
       local r = kind_of().reconcile(obj(), ctx_of())
       assert.equal("namespace ns has no OpenStack project yet",
         by_type(r.conditions, "Progressing").message)

@@ -1,10 +1,13 @@
 -- ks/resource/fields.lua: small things the Nova, Glance and Cinder kinds share: JSON null as nil,
--- the OpenStack name of an object, and status.resource written so that what OpenStack no
+-- the OpenStack name of an object, the fields of a resource that are set, the resources a
+-- spec.import.filter matches, and status.resource written so that what OpenStack no
 -- longer reports goes away.
 local json = require "ks.core.json"
+local has = require("ks.resource.compare").has
 
 local type = type
 local pairs = pairs
+local ipairs = ipairs
 local getmetatable = getmetatable
 
 
@@ -17,6 +20,44 @@ function _M.value(v, empty)
     return nil
   end
   return v
+end
+
+
+-- The subset of cur with the given keys that are set: JSON null left out (and "" when
+-- empty is true).
+function _M.present(cur, keys, empty)
+  local out = {}
+  for _, k in ipairs(keys) do
+    local v = _M.value(cur[k], empty)
+    if v ~= nil then
+      out[k] = v
+    end
+  end
+  return out
+end
+
+
+-- The items (a list from OpenStack) a spec.import.filter matches: each of keys (default
+-- {"name"}) that filter sets equal, and every tag of filter.tags among the item's tags.
+function _M.matching(items, filter, keys)
+  local out = {}
+  for _, it in ipairs(items) do
+    local ok = true
+    for _, k in ipairs(keys or { "name" }) do
+      if filter[k] ~= nil and it[k] ~= filter[k] then
+        ok = false
+      end
+    end
+    for _, t in ipairs(filter.tags or {}) do
+      if not has(it.tags, t) then
+        ok = false
+      end
+    end
+    if ok then
+      out[#out + 1] = it
+    end
+  end
+  return out
 end
 
 

@@ -80,10 +80,8 @@ function _M.available_id(obj, kind, name)
   if not id then
     return nil, wait
   end
-  for _, c in ipairs((o.status and o.status.conditions) or {}) do
-    if c.type == "Available" and c.status == "True" then
-      return id
-    end
+  if resource.is_available(o) then
+    return id
   end
   return nil, kind .. " " .. name .. " is not available yet"
 end

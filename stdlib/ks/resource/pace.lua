@@ -16,6 +16,7 @@ local kube = require "ks.core.kube"
 local time = require "ks.core.time"
 local poll = require "ks.resource.poll"
 local slots = require "ks.resource.slots"
+local refs = require "ks.resource.refs"
 
 local type = type
 local ipairs = ipairs
@@ -26,14 +27,6 @@ local _M = {}
 
 -- How old a shared list may be when a poll takes its resource from it (seconds).
 local LIST_TTL = 1
-
-local GROUP, VERSION = "kupenstack.io", "v1alpha1"
-
-
-local function res(kind)
-  return { group = GROUP, version = VERSION, kind = kind }
-end
-
 
 -- Was obj progressing at its last reconcile, with nothing changed in its spec since?
 local function polling(obj)
@@ -57,7 +50,7 @@ local function count_polling(kind, ns)
   local c = counts[k]
   if not c or now - c.at > 1 then
     c = { at = now, polling = 0 }
-    for _, o in ipairs(kube.list(res(kind), { namespace = ns })) do
+    for _, o in ipairs(kube.list(refs.res(kind), { namespace = ns })) do
       if o.status and o.status.id and polling(o) then
         c.polling = c.polling + 1
       end
@@ -97,15 +90,8 @@ function _M.interval(def, obj)
 end
 
 
--- Is o's condition Available True? (ks.resource.is_available)
-function _M.is_available(o)
-  for _, c in ipairs((o.status and o.status.conditions) or {}) do
-    if c.type == "Available" then
-      return c.status == "True"
-    end
-  end
-  return false
-end
+-- Is o's condition Available True? (ks.resource.refs's)
+_M.is_available = refs.is_available
 
 
 -- The slots of def.max_creating: by kind and namespace (one set for a cluster-scoped kind,
@@ -128,7 +114,7 @@ function _M.take(def, obj, ctx)
   end
   local ns = obj.metadata.namespace
   local function still(name)
-    local o = kube.get(res(def.kind), ns, name)
+    local o = kube.get(refs.res(def.kind), ns, name)
     return o ~= nil and not o.metadata.deletionTimestamp and not _M.is_available(o)
   end
   local key = slot_key(def, obj)
@@ -177,7 +163,7 @@ end
 -- (a create is done, a slot freed), the longest waiters of that namespace, as many as
 -- slots are free, are reconciled now rather than at their next look.
 function _M.watch(def)
-  return { group = GROUP, version = VERSION, kind = def.kind, map = function(o)
+  return { group = refs.GROUP, version = refs.VERSION, kind = def.kind, map = function(o)
     local ns = o.metadata.namespace
     local keys = {}
     for i, name in ipairs(slots.next(slot_key(def, o))) do

@@ -73,15 +73,4 @@ function _M.wanted(obj, cur_tags)
 end
 
 
--- Whether list has every tag of want.
-function _M.has_all(list, want)
-  for _, t in ipairs(want or {}) do
-    if not resource.has(list, t) then
-      return false
-    end
-  end
-  return true
-end
-
-
 return _M

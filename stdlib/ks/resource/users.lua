@@ -13,6 +13,7 @@
 -- from it"); without it, "Subnet s1 of this namespace refers to it: delete it first".
 local kube = require "ks.core.kube"
 local at = require("ks.resource.immutable").at
+local refs = require "ks.resource.refs"
 
 local type = type
 local ipairs = ipairs
@@ -20,14 +21,6 @@ local concat = table.concat
 
 
 local _M = {}
-
-
-local GROUP, VERSION = "kupenstack.io", "v1alpha1"
-
-
-local function res(kind)
-  return { group = GROUP, version = VERSION, kind = kind }
-end
 
 
 -- The names user object o of entry u refers to.
@@ -57,7 +50,7 @@ function _M.still_used(obj, list)
   local plain = {}
   for _, u in ipairs(list) do
     local names = {}
-    for _, o in ipairs(kube.list(res(u.kind), { namespace = ns })) do
+    for _, o in ipairs(kube.list(refs.res(u.kind), { namespace = ns })) do
       if not o.metadata.deletionTimestamp and o.metadata.uid ~= obj.metadata.uid
           and refers(u, o, name) then
         names[#names + 1] = u.kind .. " " .. o.metadata.name
@@ -88,7 +81,7 @@ end
 -- at the objects it refers to.
 function _M.watch(u)
   return {
-    group = GROUP, version = VERSION, kind = u.kind,
+    group = refs.GROUP, version = refs.VERSION, kind = u.kind,
     map = function(o)
       local keys = {}
       for _, n in ipairs(names_of(u, o)) do
