@@ -46,19 +46,6 @@ event() {
 	k get events -n "$NS" --field-selector involvedObject.name="$1" | tail -n 8
 	return 1
 }
-# tagged NAME: the IDs of the servers with the Instance's UID tag.
-tagged() {
-	openstack "${NOVA[@]}" server list --all-projects --tags "kupenstack-uid-$(uid_of instance "$1")" \
-		-f value -c ID
-}
-# one_server NAME: exactly one server has the Instance's UID tag, and it is status.id's.
-one_server() {
-	local ids
-	ids=$(tagged "$1") || { echo "server list failed: $ids"; return 1; }
-	[ "$(grep -c . <<<"$ids")" = 1 ] && [ "$ids" = "$(sid instance "$1")" ] && return 0
-	echo "servers tagged for $1: ${ids//$'\n'/ }; status.id $(sid instance "$1")"
-	return 1
-}
 # boots_from SERVER VOLUME: the server has the volume attached, and Cinder says so.
 boots_from() {
 	openstack "${NOVA[@]}" server show "$1" -f json | jq -e --arg v "$2" \
@@ -70,7 +57,9 @@ boots_from() {
 ports_of() { openstack port list --device-id "$1" -f value -c ID; }
 # project_is NAME... -- OLD_PORT...: the project's servers are the NAMEd Instances' (status.id),
 # each with one address, its compute ports (device_owner compute:*: Nova made them) one per
-# server, and none of them an OLD_PORT. One server list and one port list, whatever the count.
+# server, and none of them an OLD_PORT (their IDs left in $WORK/ports). One server list and
+# one port list, whatever the count: the project's servers being the Instances' says too
+# that the broken ones are gone (the servers are made with the namespace's project).
 project_is() {
 	local names=() olds want srv ports n
 	while [ "$1" != -- ]; do names+=("$1"); shift; done
@@ -82,6 +71,7 @@ project_is() {
 		all(.[]; [.Networks | .. | strings] | length == 1)' >/dev/null <<<"$srv" ||
 		{ echo "the project's servers are not the Instances' $want, one address each:"; jq -c '.[] | {ID, Status, Networks}' <<<"$srv"; return 1; }
 	ports=$(openstack port list --project "$PID" --long -f json) || { echo "port list: $ports"; return 1; }
+	jq -r '.[] | select(."Device Owner" // "" | startswith("compute:")) | .ID' <<<"$ports" >"$WORK/ports"
 	jq -e --argjson n "${#names[@]}" --argjson o "$olds" '[.[] | select(."Device Owner" // "" | startswith("compute:"))] |
 		length == $n and all(.[]; .ID as $id | $o | index($id) | not)' >/dev/null <<<"$ports" && return 0
 	echo "the project's compute ports are not ${#names[@]} new ones (old: $olds):"
@@ -181,9 +171,8 @@ eventually 300 "setup: both Instances Available, vm-v on its volume" op -- \
 VOL=$(sid volume vol)
 V1=$(sid instance vm-v)
 N1=$(sid instance vm-n)
-VP1=$(ports_of "$V1")
-NP1=$(ports_of "$N1")
 check "setup: one compute port per server, made by Nova" -- project_is vm-v vm-n --
+OLD_PORTS=$(cat "$WORK/ports")
 
 # ---- both servers in ERROR at once ----------------------------------------------------------
 # vm-v boots from a volume, onError Rebuild: Nova cannot rebuild it from an image, so it is
@@ -193,10 +182,11 @@ check "setup: one compute port per server, made by Nova" -- project_is vm-v vm-n
 openstack "${NOVA[@]}" server set --state error "$V1" >"$OUT" 2>&1
 openstack "${NOVA[@]}" server set --state error "$N1" >>"$OUT" 2>&1
 eventually 180 "both in ERROR: each Instance Available again, on a new server" op -- \
-	eval "new_id instance vm-v $V1 && new_id instance vm-n $N1"
+	eval "new_id instance vm-v $V1 && new_id instance vm-n $N1" || finish
 V2=$(sid instance vm-v)
-eventually 60 "... the only server with its UID tag, each (the broken ones deleted)" op -- \
-	eval "one_server vm-v && one_server vm-n"
+# shellcheck disable=SC2086 # OLD_PORTS: a list of IDs
+eventually 60 "the broken servers are gone with the ports Nova made for them: the project's servers are the Instances' (one each), one new compute port each" op -- \
+	project_is vm-v vm-n -- $OLD_PORTS
 check "volume-booted, onError Rebuild: recreated on the same volume (attached to it; Cinder: in-use by it)" -- \
 	boots_from "$V2" "$VOL"
 check "... status.recovery says Recreate (not Rebuild), for Error, Done, count 1" -- \
@@ -205,8 +195,6 @@ check "... an Event says why: a volume-booted server cannot be rebuilt" -- \
 	event vm-v RecoveryStarted "boots from a volume, which Nova cannot rebuild"
 check "image-booted, default policy: status.recovery says Recreate for Error, Done, count 1" -- \
 	rec vm-n '.count == 1 and .lastAction == "Recreate" and .lastReason == "Error" and .state == "Done"'
-eventually 60 "the ports Nova made for the broken servers are gone with them: one per server, new ones" op -- \
-	project_is vm-v vm-n -- "$VP1" "$NP1"
 
 # ---- deleted behind our back: made again on the same volume -------------------------------
 
@@ -217,8 +205,8 @@ eventually 150 "volume-booted, deleted behind our back: made again (onDeleted Re
 V3=$(sid instance vm-v)
 check "... counted (Recreate, Deleted, count 2)" -- \
 	rec vm-v '.count == 2 and .lastAction == "Recreate" and .lastReason == "Deleted" and .state == "Done"'
-eventually 60 "... on the same volume, the only server tagged; its old port gone, one per server" op -- \
-	eval "boots_from $V3 $VOL && one_server vm-v && project_is vm-v vm-n -- $VP2"
+eventually 60 "... on the same volume; the project's servers are the Instances', its old port gone" op -- \
+	eval "boots_from $V3 $VOL && project_is vm-v vm-n -- $VP2"
 
 # ---- deleting the Instances leaves the volume free and no port ------------------------------
 

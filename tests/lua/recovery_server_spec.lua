@@ -156,7 +156,7 @@ describe("ks.recovery.server", function()
     assert.same({ {}, nil }, { c2.events, c2.recovery })
   end)
 
-  it("a server Nova shows DELETED (its row not yet gone) is waited for: nothing judged or done", function()
+  it("a server Nova shows DELETED (its row not yet gone) or deleting is waited for: nothing judged or done", function()
     local dead = { id = "old", status = "DELETED", ["OS-EXT-STS:task_state"] = json.null }
     servers = { old = dead }
     local c = ctx()
@@ -165,6 +165,11 @@ describe("ks.recovery.server", function()
     assert.same({ "Deleting", 3 }, { res.conditions[1].reason, res.requeue_after })
     assert.same({ "list kupenstack-uid-u1" }, calls)
     assert.same({ {}, nil }, { c.events, c.recovery })
+    -- so is one being deleted (its volumes detached already), whatever its status
+    local going = { id = "old", status = "ACTIVE", ["OS-EXT-STS:task_state"] = "deleting" }
+    cur, res = recovery.recover(def)(cloud, going, instance(), c, deps)
+    assert.is_nil(cur)
+    assert.same({ "Deleting", 3 }, { res.conditions[1].reason, res.requeue_after })
   end)
 
   it("does nothing with onError None", function()

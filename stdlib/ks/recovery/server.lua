@@ -106,9 +106,9 @@ local function gate(obj, ctx, pol, action, reason, what, fmsg)
 end
 
 
--- Is server s on its way out: being deleted (task_state deleting), or deleted already
--- (Nova's status DELETED, vm_state deleted: between its volumes and ports let go and its
--- row gone, a GET and a list still show it so)?
+-- Is server s on its way out: being deleted (task_state deleting: its volumes are
+-- detached then, before it is gone), or deleted already (Nova's status DELETED, vm_state
+-- deleted: until its row goes, a GET and a list still show it so)?
 local function going(s)
   return s.status == "DELETED" or value(s["OS-EXT-STS:task_state"]) == "deleting"
 end
@@ -270,11 +270,12 @@ function _M.recover(def)
         return replace(cloud, cur, sib, ctx)
       end
     end
-    if cur.status == "DELETED" then
-      -- Gone but for its row: nothing of it to judge (it boots from no volume any more,
-      -- and has no address); def.gone decides once the GET says 404.
-      return nil, held("Deleting", "server " .. cur.id .. " is being deleted (Nova's status "
-        .. "DELETED); looking again in 3 s", 3)
+    if going(cur) then
+      -- On its way out: nothing of it to judge (its volumes and ports are let go early:
+      -- it boots from no volume any more, and has no address); def.gone decides once the
+      -- GET says 404.
+      return nil, held("Deleting", "server " .. cur.id .. " is being deleted (Nova: status "
+        .. tostring(cur.status) .. ", task_state " .. tostring(task) .. "); looking again in 3 s", 3)
     end
     if cur.status == "ERROR" and not task and pol.onError ~= "None" then
       local fmsg = fault_of(cur)
