@@ -85,18 +85,23 @@ local function resolve(obj)
 end
 
 
--- Ours, by the UID tag; while a recovery has two, the one not broken nor going.
+-- Ours, by the UID tag; while a recovery has two, the one not broken nor going. One
+-- DELETED (Nova lists it so until its row goes) is none.
 local function find_own(cloud, obj)
   local items, err = nova.servers(cloud, { tags = resource.uid_tag(obj) })
   if not items then
     return nil, err
   end
+  local broken
   for _, s in ipairs(items) do
-    if s.status ~= "ERROR" and value(s["OS-EXT-STS:task_state"]) ~= "deleting" then
-      return s
+    if s.status ~= "DELETED" then
+      if s.status ~= "ERROR" and value(s["OS-EXT-STS:task_state"]) ~= "deleting" then
+        return s
+      end
+      broken = broken or s
     end
   end
-  return items[1]
+  return broken
 end
 
 

@@ -134,6 +134,44 @@ describe("ks.recovery.server", function()
                   "action old rebuild img" }, calls)
   end)
 
+  it("onError Rebuild of a volume-booted server: recreated, the broken server deleted first", function()
+    local c = ctx()
+    local vdeps = { volume = "v1", networks = { { uuid = "n1" } } }
+    local cur, res = recovery.recover(def)(cloud, servers.old, instance({ onError = "Rebuild" }), c,
+      vdeps)
+    assert.is_nil(cur)
+    assert.same({ "list kupenstack-uid-u1", "point Instance recovery-found", "delete old",
+                  "point Instance recovery-deleted" }, calls)
+    assert.same({ "Recovering", "old", 3 },
+      { res.conditions[1].reason, res.status.id, res.requeue_after })
+    assert.truthy(res.conditions[1].message:find("its boot volume v1 is wanted", 1, true))
+    assert.same({ "Recreate", "Error", "Running" },
+      { c.recovery.lastAction, c.recovery.lastReason, c.recovery.state })
+    assert.same({ "Normal RecoveryStarted", "Normal RecoveryStarted" }, c.events)
+    -- the next reconcile finds it gone: the create goes on, not counted again
+    local obj = instance({ onError = "Rebuild" })
+    obj.status.recovery = c.recovery
+    local c2 = ctx()
+    assert.same({ nil, nil }, { recovery.gone(def)(cloud, obj, c2) })
+    assert.same({ {}, nil }, { c2.events, c2.recovery })
+  end)
+
+  it("a server Nova shows DELETED (its row not yet gone) or deleting is waited for: nothing judged or done", function()
+    local dead = { id = "old", status = "DELETED", ["OS-EXT-STS:task_state"] = json.null }
+    servers = { old = dead }
+    local c = ctx()
+    local cur, res = recovery.recover(def)(cloud, dead, instance({ onError = "Rebuild" }), c, deps)
+    assert.is_nil(cur)
+    assert.same({ "Deleting", 3 }, { res.conditions[1].reason, res.requeue_after })
+    assert.same({ "list kupenstack-uid-u1" }, calls)
+    assert.same({ {}, nil }, { c.events, c.recovery })
+    -- so is one being deleted (its volumes detached already), whatever its status
+    local going = { id = "old", status = "ACTIVE", ["OS-EXT-STS:task_state"] = "deleting" }
+    cur, res = recovery.recover(def)(cloud, going, instance(), c, deps)
+    assert.is_nil(cur)
+    assert.same({ "Deleting", 3 }, { res.conditions[1].reason, res.requeue_after })
+  end)
+
   it("does nothing with onError None", function()
     local cur = recovery.recover(def)(cloud, servers.old, instance({ onError = "None" }), ctx(), deps)
     assert.equal("old", cur.id)

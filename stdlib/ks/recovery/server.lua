@@ -106,6 +106,14 @@ local function gate(obj, ctx, pol, action, reason, what, fmsg)
 end
 
 
+-- Is server s on its way out: being deleted (task_state deleting: its volumes are
+-- detached then, before it is gone), or deleted already (Nova's status DELETED, vm_state
+-- deleted: until its row goes, a GET and a list still show it so)?
+local function going(s)
+  return s.status == "DELETED" or value(s["OS-EXT-STS:task_state"]) == "deleting"
+end
+
+
 -- Another server with obj's UID tag than id, neither broken nor being deleted: the new
 -- server of a recreate that a crash interrupted; nil if there is none. Other broken ones
 -- with the tag (a recreate whose new server failed too) are ours and deleted.
@@ -116,7 +124,7 @@ local function sibling(cloud, obj, id)
   end
   local found
   for _, s in ipairs(items) do
-    if s.id ~= id and value(s["OS-EXT-STS:task_state"]) ~= "deleting" then
+    if s.id ~= id and not going(s) then
       if s.status ~= "ERROR" then
         found = found or s
       else
@@ -134,7 +142,7 @@ end
 
 -- The broken server old goes, now that new (tagged) exists.
 local function replace(cloud, old, new, ctx)
-  if value(old["OS-EXT-STS:task_state"]) ~= "deleting" then
+  if not going(old) then
     poll.wrote("Instance", old.id)
     local _, err = nova.server_delete(cloud, old.id)
     if err and not openstack.is_not_found(err) then
@@ -169,29 +177,34 @@ local function free_ports(cloud, old, deps)
 end
 
 
--- Does obj ask Nova for a fixed IP on a Network? The broken server holds it until it is
--- gone, so for such an Instance the broken server goes first.
-local function fixed_ip(obj)
+-- What of the broken server the new one needs and cannot have while it exists: a fixed
+-- IP asked of Nova on a Network, or the boot volume (Nova attaches a volume to one server,
+-- and detaches none from a server in ERROR, nor a root volume from any). For such an
+-- Instance the broken server goes first; nil when the new one can be made beside it.
+local function wanted_by_new(obj, deps)
+  if deps.volume then
+    return "its boot volume " .. deps.volume
+  end
   for _, n in ipairs((obj.spec and obj.spec.networks) or {}) do
     if n.networkRef and n.fixed_ip then
-      return n.fixed_ip
+      return "its fixed IP " .. n.fixed_ip
     end
   end
   return nil
 end
 
 
-local function recreate(def, cloud, old, obj, ctx, deps)
-  local ip = fixed_ip(obj)
-  if ip then
+local function recreate(def, cloud, old, obj, ctx, deps, why)
+  local wanted = wanted_by_new(obj, deps)
+  if wanted then
     poll.wrote("Instance", old.id)
     local _, err = nova.server_delete(cloud, old.id)
     if err and not openstack.is_not_found(err) then
       return nil, resource.failed(err)
     end
     fault.point("Instance", "recovery-deleted")
-    local res = held("Recovering", "server " .. old.id .. " is deleted first: its fixed IP "
-      .. ip .. " is wanted by the new one", 3)
+    local res = held("Recovering", (why or "") .. "server " .. old.id .. " is deleted first: "
+      .. wanted .. " is wanted by the new one", 3)
     res.status = { id = old.id }
     return nil, res
   end
@@ -211,12 +224,18 @@ local function recreate(def, cloud, old, obj, ctx, deps)
 end
 
 
+-- Rebuild in place from the Image; a server booted from a Volume has none (Nova rebuilds
+-- a volume-backed server only from the image it has, and ours has no image): it is
+-- recreated on the same volume instead, recorded as a Recreate (status.recovery.lastAction)
+-- and said in the Event and the condition's message.
 local function rebuild(def, cloud, cur, obj, ctx, deps)
   local image = deps.image or (type(cur.image) == "table" and cur.image.id)
   if not image then
-    ctx.event("Normal", "RecoveryStarted", "server " .. cur.id .. " boots from a volume and "
-      .. "cannot be rebuilt: recreating it instead")
-    return recreate(def, cloud, cur, obj, ctx, deps)
+    local why = "onError Rebuild: server " .. cur.id .. " boots from a volume, which Nova "
+      .. "cannot rebuild from an image: recreating it on the same volume instead; "
+    ctx.recovery.lastAction = "Recreate"
+    ctx.event("Normal", "RecoveryStarted", why:sub(1, -3))
+    return recreate(def, cloud, cur, obj, ctx, deps, why)
   end
   poll.wrote("Instance", cur.id)
   local _, err = nova.server_action(cloud, cur.id, "rebuild", { imageRef = image })
@@ -241,7 +260,7 @@ function _M.recover(def)
       return nil, resource.terminal(perr)
     end
     local task = value(cur["OS-EXT-STS:task_state"])
-    if cur.status == "ERROR" or task == "deleting" then
+    if cur.status == "ERROR" or going(cur) then
       local sib, err = sibling(cloud, obj, cur.id)
       if err then
         return nil, resource.failed(err)
@@ -250,6 +269,13 @@ function _M.recover(def)
         -- A recreate that was interrupted: finish it, counted already.
         return replace(cloud, cur, sib, ctx)
       end
+    end
+    if going(cur) then
+      -- On its way out: nothing of it to judge (its volumes and ports are let go early:
+      -- it boots from no volume any more, and has no address); def.gone decides once the
+      -- GET says 404.
+      return nil, held("Deleting", "server " .. cur.id .. " is being deleted (Nova: status "
+        .. tostring(cur.status) .. ", task_state " .. tostring(task) .. "); looking again in 3 s", 3)
     end
     if cur.status == "ERROR" and not task and pol.onError ~= "None" then
       local fmsg = fault_of(cur)
