@@ -3,6 +3,7 @@
 -- at creation; addresses, groups and the rest are updated in place. A port attached to a
 -- server, or that a FloatingIP of the namespace points at, is not deleted.
 local resource = require "ks.resource"
+local kube = require "ks.core.kube"
 local neutron = require "ks.resource.neutron"
 local json = require "ks.core.json"
 local spec_of = require("ks.resource.fields").spec_of
@@ -17,6 +18,24 @@ local MUTABLE = { "name", "description", "admin_state_up", "port_security_enable
                   "security_groups" }
 
 
+-- Before a port without fixed_ips is made: a Subnet of the namespace on its network that
+-- is not created yet, or nil. Neutron gives a port an address on each subnet its network
+-- has when the port is made, and never after: a Port applied with its Subnet would
+-- otherwise race it and get none (and Nova refuses such a port: "requires a FixedIP").
+local function subnet_pending(obj, spec, r)
+  if (obj.status and obj.status.id) or r.fixed_ips or not spec.networkRef then
+    return nil
+  end
+  local net = spec.networkRef.name
+  for _, o in ipairs(kube.list(resource.res("Subnet"), { namespace = obj.metadata.namespace })) do
+    local ref = o.spec and o.spec.networkRef
+    if ref and ref.name == net and not (o.status and o.status.id) then
+      return "Subnet " .. o.metadata.name .. " of Network " .. net .. " is not created yet"
+    end
+  end
+end
+
+
 local function resolve(obj)
   local spec, r = spec_of(obj)
   local ns = obj.metadata.namespace
@@ -25,6 +44,10 @@ local function resolve(obj)
   if spec.networkRef then
     deps.network, wait = resource.ref_id(ns, "Network", spec.networkRef.name)
     if not deps.network then
+      return nil, wait
+    end
+    wait = subnet_pending(obj, spec, r)
+    if wait then
       return nil, wait
     end
   end
