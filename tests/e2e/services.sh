@@ -229,7 +229,9 @@ gone() {
 eventually "$W" "delete: the ControlPlane, its services and everything their releases made are gone" h -- gone
 # (This namespace's only: the host serves every namespace, and another script's may still be
 # going away.)
-order=$(grep -o "msg=\"deleting service\" .*key=$NS/cp service=[A-Za-z]*" "${HLOG[h]}" | sed 's/.*service=//' | tr '\n' ' ')
+# (The line's fields come in no fixed order: key= may stand before or after service=.)
+order=$(grep 'msg="deleting service"' "${HLOG[h]}" | grep -E " key=$NS/cp( |\$)" |
+	grep -o ' service=[A-Za-z]*' | sed 's/.*service=//' | tr '\n' ' ')
 check "delete: the services were deleted in reverse order ($order)" -- \
 	test "$order" = "Neutron Nova Placement Glance Keystone "
 
