@@ -3,6 +3,12 @@
  * before the first reconcile (nothing external may happen before it is on); the
  * callback; then the status written only if it changed, or, after a successful
  * finalize, the finalizer removed; then the queue told how it went.
+ *
+ * The status is written only onto the version of the object the reconcile read: the
+ * cache can lag behind a status this host wrote a moment ago, and a reconcile that
+ * started from the older copy would otherwise put back what it read (a count, a record
+ * of a recovery in progress). Refused with a conflict, it is looked at again soon, from
+ * a newer copy.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +32,7 @@ struct ks_reconcile {
 	char *error;
 	char *reason;
 	bool terminal;
+	bool stale; /* the status write found a newer object: look again */
 	double requeue_after, backoff;
 };
 
@@ -50,7 +57,12 @@ static void finish(struct ks_reconcile *r)
 	enum ks_reconcile_result how = KS_RECONCILE_SUCCESS;
 	double delay;
 
-	if (r->error && !r->terminal) {
+	if (r->stale) {
+		how = KS_RECONCILE_REQUEUE_AFTER;
+		delay = ks_queue_add_rate_limited(c->queue, r->key);
+		ks_debug("status not written: the object changed since it was read",
+			 "controller=%s key=%s retry_in=%.3f", c->name, r->key, delay);
+	} else if (r->error && !r->terminal) {
 		how = KS_RECONCILE_ERROR;
 		delay = ks_queue_add_rate_limited(c->queue, r->key);
 		if (r->backoff > delay)
@@ -68,6 +80,9 @@ static void finish(struct ks_reconcile *r)
 			ks_queue_add_after(c->queue, r->key, r->requeue_after);
 		}
 	}
+	if (!r->error && !r->stale)
+		ks_debug("reconciled", "controller=%s key=%s seconds=%.3f", c->name, r->key,
+			 (double)(ks_now_ns() - r->start_ns) / 1e9);
 	if (c->metrics)
 		ks_metrics_reconcile(c->metrics, c->name, how,
 				     (double)(ks_now_ns() - r->start_ns) / 1e9);
@@ -91,6 +106,11 @@ static void status_written(struct ks_kube_result *res, void *data)
 {
 	struct ks_reconcile *r = data;
 
+	if (res->code == 409) {
+		r->stale = true;
+		finish(r);
+		return;
+	}
 	if (!ks_kube_ok(res) && res->code != 404) {
 		fail(r, "could not write the status", res);
 		return;
@@ -119,6 +139,11 @@ static void write_status(struct ks_reconcile *r, const struct ks_outcome *res)
 		finish(r);
 		return;
 	}
+	/* A merge patch that names a resourceVersion is applied to that version only. */
+	if (ks_json_str(r->obj, "metadata.resourceVersion"))
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(patch, "metadata"),
+					"resourceVersion",
+					ks_json_str(r->obj, "metadata.resourceVersion"));
 	ks_kube_patch(c->kube, &c->res, ks_json_str(r->obj, "metadata.namespace"),
 		      ks_json_str(r->obj, "metadata.name"), "status", KS_PATCH_MERGE, patch,
 		      status_written, r);

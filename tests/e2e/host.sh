@@ -252,6 +252,15 @@ else
 	fail "ctx.terminal: no retry" h
 fi
 
+# A status written onto the version read only: the plugin plays another writer that sets
+# status.n to 100 after the host read the Widget (n absent); the host's write of n = 1,
+# computed from that older copy, must not land over it: refused (a conflict), the Widget
+# is looked at again from the newer copy, and n becomes 101.
+widget "$NS" wstale 1 stale
+eventually 30 "status: a write computed from an older copy does not overwrite a newer status (n 101)" h -- \
+	has widget "$NS" wstale '.status.n == 101'
+check "status: and no reconcile failed for it" h -- test "$(failures wstale)" -eq 0
+
 # ---- Events ----------------------------------------------------------------------------
 
 # events_of NAME REASON: the Events about Widget NAME with REASON, one JSON line each.

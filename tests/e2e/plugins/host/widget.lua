@@ -1,8 +1,12 @@
 -- tests/e2e/plugins/host/widget.lua: the Widget plugin host.sh drives. What a reconcile
 -- does is chosen by spec.color: "fail" fails (retried), "terminal" fails for good,
--- "slow" sleeps 3 s, "off" reports Available=False; finalize fails while the color is
--- "stuck". Every call logs a line ("e2e reconcile", "e2e finalize") that the script counts.
+-- "slow" sleeps 3 s, "off" reports Available=False, "stale" plays another writer of the
+-- status between the host's read and its write (status.n 100 when it read none); the
+-- plugin reports status.n 1 when it read none, 101 when it read 100, else what it read;
+-- finalize fails while the color is "stuck".
+-- Every call logs a line ("e2e reconcile", "e2e finalize") that the script counts.
 local time = require "ks.core.time"
+local kube = require "ks.core.kube"
 
 
 local Widget = {
@@ -31,10 +35,20 @@ function Widget.reconcile(obj, ctx)
     time.sleep(3)
     ctx.log.info("e2e slow end")
   end
+  local n = obj.status and obj.status.n
+  if color == "stale" and not n then
+    local _, err = kube.patch({ group = "test.kupenstack.io", version = "v1", kind = "Widget" },
+      obj.metadata.namespace, obj.metadata.name, { status = { n = 100 } },
+      { type = "merge", subresource = "status" })
+    if err then
+      return nil, "e2e: the other writer's patch failed: " .. tostring(err)
+    end
+  end
   ctx.event("Normal", "E2EReconciled", "the e2e plugin saw " .. color)
   local up = color ~= "off"
   return {
-    status = { phase = "Seen", size = obj.spec.size or 0, color = color },
+    status = { phase = "Seen", size = obj.spec.size or 0, color = color,
+               n = color == "stale" and (n == nil and 1 or n == 100 and 101 or n) or nil },
     conditions = {
       { type = "Available", status = up and "True" or "False",
         reason = up and "E2EReady" or "E2EOff", message = "color " .. color },
