@@ -979,7 +979,7 @@ eventually 90 "Instance: edited behind our back (name, metadata, stopped): corre
 synced() {
 	local name missing=""
 	for name in $(k get "$2" -n "$NS" -o jsonpath='{.items[*].metadata.name}'); do
-		grep -qE "msg=(reconciled|\"reconcile failed\") controller=$1 key=$NS/$name " \
+		grep -qE "msg=\"(reconciled|reconcile failed|reconcile failed for good)\" controller=$1 key=$NS/$name " \
 			"${HLOG[op]}" || missing+=" $name"
 	done
 	echo "not yet looked at:${missing:- none}"
