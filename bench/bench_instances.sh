@@ -193,6 +193,8 @@ until_ok 20 curl -sf -o /dev/null "$URL" || die "the image data is not served"
 for p in project network subnet flavor image instance instanceset; do
 	cp "plugins/$p.lua" "$WORK/plugins/"
 done
+# The image's data is served on loopback, which the Image plugin refuses unless allowed.
+printf 'allow_source_networks: "127.0.0.0/8"\nsource_method: stream\n' >"$WORK/plugins/image.config.yaml"
 k create namespace "$NS" >/dev/null || die "cannot create namespace $NS"
 k label namespace "$NS" kupenstack.io/project=true >/dev/null
 PORT=$(free_port)
