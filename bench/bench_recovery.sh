@@ -101,10 +101,16 @@ free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# ks_calls: the sum of the host's kupenstack_http_client_requests_total series.
+# ks_calls: the sum of the host's kupenstack_http_client_requests_total series; dies if
+# /metrics does not answer (three tries), rather than count 0.
 ks_calls() {
-	curl -sf --max-time 10 "http://127.0.0.1:$PORT/metrics" |
-		awk '$1 ~ /^kupenstack_http_client_requests_total[{]/ { s += $2 } END { print s + 0 }'
+	local m i
+	for i in 1 2 3; do
+		m=$(curl -sf --max-time 20 "http://127.0.0.1:$PORT/metrics") && break
+		[ "$i" = 3 ] && die "the host's /metrics does not answer"
+		sleep 1
+	done
+	awk '$1 ~ /^kupenstack_http_client_requests_total[{]/ { s += $2 } END { print s + 0 }' <<<"$m"
 }
 
 # start_host NAME [ARGS...]: a host on the plugins of $WORK/plugins-NAME, its log host.log.
@@ -161,19 +167,24 @@ n_available() {
 }
 all_available() { [ "$(n_available)" = "$N" ]; }
 
-# settle: after a host's start, until all N are Available and it made no OpenStack call
-# for 6 s (its first reconcile of everything done); at most 180 s.
+# settle: after a host's start, until all N are Available and, once it made its first
+# calls, it made none for 12 s (its first reconcile of everything done); at most 300 s.
 settle() {
-	local a b end=$((SECONDS + 180))
-	until_ok 180 all_available || die "not all $N Instances Available after the host's start ($(n_available))"
+	local a b n=0 end=$((SECONDS + 300))
+	until_ok 300 all_available || die "not all $N Instances Available after the host's start ($(n_available))"
 	a=$(ks_calls)
 	while [ "$SECONDS" -lt "$end" ]; do
 		sleep 6
 		b=$(ks_calls)
-		[ "$a" = "$b" ] && return 0
+		if [ "$a" = "$b" ] && [ "$b" -gt 0 ]; then
+			n=$((n + 1))
+			[ "$n" = 2 ] && return 0
+		else
+			n=0
+		fi
 		a=$b
 	done
-	die "the host did not settle"
+	die "the host did not settle in 300 s"
 }
 
 # ---- setup -------------------------------------------------------------------------------
@@ -268,6 +279,7 @@ idle() {
 	c0=$(ks_calls)
 	sleep "$IDLE"
 	IDLE_CALLS=$(($(ks_calls) - c0))
+	say "$1: $IDLE_CALLS calls in the idle window of $IDLE s (load $(load))"
 }
 per_hour() { awk -v c="$1" -v n="$N" -v s="$2" 'BEGIN { printf "%.2f", c / n * 3600 / s }'; }
 cost_row() { # cost_row LABEL
@@ -351,6 +363,7 @@ polling_side() {
 	wait "${pids[@]}"
 	recovered polling
 	stop_stamps
+	python3 "$LAT" report polling "$WORK/polling.inj" "$WORK/polling.inst" "$WORK/polling.ev" >&2
 }
 
 # notifications_side: 3 x F failures on the last 3 x F Instances, rounds of ROUND, 1 s
@@ -370,6 +383,8 @@ notifications_side() {
 		recovered notifications
 	done
 	stop_stamps
+	python3 "$LAT" report notifications "$WORK/notifications.inj" "$WORK/notifications.inst" \
+		"$WORK/notifications.ev" >&2
 }
 
 # ---- the runs ----------------------------------------------------------------------------
