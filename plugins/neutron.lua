@@ -2,6 +2,7 @@
 -- comes with Nova: its server notifies Nova's API of port changes.
 return require("ks.service").kind {
   kind = "Neutron", chart = "neutron",
+  auth = { "admin", "neutron", "nova", "placement" }, -- endpoints.identity.auth users: spec.region goes to their region_name
   openstack = { service = "network", check = "agents" }, -- its agents report alive
   components = { "server" }, jobs = { "db_sync" },
   depends = { Keystone = { "api" }, Nova = { "api" } },
