@@ -10,8 +10,9 @@
 #      per-service region wins;
 #   2. a repository chart without a digest refused naming spec.chart.digest (a Keystone and
 #      a ControlPlane's spec.services.keystone.chart.digest); a digest that is not the
-#      content's refused naming both digests, nothing applied; a chart path that leaves
-#      the charts directory refused, naming spec.chart;
+#      content's refused naming both digests, nothing applied (a repository's, and a chart
+#      of the charts directory pinned to its content digest); a chart path that leaves the
+#      charts directory refused, naming spec.chart;
 #   3. deletion where the operator holds no kupenstack-services RoleBinding: a service whose
 #      release applied nothing goes; one whose release applied something is held, its
 #      conditions and a Warning Event naming the binding and the namespace, and goes once
@@ -138,6 +139,13 @@ spec:
   chart: {name: /etc/kubernetes}
 ---
 apiVersion: kupenstack.io/v1alpha1
+kind: Keystone
+metadata: {name: k-local}
+spec:
+  version: "2024.1"
+  chart: {name: keystone, digest: "0000000000000000"}
+---
+apiVersion: kupenstack.io/v1alpha1
 kind: ControlPlane
 metadata: {name: cp2}
 spec:
@@ -152,16 +160,17 @@ check "refused: a ControlPlane's service without a digest, naming spec.services.
 	says controlplane "$NS" cp2 "spec.services.keystone.chart.digest"
 eventually "$W" "refused: content unlike the digest, naming both digests" h -- \
 	says keystone "$NS" k-other "lists content $KSHA but the release is pinned to $GSHA.*nothing applied"
+eventually "$W" "refused: a chart of the charts directory whose content is not its pinned digest, naming both" h -- \
+	says keystone "$NS" k-local "chart .*/keystone: its content has digest [0-9a-f]{16} but the release is pinned to 0000000000000000; nothing applied"
 check "refused: the mismatch says ChartRefused with a Warning Event" -- \
 	eval "has keystone $NS k-other '.status.conditions[] | select(.type == \"Progressing\") | .reason == \"ChartRefused\"' && event_like $NS ChartRefused 'pinned to $GSHA'"
 check "refused: a path leaving the charts directory, naming spec.chart" -- \
 	eval "says keystone $NS k-escape \"spec.chart must name a chart of the operator's charts directory\" && says keystone $NS k-abs 'spec.chart.name must name'"
 check "refused: nothing applied for any of them (no Deployment, Job, Secret, release state)" -- \
-	eval "nothing_of $NS k-nodigest && nothing_of $NS k-other && nothing_of $NS k-escape && nothing_of $NS k-abs && nothing_of $NS cp2-keystone"
+	eval "nothing_of $NS k-nodigest && nothing_of $NS k-other && nothing_of $NS k-escape && nothing_of $NS k-abs && nothing_of $NS k-local && nothing_of $NS cp2-keystone"
 check "refused: the refused ControlPlane created no service" -- \
 	test -z "$(k get keystones -n "$NS" -l kupenstack.io/controlplane=cp2 -o name)"
-k delete keystone,controlplane -n "$NS" k-nodigest k-other k-escape k-abs cp2 --wait=false >/dev/null 2>&1
-k delete keystone -n "$NS" k-nodigest k-other k-escape k-abs --wait=false >/dev/null 2>&1
+k delete keystone -n "$NS" k-nodigest k-other k-escape k-abs k-local --wait=false >/dev/null 2>&1
 k delete controlplane -n "$NS" cp2 --wait=false >/dev/null 2>&1
 
 # --- 3. deletion without the kupenstack-services binding ------------------------------
