@@ -172,6 +172,38 @@ describe("ks.recovery.server", function()
     assert.same({ "Deleting", 3 }, { res.conditions[1].reason, res.requeue_after })
   end)
 
+  it("a server long in deleting is looked at less often, and reported stuck once past DELETE_STUCK", function()
+    local limit = require "ks.recovery.limit"
+    local now = require("ks.core.time").now() -- the shim's clock
+    local function going(age)
+      return { id = "old", status = "ACTIVE", ["OS-EXT-STS:task_state"] = "deleting",
+               ["OS-EXT-SRV-ATTR:host"] = "compute-9", updated = limit.format_time(now - age) }
+    end
+    local function look(age, obj)
+      servers = { old = going(age) }
+      local c = ctx()
+      local _, res = recovery.recover(def)(cloud, servers.old, obj or instance(), c, deps)
+      return res, c
+    end
+    local res = look(0)
+    assert.same({ "Deleting", 3 }, { res.conditions[1].reason, res.requeue_after })
+    res = look(120)
+    assert.equal("Deleting", res.conditions[1].reason)
+    assert.is_true(res.requeue_after >= 30 and res.requeue_after <= 31)
+    local c
+    res, c = look(recovery.DELETE_STUCK + 5)
+    assert.same({ "DeleteStuck", 60 }, { res.conditions[1].reason, res.requeue_after })
+    assert.matches("compute%-9", res.conditions[1].message)
+    assert.same({ "Warning DeleteStuck" }, c.events)
+    -- reported once: the next look, with the condition already DeleteStuck, sends none
+    local obj = instance()
+    obj.status.conditions = { { type = "Available", status = "False", reason = "DeleteStuck",
+                                observedGeneration = obj.metadata.generation } }
+    res, c = look(recovery.DELETE_STUCK + 65, obj)
+    assert.same({ "DeleteStuck", 60 }, { res.conditions[1].reason, res.requeue_after })
+    assert.same({}, c.events)
+  end)
+
   it("does nothing with onError None", function()
     local cur = recovery.recover(def)(cloud, servers.old, instance({ onError = "None" }), ctx(), deps)
     assert.equal("old", cur.id)

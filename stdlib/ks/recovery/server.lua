@@ -26,6 +26,9 @@ local type = type
 local ipairs = ipairs
 local tostring = tostring
 local ceil = math.ceil
+local floor = math.floor
+local max = math.max
+local min = math.min
 
 
 local _M = {}
@@ -111,6 +114,34 @@ end
 -- deleted: until its row goes, a GET and a list still show it so)?
 local function going(s)
   return s.status == "DELETED" or value(s["OS-EXT-STS:task_state"]) == "deleting"
+end
+
+
+-- A server on its way out is looked at again after a quarter of the time Nova has been at
+-- it (since its `updated`), 3 s at first and a minute at most; past DELETE_STUCK seconds
+-- it is reported stuck (reason DeleteStuck, a Warning Event once): a server whose compute
+-- host is down stays `deleting` until an operator acts, and is not asked about every 3 s.
+_M.DELETE_STUCK = 600
+local DELETE_AGAIN_MAX = 60
+
+local function on_its_way_out(cur, obj, ctx)
+  local task = value(cur["OS-EXT-STS:task_state"])
+  local since = limit.parse_time(value(cur.updated))
+  local secs = since and max(0, floor(time.now() - since)) or 0
+  local again = min(DELETE_AGAIN_MAX, max(3, ceil(secs / 4)))
+  local msg = "server " .. cur.id .. " is being deleted (Nova: status " .. tostring(cur.status)
+    .. ", task_state " .. tostring(task) .. ", for " .. secs .. " s); looking again in "
+    .. again .. " s"
+  if secs < _M.DELETE_STUCK then
+    return held("Deleting", msg, again)
+  end
+  msg = msg .. "; Nova has not finished deleting it in " .. floor(secs / 60) .. " min (is "
+    .. "nova-compute on " .. tostring(value(cur["OS-EXT-SRV-ATTR:host"]) or "its host")
+    .. " up?)"
+  if not was(obj, { DeleteStuck = true }) then
+    ctx.event("Warning", "DeleteStuck", msg)
+  end
+  return held("DeleteStuck", msg, again)
 end
 
 
@@ -274,8 +305,7 @@ function _M.recover(def)
       -- On its way out: nothing of it to judge (its volumes and ports are let go early:
       -- it boots from no volume any more, and has no address); def.gone decides once the
       -- GET says 404.
-      return nil, held("Deleting", "server " .. cur.id .. " is being deleted (Nova: status "
-        .. tostring(cur.status) .. ", task_state " .. tostring(task) .. "); looking again in 3 s", 3)
+      return nil, on_its_way_out(cur, obj, ctx)
     end
     if cur.status == "ERROR" and not task and pol.onError ~= "None" then
       local fmsg = fault_of(cur)
