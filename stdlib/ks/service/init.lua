@@ -556,7 +556,7 @@ function _M.deletion_forbidden(obj, ctx, err)
     return {}
   end
   local msg = "cannot delete what the release applied: the operator's ServiceAccount " ..
-    "lacks the RoleBinding " .. _M.BINDING .. " (ClusterRole " .. _M.BINDING .. ") in " ..
+    "needs the RoleBinding " .. _M.BINDING .. " (ClusterRole " .. _M.BINDING .. ") in " ..
     "namespace " .. ns .. "; the deletion completes once it is there (" .. why .. ")"
   ctx.event("Warning", "DeletionBlocked", msg)
   return {
