@@ -6,7 +6,8 @@
 # OpenStack of tests/env/openstack as the operator's cloud: once a ControlPlane's services
 # are Ready, each reports OpenStackHealthy from its API's version document, Nova from its
 # os-services (conductor, scheduler, compute), Neutron from its agents, with what is down
-# in status.openstack. A host whose cloud does not answer reports the API unreachable.
+# in status.openstack; a service's region selects the catalog's endpoints (one the catalog
+# lacks: unreachable). A host whose cloud does not answer reports the API unreachable.
 # What is reported down is unit-tested (tests/lua/openstack_health_spec.lua): a test never
 # stops a service of the shared OpenStack.
 # Needs OS_CLIENT_CONFIG_FILE (and OS_CLOUD). No timed assertions.
@@ -55,6 +56,15 @@ check "health: Neutron counts its $nagents agents and none down ($(os_cond neutr
 	has neutron "$NS" cp-neutron "(.status.openstack.total == $nagents) and (.status.openstack.down == [])"
 check "health: Keystone checks its API only, no list ($(os_cond keystone))" -- \
 	has keystone "$NS" cp-keystone '.status.openstack.total == null'
+
+# The region: the health is read from the catalog's endpoints of the service's region (the
+# ControlPlane's, inherited; a service's own winning). The real cloud has RegionOne only.
+region=$(openstack region list -f value -c Region | head -1)
+k patch controlplane -n "$NS" cp --type merge -p "{\"spec\":{\"region\":\"$region\",\"services\":{\"glance\":{\"region\":\"Nowhere-$$\"}}}}" >/dev/null
+eventually "$W" "region: Glance in a region the catalog lacks reports its API unreachable, naming the region" h -- \
+	has glance "$NS" cp-glance ".spec.region == \"Nowhere-$$\" and (.status.conditions[] | select(.type == \"OpenStackHealthy\") | .status == \"False\" and .reason == \"APIUnreachable\" and (.message | test(\"region Nowhere-$$\")))"
+eventually "$W" "region: Keystone in the ControlPlane's region $region still answers" h -- \
+	eval "has keystone $NS cp-keystone '.spec.region == \"$region\" and .status.observedGeneration == .metadata.generation and .status.openstack != null' && os_healthy keystone"
 
 # A cloud that does not answer: the same clouds.yaml with Keystone on a closed port.
 stop_host h TERM
