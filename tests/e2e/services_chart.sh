@@ -143,7 +143,7 @@ kind: Keystone
 metadata: {name: k-local}
 spec:
   version: "2024.1"
-  chart: {name: keystone, digest: "0000000000000000"}
+  chart: {name: keystone, digest: "sha256:0000000000000000000000000000000000000000000000000000000000000000"}
 ---
 apiVersion: kupenstack.io/v1alpha1
 kind: ControlPlane
@@ -161,7 +161,7 @@ check "refused: a ControlPlane's service without a digest, naming spec.services.
 eventually "$W" "refused: content unlike the digest, naming both digests" h -- \
 	says keystone "$NS" k-other "lists content $KSHA but the release is pinned to $GSHA.*nothing applied"
 eventually "$W" "refused: a chart of the charts directory whose content is not its pinned digest, naming both" h -- \
-	says keystone "$NS" k-local "chart .*/keystone: its content has digest [0-9a-f]{16} but the release is pinned to 0000000000000000; nothing applied"
+	says keystone "$NS" k-local "chart .*/keystone: its content has digest sha256:[0-9a-f]{64} but the release is pinned to sha256:0000000000000000000000000000000000000000000000000000000000000000; nothing applied"
 check "refused: the mismatch says ChartRefused with a Warning Event" -- \
 	eval "has keystone $NS k-other '.status.conditions[] | select(.type == \"Progressing\") | .reason == \"ChartRefused\"' && event_like $NS ChartRefused 'pinned to $GSHA'"
 check "refused: a path leaving the charts directory, naming spec.chart" -- \

@@ -42,8 +42,11 @@ describe("ks.service.chart", function()
   end)
 
   it("takes a chart of the charts directory pinned by its content digest", function()
-    assert.same({ chart = "/c/nova.tgz", digest = "0123456789abcdef" },
-                chart.source({ name = "nova.tgz", digest = "0123456789abcdef" }, "nova", "/c"))
+    assert.same({ chart = "/c/nova.tgz", digest = SHA },
+                chart.source({ name = "nova.tgz", digest = SHA }, "nova", "/c"))
+    local s, err = chart.source({ name = "nova.tgz", digest = "0123456789abcdef" }, "nova", "/c")
+    assert.is_nil(s)
+    assert.matches("spec.chart.digest must be sha256:<64 hex digits> (status.chartDigest)", err, 1, true)
     local s, err = chart.source({ version = "0.1.0" }, "nova", "/c")
     assert.is_nil(s)
     assert.matches("spec.chart.version: only a chart of a repository has a version", err, 1, true)

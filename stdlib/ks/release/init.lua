@@ -15,7 +15,7 @@
 --   r = { phase = "Ready"|"Progressing"|"Failed", ready = 3, total = 5,
 --         progress = "3/5 ready", message = "waiting for Deployment/keystone-api: ...",
 --         revision = 2, writes = 0, plan = {...} (dry run), nondeterministic = {...},
---         chart_digest = "sha256:..." (a repository's) | "<16 hex>" (a local chart's),
+--         chart_digest = "sha256:<hex>" (a repository's .tgz, or a local chart's: host/chart.h),
 --         refused = true (the values or the chart refused: nothing applied nor recorded) }
 --   local done, err = release.delete{ name =, namespace =, run_pre_delete = true }
 --

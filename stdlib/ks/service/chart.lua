@@ -4,7 +4,7 @@
 --   chart: keystone                      # a chart of the operator's charts directory
 --   chart:                               # the same, pinned to its content
 --     name: keystone-0.3.1.tgz           #   a directory or a .tgz in the charts directory
---     digest: "9f1c2a7b3e4d5f60"         #   the content digest status.chartDigest shows
+--     digest: sha256:<64 hex>            #   the content digest status.chartDigest shows
 --   chart:                               # a chart repository (Helm's index.yaml)
 --     repository: https://charts.example/openstack-helm/
 --     name: keystone                     #   default: the kind's chart
@@ -97,6 +97,9 @@ function _M.source(chart, default, charts_dir, field)
   if not _M.confined(name) then
     return nil, field .. ".name must name a chart of the operator's charts directory (a " ..
       "directory or a .tgz, no '..' and no absolute path)"
+  end
+  if chart.digest and not sha256_pin(chart.digest) then
+    return nil, field .. ".digest must be sha256:<64 hex digits> (status.chartDigest)"
   end
   return { chart = charts_dir .. "/" .. name, digest = chart.digest }
 end
