@@ -74,6 +74,11 @@ check "health: Keystone checks its API only, no list ($(os_cond keystone))" -- \
 # WHO (binary@host, what os-services or agents names) and healthy again once started.
 down_and_up() {
 	local kind=$1 name=$2 who=$3 d=$((W > 240 ? W : 240))
+	if [ -z "${who#*@}" ]; then
+		echo "no host for $name in OpenStack's list" >"$OUT"
+		fail "down: OpenStack lists $name with its host"
+		return
+	fi
 	STOPPED=$name
 	check "down: $name of the OpenStack stopped (tests/env/openstack stop-service)" -- \
 		os_service stop-service "$name"
@@ -104,7 +109,7 @@ os_started() { os_service start-service "$1" && os_service status; }
 if [ -f "$OSDIR/run/nova-conductor.pid" ]; then
 	chost=$(openstack compute service list --service nova-conductor -f value -c Host | head -n1)
 	down_and_up nova nova-conductor "nova-conductor@$chost"
-	ahost=$(openstack network agent list --agent-type open_vswitch -f value -c Host | head -n1)
+	ahost=$(openstack network agent list --agent-type open-vswitch -f value -c Host | head -n1)
 	down_and_up neutron fake-ovs-agent "neutron-openvswitch-agent@$ahost"
 	check "after: the CLI lists every compute service up and every network agent alive" -- \
 		os_none_down
