@@ -61,8 +61,10 @@ eventually "$W" "health: the ControlPlane is Ready" h -- \
 for s in $SERVICES; do
 	eventually "$W" "health: $s's API answers its version document (OpenStackHealthy True)" h -- os_healthy "$s"
 done
-nsvc=$(openstack compute service list -f value | wc -l)
-nagents=$(openstack network agent list -f value | wc -l)
+openstack compute service list -f json >"$WORK/services.json"
+openstack network agent list -f json >"$WORK/agents.json"
+nsvc=$(jq length "$WORK/services.json")
+nagents=$(jq length "$WORK/agents.json")
 check "health: Nova counts its $nsvc os-services and none down ($(os_cond nova))" -- \
 	has nova "$NS" cp-nova "(.status.openstack.total == $nsvc) and (.status.openstack.down == []) and $nsvc >= 3"
 check "health: Neutron counts its $nagents agents and none down ($(os_cond neutron))" -- \
@@ -86,7 +88,7 @@ down_and_up() {
 		has "$kind" "$NS" "cp-$kind" "(.status.conditions[] | select(.type == \"OpenStackHealthy\") |
 			.status == \"False\" and .reason == \"ServiceDown\" and (.message | contains(\"$who\")))
 			and any(.status.openstack.down[]; . == \"$who\")"
-	check "down: OpenStack itself lists $who down ($(os_cond "$kind"))" -- os_lists_down "$who"
+	check "down: OpenStack itself lists $who down ($(os_cond "$kind"))" -- os_lists_down "$kind" "$who"
 	check "up: $name started again; start-service saw every service and agent up" -- \
 		os_started "$name"
 	os_service status && STOPPED=
@@ -94,22 +96,28 @@ down_and_up() {
 		has "$kind" "$NS" "cp-$kind" "(.status.conditions[] | select(.type == \"OpenStackHealthy\") |
 			.status == \"True\") and .status.openstack.down == []"
 }
-# os_down: the compute services and network agents that the CLI lists down, as binary@host.
+# os_down nova|neutron...: the compute services or network agents that the CLI lists down,
+# as binary@host (one `openstack` call each: a second or more of CPU).
 os_down() {
-	openstack compute service list -f json |
-		jq -r '.[] | select(.State != "up") | "\(.Binary)@\(.Host)"' &&
-		openstack network agent list -f json |
-		jq -r '.[] | select(.Alive != true) | "\(.Binary)@\(.Host)"'
+	local kind
+	for kind in "$@"; do
+		case $kind in
+		nova) openstack compute service list -f json |
+			jq -r '.[] | select(.State != "up") | "\(.Binary)@\(.Host)"' ;;
+		neutron) openstack network agent list -f json |
+			jq -r '.[] | select(.Alive != true) | "\(.Binary)@\(.Host)"' ;;
+		esac || return
+	done
 }
-# os_lists_down BINARY@HOST: the CLI lists it down. os_none_down: it lists nothing down.
-os_lists_down() { os_down >"$WORK/os-down" && cat "$WORK/os-down" && grep -qxF "$1" "$WORK/os-down"; }
-os_none_down() { os_down >"$WORK/os-down" && cat "$WORK/os-down" && ! [ -s "$WORK/os-down" ]; }
+# os_lists_down KIND BINARY@HOST: the CLI lists it down. os_none_down: it lists nothing down.
+os_lists_down() { os_down "$1" >"$WORK/os-down" && cat "$WORK/os-down" && grep -qxF "$2" "$WORK/os-down"; }
+os_none_down() { os_down nova neutron >"$WORK/os-down" && cat "$WORK/os-down" && ! [ -s "$WORK/os-down" ]; }
 # os_started NAME: start-service NAME, and every process `up` started runs (status).
 os_started() { os_service start-service "$1" && os_service status; }
 if [ -f "$OSDIR/run/nova-conductor.pid" ]; then
-	chost=$(openstack compute service list --service nova-conductor -f value -c Host | head -n1)
+	chost=$(jq -r '.[] | select(.Binary == "nova-conductor") | .Host' "$WORK/services.json" | head -n1)
 	down_and_up nova nova-conductor "nova-conductor@$chost"
-	ahost=$(openstack network agent list --agent-type open-vswitch -f value -c Host | head -n1)
+	ahost=$(jq -r '.[] | select(.Binary == "neutron-openvswitch-agent") | .Host' "$WORK/agents.json" | head -n1)
 	down_and_up neutron fake-ovs-agent "neutron-openvswitch-agent@$ahost"
 	check "after: the CLI lists every compute service up and every network agent alive" -- \
 		os_none_down
