@@ -8,8 +8,7 @@
 # os-services (conductor, scheduler, compute), Neutron from its agents, with what is down
 # in status.openstack; a service's region selects the catalog's endpoints (one the catalog
 # lacks: unreachable). A host whose cloud does not answer reports the API unreachable.
-# What is reported down is unit-tested (tests/lua/openstack_health_spec.lua): a test never
-# stops a service of the shared OpenStack.
+# A stopped nova-conductor and OVS agent reported down: tests/e2e/services_os_down.sh.
 # Needs OS_CLIENT_CONFIG_FILE (and OS_CLOUD). No timed assertions.
 . "$(dirname "$0")/lib.sh"
 if [ -z "${OS_CLIENT_CONFIG_FILE:-}" ]; then
@@ -48,8 +47,10 @@ eventually "$W" "health: the ControlPlane is Ready" h -- \
 for s in $SERVICES; do
 	eventually "$W" "health: $s's API answers its version document (OpenStackHealthy True)" h -- os_healthy "$s"
 done
-nsvc=$(openstack compute service list -f value | wc -l)
-nagents=$(openstack network agent list -f value | wc -l)
+openstack compute service list -f json >"$WORK/services.json"
+openstack network agent list -f json >"$WORK/agents.json"
+nsvc=$(jq length "$WORK/services.json")
+nagents=$(jq length "$WORK/agents.json")
 check "health: Nova counts its $nsvc os-services and none down ($(os_cond nova))" -- \
 	has nova "$NS" cp-nova "(.status.openstack.total == $nsvc) and (.status.openstack.down == []) and $nsvc >= 3"
 check "health: Neutron counts its $nagents agents and none down ($(os_cond neutron))" -- \
