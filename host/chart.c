@@ -5,37 +5,32 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "digest.h"
+
 #define MAX_FILES 10000		     /* files in a chart directory */
 #define MAX_CHART_BYTES (256u << 20) /* bytes they hold */
 #define MAX_DEPTH 16		     /* directory levels (symbolic links are followed) */
 
 struct digest {
-	uint64_t h;
+	struct ks_digest md;
 	size_t files;
 	uint64_t bytes;
+	bool framed; /* a directory's file: its path and length mixed in too */
 };
 
-static void fnv(uint64_t *h, const void *p, size_t n)
-{
-	const unsigned char *s = p;
-
-	while (n--) {
-		*h ^= *s++;
-		*h *= 0x100000001b3ull;
-	}
-}
-
-/* Mix the relative path, the contents and the length of one file into d. */
+/* Mix one file into d: its bytes, and in a directory its relative path and length. */
 static int hash_file(struct digest *d, const char *path, const char *rel)
 {
 	char buf[16384];
 	uint64_t len = 0;
+	unsigned char le[8];
 	ssize_t n;
 	int fd, rc = 0;
 
@@ -44,7 +39,8 @@ static int hash_file(struct digest *d, const char *path, const char *rel)
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY); /* /proc/kmsg: no hang */
 	if (fd < 0)
 		return -errno;
-	fnv(&d->h, rel, strlen(rel) + 1);
+	if (d->framed)
+		ks_digest_update(&d->md, rel, strlen(rel) + 1);
 	while ((n = read(fd, buf, sizeof(buf))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -52,7 +48,7 @@ static int hash_file(struct digest *d, const char *path, const char *rel)
 			rc = -errno;
 			break;
 		}
-		fnv(&d->h, buf, (size_t)n);
+		ks_digest_update(&d->md, buf, (size_t)n);
 		len += (uint64_t)n;
 		d->bytes += (uint64_t)n;
 		if (d->bytes > MAX_CHART_BYTES) {
@@ -60,7 +56,10 @@ static int hash_file(struct digest *d, const char *path, const char *rel)
 			break;
 		}
 	}
-	fnv(&d->h, &len, sizeof(len));
+	for (int i = 0; i < 8; i++)
+		le[i] = (unsigned char)(len >> (8 * i));
+	if (d->framed)
+		ks_digest_update(&d->md, le, sizeof(le));
 	close(fd);
 	return rc;
 }
@@ -107,23 +106,26 @@ static int walk(struct digest *d, char *path, size_t root_len, int depth)
 	return rc;
 }
 
-int ks_chart_digest(const char *chart, uint64_t *out)
+int ks_chart_digest(const char *chart, char out[KS_CHART_DIGEST_LEN + 1])
 {
-	struct digest d = { .h = 0xcbf29ce484222325ull };
+	struct digest d = { 0 };
 	char path[PATH_MAX];
 	struct stat st;
 	int rc;
 
+	out[0] = '\0';
 	if (stat(chart, &st) != 0)
 		return -errno;
 	if (snprintf(path, sizeof(path), "%s", chart) >= (int)sizeof(path))
 		return -ENAMETOOLONG;
-	if (S_ISDIR(st.st_mode))
-		rc = walk(&d, path, strlen(path), 0);
-	else if (S_ISREG(st.st_mode))
-		rc = hash_file(&d, path, "");
-	else
-		rc = -EINVAL;
-	*out = d.h;
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+		return -EINVAL;
+	ks_digest_init(&d.md);
+	d.framed = S_ISDIR(st.st_mode);
+	rc = d.framed ? walk(&d, path, strlen(path), 0) : hash_file(&d, path, "");
+	ks_digest_finish(&d.md);
+	if (!rc)
+		snprintf(out, KS_CHART_DIGEST_LEN + 1, "sha256:%s", d.md.sha256_hex);
+	ks_digest_deinit(&d.md);
 	return rc;
 }

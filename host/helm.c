@@ -40,7 +40,7 @@ struct ks_helm_req {
 	uint64_t timeout_ms;
 	/* The digest step, on the thread pool. */
 	uv_work_t work;
-	uint64_t digest;
+	char digest[KS_CHART_DIGEST_LEN + 1];
 	int work_err;
 	bool values_failed;
 	char tmpfile[PATH_MAX]; /* "" when none */
@@ -50,7 +50,7 @@ struct ks_helm_req {
 /* The cache: most recently used first. */
 struct entry {
 	struct ks_list lru; /* in cache.lru */
-	uint64_t digest;
+	char digest[KS_CHART_DIGEST_LEN + 1];
 	char *key;
 	cJSON *objects;
 };
@@ -91,7 +91,7 @@ static void work(uv_work_t *w)
 {
 	struct ks_helm_req *r = w->data;
 
-	r->work_err = ks_chart_digest(r->chart, &r->digest);
+	r->work_err = ks_chart_digest(r->chart, r->digest);
 	if (!r->work_err && r->values) {
 		r->work_err = write_values(r);
 		r->values_failed = r->work_err != 0;
@@ -119,7 +119,7 @@ static void free_entry(struct entry *e)
 	free(e);
 }
 
-static struct entry *cache_find(uint64_t digest, const char *key)
+static struct entry *cache_find(const char *digest, const char *key)
 {
 	struct ks_list *l, *nx;
 	struct entry *found = NULL;
@@ -127,7 +127,7 @@ static struct entry *cache_find(uint64_t digest, const char *key)
 	ks_list_foreach_safe(l, nx, &cache.lru) {
 		struct entry *e = KS_CONTAINER_OF(l, struct entry, lru);
 
-		if (e->digest == digest && !strcmp(e->key, key)) {
+		if (!strcmp(e->digest, digest) && !strcmp(e->key, key)) {
 			found = e;
 			break;
 		}
@@ -140,7 +140,7 @@ static struct entry *cache_find(uint64_t digest, const char *key)
 }
 
 /* Keep objects (owned from now on) as the render of digest + key. */
-static void cache_put(uint64_t digest, const char *key, cJSON *objects)
+static void cache_put(const char *digest, const char *key, cJSON *objects)
 {
 	struct entry *e = cache_find(digest, key);
 
@@ -150,7 +150,7 @@ static void cache_put(uint64_t digest, const char *key, cJSON *objects)
 		return;
 	}
 	e = ks_xcalloc(1, sizeof(*e));
-	e->digest = digest;
+	memcpy(e->digest, digest, sizeof(e->digest));
 	e->key = ks_xstrdup(key);
 	e->objects = objects;
 	push_front(e);

@@ -12,7 +12,7 @@
  * or the render is cancelled.
  *
  * The cache is process-wide: an LRU of KS_HELM_CACHE_SIZE renders, keyed by the chart
- * digest (FNV-1a 64 over the chart's files) and the exact text of everything else helm
+ * digest (SHA-256 over the chart's files, host/chart.h) and the exact text of everything else helm
  * is given (binary, arguments, values), compared byte for byte on a hit. Failed
  * renders are not cached. Everything here runs on the loop thread but the digest.
  */

@@ -1,8 +1,9 @@
 -- plugins/controlplane.lua: kupenstack.io/v1alpha1 ControlPlane -> the service objects
 -- (Keystone, Glance, Placement, Nova, Neutron) it creates and owns, named
 -- "<controlplane>-<service>" and labelled kupenstack.io/controlplane. The shared settings
--- (version, imageRegistry, endpoints) are written once and inherited; spec.services.<name>
--- overrides them and adds replicas, conf, images, values, chart, paused. A service left
+-- (version, imageRegistry, region, endpoints, chart's repository and version) are written
+-- once and inherited; spec.services.<name> overrides them and adds replicas, conf, images,
+-- values, chart (its name and digest: ks.service.chart), paused. A service left
 -- out of spec.services is deleted. The order of the lifecycle is the services' own: each
 -- waits until the components it depends on are ready at its version (ks.service), so an
 -- install or an upgrade goes keystone -> glance, placement -> nova -> neutron. Deleting the
@@ -12,6 +13,7 @@
 -- (status.halted) and its failing Job or pod.
 local kube = require "ks.core.kube"
 local service = require "ks.service"
+local chart = require "ks.service.chart"
 local util = require "ks.release.util"
 local json = require "ks.core.json"
 
@@ -48,9 +50,12 @@ local ControlPlane = {
 }
 
 -- Per service: the fields it inherits from the ControlPlane and those only it has.
-local SHARED = { "version", "imageRegistry", "paused", "rollbackOnFailure", "progressDeadlineSeconds",
+local SHARED = { "version", "imageRegistry", "region", "paused", "rollbackOnFailure", "progressDeadlineSeconds",
                  "maxUnavailable" }
-local OWN = { "replicas", "conf", "images", "values", "chart" }
+local OWN = { "replicas", "conf", "images", "values" }
+-- What of a chart the ControlPlane's spec.chart may say (each service's chart has its own
+-- name and content: its digest is set per service).
+local CHART_SHARED = { repository = true, version = true }
 
 
 local function child_name(cp, svc)
@@ -72,6 +77,7 @@ local function child_spec(spec, o)
   for _, f in ipairs(OWN) do
     if not (type(o[f]) == "table" and next(o[f]) == nil) then out[f] = o[f] end
   end
+  out.chart = chart.inherit(spec.chart, o.chart)
   return out
 end
 
@@ -83,6 +89,17 @@ local function check(spec)
   if type(spec.services) ~= "table" or next(spec.services) == nil then
     return "spec.services must name at least one service (keystone, glance, placement, nova, neutron)"
   end
+  if spec.chart ~= nil then
+    if type(spec.chart) ~= "table" or spec.chart[1] ~= nil then
+      return "spec.chart must be a mapping {repository, version}"
+    end
+    for k in pairs(spec.chart) do
+      if not CHART_SHARED[k] then
+        return "spec.chart." .. tostring(k) .. ": set per service (spec.services.<name>.chart." ..
+          tostring(k) .. "): each service's chart has its own name and content"
+      end
+    end
+  end
   for name, o in pairs(spec.services) do
     if not KNOWN[name] then
       return "spec.services." .. tostring(name) ..
@@ -91,6 +108,9 @@ local function check(spec)
     if type(o) ~= "table" or o[1] ~= nil then
       return "spec.services." .. name .. " must be a mapping (may be empty: {})"
     end
+    local field = "spec.services." .. name .. ".chart"
+    local _, bad = chart.source(chart.inherit(spec.chart, o.chart), name, "", field)
+    if bad then return bad end
   end
   return nil
 end

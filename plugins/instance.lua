@@ -77,8 +77,9 @@ local function resolve(obj)
     if n.portRef then
       deps.networks[#deps.networks + 1] = { port = ref("Port", n.portRef.name) }
     elseif n.networkRef then
-      deps.networks[#deps.networks + 1] = { uuid = ref("Network", n.networkRef.name),
-                                            fixed_ip = n.fixed_ip }
+      local id, o = ref("Network", n.networkRef.name)
+      deps.networks[#deps.networks + 1] = { uuid = id, fixed_ip = n.fixed_ip,
+        name = o and o.status.resource and o.status.resource.name }
     end
   end
   return done(deps)
@@ -129,7 +130,7 @@ local function create(cloud, obj, deps)
   local spec, r = spec_of(obj)
   local server = {
     name = os_name(obj), flavorRef = deps.flavor, imageRef = deps.image,
-    key_name = deps.keypair, networks = json.array(deps.networks),
+    key_name = deps.keypair, networks = json.array(recovery.networks(deps)),
     metadata = r.metadata, availability_zone = r.availability_zone,
     description = r.description, tags = json.array(tags.initial(obj)),
   }
@@ -155,6 +156,12 @@ local function create(cloud, obj, deps)
     end
   end
   local id, err = nova.server_create(cloud, server, hints)
+  if not id and recovery.address_taken(deps, err) then
+    -- A recreate asked for the broken server's fixed IPs, and one is taken since: the
+    -- server is made with what Neutron gives (said in a Warning Event).
+    server.networks = json.array(recovery.networks(deps))
+    id, err = nova.server_create(cloud, server, hints)
+  end
   if not id then
     -- A network with no subnet yet is not a mistake in the spec: its Subnet may be on its
     -- way (applied with it). Nova says 400; look again later instead of giving up.

@@ -2,6 +2,7 @@
 /* impl.h: what admission.c (policies, requests) and webhook.c (certificates, webhook
  * configurations) share. Internal to host/admission/. */
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "admission/admission.h"
 #include "admission/cert.h"
@@ -30,6 +31,12 @@ struct entry { /* one ClusterPolicy or Policy */
 	bool cluster;
 	bool from_cm;	 /* spec.luaFrom.configMap: re-read at every audit */
 	char *source_rv; /* the resourceVersion of the ConfigMap last compiled */
+	bool deferred;	 /* its namespace's share of the loop was spent: checked again later */
+};
+
+struct ns_share { /* what a namespace's Policies have spent of the loop's time (source.c) */
+	char *ns;
+	uint64_t paid_ns; /* when their use is paid back, at their share (GCRA) */
 };
 
 struct pending { /* an admitted CREATE not yet in the cache */
@@ -60,6 +67,8 @@ struct ks_admission {
 	size_t nreads;
 	struct entry *entries;
 	size_t nentries;
+	struct ns_share *shares;
+	size_t nshares;
 	struct pending *pending;
 	size_t npending;
 	int open_timers;

@@ -24,6 +24,15 @@
 #define FIXTURE_SECONDS 2.0
 #define FIXTURE_SECONDS_NS 0.5
 
+/* And over time: each new version of a namespaced Policy is compiled and its fixtures run
+ * on the loop, and its author may write versions as fast as the API server takes them. The
+ * Policies of one namespace may use 1/NS_SHARE of the loop's time, in bursts of NS_BURST
+ * seconds of use (GCRA: the namespace's use is paid back at NS_SHARE times the time it
+ * took); a version past that is put off, the previous one staying in force and the status
+ * saying when it is checked, and it is checked by the audit tick after that. */
+#define NS_SHARE 20.0
+#define NS_BURST 2.0
+
 static const struct ks_kube_res cm_res = { "", "v1", "configmaps", true };
 #define SOURCE_LABEL "kupenstack.io/policy-source"
 #define GONE "!gone" /* the "resourceVersion" of a ConfigMap not found: said once */
@@ -51,15 +60,62 @@ static struct entry *find(struct ks_admission *a, const char *id)
 	return NULL;
 }
 
+static void refuse(struct ks_admission *a, struct entry *e, const cJSON *cr, const char *err)
+{
+	ks_adm_put(a, e, cr, NULL, err);
+}
+
+static struct ns_share *share_of(struct ks_admission *a, const char *ns)
+{
+	for (size_t i = 0; i < a->nshares; i++) {
+		if (strcmp(a->shares[i].ns, ns) == 0)
+			return &a->shares[i];
+	}
+	a->shares = ks_xrealloc(a->shares, (a->nshares + 1) * sizeof(*a->shares));
+	a->shares[a->nshares] = (struct ns_share){ ks_xstrdup(ns), 0 };
+	return &a->shares[a->nshares++];
+}
+
+/* Seconds until namespace share s may spend again at now; 0 when it may now. */
+static double share_wait(const struct ns_share *s, uint64_t now)
+{
+	double owed = s->paid_ns > now ? (double)(s->paid_ns - now) / 1e9 : 0;
+
+	return owed > NS_BURST * NS_SHARE ? owed - NS_BURST * NS_SHARE : 0;
+}
+
+static void share_spend(struct ns_share *s, uint64_t t0, uint64_t t1)
+{
+	s->paid_ns = (s->paid_ns > t0 ? s->paid_ns : t0) + (uint64_t)((double)(t1 - t0) * NS_SHARE);
+}
+
 /* Compile cr (spec.lua set), run the fixtures (may be NULL), and put the version in force
- * or keep the previous one; the status says which. Takes neither. */
+ * or keep the previous one; the status says which. A namespaced Policy whose namespace has
+ * spent its share of the loop is put off (e->deferred). Takes neither. */
 static void gate(struct ks_admission *a, struct entry *e, const cJSON *cr, const cJSON *fixtures,
 		 const char *rv)
 {
+	const char *ns = str_at(cr, (const char *const[]){ "metadata", "namespace", NULL });
+	struct ns_share *share = ns ? share_of(a, ns) : NULL;
+	uint64_t t0 = ks_now_ns();
+	double wait = share ? share_wait(share, t0) : 0;
 	char *err = NULL, *why;
-	struct ks_policy *p = ks_policy_new(a->loop, cr, &err);
-	bool ns = str_at(cr, (const char *const[]){ "metadata", "namespace", NULL }) != NULL;
+	struct ks_policy *p;
 
+	e->deferred = wait > 0;
+	if (e->deferred) {
+		err = ks_xasprintf("not checked yet: the Policies of namespace %s have used their "
+				   "share of the host's time (compiling and fixtures: 1/%.0f of "
+				   "it, %.1f s at once); checked again in %.0f s",
+				   ns, NS_SHARE, NS_BURST, wait + 1);
+		ks_warn("admission: policy put off", "policy=%s namespace=%s seconds=%.1f", e->id,
+			ns, wait);
+		refuse(a, e, cr, err);
+		free(err);
+		ks_adm_audit_soon(a, wait + 0.5);
+		return;
+	}
+	p = ks_policy_new(a->loop, cr, &err);
 	if (p && fixtures &&
 	    (why = ks_policy_fixtures_check(p, fixtures,
 					    ns ? FIXTURE_SECONDS_NS : FIXTURE_SECONDS))) {
@@ -68,15 +124,12 @@ static void gate(struct ks_admission *a, struct entry *e, const cJSON *cr, const
 		ks_policy_free(p);
 		p = NULL;
 	}
+	if (share)
+		share_spend(share, t0, ks_now_ns());
 	free(e->source_rv);
 	e->source_rv = rv ? ks_xstrdup(rv) : NULL;
 	ks_adm_put(a, e, cr, p, err);
 	free(err);
-}
-
-static void refuse(struct ks_admission *a, struct entry *e, const cJSON *cr, const char *err)
-{
-	ks_adm_put(a, e, cr, NULL, err);
 }
 
 /* The fixtures of a ConfigMap: its keys ending in .yaml, parsed; NULL with *err naming
@@ -252,6 +305,11 @@ void ks_adm_recheck_sources(struct ks_admission *a)
 		cJSON *cr;
 		char *err;
 
+		if (e->deferred && (cr = cached_cr(a, e->id))) {
+			ks_adm_load(a, e, cr); /* its namespace's share may be spent again */
+			cJSON_Delete(cr);
+			continue;
+		}
 		if (!e->from_cm || !(cr = cached_cr(a, e->id)))
 			continue;
 		err = read_cm(a, e, cr, true);

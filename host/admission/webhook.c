@@ -433,6 +433,9 @@ void ks_admission_free(struct ks_admission *a)
 		free(a->entries[i].source_rv);
 	}
 	free(a->entries);
+	for (size_t i = 0; i < a->nshares; i++)
+		free(a->shares[i].ns);
+	free(a->shares);
 	while (a->npending)
 		ks_adm_pending_drop(a, 0);
 	free(a->pending);

@@ -3,8 +3,8 @@
  * content (host/chart.h) and to render a chart fetched from a repository (which helm
  * reads from a file).
  *
- *   hex, err = chart.digest(path)  -- the content digest of a chart directory or .tgz
- *                                  -- (FNV-1a 64, 16 hex digits; on libuv's thread pool)
+ *   d, err = chart.digest(path)    -- the content digest of a chart directory or .tgz
+ *                                  -- ("sha256:<hex>", host/chart.h; on libuv's thread pool)
  *   path, err = chart.store(bytes, sha256)
  *       -- bytes (a chart's .tgz) written to the host's chart cache as <sha256>.tgz,
  *       -- only when sha256 (64 hex digits) is the SHA-256 of bytes; the path to render.
@@ -39,7 +39,7 @@ struct digest_op {
 	uv_work_t req;
 	bool orphan; /* the task went: free when the work ends */
 	int err;
-	uint64_t d;
+	char d[KS_CHART_DIGEST_LEN + 1];
 	char *path;
 };
 
@@ -47,7 +47,7 @@ static void digest_work(uv_work_t *req)
 {
 	struct digest_op *o = KS_CONTAINER_OF(req, struct digest_op, req);
 
-	o->err = ks_chart_digest(o->path, &o->d);
+	o->err = ks_chart_digest(o->path, o->d);
 }
 
 static void digest_done(uv_work_t *req, int status)
@@ -65,8 +65,7 @@ static void digest_done(uv_work_t *req, int status)
 			 strerror(status ? ECANCELED : -o->err));
 		n = ks_lua_fail(co, 0, "ChartError", buf);
 	} else {
-		snprintf(buf, sizeof(buf), "%016llx", (unsigned long long)o->d);
-		lua_pushstring(co, buf);
+		lua_pushstring(co, o->d);
 	}
 	ks_lua_op_resume(&o->op, n);
 out:

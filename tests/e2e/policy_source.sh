@@ -14,6 +14,10 @@
 #    the labelled ConfigMap there is Loaded and enforced in its namespace.
 #  - The source ConfigMap deleted: Refused (not found), PolicyRefused Event, the last good
 #    version still enforced.
+#  - Over time: a namespace's Policies writing versions whose fixtures burn their 0.5 s are
+#    put off once their namespace's share of the host's loop is spent (status and log say
+#    so), another namespace's Policy is still checked, and a good version is Loaded once
+#    the share is paid back.
 # Needs KUBECONFIG (admin); applies crds/.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OPNS=kupenstack-system
@@ -213,6 +217,68 @@ check "a PolicyRefused Event on the ClusterPolicy says so" s -- \
 	--field-selector "involvedObject.name=e2e-src-$$,reason=PolicyRefused"
 check "v3 is still enforced" s -- \
 	expect_out 'flavor m1.huge is forbidden \(v3\)' instance vm6 m1.huge
+
+# Over time: a namespaced Policy's versions, each compiled and its fixtures run on the host's
+# loop, as fast as its author writes them. Each "burn" version has 250 fixtures whose
+# policy loops until its instruction budget stops it: the gate stops them at the 0.5 s
+# limit and refuses the version. Past its namespace's share (1/20 of the loop, 2 s at
+# once) a version is put off, the status says so, and another namespace's Policy is
+# still checked at once; a good version is checked (Loaded) once the share is paid back.
+S2=ks-e2e-pols2-$$
+new_ns "$S2" bare
+burn() { # NS NAME N: version N, its Lua looping, 250 fixtures expecting a denial
+	{
+		printf '%s\n' "apiVersion: kupenstack.io/v1alpha1" "kind: Policy" \
+			"metadata: {name: $2, namespace: $1}" "spec:" "  match: {kinds: [Network]}" \
+			"  lua: 'return {validate = function() while true do end end} -- v$3'" "  fixtures:"
+		for i in $(seq 1 250); do
+			echo "    - {request: {operation: CREATE, namespace: $1, kind: {kind: Network}, object: {kind: Network, metadata: {name: n$i}, spec: {}}}, expect: {allowed: false}}"
+		done
+	} | k apply -f - >/dev/null
+}
+good() { # NS NAME: a version that passes its one fixture
+	k apply -f - >/dev/null <<EOT
+apiVersion: kupenstack.io/v1alpha1
+kind: Policy
+metadata: {name: $2, namespace: $1}
+spec:
+  match: {kinds: [Network]}
+  lua: 'return {validate = function(o) if o.metadata.name == "bad" then return "spec: no" end end}'
+  fixtures:
+    - {request: {operation: CREATE, namespace: $1, kind: {kind: Network}, object: {kind: Network, metadata: {name: ok}, spec: {}}}, expect: {allowed: true}}
+EOT
+}
+nstatus() { # NS NAME: generation phase: message
+	k get policy "$2" -n "$1" -o jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.phase}: {.status.message}'
+}
+put_off=""
+for v in $(seq 1 16); do
+	burn "$S" burn "$v"
+	gen=$(k get policy burn -n "$S" -o jsonpath='{.metadata.generation}')
+	until_ok 60 bash -c "$(declare -f k nstatus); nstatus $S burn | grep -qE '^$gen $gen '"
+	if nstatus "$S" burn | grep -qF 'not checked yet'; then
+		put_off=$v
+		break
+	fi
+done
+if [ -n "$put_off" ]; then
+	pass "version $put_off of a Policy burning its fixtures' time limit is put off: its namespace's share is spent"
+else
+	fail "a namespace's Policies writing versions that burn their fixtures' time are put off (16 versions were all checked)"
+fi
+check "the status names the namespace and when it is checked" -- \
+	bash -c "$(declare -f k nstatus); nstatus $S burn | grep -E 'Refused: not checked yet: the Policies of namespace $S have used their share of the host.s time .*checked again in [0-9]+ s \((none|the previous version) '"
+good "$S2" other
+eventually 30 "meanwhile another namespace's Policy is checked at once (Loaded)" -- \
+	bash -c "$(declare -f k nstatus); nstatus $S2 other | grep -E '^[0-9]+ [0-9]+ Loaded'"
+check "and the first one is still put off then" -- \
+	bash -c "$(declare -f k nstatus); nstatus $S burn | grep -F 'not checked yet'"
+good "$S" burn
+eventually 120 "a good version is checked once the share is paid back: Loaded" -- \
+	bash -c "$(declare -f k nstatus); nstatus $S burn | grep -E '^([0-9]+) \1 Loaded'"
+check "the host logged the put-off version" -- \
+	expect_out 'policy put off.*namespace='"$S" cat "${HLOG[s]}"
+
 stop_host s
 # exit 0: a clean stop, and under the sanitizer build no leak or error report
 if [ "${HRC[s]}" -eq 0 ]; then pass "the host stops cleanly (exit 0)"; else

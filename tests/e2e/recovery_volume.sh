@@ -7,9 +7,11 @@
 #         it from an image, so it is recreated on the same volume (the broken server goes
 #         first: the volume is attached to it), said in status and Events; then deleted
 #         behind our back, made again on the same volume;
-#   vm-n  booted from an Image, the default policy: recreated beside the broken server.
+#   vm-n  booted from an Image, the default policy: recreated.
 # Both are broken at once; each time the port Nova made for the broken server goes with it:
-# the project has one compute port per server, none of the old ones. A server that Nova
+# the project has one compute port per server, none of the old ones, and the new server
+# asks Nova for the broken one's fixed IP (so the broken server goes first: it holds it),
+# after an ERROR and after a deletion behind our back (status.recovery.addresses). A server that Nova
 # shows DELETED for a moment (its row not yet gone) is waited for, not judged (it boots from
 # no volume any more). Deleting the Instances leaves the volume available and no port.
 # Needs KUBECONFIG (admin, the CRDs applied) and OS_CLIENT_CONFIG_FILE (OS_CLOUD, default
@@ -52,6 +54,17 @@ boots_from() {
 		'.volumes_attached | tostring | contains($v)' >/dev/null || { echo "server $1 has not volume $2"; return 1; }
 	openstack --os-project-id "$PID" volume show "$2" -f json | jq -e --arg s "$1" '.status == "in-use" and
 		(.attachments | tostring | contains($s))' >/dev/null || { echo "volume $2 is not in use by $1"; return 1; }
+}
+# ip_of SERVER: the fixed IP(s) of the ports on the server, sorted, one line.
+ip_of() { openstack port list --device-id "$1" -f json | jq -r '[.[]."Fixed IP Addresses" | .. | .ip_address? // empty] | sort | join(" ")'; }
+# same_ip SERVER IP: the server's port has the fixed IP (the broken server's).
+same_ip() {
+	local now
+	now=$(ip_of "$1")
+	[ -n "$2" ] && [ "$now" = "$2" ] && return 0
+	echo "server $1 has the fixed IP '$now', not '$2'; AddressLost Events:"
+	k get events -n "$NS" --field-selector reason=AddressLost -o jsonpath='{range .items[*]}{.message}{"\n"}{end}'
+	return 1
 }
 # ports_of SERVER: the IDs of the ports on the server.
 ports_of() { openstack port list --device-id "$1" -f value -c ID; }
@@ -173,6 +186,8 @@ V1=$(sid instance vm-v)
 N1=$(sid instance vm-n)
 check "setup: one compute port per server, made by Nova" -- project_is vm-v vm-n --
 OLD_PORTS=$(cat "$WORK/ports")
+V1_IP=$(ip_of "$V1")
+N1_IP=$(ip_of "$N1")
 
 # ---- both servers in ERROR at once ----------------------------------------------------------
 # vm-v boots from a volume, onError Rebuild: Nova cannot rebuild it from an image, so it is
@@ -181,7 +196,7 @@ OLD_PORTS=$(cat "$WORK/ports")
 
 openstack "${NOVA[@]}" server set --state error "$V1" >"$OUT" 2>&1
 openstack "${NOVA[@]}" server set --state error "$N1" >>"$OUT" 2>&1
-eventually 180 "both in ERROR: each Instance Available again, on a new server" op -- \
+eventually 480 "both in ERROR: each Instance Available again, on a new server" op -- \
 	eval "new_id instance vm-v $V1 && new_id instance vm-n $N1" || finish
 V2=$(sid instance vm-v)
 # shellcheck disable=SC2086 # OLD_PORTS: a list of IDs
@@ -189,6 +204,10 @@ eventually 60 "the broken servers are gone with the ports Nova made for them: th
 	project_is vm-v vm-n -- $OLD_PORTS
 check "volume-booted, onError Rebuild: recreated on the same volume (attached to it; Cinder: in-use by it)" -- \
 	boots_from "$V2" "$VOL"
+check "... with the broken server's fixed IP ($V1_IP) on the new port Nova made" -- same_ip "$V2" "$V1_IP"
+check "image-booted, default policy: the new server has the broken one's fixed IP ($N1_IP) too" -- \
+	same_ip "$(sid instance vm-n)" "$N1_IP"
+check "... status.recovery.addresses names it" -- rec vm-n ".addresses == [\"$N1_IP\"]"
 check "... status.recovery says Recreate (not Rebuild), for Error, Done, count 1" -- \
 	rec vm-v '.count == 1 and .lastAction == "Recreate" and .lastReason == "Error" and .state == "Done"'
 check "... an Event says why: a volume-booted server cannot be rebuilt" -- \
@@ -200,13 +219,15 @@ check "image-booted, default policy: status.recovery says Recreate for Error, Do
 
 VP2=$(ports_of "$V2")
 openstack "${NOVA[@]}" server delete "$V2" >"$OUT" 2>&1
-eventually 150 "volume-booted, deleted behind our back: made again (onDeleted Recreate)" op -- \
+eventually 360 "volume-booted, deleted behind our back: made again (onDeleted Recreate)" op -- \
 	new_id instance vm-v "$V2"
 V3=$(sid instance vm-v)
 check "... counted (Recreate, Deleted, count 2)" -- \
 	rec vm-v '.count == 2 and .lastAction == "Recreate" and .lastReason == "Deleted" and .state == "Done"'
 eventually 60 "... on the same volume; the project's servers are the Instances', its old port gone" op -- \
 	eval "boots_from $V3 $VOL && project_is vm-v vm-n -- $VP2"
+check "... with the fixed IP it had ($V1_IP): Nova's ports went with the server, their addresses are free" -- \
+	same_ip "$V3" "$V1_IP"
 
 # ---- deleting the Instances leaves the volume free and no port ------------------------------
 

@@ -6,9 +6,9 @@
 # OpenStack of tests/env/openstack as the operator's cloud: once a ControlPlane's services
 # are Ready, each reports OpenStackHealthy from its API's version document, Nova from its
 # os-services (conductor, scheduler, compute), Neutron from its agents, with what is down
-# in status.openstack. A host whose cloud does not answer reports the API unreachable.
-# What is reported down is unit-tested (tests/lua/openstack_health_spec.lua): a test never
-# stops a service of the shared OpenStack.
+# in status.openstack; a service's region selects the catalog's endpoints (one the catalog
+# lacks: unreachable). A host whose cloud does not answer reports the API unreachable.
+# A stopped nova-conductor and OVS agent reported down: tests/e2e/services_os_down.sh.
 # Needs OS_CLIENT_CONFIG_FILE (and OS_CLOUD). No timed assertions.
 . "$(dirname "$0")/lib.sh"
 if [ -z "${OS_CLIENT_CONFIG_FILE:-}" ]; then
@@ -47,14 +47,25 @@ eventually "$W" "health: the ControlPlane is Ready" h -- \
 for s in $SERVICES; do
 	eventually "$W" "health: $s's API answers its version document (OpenStackHealthy True)" h -- os_healthy "$s"
 done
-nsvc=$(openstack compute service list -f value | wc -l)
-nagents=$(openstack network agent list -f value | wc -l)
+openstack compute service list -f json >"$WORK/services.json"
+openstack network agent list -f json >"$WORK/agents.json"
+nsvc=$(jq length "$WORK/services.json")
+nagents=$(jq length "$WORK/agents.json")
 check "health: Nova counts its $nsvc os-services and none down ($(os_cond nova))" -- \
 	has nova "$NS" cp-nova "(.status.openstack.total == $nsvc) and (.status.openstack.down == []) and $nsvc >= 3"
 check "health: Neutron counts its $nagents agents and none down ($(os_cond neutron))" -- \
 	has neutron "$NS" cp-neutron "(.status.openstack.total == $nagents) and (.status.openstack.down == [])"
 check "health: Keystone checks its API only, no list ($(os_cond keystone))" -- \
 	has keystone "$NS" cp-keystone '.status.openstack.total == null'
+
+# The region: the health is read from the catalog's endpoints of the service's region (the
+# ControlPlane's, inherited; a service's own winning). The real cloud has RegionOne only.
+region=$(openstack region list -f value -c Region | head -1)
+k patch controlplane -n "$NS" cp --type merge -p "{\"spec\":{\"region\":\"$region\",\"services\":{\"glance\":{\"region\":\"Nowhere-$$\"}}}}" >/dev/null
+eventually "$W" "region: Glance in a region the catalog lacks reports its API unreachable, naming the region" h -- \
+	has glance "$NS" cp-glance ".spec.region == \"Nowhere-$$\" and (.status.conditions[] | select(.type == \"OpenStackHealthy\") | .status == \"False\" and .reason == \"APIUnreachable\" and (.message | test(\"region Nowhere-$$\")))"
+eventually "$W" "region: Keystone in the ControlPlane's region $region still answers" h -- \
+	eval "has keystone $NS cp-keystone '.spec.region == \"$region\" and .status.observedGeneration == .metadata.generation and .status.openstack != null' && os_healthy keystone"
 
 # A cloud that does not answer: the same clouds.yaml with Keystone on a closed port.
 stop_host h TERM

@@ -172,6 +172,97 @@ describe("ks.recovery.server", function()
     assert.same({ "Deleting", 3 }, { res.conditions[1].reason, res.requeue_after })
   end)
 
+  it("a server long in deleting is looked at less often, and reported stuck once past DELETE_STUCK", function()
+    local limit = require "ks.recovery.limit"
+    local now = require("ks.core.time").now() -- the shim's clock
+    local function going(age)
+      return { id = "old", status = "ACTIVE", ["OS-EXT-STS:task_state"] = "deleting",
+               ["OS-EXT-SRV-ATTR:host"] = "compute-9", updated = limit.format_time(now - age) }
+    end
+    local function look(age, obj)
+      servers = { old = going(age) }
+      local c = ctx()
+      local _, res = recovery.recover(def)(cloud, servers.old, obj or instance(), c, deps)
+      return res, c
+    end
+    local res = look(0)
+    assert.same({ "Deleting", 3 }, { res.conditions[1].reason, res.requeue_after })
+    res = look(120)
+    assert.equal("Deleting", res.conditions[1].reason)
+    assert.is_true(res.requeue_after >= 30 and res.requeue_after <= 31)
+    local c
+    res, c = look(recovery.DELETE_STUCK + 5)
+    assert.same({ "DeleteStuck", 60 }, { res.conditions[1].reason, res.requeue_after })
+    assert.matches("compute%-9", res.conditions[1].message)
+    assert.same({ "Warning DeleteStuck" }, c.events)
+    -- reported once: the next look, with the condition already DeleteStuck, sends none
+    local obj = instance()
+    obj.status.conditions = { { type = "Available", status = "False", reason = "DeleteStuck",
+                                observedGeneration = obj.metadata.generation } }
+    res, c = look(recovery.DELETE_STUCK + 65, obj)
+    assert.same({ "DeleteStuck", 60 }, { res.conditions[1].reason, res.requeue_after })
+    assert.same({}, c.events)
+  end)
+
+  describe("the fixed IPs of the ports Nova made", function()
+    local addresses = { ["net-a"] = {
+      { addr = "fd00::5", version = 6, ["OS-EXT-IPS:type"] = "fixed" },
+      { addr = "10.0.0.5", version = 4, ["OS-EXT-IPS:type"] = "fixed" },
+      { addr = "203.0.113.9", version = 4, ["OS-EXT-IPS:type"] = "floating" } } }
+    local function ndeps()
+      return { image = "img", networks = { { uuid = "n1", name = "net-a" },
+        { uuid = "n2", name = "net-b" }, { uuid = "n1", name = "net-a", fixed_ip = "10.0.0.7" } } }
+    end
+
+    it("a server in ERROR: the broken one deleted first, its IPv4 address kept in status.recovery", function()
+      servers.old.addresses = addresses
+      local c, d = ctx(), ndeps()
+      local cur, res = recovery.recover(def)(cloud, servers.old, instance(), c, d)
+      assert.is_nil(cur)
+      assert.same({ "list kupenstack-uid-u1", "point Instance recovery-found", "delete old",
+                    "point Instance recovery-deleted" }, calls)
+      assert.truthy(res.conditions[1].message:find("its fixed IPs 10.0.0.5 (on the ports Nova made", 1, true))
+      assert.same({ "10.0.0.5", "", "" }, c.recovery.addresses)
+      -- the next reconcile finds it gone: the create asks for the address again
+      local obj = instance()
+      obj.status.recovery = c.recovery
+      local d2 = ndeps()
+      assert.same({ nil, nil }, { recovery.gone(def)(cloud, obj, ctx(), d2) })
+      assert.same({ { uuid = "n1", fixed_ip = "10.0.0.5" }, { uuid = "n2" },
+                    { uuid = "n1", fixed_ip = "10.0.0.7" } }, recovery.networks(d2))
+    end)
+
+    it("a server deleted behind our back: made again with the addresses last seen", function()
+      local obj = instance()
+      obj.status.resource = { addresses = addresses }
+      local c, d = ctx(), ndeps()
+      assert.same({ nil, nil }, { recovery.gone(def)(cloud, obj, c, d) })
+      assert.same({ "10.0.0.5", "", "" }, c.recovery.addresses)
+      assert.same("10.0.0.5", recovery.networks(d)[1].fixed_ip)
+    end)
+
+    it("an address taken since: said (AddressLost), and the create tried without it", function()
+      local obj = instance()
+      obj.status.resource = { addresses = addresses }
+      local c, d = ctx(), ndeps()
+      recovery.gone(def)(cloud, obj, c, d)
+      assert.is_false(recovery.address_taken(d, { status = 400, message = "Invalid input" }))
+      assert.is_true(recovery.address_taken(d, { status = 400,
+        message = "Fixed IP address 10.0.0.5 is already in use on instance x." }))
+      assert.same({ "Normal RecoveryStarted", "Warning AddressLost" }, c.events)
+      assert.same({ { uuid = "n1" }, { uuid = "n2" }, { uuid = "n1", fixed_ip = "10.0.0.7" } },
+        recovery.networks(d))
+      assert.is_false(recovery.address_taken(d, { status = 400, message = "already in use" }))
+    end)
+
+    it("nothing is kept for a Port object's port (it is moved) or without addresses", function()
+      local c = ctx()
+      local cur = recovery.recover(def)(cloud, servers.old, instance(), c, deps)
+      assert.equal("new", cur.id) -- made beside the broken one, as before
+      assert.equal(require("ks.core.json").null, c.recovery.addresses)
+    end)
+  end)
+
   it("does nothing with onError None", function()
     local cur = recovery.recover(def)(cloud, servers.old, instance({ onError = "None" }), ctx(), deps)
     assert.equal("old", cur.id)

@@ -206,6 +206,16 @@ describe("ks.release.source", function()
     assert.equal("/charts/svc.tgz", path)
     assert.equal("digest-of-/charts/svc.tgz", d)
   end)
+
+  it("refuses a local chart whose content is not the pinned digest, naming both", function()
+    local path, d = source.resolve({ chart = "/charts/svc.tgz", digest = "digest-of-/charts/svc.tgz" }, {})
+    assert.equal("/charts/svc.tgz", path)
+    assert.equal("digest-of-/charts/svc.tgz", d)
+    local none, err = source.resolve({ chart = "/charts/svc.tgz", digest = "0123456789abcdef" }, {})
+    assert.is_nil(none)
+    assert.matches("has digest digest-of-/charts/svc.tgz but the release is pinned to " ..
+                   "0123456789abcdef; nothing applied", err, 1, true)
+  end)
 end)
 
 

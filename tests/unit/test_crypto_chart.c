@@ -5,6 +5,8 @@
  * only), run as Lua tasks on a real loop; no server (the guarded requests go to closed
  * ports or are refused before any connection).
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "chart.h"
 #include "http.h"
 #include "ks.h"
 #include "lua/engine.h"
@@ -142,12 +145,36 @@ TEST(digest_of_a_chart_and_of_nothing)
 {
 	ASSERT_OUT("local ch = require 'ks.core.chart'\n"
 		   "local d = assert(ch.digest('tests/fixtures/charts/osh-svc'))\n"
-		   "assert(#d == 16 and not d:find('[^0-9a-f]'))\n"
+		   "assert(#d == 71 and d:find('^sha256:[0-9a-f]+$'))\n"
 		   "assert(d == ch.digest('tests/fixtures/charts/osh-svc'))\n"
 		   "assert(d ~= ch.digest('tests/fixtures/charts/demo'))\n"
 		   "local _, err = ch.digest('tests/fixtures/charts/none')\n"
 		   "return err.reason",
 		   "ChartError");
+}
+
+/* A file's digest is its SHA-256 (FIPS 180-2's "abc"); a directory's mixes each file's
+ * path and length too, so that moving or splitting content changes it. */
+TEST(digest_of_a_file_is_its_sha256)
+{
+	char dir[] = "/tmp/ks-test-chart.XXXXXX", f[256], d1[KS_CHART_DIGEST_LEN + 1],
+	     d2[KS_CHART_DIGEST_LEN + 1];
+	FILE *fp;
+
+	ASSERT(mkdtemp(dir));
+	snprintf(f, sizeof(f), "%s/a", dir);
+	ASSERT((fp = fopen(f, "w")) && fputs("abc", fp) >= 0 && fclose(fp) == 0);
+	ASSERT(ks_chart_digest(f, d1) == 0);
+	ASSERT_STR(d1, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	ASSERT(ks_chart_digest(dir, d1) == 0);
+	ASSERT(strcmp(d1, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+	unlink(f);
+	snprintf(f, sizeof(f), "%s/b", dir); /* the same bytes under another name */
+	ASSERT((fp = fopen(f, "w")) && fputs("abc", fp) >= 0 && fclose(fp) == 0);
+	ASSERT(ks_chart_digest(dir, d2) == 0 && strcmp(d1, d2) != 0);
+	unlink(f);
+	ASSERT(rmdir(dir) == 0);
+	ASSERT(ks_chart_digest(dir, d2) == -ENOENT && d2[0] == '\0');
 }
 
 TEST(guarded_requests_reach_allowed_networks_only)
@@ -181,6 +208,7 @@ int main(void)
 	RUN(sha256_of_a_known_text);
 	RUN(store_writes_only_what_matches_its_sha256);
 	RUN(digest_of_a_chart_and_of_nothing);
+	RUN(digest_of_a_file_is_its_sha256);
 	RUN(guarded_requests_reach_allowed_networks_only);
 	ks_http_free(http);
 	ks_metrics_free(metrics);

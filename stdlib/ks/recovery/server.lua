@@ -26,6 +26,10 @@ local type = type
 local ipairs = ipairs
 local tostring = tostring
 local ceil = math.ceil
+local concat = table.concat
+local floor = math.floor
+local max = math.max
+local min = math.min
 
 
 local _M = {}
@@ -109,8 +113,39 @@ end
 -- Is server s on its way out: being deleted (task_state deleting: its volumes are
 -- detached then, before it is gone), or deleted already (Nova's status DELETED, vm_state
 -- deleted: until its row goes, a GET and a list still show it so)?
+local keep -- defined below
+
+
 local function going(s)
   return s.status == "DELETED" or value(s["OS-EXT-STS:task_state"]) == "deleting"
+end
+
+
+-- A server on its way out is looked at again after a quarter of the time Nova has been at
+-- it (since its `updated`), 3 s at first and a minute at most; past DELETE_STUCK seconds
+-- it is reported stuck (reason DeleteStuck, a Warning Event once): a server whose compute
+-- host is down stays `deleting` until an operator acts, and is not asked about every 3 s.
+_M.DELETE_STUCK = 600
+local DELETE_AGAIN_MAX = 60
+
+local function on_its_way_out(cur, obj, ctx)
+  local task = value(cur["OS-EXT-STS:task_state"])
+  local since = limit.parse_time(value(cur.updated))
+  local secs = since and max(0, floor(time.now() - since)) or 0
+  local again = min(DELETE_AGAIN_MAX, max(3, ceil(secs / 4)))
+  local msg = "server " .. cur.id .. " is being deleted (Nova: status " .. tostring(cur.status)
+    .. ", task_state " .. tostring(task) .. ", for " .. secs .. " s); looking again in "
+    .. again .. " s"
+  if secs < _M.DELETE_STUCK then
+    return held("Deleting", msg, again)
+  end
+  msg = msg .. "; Nova has not finished deleting it in " .. floor(secs / 60) .. " min (is "
+    .. "nova-compute on " .. tostring(value(cur["OS-EXT-SRV-ATTR:host"]) or "its host")
+    .. " up?)"
+  if not was(obj, { DeleteStuck = true }) then
+    ctx.event("Warning", "DeleteStuck", msg)
+  end
+  return held("DeleteStuck", msg, again)
 end
 
 
@@ -177,6 +212,83 @@ local function free_ports(cloud, old, deps)
 end
 
 
+-- The fixed IPs Nova gave a server on the entries of deps.networks that name a Network
+-- and no fixed_ip (Nova made those ports, and deletes them with the server), by entry ("" for
+-- none), from Nova's addresses (by network name; an IPv4 one first); nil if there is none.
+local function kept(addresses, deps)
+  if type(addresses) ~= "table" then
+    return nil
+  end
+  local out, any, used = {}, false, {}
+  for i, n in ipairs(deps.networks or {}) do
+    out[i] = ""
+    local list = n.uuid and not n.fixed_ip and n.name and addresses[n.name]
+    local best
+    for _, a in ipairs(type(list) == "table" and list or {}) do
+      if type(a) == "table" and type(a.addr) == "string" and not used[a.addr]
+          and a["OS-EXT-IPS:type"] ~= "floating"
+          and (not best or (a.version == 4 and best.version ~= 4)) then
+        best = a
+      end
+    end
+    if best then
+      used[best.addr], out[i], any = true, best.addr, true
+    end
+  end
+  return any and out or nil
+end
+
+
+-- Nova's addresses of obj's server when it was last seen (status.resource).
+local function observed_addresses(obj)
+  local r = obj.status and obj.status.resource
+  return type(r) == "table" and r.addresses or nil
+end
+
+
+-- The new server of this recovery asks for the addresses ips (from kept(), or nil): in
+-- deps for the create, and in status.recovery.addresses for a create in a later reconcile.
+-- An address taken since is said in a Warning Event.
+function keep(deps, ctx, ips)
+  deps.keep = ips
+  if ctx.recovery then
+    ctx.recovery.addresses = ips and json.array(ips) or json.null
+  end
+  deps.on_lost = function(msg)
+    ctx.event("Warning", "AddressLost", "the new server could not have the broken one's "
+      .. "fixed IPs: " .. msg .. "; it has what Neutron gave it")
+  end
+end
+
+
+-- Nova's networks for the create of a server: deps.networks with, on a recreate, the
+-- addresses kept (deps.keep) asked for again.
+function _M.networks(deps)
+  local out = {}
+  for i, n in ipairs(deps.networks or {}) do
+    local ip = n.fixed_ip or (deps.keep and deps.keep[i])
+    out[i] = { uuid = n.uuid, port = n.port, fixed_ip = ip ~= "" and ip or nil }
+  end
+  return out
+end
+
+
+-- Did the create fail, err, because an address kept is taken? Then it is said, and
+-- forgotten (deps.keep), for the create to be tried again without.
+function _M.address_taken(deps, err)
+  local msg = type(err) == "table" and tostring(err.message or "") or ""
+  if not deps.keep or type(err) ~= "table" or not (err.status == 400 or err.status == 409)
+      or not (msg:find("already in use", 1, true) or msg:find("already allocated", 1, true)) then
+    return false
+  end
+  deps.keep = nil
+  if deps.on_lost then
+    deps.on_lost(msg)
+  end
+  return true
+end
+
+
 -- What of the broken server the new one needs and cannot have while it exists: a fixed
 -- IP asked of Nova on a Network, or the boot volume (Nova attaches a volume to one server,
 -- and detaches none from a server in ERROR, nor a root volume from any). For such an
@@ -184,6 +296,16 @@ end
 local function wanted_by_new(obj, deps)
   if deps.volume then
     return "its boot volume " .. deps.volume
+  end
+  if deps.keep then
+    local ips = {}
+    for _, ip in ipairs(deps.keep) do
+      if ip ~= "" then
+        ips[#ips + 1] = ip
+      end
+    end
+    return "its fixed IPs " .. concat(ips, ", ") .. " (on the ports Nova made for it, which go "
+      .. "with it)"
   end
   for _, n in ipairs((obj.spec and obj.spec.networks) or {}) do
     if n.networkRef and n.fixed_ip then
@@ -195,6 +317,7 @@ end
 
 
 local function recreate(def, cloud, old, obj, ctx, deps, why)
+  keep(deps, ctx, kept(old.addresses, deps) or kept(observed_addresses(obj), deps))
   local wanted = wanted_by_new(obj, deps)
   if wanted then
     poll.wrote("Instance", old.id)
@@ -274,8 +397,7 @@ function _M.recover(def)
       -- On its way out: nothing of it to judge (its volumes and ports are let go early:
       -- it boots from no volume any more, and has no address); def.gone decides once the
       -- GET says 404.
-      return nil, held("Deleting", "server " .. cur.id .. " is being deleted (Nova: status "
-        .. tostring(cur.status) .. ", task_state " .. tostring(task) .. "); looking again in 3 s", 3)
+      return nil, on_its_way_out(cur, obj, ctx)
     end
     if cur.status == "ERROR" and not task and pol.onError ~= "None" then
       local fmsg = fault_of(cur)
@@ -315,7 +437,8 @@ end
 -- adopt (ours, made by a recovery), or nil and a result to return, or nothing: make it
 -- again.
 function _M.gone(def)
-  return function(cloud, obj, ctx)
+  return function(cloud, obj, ctx, deps)
+    deps = deps or {}
     local own, err = def.find_own(cloud, obj)
     if err then
       return nil, resource.failed(err)
@@ -328,7 +451,11 @@ function _M.gone(def)
     local rec = obj.status.recovery
     if rec and rec.state == "Running" and rec.lastAction == "Recreate"
         and rec.lastReason == "Error" then
-      return nil -- a recreate that deleted the broken server first: go on with it
+      -- a recreate that deleted the broken server first: go on with it, with the addresses
+      -- it kept
+      local ips = type(rec.addresses) == "table" and #rec.addresses > 0 and rec.addresses or nil
+      keep(deps, ctx, ips)
+      return nil
     end
     local pol, perr = limit.policy(obj.spec)
     if not pol then
@@ -349,6 +476,8 @@ function _M.gone(def)
       early.status = { id = obj.status.id }
       return nil, early
     end
+    -- Nova deleted the ports it made with the server: their addresses are free again
+    keep(deps, ctx, kept(observed_addresses(obj), deps))
     return nil
   end
 end

@@ -15,7 +15,8 @@
 --   r = { phase = "Ready"|"Progressing"|"Failed", ready = 3, total = 5,
 --         progress = "3/5 ready", message = "waiting for Deployment/keystone-api: ...",
 --         revision = 2, writes = 0, plan = {...} (dry run), nondeterministic = {...},
---         chart_digest = "sha256:..." (a repository's) | "<16 hex>" (a local chart's) }
+--         chart_digest = "sha256:<hex>" (a repository's .tgz, or a local chart's: host/chart.h),
+--         refused = true (the values or the chart refused: nothing applied nor recorded) }
 --   local done, err = release.delete{ name =, namespace =, run_pre_delete = true }
 --
 -- The parts: source (the chart and its content digest), render (ks.core.helm, pins, the
@@ -402,14 +403,22 @@ function _M.apply(spec)
   local r = { writes = 0 }
   local st, err = state.load(spec.namespace, spec.name)
   if not st then return nil, err end
+  -- refused: nothing was applied nor recorded (the values or the chart are refused).
   local values, verr = values_of(spec, st)
-  if not values then return result("Failed", r, verr) end
+  if not values then
+    r.refused = true
+    return result("Failed", r, verr)
+  end
   -- A rollback re-applies the revision: its values, and its chart's content.
   local rev = spec.rollback_to and revision(st, spec.rollback_to)
   local src = source_spec(spec, rev)
   local path, content = source.resolve(src, st)
-  if not path then return result("Failed", r, content) end
+  if not path then
+    r.refused = true
+    return result("Failed", r, content)
+  end
   if rev and rev.chart and content ~= rev.chart then
+    r.refused = true
     return result("Failed", r, "cannot roll back to revision " .. rev.revision .. ": its "
       .. "chart " .. src.chart .. " had content " .. rev.chart .. ", and now has "
       .. content .. "; nothing applied")

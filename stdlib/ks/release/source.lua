@@ -2,7 +2,7 @@
 -- known by its content, never by its `version:` (a repository can serve other content
 -- under the same version):
 --   * a directory or a .tgz on the host (spec.chart a path): its content digest
---     (ks.core.chart.digest, over every file);
+--     (ks.core.chart.digest, over every file), checked against spec.digest when given;
 --   * a chart repository (spec.repo = "https://charts.example/", spec.chart = the chart's
 --     name, spec.version): Helm's index.yaml protocol. The index is read, the version's
 --     .tgz fetched by the host's HTTP client and its SHA-256 checked against the index's
@@ -165,6 +165,11 @@ function _M.resolve(spec, st)
   end
   local d, err = chart.digest(spec.chart)
   if not d then return nil, "could not read the chart " .. spec.chart .. ": " .. tostring(err) end
+  -- A local chart pinned (spec.digest): the content digest it had must be the one it has.
+  if spec.digest and spec.digest ~= d then
+    return nil, "chart " .. spec.chart .. ": its content has digest " .. d ..
+      " but the release is pinned to " .. tostring(spec.digest) .. "; nothing applied"
+  end
   return spec.chart, d
 end
 

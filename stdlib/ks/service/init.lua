@@ -11,7 +11,10 @@
 -- The spec (crds/<kind>.yaml): version (an OpenStack release of the release table: it
 -- chooses the image tags), imageRegistry, images (per component, wins over the table),
 -- replicas (per component), conf (merged into the chart's conf), endpoints, values (raw,
--- merged last), chart (a chart of the operator's charts directory), paused,
+-- merged last), chart (a chart of the operator's charts directory, or of a chart
+-- repository pinned by its digest: ks.service.chart), region (the charts'
+-- endpoints.identity.auth.<user>.region_name, for the users def.auth names, default
+-- {"admin", <chart>}; the catalog region the OpenStack health check reads), paused,
 -- maxUnavailable (every Deployment's rolling update: OpenStack-Helm's
 -- pod.lifecycle.upgrades.deployments.rolling_update.max_unavailable), rollbackOnFailure
 -- and progressDeadlineSeconds (failure: see applied below).
@@ -23,7 +26,9 @@
 -- kupenstack.io/controlplane), else "" (a lone Keystone is named "keystone").
 --
 -- Status: phase, version (the one running, set once the release is Ready at it),
--- wantedVersion, revision, ready ("x/y" components), components.<c> = {ready = "x/y",
+-- wantedVersion, revision, chartDigest (the content digest of the chart applied),
+-- released (the release has written its state: deletion has something to tear down),
+-- ready ("x/y" components), components.<c> = {ready = "x/y",
 -- upToDate}, conditions Ready, Progressing, Degraded, UpgradeInProgress.
 local kube = require "ks.core.kube"
 local yaml = require "ks.core.yaml"
@@ -31,6 +36,7 @@ local release = require "ks.release"
 local readiness = require "ks.release.readiness"
 local health = require "ks.service.health"
 local openstack_health = require "ks.service.openstack_health"
+local chart = require "ks.service.chart"
 local time = require "ks.core.time"
 local json = require "ks.core.json"
 
@@ -207,6 +213,11 @@ function _M.check(def, spec, table_)
     end
   end
   local mu = spec.maxUnavailable
+  local _, cbad = chart.source(spec.chart, def.chart, "")
+  if cbad then return cbad end
+  if spec.region ~= nil and (type(spec.region) ~= "string" or spec.region == "") then
+    return "spec.region must name an OpenStack region"
+  end
   if mu ~= nil and not (is_int(mu) or (type(mu) == "string" and mu:match("^%d+%%$"))) then
     return "spec.maxUnavailable must be a whole number >= 0 or a percentage (\"25%\")"
   end
@@ -242,21 +253,21 @@ function _M.values(def, spec, table_, config)
       max_unavailable = spec.maxUnavailable } } } }
   end
   if spec.conf then v.conf = copy(spec.conf) end
-  if spec.endpoints then v.endpoints = copy(spec.endpoints) end
+  if spec.region then
+    -- OpenStack-Helm's charts read the region of each Keystone user they use from
+    -- endpoints.identity.auth.<user>.region_name (keystone's bootstrap: admin's).
+    local auth = {}
+    for _, u in ipairs(def.auth or { "admin", def.chart }) do
+      auth[u] = { region_name = spec.region }
+    end
+    v.endpoints = { identity = { auth = auth } }
+  end
+  if spec.endpoints then v.endpoints = _M.merge(v.endpoints or {}, spec.endpoints) end
   if spec.values then v = _M.merge(v, spec.values) end
   return v
 end
 
 
--- The chart's path: a plain name inside charts_dir, never a path of the user's choosing.
-local function chart_of(def, spec, ctx)
-  local c = spec.chart or def.chart
-  if type(c) ~= "string" or not c:match("^[%w][%w._-]*$") or c:find("..", 1, true) then
-    ctx.terminal("spec.chart must name a chart of the operator's charts directory",
-                 "InvalidConfiguration")
-  end
-  return ctx.config.charts_dir .. "/" .. c
-end
 
 
 local function deployment_name(obj, c)
@@ -315,6 +326,11 @@ local function config_schema()
     releases = { type = "string", default = "",
                  description = "YAML: more releases for the release table (release -> {tag=, images=})" },
     poll = { type = "number", default = 2, description = "seconds between readiness checks" },
+    allow_chart_networks = { type = "string", default = "",
+                             description = "networks (CIDRs, comma-separated) a chart " ..
+                               "repository may be on besides public addresses" },
+    index_ttl = { type = "number", default = 30,
+                  description = "seconds a chart repository's index.yaml is used again" },
     deadline = { type = "number", default = 600,
                  description = "seconds a change may take to become healthy when the spec " ..
                    "sets no progressDeadlineSeconds" },
@@ -368,12 +384,23 @@ function _M.applied(def, obj, ctx, tbl, base, upgrading)
   base.attempt = attempt
   base.lastGoodRevision, base.lastGoodVersion = st.lastGoodRevision, st.lastGoodVersion
   local rollback_to = failure and rollback_on and st.lastGoodRevision or nil
+  local src = chart.source(spec.chart, def.chart, ctx.config.charts_dir)
   local function run(to)
     return release.apply{
-      chart = chart_of(def, spec, ctx), values = _M.values(def, spec, tbl, ctx.config),
+      chart = src.chart, repo = src.repo, version = src.version, digest = src.digest,
+      allow = ctx.config.allow_chart_networks, index_ttl = ctx.config.index_ttl,
+      values = _M.values(def, spec, tbl, ctx.config),
       name = obj.metadata.name, namespace = obj.metadata.namespace, owner = obj,
       event = ctx.event, rollback_to = to,
     }
+  end
+  -- Whether the release has written its state (something to tear down on deletion): once
+  -- true, kept; nothing written when the chart or values were refused, or when the state
+  -- Secret could not be read or written (Forbidden: no kupenstack-services binding).
+  local function released(r, err)
+    if st.released or st.revision ~= nil then return true end
+    if r then return not r.refused end
+    return not tostring(err):match("the release's state: .*[Ff]orbidden")
   end
   if failure and not rollback_to then
     -- Halted, nothing to go back to: report, apply nothing more until the spec changes.
@@ -382,21 +409,34 @@ function _M.applied(def, obj, ctx, tbl, base, upgrading)
     return _M.report(def, obj, base, "Failed", failure.message, upgrading, ctx)
   end
   local r, err = run(rollback_to)
-  if not r then
-    return _M.failed("ApplyFailed", tostring(err), false,
-                     { wantedVersion = spec.version, version = st.version, attempt = attempt,
-                       failure = failure or (st.failure ~= nil and json.null or nil),
-                       lastGoodRevision = st.lastGoodRevision,
-                       lastGoodVersion = st.lastGoodVersion })
+  base.released = released(r, err) or nil
+  if not r or r.refused then
+    -- Nothing applied: the chart refused (a digest that does not match, a repository that
+    -- does not answer) is retried with backoff, naming what differs.
+    local f = _M.failed(r and "ChartRefused" or "ApplyFailed", tostring(r and r.message or err),
+                        false,
+                        { wantedVersion = spec.version, version = st.version, attempt = attempt,
+                          failure = failure or (st.failure ~= nil and json.null or nil),
+                          lastGoodRevision = st.lastGoodRevision,
+                          lastGoodVersion = st.lastGoodVersion, released = base.released })
+    return f
   end
+  base.chartDigest = r.chart_digest
   local comps, n, deps = {}, 0, {}
   if r.phase ~= "Failed" or r.revision then
     comps, n, deps = components(def, obj)
     if not comps then return nil, n end
   end
-  -- A new failure of this generation: a Job failed, or the deadline passed.
-  if not failure and (r.phase == "Failed" or
-                      (r.phase ~= "Ready" and now - (attempt.since or now) > deadline)) then
+  -- A new failure of this generation: a Job failed, or the deadline passed before it was
+  -- ever Ready. Once Ready (attempt.ready), a moment not Ready (a pod deleted, a host
+  -- restarted long after the install that finds a hook Job re-made) is healed, not an
+  -- upgrade that failed: it is not rolled back.
+  if r.phase == "Ready" and not attempt.ready then
+    attempt = { generation = attempt.generation, since = attempt.since, ready = true }
+    base.attempt = attempt
+  end
+  if not failure and (r.phase == "Failed" or (r.phase ~= "Ready" and not attempt.ready
+                                              and now - (attempt.since or now) > deadline)) then
     local why = r.phase == "Failed" and "" or ("not healthy within " .. deadline .. "s: ")
     local msg = (upgrading and ("upgrade to " .. spec.version .. " failed: ") or "") ..
       why .. failure_detail(def, obj, r, comps, deps)
@@ -500,6 +540,44 @@ function _M.report(def, obj, base, how, msg, upgrading, ctx, phase)
 end
 
 
+local function forbidden(err)
+  return (type(err) == "table" and err.code == 403) or tostring(err):match("[Ff]orbidden") ~= nil
+end
+
+
+-- The ClusterRole and RoleBinding the operator's ServiceAccount needs in a service's
+-- namespace (deploy/rbac.yaml).
+_M.BINDING = "kupenstack-services"
+
+
+-- Deletion of a service whose release the operator may not touch (Forbidden: no
+-- kupenstack-services RoleBinding in the namespace). A release that never wrote its state
+-- applied nothing: the finalizer goes. Otherwise the deletion waits for the binding, said
+-- on the conditions and in a Warning Event, and is tried again every 5 polls.
+function _M.deletion_forbidden(obj, ctx, err)
+  local st, ns = obj.status or {}, obj.metadata.namespace
+  local why = require("ks.release.util").truncate(tostring(type(err) == "table" and
+    (err.message or err.reason) or err), 300)
+  if not (st.released or st.revision ~= nil or st.lastGoodRevision ~= nil) then
+    ctx.log.info("service deleted: its release applied nothing", { error = why })
+    return {}
+  end
+  local msg = "cannot delete what the release applied: the operator's ServiceAccount " ..
+    "needs the RoleBinding " .. _M.BINDING .. " (ClusterRole " .. _M.BINDING .. ") in " ..
+    "namespace " .. ns .. "; the deletion completes once it is there (" .. why .. ")"
+  ctx.event("Warning", "DeletionBlocked", msg)
+  return {
+    status = { phase = "DeletionBlocked", message = msg },
+    conditions = {
+      cond("Ready", false, "DeletionBlocked", msg),
+      cond("Progressing", true, "DeletionBlocked", msg),
+      cond("Degraded", true, "DeletionBlocked", msg),
+    },
+    requeue_after = ctx.config.poll * 5,
+  }
+end
+
+
 -- The plugin table of a service kind.
 function _M.kind(def)
   local P = {
@@ -548,6 +626,7 @@ function _M.kind(def)
     if out and def.openstack and (ctx.config.openstack_health or 0) > 0 and
         out.status.phase == "Ready" then
       local cloud, cerr = require("ks.resource.cloud").operator()
+      if cloud and spec.region then cloud = openstack_health.in_region(cloud, spec.region) end
       out = openstack_health.add(out, def.kind, def.openstack, cloud, cerr,
                                  ctx.config.openstack_health)
     end
@@ -556,6 +635,7 @@ function _M.kind(def)
 
   function P.finalize(obj, ctx)
     local done, err = release.delete{ name = obj.metadata.name, namespace = obj.metadata.namespace }
+    if done == nil and forbidden(err) then return _M.deletion_forbidden(obj, ctx, err) end
     if done == nil then return nil, err end
     if not done then return { requeue_after = ctx.config.poll } end
     return {}

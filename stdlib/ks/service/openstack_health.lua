@@ -11,7 +11,10 @@
 --   --      { api = "<the error>" }
 local json = require "ks.core.json"
 
+local getmetatable = getmetatable
 local ipairs = ipairs
+local pairs = pairs
+local setmetatable = setmetatable
 local tostring = tostring
 local type = type
 
@@ -68,6 +71,17 @@ function _M.read(cloud, what)
   if not body then return { api = c.path .. ": " .. tostring(lerr) } end
   local list = type(body[c.key]) == "table" and body[c.key] or {}
   return { api = "ok", total = #list, down = json.array(c.down(list)) }
+end
+
+
+-- A handle on cloud (a ks.openstack handle) that finds its endpoints in the catalog's
+-- region (the service's spec.region), sharing its credentials and counters.
+function _M.in_region(cloud, region)
+  if not region or cloud.region == region then return cloud end
+  local c = setmetatable({}, getmetatable(cloud))
+  for k, v in pairs(cloud) do c[k] = v end
+  c.region = region
+  return c
 end
 
 
