@@ -64,6 +64,8 @@ same_ip() {
 	[ -n "$2" ] && [ "$now" = "$2" ] && return 0
 	echo "server $1 has the fixed IP '$now', not '$2'; AddressLost Events:"
 	k get events -n "$NS" --field-selector reason=AddressLost -o jsonpath='{range .items[*]}{.message}{"\n"}{end}'
+	echo "the host's 'recreate addresses' lines:"
+	grep -F 'recreate addresses' "${HLOG[op]}" | cut -c1-300
 	return 1
 }
 # ports_of SERVER: the IDs of the ports on the server.

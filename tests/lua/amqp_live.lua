@@ -150,7 +150,7 @@ check("keypair.create.end names the key pair made through Nova's API", function(
 end)
 
 local server_id
-check("instance.create.end, then power_off.end and delete.end, name the server", function()
+check("instance.create.end, then power_off.end, instance.update to ERROR and delete.end, name the server", function()
   local image = must(admin:request("image", "POST", "/images", { body = {
     name = tag, disk_format = "raw", container_format = "bare" }, expect = { 201 } }))
   must(admin:request("image", "PUT", "/images/" .. image.id .. "/file", {
@@ -172,6 +172,11 @@ check("instance.create.end, then power_off.end and delete.end, name the server",
   _, data = wait_for("instance.power_off.end", function(d) return d.uuid == server_id end)
   expect(data.power_state == "shutdown" or data.state == "stopped", "after stop",
     data.state, data.power_state)
+  -- A server gone to ERROR (here by an admin's reset-state, as the tests break servers) is
+  -- told only with [notifications] notify_on_state_change set (tests/env/openstack: vm_state)
+  must(admin:request("compute", "POST", "/servers/" .. server_id .. "/action",
+    { body = { ["os-resetState"] = { state = "error" } }, expect = { 202 } }))
+  _, data = wait_for("instance.update", function(d) return d.uuid == server_id and d.state == "error" end)
   must(admin:request("compute", "DELETE", "/servers/" .. server_id, { expect = { 204 } }))
   wait_for("instance.delete.end", function(d) return d.uuid == server_id end)
   admin:request("image", "DELETE", "/images/" .. image.id)

@@ -251,6 +251,14 @@ end
 -- An address taken since is said in a Warning Event.
 function keep(deps, ctx, ips)
   deps.keep = ips
+  if ctx.log then
+    local names = {}
+    for i, n in ipairs(deps.networks or {}) do
+      names[i] = tostring(n.name)
+    end
+    ctx.log.info("recreate addresses", { addresses = ips and concat(ips, ",") or "none",
+                                          networks = concat(names, ",") })
+  end
   if ctx.recovery then
     ctx.recovery.addresses = ips and json.array(ips) or json.null
   end
