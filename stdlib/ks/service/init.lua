@@ -427,16 +427,9 @@ function _M.applied(def, obj, ctx, tbl, base, upgrading)
     comps, n, deps = components(def, obj)
     if not comps then return nil, n end
   end
-  -- A new failure of this generation: a Job failed, or the deadline passed before it was
-  -- ever Ready. Once Ready (attempt.ready), a moment not Ready (a pod deleted, a host
-  -- restarted long after the install that finds a hook Job re-made) is healed, not an
-  -- upgrade that failed: it is not rolled back.
-  if r.phase == "Ready" and not attempt.ready then
-    attempt = { generation = attempt.generation, since = attempt.since, ready = true }
-    base.attempt = attempt
-  end
-  if not failure and (r.phase == "Failed" or (r.phase ~= "Ready" and not attempt.ready
-                                              and now - (attempt.since or now) > deadline)) then
+  -- A new failure of this generation: a Job failed, or the deadline passed.
+  if not failure and (r.phase == "Failed" or
+                      (r.phase ~= "Ready" and now - (attempt.since or now) > deadline)) then
     local why = r.phase == "Failed" and "" or ("not healthy within " .. deadline .. "s: ")
     local msg = (upgrading and ("upgrade to " .. spec.version .. " failed: ") or "") ..
       why .. failure_detail(def, obj, r, comps, deps)
