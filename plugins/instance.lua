@@ -328,6 +328,14 @@ local function observe(cur, obj)
   local task = value(cur["OS-EXT-STS:task_state"])
   local msg = "server " .. cur.id .. " is " .. tostring(cur.status)
     .. (task and (" (" .. task .. ")") or "")
+  if task == "deleting" or cur.status == "DELETED" then
+    -- Nova takes the addresses off a server it deletes: those last seen stay in status,
+    -- for a recreate after the deletion to ask for again (ks.recovery.server)
+    local old = obj and obj.status and obj.status.resource
+    if type(old) == "table" and type(old.addresses) == "table" then
+      fields.addresses = old.addresses
+    end
+  end
   if task == "deleting" then
     return fields, "progressing", msg
   end
