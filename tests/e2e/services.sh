@@ -90,18 +90,6 @@ section_done() {
 	[ -n "${KS_FAIL_FAST:-}" ] && [ "$failed" -gt 0 ] && finish
 	return 0
 }
-services_cleanup() {
-	local ns o kind
-	[ -n "${HPID[h]:-}" ] && stop_host h TERM
-	for ns in "${NAMESPACES[@]}"; do
-		for kind in controlplanes $SERVICES; do
-			for o in $(k get "$kind" -n "$ns" -o name 2>/dev/null); do
-				k patch "$o" -n "$ns" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-			done
-		done
-	done
-	cleanup
-}
 trap services_cleanup EXIT
 
 # A second namespace where the operator was granted nothing of kupenstack-services.

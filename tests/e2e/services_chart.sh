@@ -25,19 +25,7 @@
 # read at every apply.
 services_world "svcc-$$" 'allow_chart_networks: "127.0.0.1/32"' 'index_ttl: 0'
 
-services_cleanup() {
-	local ns o kind
-	[ -n "${HPID[h]:-}" ] && stop_host h TERM
-	[ -n "${RPID:-}" ] && kill "$RPID" 2>/dev/null
-	for ns in "${NAMESPACES[@]}"; do
-		for kind in controlplanes $SERVICES; do
-			for o in $(k get "$kind" -n "$ns" -o name 2>/dev/null); do
-				k patch "$o" -n "$ns" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-			done
-		done
-	done
-	cleanup
-}
+services_pre_cleanup() { [ -z "${RPID:-}" ] || kill "$RPID" 2>/dev/null; }
 trap services_cleanup EXIT
 
 # A chart repository (Helm's index.yaml protocol) of the fixture charts, served on loopback:

@@ -51,16 +51,6 @@ all_ready() {
 images_of() { k get deploy,job -n "$NS" -l "app.kubernetes.io/instance=$1" -o json | jq -r '[.items[] | .spec.template.spec.containers[0].image | sub(".*:"; "")] | unique | join(",")'; }
 stamp() { k get deploy,job -n "$NS" -l "app.kubernetes.io/instance=$1" -o json | jq -r '.items[] | "\(.kind)/\(.metadata.name) \(.metadata.uid) \(.metadata.generation)"' | sort; }
 cond_is() { has "$1" "$NS" "$2" "(.status.conditions[] | select(.type == \"$3\") | .status == \"$4\" and (.message | test(\"$5\")))"; }
-services_cleanup() {
-	local o kind
-	for h in h h2; do [ -n "${HPID[$h]:-}" ] && stop_host "$h" TERM; done
-	for kind in controlplanes $SERVICES; do
-		for o in $(k get "$kind" -n "$NS" -o name 2>/dev/null); do
-			k patch "$o" -n "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-		done
-	done
-	cleanup
-}
 trap services_cleanup EXIT
 start_host h "$PLUG" - || { echo "host did not start"; exit 3; }
 

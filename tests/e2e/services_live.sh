@@ -54,16 +54,6 @@ EOF
 }
 ready_at() { has keystone "$NS" "$1" ".status.observedGeneration == .metadata.generation and .status.phase == \"Ready\" and .status.version == \"$2\""; }
 api_image() { field deploy "$NS" "$1-api" '.spec.template.spec.containers[0].image'; }
-services_cleanup() {
-	local o kind
-	[ -n "${HPID[h]:-}" ] && stop_host h TERM
-	for kind in controlplanes $SERVICES; do
-		for o in $(k get "$kind" -n "$NS" -o name 2>/dev/null); do
-			k patch "$o" -n "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-		done
-	done
-	cleanup
-}
 trap services_cleanup EXIT
 keystone_cm ""
 start_host h "$PLUG" - --plugins-configmaps "$CMNS" || { echo "host did not start"; exit 3; }

@@ -19,44 +19,8 @@ export OS_CLOUD=${OS_CLOUD:-kupenstack-admin}
 
 . "$(dirname "$0")/services_world.sh"
 services_world "svco-$$" "openstack_health: 1"
-services_cleanup() {
-	local o kind
-	[ -n "${HPID[h]:-}" ] && stop_host h TERM
-	for kind in controlplanes $SERVICES; do
-		for o in $(k get "$kind" -n "$NS" -o name 2>/dev/null); do
-			k patch "$o" -n "$NS" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1
-		done
-	done
-	cleanup
-}
 trap services_cleanup EXIT
-start_host h "$PLUG" "$NS" --set-file clouds_yaml="$OS_CLIENT_CONFIG_FILE" --set cloud="$OS_CLOUD" ||
-	{ echo "host did not start"; exit 3; }
-k apply -n "$NS" -f - >/dev/null <<EOF
-apiVersion: kupenstack.io/v1alpha1
-kind: ControlPlane
-metadata: {name: cp}
-spec:
-  version: "2023.1"
-  services: {keystone: {}, glance: {}, placement: {}, nova: {}, neutron: {}}
-EOF
-os_cond() { field "$1" "$NS" "cp-$1" '.status.conditions[] | select(.type == "OpenStackHealthy") | "\(.status) \(.reason): \(.message)"'; }
-os_healthy() { has "$1" "$NS" "cp-$1" '(.status.conditions[] | select(.type == "OpenStackHealthy") | .status == "True") and .status.openstack.api == "ok"'; }
-eventually "$W" "health: the ControlPlane is Ready" h -- \
-	has controlplane "$NS" cp '.status.phase == "Ready" and .status.ready == "5/5"'
-for s in $SERVICES; do
-	eventually "$W" "health: $s's API answers its version document (OpenStackHealthy True)" h -- os_healthy "$s"
-done
-openstack compute service list -f json >"$WORK/services.json"
-openstack network agent list -f json >"$WORK/agents.json"
-nsvc=$(jq length "$WORK/services.json")
-nagents=$(jq length "$WORK/agents.json")
-check "health: Nova counts its $nsvc os-services and none down ($(os_cond nova))" -- \
-	has nova "$NS" cp-nova "(.status.openstack.total == $nsvc) and (.status.openstack.down == []) and $nsvc >= 3"
-check "health: Neutron counts its $nagents agents and none down ($(os_cond neutron))" -- \
-	has neutron "$NS" cp-neutron "(.status.openstack.total == $nagents) and (.status.openstack.down == [])"
-check "health: Keystone checks its API only, no list ($(os_cond keystone))" -- \
-	has keystone "$NS" cp-keystone '.status.openstack.total == null'
+services_os_install
 
 # The region: the health is read from the catalog's endpoints of the service's region (the
 # ControlPlane's, inherited; a service's own winning). The real cloud has RegionOne only.

@@ -176,7 +176,7 @@ check("instance.create.end, then power_off.end, instance.update to ERROR and del
   -- told only with [notifications] notify_on_state_change set (tests/env/openstack: vm_state)
   must(admin:request("compute", "POST", "/servers/" .. server_id .. "/action",
     { body = { ["os-resetState"] = { state = "error" } }, expect = { 202 } }))
-  _, data = wait_for("instance.update", function(d) return d.uuid == server_id and d.state == "error" end)
+  wait_for("instance.update", function(d) return d.uuid == server_id and d.state == "error" end)
   must(admin:request("compute", "DELETE", "/servers/" .. server_id, { expect = { 204 } }))
   wait_for("instance.delete.end", function(d) return d.uuid == server_id end)
   admin:request("image", "DELETE", "/images/" .. image.id)
