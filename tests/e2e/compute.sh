@@ -1216,7 +1216,7 @@ if ! host_up; then
 	fail "the operator starts again" op
 	finish
 fi
-eventually 120 "crash safety: each object adopts what was made for it (status.id), Event Adopted" op -- \
+eventually 300 "crash safety: each object adopts what was made for it (status.id), Event Adopted" op -- \
 	eval "id_is flavor kst-$RUN-crash $C_FLAVOR && id_is keypair kp-crash ${NS}_kp-crash &&
 		id_is image img-crash $C_IMAGE && id_is volume vol-crash $C_VOLUME &&
 		id_is instance vm-crash $C_SERVER && event Instance vm-crash Adopted"
