@@ -21,6 +21,7 @@ local nova = require "ks.openstack.nova"
 local tags = require "ks.resource.tags"
 local fields_of = require "ks.resource.fields"
 local poll = require "ks.resource.poll"
+local addresses = require "ks.recovery.addresses"
 local recovery = require "ks.recovery.server"
 local notifications = require "ks.recovery.notifications"
 local time = require "ks.core.time"
@@ -130,7 +131,7 @@ local function create(cloud, obj, deps)
   local spec, r = spec_of(obj)
   local server = {
     name = os_name(obj), flavorRef = deps.flavor, imageRef = deps.image,
-    key_name = deps.keypair, networks = json.array(recovery.networks(deps)),
+    key_name = deps.keypair, networks = json.array(addresses.networks(deps)),
     metadata = r.metadata, availability_zone = r.availability_zone,
     description = r.description, tags = json.array(tags.initial(obj)),
   }
@@ -156,10 +157,10 @@ local function create(cloud, obj, deps)
     end
   end
   local id, err = nova.server_create(cloud, server, hints)
-  if not id and recovery.address_taken(deps, err) then
+  if not id and addresses.taken(deps, err) then
     -- A recreate asked for the broken server's fixed IPs, and one is taken since: the
     -- server is made with what Neutron gives (said in a Warning Event).
-    server.networks = json.array(recovery.networks(deps))
+    server.networks = json.array(addresses.networks(deps))
     id, err = nova.server_create(cloud, server, hints)
   end
   if not id then

@@ -41,6 +41,7 @@ package.loaded["ks.openstack.nova"] = {
 }
 package.loaded["ks.recovery.server"] = nil
 local recovery = require "ks.recovery.server"
+local addresses = require "ks.recovery.addresses"
 
 local cloud = {
   request = function(_, _, method, path, opts)
@@ -205,7 +206,7 @@ describe("ks.recovery.server", function()
   end)
 
   describe("the fixed IPs of the ports Nova made", function()
-    local addresses = { ["net-a"] = {
+    local seen = { ["net-a"] = {
       { addr = "fd00::5", version = 6, ["OS-EXT-IPS:type"] = "fixed" },
       { addr = "10.0.0.5", version = 4, ["OS-EXT-IPS:type"] = "fixed" },
       { addr = "203.0.113.9", version = 4, ["OS-EXT-IPS:type"] = "floating" } } }
@@ -215,7 +216,7 @@ describe("ks.recovery.server", function()
     end
 
     it("a server in ERROR: the broken one deleted first, its IPv4 address kept in status.recovery", function()
-      servers.old.addresses = addresses
+      servers.old.addresses = seen
       local c, d = ctx(), ndeps()
       local cur, res = recovery.recover(def)(cloud, servers.old, instance(), c, d)
       assert.is_nil(cur)
@@ -229,30 +230,30 @@ describe("ks.recovery.server", function()
       local d2 = ndeps()
       assert.same({ nil, nil }, { recovery.gone(def)(cloud, obj, ctx(), d2) })
       assert.same({ { uuid = "n1", fixed_ip = "10.0.0.5" }, { uuid = "n2" },
-                    { uuid = "n1", fixed_ip = "10.0.0.7" } }, recovery.networks(d2))
+                    { uuid = "n1", fixed_ip = "10.0.0.7" } }, addresses.networks(d2))
     end)
 
     it("a server deleted behind our back: made again with the addresses last seen", function()
       local obj = instance()
-      obj.status.resource = { addresses = addresses }
+      obj.status.resource = { addresses = seen }
       local c, d = ctx(), ndeps()
       assert.same({ nil, nil }, { recovery.gone(def)(cloud, obj, c, d) })
       assert.same({ "10.0.0.5", "", "" }, c.recovery.addresses)
-      assert.same("10.0.0.5", recovery.networks(d)[1].fixed_ip)
+      assert.same("10.0.0.5", addresses.networks(d)[1].fixed_ip)
     end)
 
     it("an address taken since: said (AddressLost), and the create tried without it", function()
       local obj = instance()
-      obj.status.resource = { addresses = addresses }
+      obj.status.resource = { addresses = seen }
       local c, d = ctx(), ndeps()
       recovery.gone(def)(cloud, obj, c, d)
-      assert.is_false(recovery.address_taken(d, { status = 400, message = "Invalid input" }))
-      assert.is_true(recovery.address_taken(d, { status = 400,
+      assert.is_false(addresses.taken(d, { status = 400, message = "Invalid input" }))
+      assert.is_true(addresses.taken(d, { status = 400,
         message = "Fixed IP address 10.0.0.5 is already in use on instance x." }))
       assert.same({ "Normal RecoveryStarted", "Warning AddressLost" }, c.events)
       assert.same({ { uuid = "n1" }, { uuid = "n2" }, { uuid = "n1", fixed_ip = "10.0.0.7" } },
-        recovery.networks(d))
-      assert.is_false(recovery.address_taken(d, { status = 400, message = "already in use" }))
+        addresses.networks(d))
+      assert.is_false(addresses.taken(d, { status = 400, message = "already in use" }))
     end)
 
     it("nothing is kept for a Port object's port (it is moved) or without addresses", function()

@@ -167,7 +167,8 @@ TEST(digest_of_a_file_is_its_sha256)
 	ASSERT(ks_chart_digest(f, d1) == 0);
 	ASSERT_STR(d1, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	ASSERT(ks_chart_digest(dir, d1) == 0);
-	ASSERT(strcmp(d1, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+	ASSERT(strcmp(d1,
+		      "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
 	unlink(f);
 	snprintf(f, sizeof(f), "%s/b", dir); /* the same bytes under another name */
 	ASSERT((fp = fopen(f, "w")) && fputs("abc", fp) >= 0 && fclose(fp) == 0);

@@ -19,6 +19,7 @@ local time = require "ks.core.time"
 local nova = require "ks.openstack.nova"
 local openstack = require "ks.openstack"
 local resource = require "ks.resource"
+local addresses = require "ks.recovery.addresses"
 local limit = require "ks.recovery.limit"
 local poll = require "ks.resource.poll"
 
@@ -113,9 +114,6 @@ end
 -- Is server s on its way out: being deleted (task_state deleting: its volumes are
 -- detached then, before it is gone), or deleted already (Nova's status DELETED, vm_state
 -- deleted: until its row goes, a GET and a list still show it so)?
-local keep -- defined below
-
-
 local function going(s)
   return s.status == "DELETED" or value(s["OS-EXT-STS:task_state"]) == "deleting"
 end
@@ -212,91 +210,6 @@ local function free_ports(cloud, old, deps)
 end
 
 
--- The fixed IPs Nova gave a server on the entries of deps.networks that name a Network
--- and no fixed_ip (Nova made those ports, and deletes them with the server), by entry ("" for
--- none), from Nova's addresses (by network name; an IPv4 one first); nil if there is none.
-local function kept(addresses, deps)
-  if type(addresses) ~= "table" then
-    return nil
-  end
-  local out, any, used = {}, false, {}
-  for i, n in ipairs(deps.networks or {}) do
-    out[i] = ""
-    local list = n.uuid and not n.fixed_ip and n.name and addresses[n.name]
-    local best
-    for _, a in ipairs(type(list) == "table" and list or {}) do
-      if type(a) == "table" and type(a.addr) == "string" and not used[a.addr]
-          and a["OS-EXT-IPS:type"] ~= "floating"
-          and (not best or (a.version == 4 and best.version ~= 4)) then
-        best = a
-      end
-    end
-    if best then
-      used[best.addr], out[i], any = true, best.addr, true
-    end
-  end
-  return any and out or nil
-end
-
-
--- Nova's addresses of obj's server when it was last seen (status.resource).
-local function observed_addresses(obj)
-  local r = obj.status and obj.status.resource
-  return type(r) == "table" and r.addresses or nil
-end
-
-
--- The new server of this recovery asks for the addresses ips (from kept(), or nil): in
--- deps for the create, and in status.recovery.addresses for a create in a later reconcile.
--- An address taken since is said in a Warning Event.
-function keep(deps, ctx, ips)
-  deps.keep = ips
-  if ctx.log then
-    local names = {}
-    for i, n in ipairs(deps.networks or {}) do
-      names[i] = tostring(n.name)
-    end
-    ctx.log.info("recreate addresses", { addresses = ips and concat(ips, ",") or "none",
-                                          networks = concat(names, ",") })
-  end
-  if ctx.recovery then
-    ctx.recovery.addresses = ips and json.array(ips) or json.null
-  end
-  deps.on_lost = function(msg)
-    ctx.event("Warning", "AddressLost", "the new server could not have the broken one's "
-      .. "fixed IPs: " .. msg .. "; it has what Neutron gave it")
-  end
-end
-
-
--- Nova's networks for the create of a server: deps.networks with, on a recreate, the
--- addresses kept (deps.keep) asked for again.
-function _M.networks(deps)
-  local out = {}
-  for i, n in ipairs(deps.networks or {}) do
-    local ip = n.fixed_ip or (deps.keep and deps.keep[i])
-    out[i] = { uuid = n.uuid, port = n.port, fixed_ip = ip ~= "" and ip or nil }
-  end
-  return out
-end
-
-
--- Did the create fail, err, because an address kept is taken? Then it is said, and
--- forgotten (deps.keep), for the create to be tried again without.
-function _M.address_taken(deps, err)
-  local msg = type(err) == "table" and tostring(err.message or "") or ""
-  if not deps.keep or type(err) ~= "table" or not (err.status == 400 or err.status == 409)
-      or not (msg:find("already in use", 1, true) or msg:find("already allocated", 1, true)) then
-    return false
-  end
-  deps.keep = nil
-  if deps.on_lost then
-    deps.on_lost(msg)
-  end
-  return true
-end
-
-
 -- What of the broken server the new one needs and cannot have while it exists: a fixed
 -- IP asked of Nova on a Network, or the boot volume (Nova attaches a volume to one server,
 -- and detaches none from a server in ERROR, nor a root volume from any). For such an
@@ -325,7 +238,8 @@ end
 
 
 local function recreate(def, cloud, old, obj, ctx, deps, why)
-  keep(deps, ctx, kept(old.addresses, deps) or kept(observed_addresses(obj), deps))
+  addresses.keep(deps, ctx, addresses.kept(old.addresses, deps)
+    or addresses.kept(addresses.observed(obj), deps))
   local wanted = wanted_by_new(obj, deps)
   if wanted then
     poll.wrote("Instance", old.id)
@@ -462,7 +376,7 @@ function _M.gone(def)
       -- a recreate that deleted the broken server first: go on with it, with the addresses
       -- it kept
       local ips = type(rec.addresses) == "table" and #rec.addresses > 0 and rec.addresses or nil
-      keep(deps, ctx, ips)
+      addresses.keep(deps, ctx, ips)
       return nil
     end
     local pol, perr = limit.policy(obj.spec)
@@ -485,7 +399,7 @@ function _M.gone(def)
       return nil, early
     end
     -- Nova deleted the ports it made with the server: their addresses are free again
-    keep(deps, ctx, kept(observed_addresses(obj), deps))
+    addresses.keep(deps, ctx, addresses.kept(addresses.observed(obj), deps))
     return nil
   end
 end
