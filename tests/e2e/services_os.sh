@@ -30,6 +30,10 @@ eventually "$W" "region: Glance in a region the catalog lacks reports its API un
 	has glance "$NS" cp-glance ".spec.region == \"Nowhere-$$\" and (.status.conditions[] | select(.type == \"OpenStackHealthy\") | .status == \"False\" and .reason == \"APIUnreachable\" and (.message | test(\"region Nowhere-$$\")))"
 eventually "$W" "region: Keystone in the ControlPlane's region $region still answers" h -- \
 	eval "has keystone $NS cp-keystone '.spec.region == \"$region\" and .status.observedGeneration == .metadata.generation and .status.openstack != null' && os_healthy keystone"
+# The region reached every service's release (a new generation each): Ready again before
+# the next part, which checks that the ControlPlane stays Ready.
+eventually "$W" "region: the ControlPlane is Ready again at its new generation" h -- \
+	has controlplane "$NS" cp '.status.phase == "Ready" and .status.observedGeneration == .metadata.generation'
 
 # A cloud that does not answer: the same clouds.yaml with Keystone on a closed port.
 stop_host h TERM
@@ -41,7 +45,10 @@ start_host h "$PLUG" "$NS" --set-file clouds_yaml="$WORK/dead-clouds.yaml" --set
 	{ echo "host did not start"; exit 3; }
 eventually "$W" "unreachable: Keystone reports its API does not answer (OpenStackHealthy False, APIUnreachable)" h -- \
 	has keystone "$NS" cp-keystone '.status.conditions[] | select(.type == "OpenStackHealthy") | .status == "False" and .reason == "APIUnreachable"'
-check "unreachable: the ControlPlane stays Ready (Kubernetes' health is unchanged) ($(os_cond keystone))" -- \
+# The restarted host runs the services' db-sync hook Jobs again (a known gap: issue 17's
+# note), so the ControlPlane may be Progressing for a moment: it must be Ready, not Degraded
+# by OpenStack's health.
+eventually "$W" "unreachable: the ControlPlane is Ready (Kubernetes' health does not follow OpenStack's) ($(os_cond keystone))" h -- \
 	has controlplane "$NS" cp '.status.phase == "Ready"'
 
 finish
