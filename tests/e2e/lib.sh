@@ -367,11 +367,20 @@ project_gone() {
 }
 
 
-cleanup() {
-	local name ns kind o
+# stop_hosts: stop every host this script started. A script's own cleanup that deletes
+# what a host keeps (the admission webhook configurations) calls it first, or the host
+# writes them again before it is stopped and they outlive the script.
+stop_hosts() {
+	local name
 	for name in "${!HPID[@]}"; do
 		[ -n "${HPID[$name]}" ] && stop_host "$name" TERM
 	done
+	return 0
+}
+
+cleanup() {
+	local ns kind o
+	stop_hosts
 	for ns in "${NAMESPACES[@]}"; do
 		for kind in widgets gadgets; do
 			for o in $(k get "$kind" -n "$ns" -o name 2>/dev/null); do

@@ -34,7 +34,7 @@ policy_cleanup() {
 	k delete clusterpolicy "${POLICIES[@]}" --ignore-not-found >/dev/null 2>&1
 	k delete secret kupenstack -n "$OPNS" --ignore-not-found >/dev/null 2>&1
 }
-trap 'policy_cleanup; cleanup' EXIT
+trap 'stop_hosts; policy_cleanup; cleanup' EXIT
 
 k apply -f "$TOP/crds/" >/dev/null || exit 3
 policy_cleanup

@@ -32,7 +32,7 @@ source_cleanup() {
 	k delete secret kupenstack -n "$OPNS" --ignore-not-found >/dev/null 2>&1
 	k delete configmap "$CM" "$CM-nolabel" "$CM-ns" "e2e-alice-$$" -n "$OPNS" --ignore-not-found >/dev/null 2>&1
 }
-trap 'source_cleanup; cleanup' EXIT
+trap 'stop_hosts; source_cleanup; cleanup' EXIT
 k apply -f "$TOP/crds/" >/dev/null || exit 3
 source_cleanup
 new_ns "$S" bare

@@ -30,7 +30,7 @@ wiring_cleanup() {
 	k delete secret kupenstack -n "$OPNS" --ignore-not-found >/dev/null 2>&1
 	k delete service kupenstack-admission -n "$OPNS" --ignore-not-found >/dev/null 2>&1
 }
-trap 'wiring_cleanup; cleanup' EXIT
+trap 'stop_hosts; wiring_cleanup; cleanup' EXIT
 k apply -f "$TOP/crds/" >/dev/null || exit 3
 wiring_cleanup
 
