@@ -9,6 +9,7 @@
 #      (keystone -> glance, placement -> nova -> neutron: each service's first Job is
 #      created after the Deployments it depends on became Available), shared settings
 #      inherited;
+#   1b. a restarted host runs no hook Job again, rolls nothing, and all stays Ready;
 #   2. scale: Nova's api to 3 replicas changes that Deployment and no other;
 #   3. reconfigure: a Keystone conf change rolls Keystone's pods and no other's;
 #   4. upgrade: a version bump upgrades every service, each one's db-sync Job complete
@@ -160,6 +161,30 @@ for e in $DEPENDS; do
 		before_or_at "$dep_api Available" "$(available_since "$dep_api")" \
 		"cp-$b-db-sync created" "$(made job "cp-$b-db-sync")"
 done
+
+section_done
+# --- 1b. a restarted host changes nothing ------------------------------------------------
+# Every hook Job ran once per declaration: a restart runs none again (each release's state
+# Secret names the digest of the Job it ran, and a digest must not differ from one process
+# to the next), rolls nothing and keeps everything Ready.
+jobs_of() { k get jobs -n "$NS" -o json | jq -r '.items[] | "\(.metadata.name) \(.metadata.uid)"' | sort; }
+j0=$(jobs_of) g0=$(generations) rs0=$(replicasets)
+stop_host h TERM
+cp "${HLOG[h]}" "$WORK/h-before-restart.log"
+start_host h "$PLUG" - || { echo "host did not start"; exit 3; }
+# seen_ready: the restarted host has applied each of the five services and found it Ready.
+seen_ready() {
+	local s
+	for s in $SERVICES; do
+		grep 'msg="service applied"' "${HLOG[h]}" | grep -E " key=$NS/cp-$s( |\$)" |
+			grep -qE ' phase=Ready( |$)' || return 1
+	done
+}
+eventually "$W" "restart: the restarted host applied each service and found it Ready" h -- seen_ready
+check "restart: no hook Job ran again (the same Jobs, by UID)" -- test "$(jobs_of)" = "$j0"
+check "restart: no Deployment changed or rolled" -- \
+	test "$(generations)" = "$g0" -a "$(replicasets)" = "$rs0"
+check "restart: the ControlPlane and its services are still Ready at 2023.1" -- all_ready 2023.1
 
 section_done
 # --- 2. scale one component -----------------------------------------------------------

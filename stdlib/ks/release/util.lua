@@ -44,12 +44,15 @@ _M.is_array = is_array
 
 
 -- JSON text of v with object keys sorted, so that equal values give equal text.
+-- JSON's null (json.null, a light userdata: a YAML key with no value renders to it) is
+-- "null", never tostring's "userdata: 0x...": that holds an address, which differs from one
+-- process to the next, and a digest of it would see a change after every restart.
 local function canon(v, out)
   local t = type(v)
-  if t == "table" then
-    if v == json.null then
-      out[#out + 1] = "null"
-    elseif is_array(v) then
+  if v == json.null or v == nil then
+    out[#out + 1] = "null"
+  elseif t == "table" then
+    if is_array(v) then
       out[#out + 1] = "["
       for i, x in ipairs(v) do
         if i > 1 then out[#out + 1] = "," end

@@ -155,11 +155,16 @@ end
 
 -- ---- the template hash ------------------------------------------------------------------
 
+-- The text hashed: sorted keys, a "," after each item. Not ks.release.util.canonical's
+-- JSON, though close: this is the form members were labelled with, and a new form would
+-- change every InstanceSet's hash and replace its members. json.null (a light userdata in
+-- the host) is "null", never tostring's address, which differs from one process to the
+-- next and changed the hash of a template holding a null at each restart.
 local function canon(v, out)
-  if type(v) ~= "table" then
-    out[#out + 1] = type(v) == "string" and format("%q", v) or tostring(v)
-  elseif v == json.null then
+  if v == json.null then
     out[#out + 1] = "null"
+  elseif type(v) ~= "table" then
+    out[#out + 1] = type(v) == "string" and format("%q", v) or tostring(v)
   elseif k8s.is_array(v) then
     out[#out + 1] = "["
     for _, x in ipairs(v) do

@@ -12,7 +12,10 @@ local shim = { sleeps = {}, logs = {}, clock = { wall = 1795000000, mono = 1000 
 
 
 local json = {}
-json.null = dkjson.null
+-- The host's null is a light userdata (type "userdata", tostring an address that differs
+-- from one process to the next); a userdata here too, so that a spec sees what code that
+-- forgets it does in the host (dkjson's own null is a table, which hid such bugs).
+json.null = newproxy()
 
 local ARRAY = { __jsontype = "array" }
 
@@ -20,15 +23,34 @@ function json.array(t)
   return setmetatable(t or {}, ARRAY)
 end
 
+-- v with json.null as dkjson's null (a copy where there is one; metatables kept).
+local function to_dk(v)
+  if v == json.null then return dkjson.null end
+  if type(v) ~= "table" then return v end
+  local out
+  for k, x in pairs(v) do
+    local y = to_dk(x)
+    if y ~= x then
+      out = out or setmetatable({}, getmetatable(v))
+      out[k] = y
+    end
+  end
+  if not out then return v end
+  for k, x in pairs(v) do
+    if out[k] == nil then out[k] = x end
+  end
+  return out
+end
+
 function json.encode(v)
-  return dkjson.encode(v)
+  return dkjson.encode(to_dk(v))
 end
 
 function json.decode(s)
   if type(s) ~= "string" then
     return nil, "json: string expected"
   end
-  local v, _, err = dkjson.decode(s, 1, dkjson.null)
+  local v, _, err = dkjson.decode(s, 1, json.null)
   if err then
     return nil, err
   end
