@@ -9,7 +9,8 @@
 #      (keystone -> glance, placement -> nova -> neutron: each service's first Job is
 #      created after the Deployments it depends on became Available), shared settings
 #      inherited;
-#   1b. a restarted host runs no hook Job again, rolls nothing, and all stays Ready;
+#   1b. a restarted host runs no hook Job again, rolls nothing, and all stays Ready; a
+#      Deployment deleted by hand is made again, one scaled by hand is put back;
 #   2. scale: Nova's api to 3 replicas changes that Deployment and no other;
 #   3. reconfigure: a Keystone conf change rolls Keystone's pods and no other's;
 #   4. upgrade: a version bump upgrades every service, each one's db-sync Job complete
@@ -23,7 +24,7 @@
 . "$(dirname "$0")/lib.sh"
 
 . "$(dirname "$0")/services_world.sh"
-services_world "svc-$$"
+services_world "svc-$$" "check_interval: 2"
 
 # controlplane VERSION KEYSTONE_CONF NOVA_API_REPLICAS: create or replace the ControlPlane cp.
 controlplane() {
@@ -185,6 +186,17 @@ check "restart: no hook Job ran again (the same Jobs, by UID)" -- test "$(jobs_o
 check "restart: no Deployment changed or rolled" -- \
 	test "$(generations)" = "$g0" -a "$(replicasets)" = "$rs0"
 check "restart: the ControlPlane and its services are still Ready at 2023.1" -- all_ready 2023.1
+
+# Drift, by hand: a Deployment deleted and another one scaled are put back at the next
+# check of a Ready service (check_interval), and all is Ready again.
+glance_uid=$(k get deploy -n "$NS" cp-glance-api -o jsonpath='{.metadata.uid}')
+k delete deploy -n "$NS" cp-glance-api >/dev/null
+k scale deploy -n "$NS" cp-keystone-api --replicas=4 >/dev/null
+recreated() { [ -n "$(k get deploy -n "$NS" cp-glance-api -o jsonpath='{.metadata.uid}')" ] && [ "$(k get deploy -n "$NS" cp-glance-api -o jsonpath='{.metadata.uid}')" != "$glance_uid" ]; }
+eventually "$W" "drift: the Deployment deleted by hand (cp-glance-api) is made again" h -- recreated
+eventually "$W" "drift: the Deployment scaled by hand (cp-keystone-api to 4) is back at 1" h -- \
+	has deploy "$NS" cp-keystone-api '.spec.replicas == 1'
+eventually "$W" "drift: the ControlPlane and its services are Ready again at 2023.1" h -- all_ready 2023.1
 
 section_done
 # --- 2. scale one component -----------------------------------------------------------

@@ -7,9 +7,12 @@
 #      back to its last healthy revision, the ControlPlane is Degraded naming the Job, its
 #      pod and the pod's message, and halted: Nova and Neutron are left untouched; the
 #      fault removed, the upgrade goes on to the end;
-#   2. a lone Keystone (maxUnavailable 0 on its Deployment) whose api pods never get
-#      Ready, rollbackOnFailure false: Degraded past its progressDeadlineSeconds naming
-#      the pod, nothing rolled back;
+#   2. a lone Keystone (maxUnavailable 0 on its Deployment): Ready, then its only api
+#      pod deleted and the replacement held Pending (nodes cordoned) past its
+#      progressDeadlineSeconds: healed, not failed (Progressing, nothing rolled back, no
+#      Failed Event), Ready once uncordoned; then its api pods never get Ready,
+#      rollbackOnFailure false: Degraded past its deadline naming the pod, nothing rolled
+#      back;
 #   3. the same Keystone crash-looping: the pod past the restart threshold reported with
 #      its last message and deleted; past the deadline, rolled back to the last healthy
 #      revision, its pods Ready again;
@@ -21,7 +24,7 @@
 . "$(dirname "$0")/lib.sh"
 
 . "$(dirname "$0")/services_world.sh"
-services_world "svcf-$$" "crashloop_restarts: 2"
+services_world "svcf-$$" "crashloop_restarts: 2" "check_interval: 2"
 
 # controlplane VERSION PLACEMENT_VALUES: create or replace the ControlPlane cp.
 controlplane() {
@@ -108,6 +111,32 @@ eventually "$W" "setup: a lone Keystone is Ready" h -- \
 good=$(field keystone "$NS" keystone .status.lastGoodRevision)
 check "maxUnavailable: 0 reaches the Deployment's rolling update (OpenStack-Helm's key)" -- \
 	has deploy "$NS" keystone-api '.spec.strategy.rollingUpdate.maxUnavailable == 0'
+
+# Healed, not failed: once its generation was Ready, the Keystone's only api pod is gone
+# and its replacement held Pending (every node cordoned) past the 6 s deadline: it is
+# Progressing, never Degraded, nothing rolled back, no Failed Event; uncordoned, Ready.
+NODES=$(k get nodes -o name | tr '\n' ' ')
+# shellcheck disable=SC2086
+services_pre_cleanup() { k uncordon $NODES >/dev/null 2>&1; }
+# shellcheck disable=SC2086
+k cordon $NODES >/dev/null
+k delete pod -n "$NS" -l app.kubernetes.io/instance=keystone,component=api --wait=false >/dev/null
+# not_ready_past_deadline: Progressing, api 0/1, and its attempt began more than 6 s ago.
+not_ready_past_deadline() {
+	has keystone "$NS" keystone '.status.phase == "Progressing" and .status.components.api.ready == "0/1" and (now - .status.attempt.since) > 6'
+}
+eventually "$W" "healing: the api pod gone, the Keystone is Progressing (0/1) past its deadline" h -- not_ready_past_deadline
+n0=$(logged h 'msg="service applied".*key='"$NS"'/keystone( |$)|key='"$NS"'/keystone .*msg="service applied"')
+applied_thrice() { [ "$(logged h 'msg="service applied".*key='"$NS"'/keystone( |$)|key='"$NS"'/keystone .*msg="service applied"')" -ge $((n0 + 3)) ]; }
+eventually "$W" "healing: the host reconciled it three more times" h -- applied_thrice
+check "healing: not failed nor rolled back (no status.failure, phase Progressing, revision $good)" -- \
+	has keystone "$NS" keystone ".status.failure == null and .status.phase == \"Progressing\" and .status.revision == $good"
+check "healing: no Failed or RollingBack Event" -- bash -c "$(declare -f k); ! k get events -n $NS \
+	--field-selector involvedObject.name=keystone -o json | jq -e '[.items[] | select(.reason == \"Failed\" or .reason == \"RollingBack\")] | length > 0'"
+# shellcheck disable=SC2086
+k uncordon $NODES >/dev/null
+eventually "$W" "healing: uncordoned, the Keystone is Ready again" h -- \
+	has keystone "$NS" keystone '.status.phase == "Ready" and .status.components.api.ready == "1/1"'
 keystone false never-ready
 eventually "$W" "never ready: past its deadline the Keystone is Degraded naming the component and the pod not Ready" h -- \
 	cond_is keystone keystone Degraded True "not healthy within 6s: component api \\\\(Deployment keystone-api\\\\) is not healthy: .*pod keystone-api-[a-z0-9]+-[a-z0-9]+: running, not Ready"

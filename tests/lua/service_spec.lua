@@ -138,6 +138,57 @@ describe("ks.service", function()
     assert.equal("Job failed", out.status.failure.message)
   end)
 
+  it("once Ready, a generation past its deadline and not Ready for a moment is not failed nor rolled back", function()
+    local release = require "ks.release"
+    local kube = require "ks.core.kube"
+    local phase, applied = "Ready", {}
+    release.apply = function(a)
+      applied[#applied + 1] = a.rollback_to or "current"
+      return { phase = phase, revision = 4, message = "Job db-sync: not complete" }
+    end
+    kube.batch = function(_, objs)
+      local out = {}
+      for i, o in ipairs(objs) do
+        out[i] = { object = { kind = "Deployment", metadata = o.metadata,
+                              spec = { replicas = 1 }, status = { replicas = 1, readyReplicas = 1,
+                              updatedReplicas = 1, availableReplicas = 1, observedGeneration = 1 } } }
+      end
+      return out
+    end
+    local events = {}
+    local ctx = { config = { charts_dir = "/c", registry = "r", deadline = 600, poll = 1,
+                             crashloop_restarts = 0 },
+                  event = function(t, r) events[#events + 1] = t .. " " .. r end,
+                  log = { info = function() end } }
+    local long_ago = require("ks.core.time").now() - 3600
+    local obj = { metadata = { name = "keystone", namespace = "ns", generation = 2 },
+                  spec = { version = "2024.1" },
+                  status = { attempt = { generation = 2, since = long_ago },
+                             lastGoodRevision = 3, lastGoodVersion = "2023.2" } }
+    local out = service.applied(NOVA, obj, ctx, service.RELEASES, {}, false)
+    assert.equal("Ready", out.status.phase)
+    assert.is_true(out.status.attempt.ready)
+    obj.status.attempt = out.status.attempt
+    phase = "Progressing" -- an hour after this generation began
+    out = service.applied(NOVA, obj, ctx, service.RELEASES, {}, false)
+    assert.is_nil(out.status.failure)
+    assert.same({ "current", "current" }, applied)
+    assert.same({}, events)
+    -- a generation never Ready past its deadline still fails (and rolls back)
+    obj.status.attempt = { generation = 2, since = long_ago }
+    out = service.applied(NOVA, obj, ctx, service.RELEASES, {}, false)
+    assert.matches("not healthy within 600s", out.status.failure.message, 1, true)
+    assert.same({ "Warning Failed", "Warning RollingBack" }, events)
+    -- a new generation's attempt says ready = false: the status is merged into the old
+    -- one, and a left-out ready would keep the older generation's true
+    phase = "Progressing"
+    obj.metadata.generation = 3
+    obj.status = { attempt = { generation = 2, since = long_ago, ready = true } }
+    out = service.applied(NOVA, obj, ctx, service.RELEASES, {}, false)
+    assert.same({ generation = 3, since = require("ks.core.time").now(), ready = false },
+                out.status.attempt)
+  end)
+
   describe("health.pod_message", function()
     local health = require "ks.service.health"
     local function pod(cs, phase)

@@ -326,6 +326,9 @@ local function config_schema()
     releases = { type = "string", default = "",
                  description = "YAML: more releases for the release table (release -> {tag=, images=})" },
     poll = { type = "number", default = 2, description = "seconds between readiness checks" },
+    check_interval = { type = "number", default = 30,
+                       description = "seconds between checks of a Ready service (drift " ..
+                         "reverted, a lost pod or object seen and healed)" },
     allow_chart_networks = { type = "string", default = "",
                              description = "networks (CIDRs, comma-separated) a chart " ..
                                "repository may be on besides public addresses" },
@@ -377,7 +380,9 @@ function _M.applied(def, obj, ctx, tbl, base, upgrading)
   local deadline = spec.progressDeadlineSeconds or ctx.config.deadline
   local attempt = st.attempt
   if type(attempt) ~= "table" or attempt.generation ~= gen then
-    attempt = { generation = gen, since = now }
+    -- ready = false, not left out: the status is merged into the old one, and an older
+    -- generation's ready = true would survive into this attempt.
+    attempt = { generation = gen, since = now, ready = false }
   end
   local failure = st.failure
   if type(failure) ~= "table" or failure.generation ~= gen then failure = nil end
@@ -427,9 +432,16 @@ function _M.applied(def, obj, ctx, tbl, base, upgrading)
     comps, n, deps = components(def, obj)
     if not comps then return nil, n end
   end
-  -- A new failure of this generation: a Job failed, or the deadline passed.
-  if not failure and (r.phase == "Failed" or
-                      (r.phase ~= "Ready" and now - (attempt.since or now) > deadline)) then
+  -- A new failure of this generation: a Job failed, or the deadline passed before it was
+  -- ever Ready. Once Ready (attempt.ready), a moment not Ready (a pod deleted, a host
+  -- restarted long after the install that finds a hook Job re-made) is healed, not an
+  -- upgrade that failed: it is not rolled back.
+  if r.phase == "Ready" and not attempt.ready then
+    attempt = { generation = attempt.generation, since = attempt.since, ready = true }
+    base.attempt = attempt
+  end
+  if not failure and (r.phase == "Failed" or (r.phase ~= "Ready" and not attempt.ready
+                                              and now - (attempt.since or now) > deadline)) then
     local why = r.phase == "Failed" and "" or ("not healthy within " .. deadline .. "s: ")
     local msg = (upgrading and ("upgrade to " .. spec.version .. " failed: ") or "") ..
       why .. failure_detail(def, obj, r, comps, deps)
@@ -528,7 +540,12 @@ function _M.report(def, obj, base, how, msg, upgrading, ctx, phase)
            up and ("upgrading " .. tostring(base.version) .. " -> " .. spec.version .. ": " ..
                    tostring(msg)) or ((upgrading and degraded) and msg or "no upgrade")),
     },
-    requeue_after = (not ready) and ctx.config.poll * (degraded and 5 or 1) or nil,
+    -- Ready, it is looked at again every check_interval: the host does not watch what a
+    -- release applied (the operator may read Deployments only where it was granted
+    -- kupenstack-services, not cluster-wide), and a lost pod or an object edited or
+    -- deleted by hand is seen and healed there.
+    requeue_after = (not ready) and ctx.config.poll * (degraded and 5 or 1) or
+      ctx.config.check_interval,
   }
 end
 

@@ -108,7 +108,7 @@ function _M.add(out, kind, what, cloud, cerr, every)
     message = msg or (kind .. "'s API answers" .. (st.total and
       (", all " .. st.total .. " " .. what.check .. " up") or "")),
   }
-  out.requeue_after = out.requeue_after or every
+  out.requeue_after = math.min(out.requeue_after or every, every)
   return out
 end
 
