@@ -45,9 +45,9 @@ start_host h "$PLUG" "$NS" --set-file clouds_yaml="$WORK/dead-clouds.yaml" --set
 	{ echo "host did not start"; exit 3; }
 eventually "$W" "unreachable: Keystone reports its API does not answer (OpenStackHealthy False, APIUnreachable)" h -- \
 	has keystone "$NS" cp-keystone '.status.conditions[] | select(.type == "OpenStackHealthy") | .status == "False" and .reason == "APIUnreachable"'
-# The restarted host runs the services' db-sync hook Jobs again (a known gap: issue 17's
-# note), so the ControlPlane may be Progressing for a moment: it must be Ready, not Degraded
-# by OpenStack's health.
+# The ControlPlane must be Ready, not Degraded by OpenStack's health (asked within the
+# wait: the restarted host's first status writes come after its start; that it runs no
+# hook Job again and rolls nothing is services.sh's part 1b).
 eventually "$W" "unreachable: the ControlPlane is Ready (Kubernetes' health does not follow OpenStack's) ($(os_cond keystone))" h -- \
 	has controlplane "$NS" cp '.status.phase == "Ready"'
 
