@@ -19,18 +19,20 @@
 --         refused = true (the values or the chart refused: nothing applied nor recorded) }
 --   local done, err = release.delete{ name =, namespace =, run_pre_delete = true }
 --
--- The parts: source (the chart and its content digest), render (ks.core.helm, pins, the
--- determinism check), fit (discovery, version
--- fallbacks, namespace confinement), apply (one object), hooks, readiness, state (the
--- inventory, history, hook runs and pins, in a Secret of the release).
-local crypto = require "ks.core.crypto"
+-- The parts: source (the chart and its content digest), render (ks.core.helm and the
+-- determinism check, here), revision (the values with their pins, the history), fit
+-- (discovery, version fallbacks, namespace confinement), apply (one object), inventory
+-- (what was applied, the prune), hooks, readiness, state (the inventory, history, hook runs
+-- and pins, in a Secret of the release).
 local fault = require "ks.core.fault"
 local helm = require "ks.core.helm"
 local kube = require "ks.core.kube"
 local apply = require "ks.release.apply"
 local fit = require "ks.release.fit"
 local hooks = require "ks.release.hooks"
+local inventory = require "ks.release.inventory"
 local readiness = require "ks.release.readiness"
+local revision = require "ks.release.revision"
 local source = require "ks.release.source"
 local state = require "ks.release.state"
 local util = require "ks.release.util"
@@ -82,77 +84,6 @@ local function mark(obj, spec)
   for k, v in pairs(labels_of(spec)) do md.labels[k] = v end
   md.annotations = md.annotations or {}
   md.annotations["kupenstack.io/release"] = spec.namespace .. "/" .. spec.name
-end
-
-
-local function set_path(t, path, v)
-  local parts = {}
-  for p in path:gmatch("[^.]+") do parts[#parts + 1] = p end
-  for i = 1, #parts - 1 do
-    if type(t[parts[i]]) ~= "table" then t[parts[i]] = {} end
-    t = t[parts[i]]
-  end
-  t[parts[#parts]] = v
-end
-
-
--- A pinned value: n characters of [A-Za-z0-9] from OpenSSL's CSPRNG (ks.core.crypto),
--- never math.random (a seeded, guessable generator).
-local function generate(n)
-  return crypto.token(n)
-end
-
-
--- Revision n of the history, or nil.
-local function revision(st, n)
-  for _, r in ipairs(st.history) do
-    if r.revision == n then return r end
-  end
-end
-
-
--- The chart a revision was made of: spec's, or, rolling back to a revision that recorded
--- another source (a chart version bumped since), that source pinned to the content the
--- revision had.
-local function source_spec(spec, rev)
-  local src = rev and rev.source
-  if not src or (src.repo == spec.repo and src.chart == spec.chart
-                 and src.version == spec.version) then
-    return spec
-  end
-  local s = {}
-  for k, v in pairs(spec) do s[k] = v end
-  s.repo, s.chart, s.version = src.repo, src.chart, src.version
-  s.digest = src.repo and rev.chart or nil
-  return s
-end
-
-
--- The values to render: spec.values (or revision N's), with every pinned value set
--- (generated once, kept in the state).
-local function values_of(spec, st)
-  local values = spec.values or {}
-  if spec.rollback_to then
-    local rev = revision(st, spec.rollback_to)
-    if not rev then
-      return nil, "no revision " .. tostring(spec.rollback_to) .. " in the release's history"
-    end
-    values = rev.values
-  end
-  local v = util.canonical(values)
-  local copy = require("ks.core.json").decode(v)
-  for path, len in pairs(spec.pins or {}) do
-    len = tonumber(len) or 32
-    if len < 1 or len > 4096 or len % 1 ~= 0 then
-      return nil, "pins." .. tostring(path) .. ": the length must be a whole number of 1..4096"
-    end
-    local given = util.at(copy, path)
-    if given == nil or given == "" then
-      st.pins[path] = st.pins[path] or generate(len)
-      set_path(copy, path, st.pins[path])
-    end
-  end
-  return copy
 end
 
 
@@ -208,25 +139,10 @@ local function new_ctx(spec, st)
 end
 
 
--- The inventory entry of obj as applied (live: the object the API server answered).
-local function entry_of(obj, live)
-  return { apiVersion = obj.apiVersion, kind = obj.kind, name = obj.metadata.name,
-           uid = live and live.metadata and live.metadata.uid or nil,
-           d = util.digest(obj) }
-end
-
-
-local function inventory_index(inv)
-  local by = {}
-  for i, e in ipairs(inv) do by[e.kind .. "/" .. e.name] = i end
-  return by
-end
-
-
 -- Put each of objs (up to spec.concurrency at once); records them in ctx.applied; returns
 -- the live objects in the order of objs, or nil, err.
 local function put_all(objs, ctx)
-  local idx = inventory_index(ctx.st.inventory)
+  local idx = inventory.index(ctx.st.inventory)
   ctx.drift, ctx.changed = {}, {}
   for _, obj in ipairs(objs) do
     local prev = ctx.st.inventory[idx[obj.kind .. "/" .. obj.metadata.name] or 0]
@@ -241,19 +157,6 @@ local function put_all(objs, ctx)
     ctx.applied[#ctx.applied + 1] = { obj = obj, live = lives[i] }
   end
   return lives
-end
-
-
--- Record in the inventory what ctx applied: each listed object's UID and the digest of
--- its declaration (what tells the next apply whether the declaration changed).
-local function record_applied(ctx, st)
-  local by = inventory_index(st.inventory)
-  for _, a in ipairs(ctx.applied) do
-    local i = by[a.obj.kind .. "/" .. a.obj.metadata.name]
-    local e = entry_of(a.obj, a.live)
-    e.hook = a.hook or nil
-    if i then st.inventory[i] = e end
-  end
 end
 
 
@@ -272,21 +175,21 @@ local function run_post_hooks(post, ctx)
         if ctx.plan then goto next_hook end -- planned by put(); a dry run goes on
         ctx.st.hooks[util.name(obj)] = { d = d, done = false }
         do
-          local e = entry_of(obj, live)
+          local e = inventory.entry(obj, live)
           e.hook = true
           local inv = ctx.st.inventory
-          inv[inventory_index(inv)[obj.kind .. "/" .. obj.metadata.name] or #inv + 1] = e
+          inv[inventory.index(inv)[obj.kind .. "/" .. obj.metadata.name] or #inv + 1] = e
         end
         local state_of, msg = readiness.of(live)
         if state_of == "failed" then
-          if h.delete["hook-failed"] then apply.remove(entry_of(obj, live), obj.metadata.namespace, ctx) end
+          if h.delete["hook-failed"] then apply.remove(inventory.entry(obj, live), obj.metadata.namespace, ctx) end
           return false, "failed", "hook " .. util.name(obj) .. ": " .. msg
         elseif state_of == "waiting" then
           return false, "waiting", "waiting for hook " .. util.name(obj) .. ": " .. msg
         end
         ctx.st.hooks[util.name(obj)] = { d = d, done = true }
         if h.delete["hook-succeeded"] then
-          local ok, rerr = apply.remove(entry_of(obj, live), obj.metadata.namespace, ctx)
+          local ok, rerr = apply.remove(inventory.entry(obj, live), obj.metadata.namespace, ctx)
           if not ok then return false, "failed", rerr end
         end
       end
@@ -335,59 +238,6 @@ local function roll_up(applied)
 end
 
 
--- The UID of the object of entry e when it is this release's (its label and annotation
--- say so): an entry listed before its object was applied (the host stopped in between)
--- has none of its own. nil when there is no such object, or nil, err.
-local function uid_of_own(e, spec)
-  local live, err = apply.live({ apiVersion = e.apiVersion, kind = e.kind,
-                                 metadata = { namespace = spec.namespace, name = e.name } })
-  if live == nil then return nil, err end
-  local md = live and live.metadata or {}
-  if (md.labels or {})["kupenstack.io/release"] == spec.name and
-    (md.annotations or {})["kupenstack.io/release"] == spec.namespace .. "/" .. spec.name then
-    return md.uid
-  end
-  return nil
-end
-
-
--- Delete what the inventory holds but objs no longer declare, newest first.
-local function prune(ctx, spec, keep)
-  local inv, left = ctx.st.inventory, {}
-  for i = #inv, 1, -1 do
-    local e = inv[i]
-    if not keep[e.kind .. "/" .. e.name] then
-      if not e.uid then
-        local uid, uerr = uid_of_own(e, spec)
-        if uerr then return nil, uerr end
-        e = uid and { apiVersion = e.apiVersion, kind = e.kind, name = e.name, uid = uid }
-      end
-      if e then
-        local ok, err = apply.remove(e, spec.namespace, ctx)
-        if not ok then return nil, err end
-      end
-    end
-  end
-  for _, e in ipairs(inv) do
-    if keep[e.kind .. "/" .. e.name] then left[#left + 1] = e end
-  end
-  return left
-end
-
-
-local function record_revision(st, key, values, rollback_of, nd, chart, src)
-  local last = st.history[#st.history]
-  if last and last.key == key then return last.revision end
-  local n = last and last.revision + 1 or 1
-  st.history[#st.history + 1] = { revision = n, key = key, values = values,
-                                  rollback_of = rollback_of, nd = nd, chart = chart,
-                                  source = { repo = src.repo, chart = src.chart,
-                                             version = src.version } }
-  while #st.history > state.KEEP do table.remove(st.history, 1) end
-  return n
-end
-
-
 local function check_spec(spec)
   for _, f in ipairs({ "chart", "name", "namespace" }) do
     if type(spec[f]) ~= "string" or spec[f] == "" then
@@ -404,14 +254,14 @@ function _M.apply(spec)
   local st, err = state.load(spec.namespace, spec.name)
   if not st then return nil, err end
   -- refused: nothing was applied nor recorded (the values or the chart are refused).
-  local values, verr = values_of(spec, st)
+  local values, verr = revision.values(spec, st)
   if not values then
     r.refused = true
     return result("Failed", r, verr)
   end
   -- A rollback re-applies the revision: its values, and its chart's content.
-  local rev = spec.rollback_to and revision(st, spec.rollback_to)
-  local src = source_spec(spec, rev)
+  local rev = spec.rollback_to and revision.get(st, spec.rollback_to)
+  local src = revision.source(spec, rev)
   local path, content = source.resolve(src, st)
   if not path then
     r.refused = true
@@ -453,7 +303,7 @@ function _M.apply(spec)
 
   -- The inventory first holds every object about to be applied (as well as the old
   -- ones): an apply cut short (the host killed) leaves nothing that is not listed.
-  local idx = inventory_index(st.inventory)
+  local idx = inventory.index(st.inventory)
   local keep = {}
   for _, o in ipairs(parts.plain) do
     local k = o.kind .. "/" .. o.metadata.name
@@ -486,9 +336,9 @@ function _M.apply(spec)
     local live, created = apply.create_absent(o, ctx)
     if not live then return nil, created end
     if created then
-      local e = entry_of(o, live)
+      local e = inventory.entry(o, live)
       e.hook = true
-      local i = inventory_index(st.inventory)[k]
+      local i = inventory.index(st.inventory)[k]
       st.inventory[i or #st.inventory + 1] = e
       local n, serr = state.save(spec.namespace, spec.name, st, spec.owner, labels)
       if not n then return nil, serr end
@@ -510,7 +360,7 @@ function _M.apply(spec)
   if not ok then
     r.plan = ctx.plan
     if not ctx.plan then
-      record_applied(ctx, st)
+      inventory.record(ctx, st)
       state.save(spec.namespace, spec.name, st, spec.owner, labels)
     end
     return result(how == "failed" and "Failed" or "Progressing", r, msg)
@@ -519,14 +369,14 @@ function _M.apply(spec)
   if werr then return nil, werr end
 
   -- Every declared object is applied: record their UIDs, prune the rest, newest first.
-  if not ctx.plan then record_applied(ctx, st) end
-  local left, perr = prune(ctx, spec, keep)
+  if not ctx.plan then inventory.record(ctx, st) end
+  local left, perr = inventory.prune(ctx, spec, keep)
   if not left then return nil, perr end
   r.ready, r.total, r.waiting, r.failed = roll_up(ctx.applied)
   if not ctx.plan then
     st.inventory = left
     st.installed = true
-    r.revision = record_revision(st, key, values, spec.rollback_to, r.nondeterministic,
+    r.revision = revision.record(st, key, values, spec.rollback_to, r.nondeterministic,
                                  content, src)
     local n, serr = state.save(spec.namespace, spec.name, st, spec.owner, labels)
     if not n then return nil, serr end
@@ -574,7 +424,7 @@ function _M.delete(spec)
       if s == "waiting" then return false, "waiting for pre-delete hook " ..
         util.name(item.obj) .. ": " .. msg end
       if s == "failed" then return nil, "pre-delete hook " .. util.name(item.obj) .. ": " .. msg end
-      if item.hook.delete["hook-succeeded"] then ran[#ran + 1] = entry_of(item.obj, live) end
+      if item.hook.delete["hook-succeeded"] then ran[#ran + 1] = inventory.entry(item.obj, live) end
     end
   end
   for _, e in ipairs(ran) do st.inventory[#st.inventory + 1] = e end
