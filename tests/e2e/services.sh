@@ -10,7 +10,8 @@
 #      created after the Deployments it depends on became Available), shared settings
 #      inherited;
 #   1b. a restarted host runs no hook Job again, rolls nothing, and all stays Ready; a
-#      Deployment deleted by hand is made again, one scaled by hand is put back;
+#      Deployment and a Secret deleted by hand are made again, a Deployment scaled by
+#      hand is put back;
 #   2. scale: Nova's api to 3 replicas changes that Deployment and no other;
 #   3. reconfigure: a Keystone conf change rolls Keystone's pods and no other's;
 #   4. upgrade: a version bump upgrades every service, each one's db-sync Job complete
@@ -189,11 +190,17 @@ check "restart: the ControlPlane and its services are still Ready at 2023.1" -- 
 
 # Drift, by hand: a Deployment deleted and another one scaled are put back at the next
 # check of a Ready service (check_interval), and all is Ready again.
-glance_uid=$(k get deploy -n "$NS" cp-glance-api -o jsonpath='{.metadata.uid}')
+uid_of() { k get "$1" -n "$NS" "$2" -o jsonpath='{.metadata.uid}' 2>/dev/null; }
+glance_uid=$(uid_of deploy cp-glance-api) secret_uid=$(uid_of secret cp-nova-etc)
 k delete deploy -n "$NS" cp-glance-api >/dev/null
+k delete secret -n "$NS" cp-nova-etc >/dev/null
 k scale deploy -n "$NS" cp-keystone-api --replicas=4 >/dev/null
-recreated() { [ -n "$(k get deploy -n "$NS" cp-glance-api -o jsonpath='{.metadata.uid}')" ] && [ "$(k get deploy -n "$NS" cp-glance-api -o jsonpath='{.metadata.uid}')" != "$glance_uid" ]; }
-eventually "$W" "drift: the Deployment deleted by hand (cp-glance-api) is made again" h -- recreated
+# remade KIND NAME OLD_UID: there again, another object.
+remade() { local u; u=$(uid_of "$1" "$2"); [ -n "$u" ] && [ "$u" != "$3" ]; }
+eventually "$W" "drift: the Deployment deleted by hand (cp-glance-api) is made again" h -- \
+	remade deploy cp-glance-api "$glance_uid"
+eventually "$W" "drift: the conf Secret deleted by hand (cp-nova-etc) is made again" h -- \
+	remade secret cp-nova-etc "$secret_uid"
 eventually "$W" "drift: the Deployment scaled by hand (cp-keystone-api to 4) is back at 1" h -- \
 	has deploy "$NS" cp-keystone-api '.spec.replicas == 1'
 eventually "$W" "drift: the ControlPlane and its services are Ready again at 2023.1" h -- all_ready 2023.1
