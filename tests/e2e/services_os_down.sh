@@ -11,8 +11,8 @@
 # directory) and sees Nova, then Neutron, report it down by name and host, and healthy
 # again once started (start-service waits until every service and agent reports up; the
 # exit trap starts them whatever happens, and the last checks see every service up). Its
-# own script: a host restarted more than the services' deadline (600 s) after the install
-# finds them not healthy (services_os.sh restarts its host), and this part is slow.
+# own script: this part is slow, and a stopped nova-conductor must not be seen by the
+# scripts beside it.
 # Needs OS_CLIENT_CONFIG_FILE (and OS_CLOUD). No timed assertions: waits by observation
 # (Nova shows a service down 30 s after its last report with tests/env/openstack's
 # nova.conf, 60 s with Nova's defaults; Neutron an agent after 30 s).
