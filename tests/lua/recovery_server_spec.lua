@@ -311,6 +311,20 @@ describe("ks.recovery.server", function()
     assert.same({ "Start", "Shutoff" }, { c.recovery.lastAction, c.recovery.lastReason })
   end)
 
+  it("counts a SHUTOFF seen after the power-off itself (a notification's look: ACTIVE, powering-off)", function()
+    -- The look in between wrote Available False (progressing) and the server ACTIVE: the
+    -- start is a recovery all the same, counted, with its Event (the bench saw such
+    -- stops started with neither).
+    local off = { id = "old", status = "SHUTOFF" }
+    local obj = instance(nil, { id = "old",
+      resource = { status = "ACTIVE", ["OS-EXT-STS:task_state"] = "powering-off" },
+      conditions = { { type = "Available", status = "False", reason = "Progressing",
+                       observedGeneration = 1 } } })
+    local c = ctx()
+    assert.equal(off, recovery.recover(def)(cloud, off, obj, c, deps))
+    assert.same({ "Start", "Shutoff" }, { c.recovery.lastAction, c.recovery.lastReason })
+  end)
+
   it("a SHUTOFF after a spec change is not a failure", function()
     local off = { id = "old", status = "SHUTOFF" }
     local obj = instance()

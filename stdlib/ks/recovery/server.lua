@@ -75,6 +75,19 @@ local function was(obj, reasons)
 end
 
 
+-- Was the server last seen ACTIVE at this generation? A notification can make the host
+-- look while Nova powers it off (ACTIVE, task_state powering-off: Available False,
+-- progressing), so the SHUTOFF seen next is not after an Available of its own; it was
+-- not asked for all the same (the host stops a server only for spec.powerState Shutoff,
+-- a spec change).
+local function was_active(obj)
+  local c = condition(obj, "Available")
+  local seen = obj.status and obj.status.resource
+  return c ~= nil and c.observedGeneration == obj.metadata.generation
+    and type(seen) == "table" and seen.status == "ACTIVE"
+end
+
+
 local function fault_of(cur)
   return type(cur.fault) == "table" and value(cur.fault.message) or nil
 end
@@ -336,7 +349,8 @@ function _M.recover(def)
     end
     local want = (obj.spec and obj.spec.powerState) or "Running"
     if cur.status == "SHUTOFF" and want == "Running" and not task
-        and was(obj, { True = true, Shutoff = true, Recovering = true, RecoveryLimit = true }) then
+        and (was(obj, { True = true, Shutoff = true, Recovering = true, RecoveryLimit = true })
+             or was_active(obj)) then
       local what = "server " .. cur.id .. " was found SHUTOFF (spec.powerState: Running)"
       if pol.onShutoff == "None" then
         if not was(obj, { Shutoff = true }) then
