@@ -10,6 +10,7 @@
 #include "json.h"
 #include "ks.h"
 #include "log.h"
+#include "map.h"
 
 struct source {
 	struct ks_controller *c;
@@ -268,6 +269,7 @@ struct ks_controller *ks_controller_new(uv_loop_t *loop, struct ks_kube *kube, s
 					      .qps = o->qps,
 				      });
 	c->cache = ks_manager_cache(m, &c->res);
+	c->written = ks_map_new(0);
 	uv_timer_init(loop, &c->resync_timer);
 	c->resync_timer.data = c;
 	if (c->metrics)
@@ -320,6 +322,7 @@ static void timer_closed(uv_handle_t *h)
 	struct ks_controller *c = h->data;
 
 	ks_queue_free(c->queue);
+	ks_map_free(c->written);
 	free(c->name);
 	free(c->group);
 	free(c->version);

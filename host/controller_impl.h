@@ -21,6 +21,9 @@ struct ks_controller {
 	struct ks_metrics *metrics;
 	struct ks_queue *queue;
 	struct ks_cache *cache;
+	/* key -> the resourceVersion (uintptr_t) of the object our last write for it
+	 * returned, until the cache holds that version or a newer one (reconcile.c) */
+	struct ks_map *written;
 	struct ks_cache_handler h;
 	struct source *sources;
 	uv_timer_t resync_timer;

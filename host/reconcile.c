@@ -8,8 +8,16 @@
  * cache can lag behind a status this host wrote a moment ago, and a reconcile that
  * started from the older copy would otherwise put back what it read (a count, a record
  * of a recovery in progress). Refused with a conflict, it is looked at again soon, from
- * a newer copy.
+ * a newer copy. So that this stays rare, the resourceVersion our own write returned is
+ * remembered per key (c->written): a reconcile that would start from a cached copy older
+ * than it waits for the watch to bring that version instead. Otherwise a notification
+ * that comes in right after a write makes the next reconcile act on what was true before
+ * it (start a server again, say) and then lose the record of it to the conflict.
+ * resourceVersions are compared as the integers the API server's etcd storage gives
+ * (as client-go's mutation cache does); one that is not an integer is not remembered.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +28,7 @@
 #include "json.h"
 #include "ks.h"
 #include "log.h"
+#include "map.h"
 #include "metrics.h"
 
 struct ks_reconcile {
@@ -102,6 +111,45 @@ static void fail(struct ks_reconcile *r, const char *what, const struct ks_kube_
 	finish(r);
 }
 
+/* A resourceVersion as the integer it is in etcd3 storage; 0 when it is not one. */
+static uintptr_t rv_number(const char *rv)
+{
+	char *end;
+	unsigned long long n;
+
+	if (!rv || *rv < '0' || *rv > '9')
+		return 0;
+	errno = 0;
+	n = strtoull(rv, &end, 10);
+	if (errno || *end || n > UINTPTR_MAX)
+		return 0;
+	return (uintptr_t)n;
+}
+
+/* Remember the version of key's object that a write of ours returned (body). */
+static void wrote(struct ks_controller *c, const char *key, const cJSON *body)
+{
+	uintptr_t n = rv_number(ks_json_str(body, "metadata.resourceVersion"));
+
+	if (n)
+		ks_map_put(c->written, key, (void *)n);
+}
+
+/* Is the cached copy of key (at version rv) older than what our last write returned?
+ * Forgets the written version once the cache has caught up with it. */
+static bool behind_own_write(struct ks_controller *c, const char *key, const char *rv)
+{
+	uintptr_t w = (uintptr_t)ks_map_get(c->written, key), n;
+
+	if (!w)
+		return false;
+	n = rv_number(rv);
+	if (n && n < w)
+		return true;
+	ks_map_del(c->written, key);
+	return false;
+}
+
 static void status_written(struct ks_kube_result *res, void *data)
 {
 	struct ks_reconcile *r = data;
@@ -115,6 +163,8 @@ static void status_written(struct ks_kube_result *res, void *data)
 		fail(r, "could not write the status", res);
 		return;
 	}
+	if (ks_kube_ok(res))
+		wrote(r->c, r->key, res->body);
 	finish(r);
 }
 
@@ -256,6 +306,7 @@ static void finalizer_added(struct ks_kube_result *res, void *data)
 		fail(r, "could not add the finalizer", res);
 		return;
 	}
+	wrote(r->c, r->key, res->body);
 	cJSON_Delete(r->obj);
 	r->obj = res->body;
 	res->body = NULL;
@@ -323,7 +374,17 @@ void ks_controller_work(struct ks_queue *q, const char *key, void *data)
 	snprintf(ns, sizeof(ns), "%.*s", slash ? (int)(slash - key) : 0, key);
 	o = ks_cache_get(c->cache, slash ? ns : NULL, slash ? slash + 1 : key);
 	if (!o) {
+		ks_map_del(c->written, key);
 		ks_queue_forget(q, key);
+		ks_queue_done(q, key);
+		return;
+	}
+	/* The watch brings the version we wrote (and adds the key again): the second is
+	 * only in case it is slow. */
+	if (behind_own_write(c, key, o->resource_version)) {
+		ks_debug("the cache is behind our own write: waiting for the watch",
+			 "controller=%s key=%s cached=%s", c->name, key, o->resource_version);
+		ks_queue_add_after(q, key, 1.0);
 		ks_queue_done(q, key);
 		return;
 	}

@@ -261,6 +261,23 @@ eventually 30 "status: a write computed from an older copy does not overwrite a 
 	has widget "$NS" wstale '.status.n == 101'
 check "status: and no reconcile failed for it" h -- test "$(failures wstale)" -eq 0
 
+# A reconcile called again at once after a write starts from the version that write
+# returned, not from the cache's older copy (which the watch has not replaced yet): the
+# plugin adds 1 to status.n on each call and asks to be called again at once, 19 times;
+# each n from 0 to 19 is read exactly once. Read from an older copy, an n is read twice
+# (and the write computed from it is refused as a conflict).
+counted_once() {
+	local seen
+	seen=$(grep -E "msg=\"e2e count\".* key=$NS/wcount( |$)" "${HLOG[h]}" |
+		sed -n 's/.* n=\([0-9]*\).*/\1/p' | sort -n | tr '\n' ' ')
+	echo "the n each call read: $seen"
+	[ "$seen" = "$(seq 0 19 | tr '\n' ' ')" ]
+}
+widget "$NS" wcount 1 count
+eventually 60 "status: a plugin called again at once after each write counts to 20" h -- \
+	has widget "$NS" wcount '.status.n == 20'
+check "status: each call read the version the write before it returned (each n once)" h -- counted_once
+
 # ---- Events ----------------------------------------------------------------------------
 
 # events_of NAME REASON: the Events about Widget NAME with REASON, one JSON line each.

@@ -3,7 +3,9 @@
 -- "slow" sleeps 3 s, "off" reports Available=False, "stale" plays another writer of the
 -- status between the host's read and its write (status.n 100 when it read none); the
 -- plugin reports status.n 1 when it read none, 101 when it read 100, else what it read;
--- finalize fails while the color is "stuck".
+-- "count" adds 1 to the status.n it read, logs what it read ("e2e count") and asks to be
+-- called again at once (requeue_after 0.001 s) until n is 20; finalize fails while the
+-- color is "stuck".
 -- Every call logs a line ("e2e reconcile", "e2e finalize") that the script counts.
 local time = require "ks.core.time"
 local kube = require "ks.core.kube"
@@ -45,6 +47,11 @@ function Widget.reconcile(obj, ctx)
     end
   end
   ctx.event("Normal", "E2EReconciled", "the e2e plugin saw " .. color)
+  if color == "count" then
+    ctx.log.info("e2e count", { n = n or 0 })
+    return { status = { color = color, n = (n or 0) + 1 },
+             requeue_after = (n or 0) + 1 < 20 and 0.001 or nil }
+  end
   local up = color ~= "off"
   return {
     status = { phase = "Seen", size = obj.spec.size or 0, color = color,
