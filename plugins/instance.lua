@@ -180,8 +180,10 @@ end
 -- at again every poll_interval seconds (a setting), all those of a namespace at the same
 -- moment (the next multiple of the interval), so that their looks share one list of the
 -- namespace's servers (ks.poll) instead of a GET each: its cost grows with namespaces,
--- not with servers. A look at another moment (a notification, a change) finds the list
--- older than LIST_TTL and asks afresh.
+-- not with servers. The resync, which looks at them all at once too, shares lists the
+-- same way, with poll_interval 0 as well. A look at another moment (a notification, a
+-- change) finds the list older than LIST_TTL, or the server changed since (poll.changed),
+-- and asks afresh.
 local LIST_TTL = 5
 local poll_every = 60 -- ctx.config.poll_interval, set at each reconcile
 
@@ -192,8 +194,7 @@ end
 
 
 local function get(cloud, id, obj)
-  if obj and poll_every > 0 and not obj.metadata.deletionTimestamp
-      and resource.is_available(obj) then
+  if obj and not obj.metadata.deletionTimestamp and resource.is_available(obj) then
     local cur = poll.get("Instance", cloud, id, all_servers, LIST_TTL)
     if cur then
       return cur

@@ -1,0 +1,1 @@
+../../../plugins/instance.lua
