@@ -34,7 +34,8 @@
 # The machine's load average is printed with the figures. No pass/fail, but a failure
 # that was not recovered within BENCH_RECOVERY_DEADLINE s (default 600), or an openstack
 # command that failed, stops the bench with exit 1 and says which: no percentile is
-# printed from an incomplete set. About 25 minutes on the 2-core test machine.
+# printed from an incomplete set. About 35 minutes on the 2-core test machine (the full-size
+# run of 2026-12-08: 35, the InstanceSet part 8 of them).
 # Smaller: BENCH_RECOVERY_N, BENCH_RECOVERY_FAILURES (per kind, both sides; polling
 # alone: BENCH_RECOVERY_POLL_FAILURES); N must be at least 3 x the failures per kind.
 # Needs KUBECONFIG (admin, the CRDs applied), OS_CLIENT_CONFIG_FILE (OS_CLOUD, default
