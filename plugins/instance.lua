@@ -193,10 +193,26 @@ local function all_servers(cloud)
 end
 
 
+-- Does the list's cur say something else than the last look (status.resource) did? A
+-- list is shared for LIST_TTL and may be older than that look (which a GET made: a server
+-- seen ACTIVE just now can still be BUILD in it); a GET tells. A real change costs one
+-- GET more.
+local function stale(cur, obj)
+  local seen = obj.status and obj.status.resource
+  if type(seen) ~= "table" then
+    return false
+  end
+  return cur.status ~= seen.status
+    or value(cur["OS-EXT-STS:task_state"]) ~= value(seen["OS-EXT-STS:task_state"])
+    or (type(cur.updated) == "string" and type(seen.updated) == "string"
+        and cur.updated < seen.updated)
+end
+
+
 local function get(cloud, id, obj)
   if obj and not obj.metadata.deletionTimestamp and resource.is_available(obj) then
     local cur = poll.get("Instance", cloud, id, all_servers, LIST_TTL)
-    if cur then
+    if cur and not stale(cur, obj) then
       return cur
     end
   end

@@ -333,10 +333,10 @@ id_is() { avail "$1" "$2" && [ "$(sid "$1" "$2")" = "$3" ] || { echo "status.id 
 
 # new_id KIND NAME OLD: the object is available with a status.id other than OLD.
 new_id() {
-	local id
-	avail "$1" "$2" || return 1
-	id=$(sid "$1" "$2")
-	[ -n "$id" ] && [ "$id" != "$3" ] || { echo "status.id is still $3"; return 1; }
+	# one read: an Available seen in one read and a new ID in the next can be the old
+	# server's Available and the new server's ID (written as it was being built)
+	has "$1" "$NS" "$2" ".status.id != null and .status.id != \"$3\" and
+		any(.status.conditions[]?; .type == \"Available\" and .status == \"True\")"
 }
 
 cr_gone() { k_gone "$1" "$2" -n "$NS"; }

@@ -72,6 +72,14 @@ describe("ks.resource.poll", function()
     assert.same(2, l.calls)
   end)
 
+  it("keeps a list per list function: a list of some does not answer for all", function()
+    local building, all = lister { "a" }, lister { "a", "b" }
+    poll.get("Instance", cloud, "a", building.fn, 1)
+    assert.same({ id = "b", status = "BUILD" }, poll.get("Instance", cloud, "b", all.fn, 1))
+    assert.same(1, building.calls)
+    assert.same(1, all.calls)
+  end)
+
   it("does not answer for a resource written to after the list was asked for", function()
     local l = lister { "a", "b" }
     poll.get("Instance", cloud, "a", l.fn, 1)

@@ -21,7 +21,7 @@ local _M = {}
 -- How long a task waits for another's list before asking for its resource alone.
 _M.WAIT = 10
 
--- Lists by key and project: { at = when asked for, done = when answered, items = { [id] =
+-- Lists by key, project and list function: { at = when asked for, done = when answered, items = { [id] =
 -- resource } }, or { fetching = since } while a task fetches it.
 local lists = {}
 -- When this state last wrote to a resource, by key and ID.
@@ -74,7 +74,9 @@ function _M.get(key, cloud, id, list, ttl)
   if not project then
     return nil
   end
-  local k = key .. "\0" .. project
+  -- one list per list function too: a list of the servers in BUILD (ks.resource.pace) is
+  -- not a list of all of them, and must not answer for one that is not building
+  local k = key .. "\0" .. project .. "\0" .. tostring(list)
   local l = lists[k]
   local deadline = monotonic() + _M.WAIT
   while l and l.fetching and monotonic() < deadline do
