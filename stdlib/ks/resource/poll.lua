@@ -21,8 +21,8 @@ local _M = {}
 -- How long a task waits for another's list before asking for its resource alone.
 _M.WAIT = 10
 
--- Lists by key, project and list function: { at = when asked for, done = when answered, items = { [id] =
--- resource } }, or { fetching = since } while a task fetches it.
+-- Lists by key, project and list function: { at = when asked for, done = when answered,
+-- items = { [id] = resource } }, or { fetching = since } while a task fetches it.
 local lists = {}
 -- When this state last wrote to a resource, by key and ID.
 local writes = {}
